@@ -1,0 +1,35 @@
+"""Keeps secrets out of every text that leaves the agent: logs, metrics, reports, error messages."""
+from __future__ import annotations
+
+import re
+from typing import Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s:]+(:[^/@\s]*)?@")
+MASK = "<redacted>"
+
+
+def redact_url(url: str) -> str:
+    """Drops the userinfo of a URL: https://user:pw@host/ -> https://<redacted>@host/."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _USERINFO.sub(MASK + "@", url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, f"{MASK}@{netloc}", parts.path, parts.query, parts.fragment))
+
+
+class Redactor:
+    """Replaces every configured secret value (longest first) and any URL userinfo in a text."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(v) for v in values)) if values else None
+
+    def __call__(self, text: str) -> str:
+        text = _USERINFO.sub(MASK + "@", text)
+        if self._pattern is not None:
+            text = self._pattern.sub(MASK, text)
+        return text

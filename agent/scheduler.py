@@ -1,0 +1,140 @@
+"""Fixed-rate timelines, one per target, on the monotonic clock.
+
+Tick k of a target is due at `epoch + offset + k * interval`: no drift, no sleep-after-response.
+A tick that finds `max_in_flight` probes of its target still running yields an `inconclusive/skipped`
+result; ticks missed because the loop was late yield `inconclusive/agent_overload` results. Nothing
+is queued up and nothing is dropped silently.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from asyncio_throttle import Throttler
+
+from .clock import Clock
+from .config.model import Target
+from .probes import Probe, ProbeResult, inconclusive
+
+log = logging.getLogger("sla_agent.scheduler")
+
+
+class LagWatch:
+    """Measures event-loop lag (and GC pauses); tells whether a probe's timing overlapped a stall."""
+
+    def __init__(self, clock: Clock, bound: float, interval: float = 0.01,
+                 observe: Callable[[float], None] | None = None) -> None:
+        self.clock = clock
+        self.bound = bound
+        self.interval = interval
+        self.observe = observe
+        self.events: deque[tuple[float, float]] = deque(maxlen=4096)  # (start, end) of stalls > bound
+        self.max_lag = 0.0
+        self.gc_pauses = 0
+        self._expected: float | None = None
+        self._gc_start = 0.0
+
+    def start(self) -> None:
+        self._epoch = self.clock.monotonic()
+        for tl in self.timelines.values():
+            self._start_loop(tl, self._epoch)
+
+    async def stop(self, grace: float) -> int:
+        """Stops ticking, lets in-flight probes finish within `grace` seconds, cancels the rest.
+        Returns how many were cancelled."""
+        self._stopping = True
+        for task in self._loops.values():
+            task.cancel()
+        await asyncio.gather(*self._loops.values(), return_exceptions=True)
+        self._loops.clear()
+        pending = set(self._probes)
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        return len(pending)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    async def _timeline(self, tl: Timeline, epoch: float) -> None:
+        interval = tl.target.interval
+        start = epoch + tl.offset
+        k = 0
+        while True:
+            due = start + k * interval
+            await self.clock.sleep_until(due)
+            now = self.clock.monotonic()
+            missed = int((now - due) / interval) if now - due >= interval else 0
+            if missed:
+                # the loop woke us more than a whole interval late: those ticks are counted, not replayed
+                tl.late += missed
+                for j in range(missed):
+                    self._emit_missed(tl, due + j * interval)
+                k += missed
+                due = start + k * interval
+            tl.ticks += 1
+            if self.keep_due:
+                tl.due.append(due)
+            if tl.in_flight >= tl.target.max_in_flight:
+                tl.skipped += 1
+                self.sink(inconclusive(tl.target.name, tl.target.service, self._wall(due), due, "skipped",
+                                       f"previous probe still running after {interval:g}s"))
+            else:
+                tl.in_flight += 1
+                task = asyncio.create_task(self._probe(tl))
+                self._probes.add(task)
+                task.add_done_callback(self._probes.discard)
+            k += 1
+
+    def _wall(self, mono: float) -> float:
+        return self.clock.time() - (self.clock.monotonic() - mono)
+
+    def _emit_missed(self, tl: Timeline, due: float) -> None:
+        self.sink(inconclusive(tl.target.name, tl.target.service, self._wall(due), due, "agent_overload",
+                               "tick missed: the event loop was late"))
+
+    async def _probe(self, tl: Timeline) -> None:
+        try:
+            before = self.clock.monotonic()
+            await self.throttle.acquire()
+            if self.clock.monotonic() > before:
+                self.throttle_waits += 1
+            try:
+                result = await tl.probe.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a bug in a probe must not stop the timeline
+                log.exception("probe of %s failed inside the agent", tl.target.name)
+                now = self.clock.monotonic()
+                result = inconclusive(tl.target.name, tl.target.service, self.clock.time(), now, "agent_error",
+                                      f"{type(exc).__name__}")
+        finally:
+            tl.in_flight -= 1
+        if (self.lag_watch is not None and result.outcome != "inconclusive"
+                and self.lag_watch.stalled(result.mono_start, result.mono_start + result.duration_s)):
+            result = result.replace_outcome("inconclusive", "agent_overload",
+                                            f"event loop stalled > {self.lag_watch.bound * 1000:g}ms during the probe")
+        self.sink(result)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(tl.in_flight for tl in self.timelines.values())
+
+
+def _offsets(targets: list[Target]) -> dict[str, float]:
+    """Spreads start offsets over each interval so that targets sharing an interval do not fire together."""
+    by_interval: dict[float, list[Target]] = {}
+    for t in targets:
+        by_interval.setdefault(t.interval, []).append(t)
+    out: dict[str, float] = {}
+    for interval, group in by_interval.items():
+        n = len(group)
+        for i, t in enumerate(sorted(group, key=lambda t: t.name)):
+            out[t.name] = math.fmod(interval * i / n, interval)
+    return out

@@ -1,0 +1,62 @@
+"""Small leaf helpers for durations and time zones, shared by config, calendar and report."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$")
+
+
+def parse_duration(text: str) -> float:
+    """'250ms', '1s', '2m', '1h', '400d' -> seconds. Raises ValueError."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a duration; use a number with a unit: 250ms, 1s, 2m, 1h, 7d")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_timezone(name: str) -> dt.tzinfo:
+    """'+01:00', 'UTC+1', 'Z', 'UTC' or an IANA name such as 'Europe/Paris'. Raises ValueError.
+
+    A fixed offset is preferred for the contract ("GMT+1" as written): the IANA spelling of UTC+1 is
+    'Etc/GMT-1', with the sign inverted, which is a trap we avoid by accepting '+01:00'.
+    """
+    text = name.strip()
+    if text in ("Z", "UTC", "GMT"):
+        return dt.timezone.utc
+    m = _OFFSET.match(text)
+    if m:
+        sign = 1 if m.group(1) == "+" else -1
+        hours, minutes = int(m.group(2)), int(m.group(3) or 0)
+        if hours > 14 or minutes >= 60:
+            raise ValueError(f"{name!r} is not a valid UTC offset (from -14:00 to +14:00)")
+        return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
+    try:
+        return zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}: use a fixed offset such as '+01:00' or an IANA name such as 'Europe/Paris'"
+        ) from None
+
+
+def parse_instant(text: str, tz: dt.tzinfo) -> dt.datetime:
+    """ISO 8601; with an offset or 'Z' it is exact, without one it is read in `tz`. Raises ValueError."""
+    s = text.strip()
+    if s.endswith("Z") or s.endswith("z"):
+        s = s[:-1] + "+00:00"
+    value = dt.datetime.fromisoformat(s)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value
