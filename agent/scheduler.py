@@ -39,6 +39,106 @@ class LagWatch:
         self._expected: float | None = None
         self._gc_start = 0.0
 
+    async def run(self) -> None:
+        gc.callbacks.append(self._gc_callback)
+        try:
+            while True:
+                expected = self.clock.monotonic() + self.interval
+                self._expected = expected
+                await self.clock.sleep_until(expected)
+                now = self.clock.monotonic()
+                lag = max(0.0, now - expected)
+                self.max_lag = max(self.max_lag, lag)
+                if self.observe is not None:
+                    self.observe(lag)
+                if lag > self.bound:
+                    self.events.append((expected, now))
+        finally:
+            gc.callbacks.remove(self._gc_callback)
+
+    def _gc_callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_start = self.clock.monotonic()
+        else:
+            end = self.clock.monotonic()
+            if end - self._gc_start > self.bound:
+                self.gc_pauses += 1
+                self.events.append((self._gc_start, end))
+
+    def stalled(self, start: float, end: float) -> bool:
+        """Did a stall longer than the bound overlap [start, end]?"""
+        if self._expected is not None:
+            overdue = self.clock.monotonic() - self._expected
+            if overdue > self.bound and self._expected < end:
+                return True
+        for s, e in reversed(self.events):
+            if e < start:
+                break
+            if s < end:
+                return True
+        return False
+
+
+@dataclass
+class Timeline:
+    target: Target
+    probe: Probe
+    offset: float
+    in_flight: int = 0
+    ticks: int = 0
+    skipped: int = 0
+    late: int = 0
+    due: list[float] = field(default_factory=list)  # recorded only when keep_due (tests)
+
+
+class Scheduler:
+    def __init__(self, clock: Clock, sink: Callable[[ProbeResult], None], *, rate_limit: int = 2000,
+                 lag_watch: LagWatch | None = None, keep_due: bool = False) -> None:
+        self.clock = clock
+        self.sink = sink
+        self.lag_watch = lag_watch
+        self.throttle = Throttler(rate_limit=rate_limit, period=1.0, retry_interval=0.002)
+        self.throttle_waits = 0
+        self.keep_due = keep_due
+        self.timelines: dict[str, Timeline] = {}
+        self._loops: dict[str, asyncio.Task[None]] = {}
+        self._probes: set[asyncio.Task[None]] = set()
+        self._epoch = 0.0
+        self._stopping = False
+
+    def set_targets(self, pairs: list[tuple[Target, Probe]]) -> list[Probe]:
+        """Installs the targets; returns probes no longer used (to close). Unchanged targets keep
+        their timeline, so a reload does not shift or reset their schedule."""
+        old = self.timelines
+        new: dict[str, Timeline] = {}
+        spread = _offsets([t for t, _ in pairs])
+        retired: list[Probe] = []
+        for target, probe in pairs:
+            prev = old.get(target.name)
+            if prev is not None and prev.target == target:
+                new[target.name] = prev
+                retired.append(probe)
+            else:
+                new[target.name] = Timeline(target, probe, spread[target.name])
+                if prev is not None:
+                    retired.append(prev.probe)
+        for name, tl in old.items():
+            if name not in new:
+                retired.append(tl.probe)
+        self.timelines = new
+        if self._loops:  # running: start and stop loops to match
+            for name in list(self._loops):
+                if name not in new or new[name] is not old.get(name):
+                    self._loops.pop(name).cancel()
+            for name, tl in new.items():
+                if name not in self._loops:
+                    self._start_loop(tl, self.clock.monotonic())
+        return retired
+
+    def _start_loop(self, tl: Timeline, epoch: float) -> None:
+        self._loops[tl.target.name] = asyncio.create_task(self._timeline(tl, epoch),
+                                                          name=f"timeline:{tl.target.name}")
+
     def start(self) -> None:
         self._epoch = self.clock.monotonic()
         for tl in self.timelines.values():

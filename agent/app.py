@@ -1,0 +1,421 @@
+"""The composition root: builds everything from a Config, owns the tasks, handles signals."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from prometheus_client import CollectorRegistry
+
+from . import __version__
+from .calendar import Calendar
+from .clock import Clock, SystemClock
+from .config import Config, ConfigError, load_config, split_listen
+from .export.metrics import LiveMetrics, SloCollector
+from .export.server import Endpoints, Server, build_app
+from .ledger import Ledger
+from .probes import DOWN, INCONCLUSIVE, UP, ProbeResult, make_probe
+from .redact import Redactor, redact_url
+from .scheduler import LagWatch, Scheduler
+from .sdnotify import Notifier
+from .slo import S_DOWN, S_MASKED, S_UNKNOWN, S_UP, Snapshot, evaluate, service_states
+from .store import Store, StoreError
+
+log = logging.getLogger("sla_agent.agent")
+EVAL_INTERVAL = 10.0
+CONTROL_FRESH = 3.0  # a control result counts for this many of its intervals
+
+
+@dataclass
+class _TargetState:
+    outcome: str | None = None
+    since: float = 0.0
+    last: ProbeResult | None = None
+
+
+class _MaskCache:
+    """Answers "is this instant masked?" without recomputing the calendar for every result."""
+
+    def __init__(self, cal: Calendar) -> None:
+        self.cal = cal
+        self.lo = self.hi = 0.0
+        self.masked = False
+
+    def __call__(self, t: float) -> bool:
+        if not self.lo <= t < self.hi:
+            ws = self.cal.windows(t - 3600, t + 3600)
+            inside = [w for w in ws if w.start <= t < w.end]
+            if inside:
+                self.masked, self.lo, self.hi = True, max(w.start for w in inside), min(w.end for w in inside)
+            else:
+                before = [w.end for w in ws if w.end <= t]
+                after = [w.start for w in ws if w.start > t]
+                self.masked = False
+                self.lo = max(before, default=t - 3600)
+                self.hi = min(after, default=t + 3600)
+        return self.masked
+
+
+class Agent:
+    def __init__(self, cfg: Config, *, state_dir: str | None = None, clock: Clock | None = None,
+                 listen: str | None = None, config_path: str | None = None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.clock = clock or SystemClock()
+        self.state_dir = state_dir or cfg.agent.state_dir
+        self.listen = listen or cfg.agent.listen
+        self.redact = Redactor(cfg.secrets)
+        self.cal = Calendar(cfg.contract)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.metrics = LiveMetrics(self.registry, cfg.agent.location)
+        self.ledger = Ledger(cfg.contract.thresholds, day_start=lambda t: self.cal.day_start(t))
+        self.store: Store | None = None
+        self.snapshot: Snapshot | None = None
+        self.tickets_summary: dict[str, dict] = {}
+        self.notifier = Notifier()
+        self.lag = LagWatch(self.clock, cfg.agent.loop_lag_bound, observe=self.metrics.loop_lag.observe)
+        self.scheduler = Scheduler(self.clock, self.on_result, rate_limit=cfg.agent.rate_limit, lag_watch=self.lag)
+        self.server: Server | None = None
+        self.states: dict[str, _TargetState] = {}
+        self._mask = _MaskCache(self.cal)
+        self._controls: dict[str, tuple[float, bool]] = {}  # control target -> (started_at, up)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop = asyncio.Event()
+        self._restored = False
+        self._first_results: set[str] = set()
+        self._write_failing = False
+        self.last_flush_error: str | None = None
+        self.report_json: Callable[[str], Any] | None = None
+        self.report_html: Callable[[str], Any] | None = None
+        self._last_compact = 0.0
+        self.listeners: list[Callable[[ProbeResult], None]] = []
+        self._throttle_seen = 0
+        self._declared: list[Any] = []
+
+    # -- the pipeline (hot path) -----------------------------------------------------------------------
+    def on_result(self, r: ProbeResult) -> None:
+        target = r.target
+        if r.service == "_control":
+            if r.outcome != INCONCLUSIVE:
+                self._controls[target] = (r.started_at, r.outcome == UP)
+        elif r.outcome == DOWN and self._controls and self._controls_failing(r.started_at):
+            r = r.replace_outcome(INCONCLUSIVE, "agent_network",
+                                  f"control checks failing at the same time ({r.error_kind}: {r.error})")
+        masked = self._mask(r.started_at)
+        self.ledger.add(r, masked)
+        self.metrics.observe(r, masked)
+        for listener in self.listeners:
+            listener(r)
+        if r.outcome != INCONCLUSIVE:
+            self._first_results.add(target)
+        st = self.states.get(target)
+        if st is None:
+            st = self.states[target] = _TargetState()
+        st.last = r
+        if r.outcome != INCONCLUSIVE and r.outcome != st.outcome:
+            if r.outcome == DOWN:
+                log.warning("%s/%s is DOWN: %s: %s%s", r.service, target, r.error_kind, r.error,
+                            " (inside a maintenance window)" if masked else "")
+            elif st.outcome is not None:
+                log.info("%s/%s is UP again after %.0fs down", r.service, target, r.started_at - st.since)
+            st.outcome, st.since = r.outcome, r.started_at
+
+    def _controls_failing(self, t: float) -> bool:
+        fresh = []
+        by_name = {c.name: c for c in self.cfg.controls}
+        for name, (at, up) in self._controls.items():
+            c = by_name.get(name)
+            if c is not None and abs(t - at) <= max(CONTROL_FRESH * c.interval, c.timeout + c.interval):
+                fresh.append(up)
+        return bool(fresh) and not any(fresh)
+
+    # -- life -------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            self.store = await asyncio.to_thread(Store, self.state_dir, thresholds=self.cfg.contract.thresholds)
+        except StoreError:
+            raise
+        self.metrics.integrity_failures.set(len(self.store.moved_aside))
+        now = self.clock.time()
+        self.ledger.anchor(now)
+        for t in self.cfg.all_targets:
+            self.ledger.ensure(t.name, t.service)
+        since = now - (self.ledger.capacity - 1440) * 60
+        t0 = time.perf_counter()
+        rows = await asyncio.to_thread(self.store.restore, self.ledger, since)
+        self.ledger.compact(now)
+        self._reload_windows()
+        log.info("state restored from %s: %d hour rows in %.0f ms", self.store.path, rows,
+                 (time.perf_counter() - t0) * 1000)
+        self._restored = True
+        registry_collector = SloCollector(lambda: self.snapshot, lambda: self._mask(self.clock.time()),
+                                          lambda: self.tickets_summary, self.cfg.agent.location)
+        self.registry.register(registry_collector)
+        self._install_targets(self.cfg)
+        host, port = split_listen(self.listen)
+        self.server = Server(build_app(Endpoints(
+            registry=self.registry, ready=self.ready, status=self.status,
+            report_json=self._report_json, report_html=self._report_html, auth=self._auth())),
+            host, port, self._tls())
+        await self.server.start()
+        self.scheduler.start()
+        self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
+            ("lag-watch", self.lag.run()), ("flush", self._flush_loop()), ("evaluate", self._eval_loop()),
+            ("slices", self._slice_loop()), ("watchdog", self._watchdog_loop()))]
+        # steady state: what start-up allocated is frozen out of the GC's sight (fewer, shorter pauses)
+        gc.collect()
+        gc.freeze()
+        log.info("sla-agent %s probing %d targets (%d controls); metrics at %s/metrics; state in %s",
+                 __version__, len(self.cfg.targets), len(self.cfg.controls), self.server.url, self.state_dir)
+        self.notifier.ready(f"probing {len(self.cfg.targets)} targets")
+
+    def _auth(self) -> Any:
+        if not self.cfg.agent.web_config_file:
+            return None
+        from .export.webconfig import load_web_config
+
+        return load_web_config(self.cfg.agent.web_config_file).check
+
+    def _tls(self) -> Any:
+        if not self.cfg.agent.web_config_file:
+            return None
+        from .export.webconfig import load_web_config
+
+        return load_web_config(self.cfg.agent.web_config_file).ssl_context()
+
+    def _install_targets(self, cfg: Config) -> None:
+        pairs = [(t, make_probe(t, clock=self.clock, per_host_concurrency=cfg.agent.per_host_concurrency,
+                                redactor=self.redact)) for t in cfg.all_targets]
+        retired = self.scheduler.set_targets(pairs)
+        for p in retired:
+            asyncio.get_running_loop().create_task(p.close())
+        for t in cfg.all_targets:
+            self.metrics.bind(t.service, t.name)
+
+    async def stop(self) -> None:
+        self.notifier.stopping()
+        log.info("stopping: finishing in-flight probes (at most %gs)", self.cfg.agent.shutdown_grace)
+        cancelled = await self.scheduler.stop(self.cfg.agent.shutdown_grace)
+        if cancelled:
+            log.warning("%d probes cancelled at shutdown (not recorded)", cancelled)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.flush()
+        for tl in self.scheduler.timelines.values():
+            await tl.probe.close()
+        if self.server is not None:
+            await self.server.stop()
+        if self.store is not None:
+            self.store.close()
+        log.info("stopped; ledger flushed to %s", self.store.path if self.store else "-")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run_until_stopped(self) -> None:
+        await self._stop.wait()
+
+    def reload(self) -> bool:
+        """SIGHUP: a bad new config is logged with its errors and the old one keeps running."""
+        if not self.config_path:
+            return False
+        self.notifier.reloading()
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused, the running configuration is kept:\n%s", exc)
+            self.metrics.reloads.labels("error").inc()
+            self.notifier.ready("reload refused")
+            return False
+        if new.contract.thresholds != self.cfg.contract.thresholds:
+            log.error("reload refused: latency thresholds cannot change under an existing ledger")
+            self.metrics.reloads.labels("error").inc()
+            self.notifier.ready("reload refused")
+            return False
+        old_names = {t.name: t.service for t in self.cfg.all_targets}
+        self.cfg = new
+        self.redact = Redactor(new.secrets)
+        from .logs import set_redactor
+
+        set_redactor(self.redact)
+        self.cal = Calendar(new.contract)
+        self._mask = _MaskCache(self.cal)
+        self._declared = []
+        self._reload_windows()
+        for t in new.all_targets:
+            self.ledger.ensure(t.name, t.service)
+        self._install_targets(new)
+        for name, service in old_names.items():
+            if name not in {t.name for t in new.all_targets}:
+                self.metrics.forget(service, name)
+        self.metrics.reloads.labels("ok").inc()
+        log.info("configuration reloaded: %d targets", len(new.targets))
+        self.notifier.ready(f"probing {len(new.targets)} targets")
+        return True
+
+    def _reload_windows(self) -> None:
+        """Declared windows (sla-agent maintenance add) live in the store; picked up at each evaluation."""
+        if self.store is None:
+            return
+        declared = [w for _, w in self.store.windows()]
+        if declared != self._declared:
+            self._declared = declared
+            self.cal = self.cal.with_windows(declared)
+            self._mask = _MaskCache(self.cal)
+
+    # -- background loops ---------------------------------------------------------------------------------
+    async def flush(self) -> bool:
+        if self.store is None:
+            return False
+        now = self.clock.time()
+        compactions = []
+        if now - self._last_compact >= 600:
+            compactions = self.ledger.compact(now)
+            self._last_compact = now
+        hours, digests = self.ledger.take_dirty()
+        services = {name: s.service for name, s in self.ledger.series.items()}
+        try:
+            await asyncio.to_thread(self.store.write, hours, digests, services, compactions)
+        except Exception as exc:  # noqa: BLE001 - disk full, I/O error: keep probing, retry next time
+            for t, h, _, _ in hours:
+                self.ledger.dirty_hours.add((t, h))
+            for t, s, span, _ in digests:
+                self.ledger.dirty_digests.add((t, s, span))
+            self.metrics.write_errors.inc()
+            if not self._write_failing:
+                log.error("cannot write the ledger to %s: %s; probing goes on, writes are retried",
+                          self.store.path, exc)
+            self._write_failing = True
+            self.last_flush_error = str(exc)
+            return False
+        if self._write_failing:
+            log.info("ledger writes resumed")
+        self._write_failing = False
+        self.last_flush_error = None
+        self.metrics.flushes.inc()
+        self.metrics.last_flush.set(now)
+        return True
+
+    async def _flush_loop(self) -> None:
+        interval = self.cfg.agent.flush_interval
+        next_at = self.clock.monotonic() + interval
+        last_prune = 0.0
+        while True:
+            await self.clock.sleep_until(next_at)
+            next_at += interval
+            await self.flush()
+            now = self.clock.time()
+            if now - last_prune > 86400 and self.store is not None:
+                last_prune = now
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.store.prune, now - self.cfg.agent.retention_days * 86400)
+            self.metrics.in_flight.set(self.scheduler.in_flight)
+            waits = self.scheduler.throttle_waits
+            self.metrics.throttle_waits.inc(waits - self._throttle_seen)
+            self._throttle_seen = waits
+
+    async def evaluate_now(self) -> Snapshot:
+        snap = await asyncio.to_thread(evaluate, self.ledger, self.cfg, self.cal, self.clock.time())
+        self.snapshot = snap
+        return snap
+
+    async def _eval_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self._reload_windows)
+                await self.evaluate_now()
+                if self.store is not None:
+                    from .report.tickets import live_summary
+
+                    self.tickets_summary = await asyncio.to_thread(live_summary, self.store, self.cfg, self.cal,
+                                                                   self.clock.time())
+            except Exception:  # noqa: BLE001 - never let a figure kill the daemon
+                log.exception("evaluation failed")
+            await self.clock.sleep_until(self.clock.monotonic() + EVAL_INTERVAL)
+
+    async def _slice_loop(self) -> None:
+        """Counts each closed minute slice per service (sla_slices_total), for the recording rules."""
+        grace = max((t.timeout for t in self.cfg.targets), default=5.0) + 1.0
+        minute = int((self.clock.time() - grace) // 60)
+        while True:
+            wait = (minute + 1) * 60 + grace - self.clock.time()
+            await self.clock.sleep_until(self.clock.monotonic() + max(wait, 0.0))
+            while (minute + 1) * 60 + grace <= self.clock.time():
+                for service in self.cfg.services:
+                    names = [t.name for t in self.cfg.targets_of(service)]
+                    st = service_states(self.ledger, names, self.cfg.contract.policy(service).combine, self.cal,
+                                        minute, minute + 1, self.cfg.contract.slice_down_ratio)
+                    state = {S_UP: "up", S_DOWN: "down", S_UNKNOWN: "unknown", S_MASKED: "masked"}[int(st[0])]
+                    self.metrics.slices.labels(service, state, *self.metrics.extra_values).inc()
+                minute += 1
+
+    async def _watchdog_loop(self) -> None:
+        interval = self.notifier.watchdog_interval
+        if interval is None:
+            return
+        while True:
+            self.notifier.watchdog()
+            await self.clock.sleep_until(self.clock.monotonic() + interval)
+
+    # -- views ----------------------------------------------------------------------------------------------
+    def ready(self) -> tuple[bool, str]:
+        if not self._restored:
+            return False, "state not restored yet"
+        missing = [t.name for t in self.cfg.all_targets if t.name not in self._first_results]
+        if missing and len(missing) == len(self.cfg.all_targets):
+            return False, "no probe has completed yet"
+        self.metrics.ready.set(1)
+        return True, ""
+
+    def status(self) -> dict:
+        from .export.status import status_document
+
+        return status_document(self)
+
+    async def _report_json(self, month: str) -> dict:
+        await self.flush()
+        from .report import build_report
+
+        return await asyncio.to_thread(build_report, self.cfg, self.state_dir, month, self.clock.time())
+
+    async def _report_html(self, month: str) -> str:
+        from .report.render import render
+
+        return render(await self._report_json(month), "html")
+
+
+async def run_agent(cfg: Config, *, state_dir: str | None = None, config_path: str | None = None,
+                    duration: float | None = None, on_started: Callable[[Agent], Any] | None = None) -> int:
+    agent = Agent(cfg, state_dir=state_dir, config_path=config_path)
+    loop = asyncio.get_running_loop()
+    try:
+        await agent.start()
+    except (StoreError, OSError) as exc:
+        log.error("cannot start: %s", redact_url(str(exc)))
+        return 1
+    loop.add_signal_handler(signal.SIGTERM, agent.request_stop)
+    loop.add_signal_handler(signal.SIGINT, agent.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, agent.reload)
+    extra: list[asyncio.Task[Any]] = []
+    if on_started is not None:
+        extra.append(asyncio.create_task(on_started(agent)))
+    try:
+        if duration is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(agent.run_until_stopped(), duration)
+        else:
+            await agent.run_until_stopped()
+    finally:
+        for t in extra:
+            t.cancel()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await agent.stop()
+    return 0
