@@ -5,6 +5,7 @@ All errors of a file are collected and reported at once, as `FILE:LINE: field.pa
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import ipaddress
 import math
 import os
@@ -88,7 +89,9 @@ class _Reader:
             elif key in out:
                 self.error(knode, kpath, "duplicate key")
             elif key not in allowed:
-                self.error(knode, kpath, f"unknown key; valid keys here: {', '.join(sorted(allowed))}")
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean `{close[0]}`? " if close else ""
+                self.error(knode, kpath, f"unknown key; {hint}valid keys here: {', '.join(sorted(allowed))}")
             else:
                 out[key] = vnode
         return out
@@ -766,22 +769,25 @@ def _target(r: _Reader, node: yaml.Node, path: str, contract: Contract, *, contr
                     else:
                         labels.append((name, value))
         kw["labels"] = tuple(sorted(labels))
-    if not ok or "name" not in kw or "url" not in kw or "service" not in kw:
-        return None
-    t = Target(**kw)
-    # cross-field rules
-    if t.service in contract.latency_services and t.timeout <= max(contract.thresholds):
+    # cross-field rules (checked even when another field is wrong, so that all errors show at once)
+    timeout = kw.get("timeout", Target.timeout)
+    interval = kw.get("interval", Target.interval)
+    in_flight = kw.get("max_in_flight", Target.max_in_flight)
+    if kw.get("service") in contract.latency_services and timeout <= max(contract.thresholds):
         r.error(m.get("timeout", node), f"{path}.timeout",
                 f"must be greater than the {max(contract.thresholds):g}s latency threshold "
                 f"(a timeout counts as a request slower than every threshold)")
+        ok = False
+    elif ("interval" in kw or "timeout" in kw) and all(k in kw for k in ("interval", "timeout", "max_in_flight") if k in m):
+        if interval * in_flight < timeout:
+            r.error(m.get("interval", node), f"{path}.interval",
+                    f"{interval:g}s is shorter than the timeout {timeout:g}s: a probe could still be running "
+                    f"at the next tick; raise interval, lower timeout, or set max_in_flight >= "
+                    f"{math.ceil(timeout / interval)}")
+            ok = False
+    if not ok or "name" not in kw or "url" not in kw or "service" not in kw:
         return None
-    if t.interval * t.max_in_flight < t.timeout:
-        r.error(m.get("interval", node), f"{path}.interval",
-                f"{t.interval:g}s is shorter than the timeout {t.timeout:g}s: a probe could still be running "
-                f"at the next tick; raise interval, lower timeout, or set max_in_flight >= "
-                f"{math.ceil(t.timeout / t.interval)}")
-        return None
-    return t
+    return Target(**kw)
 
 
 def _check_url(url: str) -> str | None:

@@ -12,7 +12,7 @@ import errno
 import json
 import socket
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -36,12 +36,13 @@ class _Recorder:
     tls: float = 0.0
     dns_start: float = 0.0
     conn_start: float = 0.0
-    tls_start: float | None = None  # set while a handshake is under way
+    tls_start: float = 0.0
     dns_open: bool = False
+    peer_cert: bytes | None = None
+    handshake_stalled: bool = False
     tcp_started: bool = False
     connected: bool = False
     headers_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 async def _on_dns_start(session: Any, ctx: SimpleNamespace, params: Any) -> None:
@@ -112,7 +113,11 @@ class _TracedConnector(aiohttp.TCPConnector):
             raise client_error(req.connection_key, exc) from exc
         rec.tls_start = loop.time()
         try:
-            return await loop.create_connection(*args, **kwargs, sock=sock)
+            transport, proto = await loop.create_connection(*args, **kwargs, sock=sock)
+            sslobj = transport.get_extra_info("ssl_object")
+            if sslobj is not None:
+                rec.peer_cert = sslobj.getpeercert(binary_form=True)
+            return transport, proto
         except cert_errors as exc:
             sock.close()
             raise aiohttp.ClientConnectorCertificateError(req.connection_key, exc) from exc
@@ -122,12 +127,12 @@ class _TracedConnector(aiohttp.TCPConnector):
         except OSError as exc:
             sock.close()
             raise client_error(req.connection_key, exc) from exc
-        except BaseException:
+        except BaseException:  # cancelled by the probe's timeout: the handshake stalled
             sock.close()
+            rec.handshake_stalled = True
             raise
         finally:
             rec.tls += loop.time() - rec.tls_start
-            rec.tls_start = None
 
 
 def _ssl_context(target: Target) -> ssl.SSLContext | bool:
@@ -275,10 +280,6 @@ class HttpProbe:
                 ) as resp:
                     rec.headers_at = loop.time()
                     status = resp.status
-                    if self._ssl and resp.connection is not None and resp.connection.transport is not None:
-                        sslobj = resp.connection.transport.get_extra_info("ssl_object")
-                        if sslobj is not None:
-                            not_after = _cert_not_after(sslobj.getpeercert(binary_form=True))
                     body, too_large = await _read_limited(resp, t.max_body_bytes)
                     end = loop.time()
                     if too_large:
@@ -291,9 +292,8 @@ class HttpProbe:
                             kind, error = "assertion", "; ".join(failed)
         except TimeoutError:
             end = loop.time()
-            if rec.tls_start is not None:
+            if rec.handshake_stalled:
                 kind, error = "tls", f"TLS handshake not finished within {t.timeout:g}s"
-                rec.tls += end - rec.tls_start
             elif not rec.connected:
                 kind, error = "connect_timeout", f"no connection within {t.timeout:g}s"
             else:
@@ -305,6 +305,8 @@ class HttpProbe:
             kind, error = _classify(exc)
         finally:
             _CURRENT.reset(token)
+        if rec.peer_cert is not None:
+            not_after = _cert_not_after(rec.peer_cert)
         total = max(0.0, end - t0)
         if kind == "timeout":
             total = max(total, t.timeout)

@@ -1,0 +1,88 @@
+"""The strict config loader: every invalid file in tests/data/config gives exactly its expected errors."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.config import ConfigError, load_config, parse_config
+
+from .conftest import ROOT
+
+BAD = sorted((ROOT / "tests" / "data" / "config").glob("bad-*.yaml"))
+
+
+def test_enough_invalid_cases():
+    assert len(BAD) >= 20
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_invalid_config_gives_exact_errors(path: Path):
+    expected = [line.split("# expect: ", 1)[1] for line in path.read_text().splitlines() if line.startswith("# expect: ")]
+    assert expected, f"{path.name} has no '# expect:' lines"
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    got = [f"{i.line}: {i.path}: {i.message}" if i.path else f"{i.line}: {i.message}" for i in err.value.issues]
+    assert got == expected
+    for issue in err.value.issues:  # FILE:LINE: path: message
+        assert re.match(rf"^{re.escape(str(path))}:\d+: ", str(issue))
+
+
+@pytest.mark.parametrize("name", ["crm360.yaml", "demo.yaml"])
+def test_shipped_configs_are_valid_and_packaged(name: str, capsys):
+    assert main(["check-config", str(ROOT / "config" / name)]) == 0
+    assert "OK" in capsys.readouterr().out
+    packaged = ROOT / "agent" / "data" / name
+    assert packaged.read_text() == (ROOT / "config" / name).read_text(), "agent/data must mirror config/"
+
+
+def test_check_config_exit_2_and_errors_on_stderr(capsys):
+    path = ROOT / "tests" / "data" / "config" / "bad-many-errors-at-once.yaml"
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:4: targets[0].url:" in err
+    assert "4 errors" in err
+
+
+def test_check_config_as_a_process():
+    proc = subprocess.run([sys.executable, "-m", "agent", "check-config", str(ROOT / "config" / "crm360.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_defaults_are_the_contracts():
+    cfg = parse_config('targets: [{name: a, service: api, url: "http://127.0.0.1:1/", timeout: 2s, interval: 2s}]')
+    c = cfg.contract
+    assert c.timezone == "+01:00"
+    assert [(w.day, w.start.hour, w.end.hour) for w in c.weekly] == [(3, 6, 8)]
+    assert c.availability_objective == 0.99
+    assert [(o.below, o.ratio) for o in c.latency_objectives] == [(0.5, 0.98), (1.0, 0.99)]
+    assert dict(c.ticket_deadlines) == {"P1": 8 * 3600, "P2": 24 * 3600, "P3": 40 * 3600}
+    assert cfg.agent.listen == "127.0.0.1:9810"
+
+
+def test_secrets_from_env_and_files_are_collected(tmp_path):
+    (tmp_path / "token").write_text("file-secret-value\n")
+    cfg = parse_config(
+        'targets:\n'
+        '  - name: a\n    service: web\n    url: "https://user:urlpass99@127.0.0.1/"\n'
+        '    headers: {Authorization: "Bearer ${TOKEN}"}\n'
+        '    header_files: {X-Api-Key: token}\n',
+        environ={"TOKEN": "env-secret-value"}, base_dir=tmp_path)
+    assert {"env-secret-value", "file-secret-value", "urlpass99"} <= cfg.secrets
+    assert ("X-Api-Key", "file-secret-value") in cfg.targets[0].headers
+
+
+def test_max_in_flight_allows_interval_below_timeout():
+    cfg = parse_config('targets: [{name: a, service: api, url: "http://127.0.0.1:1/", interval: 1s, timeout: 5s, '
+                       'max_in_flight: 5}]')
+    assert cfg.targets[0].interval == 1.0 and cfg.targets[0].timeout == 5.0
+
+
+def test_iana_and_offset_timezones():
+    for tz in ("+01:00", "Europe/Paris", "UTC", "-05:30"):
+        parse_config(f'contract: {{timezone: "{tz}"}}\ntargets: [{{name: a, service: web, url: "http://127.0.0.1:1/"}}]')

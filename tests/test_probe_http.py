@@ -1,0 +1,271 @@
+"""The real aiohttp probe against real local servers: every outcome and error kind, phases, limits."""
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from aiohttp import web
+
+from agent.clock import SystemClock
+from agent.config.model import JsonAssertion, Target, TLSOptions
+from agent.probes import ERROR_KINDS, make_probe
+from agent.probes.http import json_lookup
+
+from .servers import closed_port, full_backlog, http_server, make_certs, raw_server
+
+
+def target(url: str, **kw) -> Target:
+    kw.setdefault("timeout", 2.0)
+    kw.setdefault("interval", 2.0)
+    return Target(name="t", service=kw.pop("service", "web"), url=url, **kw)
+
+
+async def probe(t: Target):
+    p = make_probe(t, clock=SystemClock())
+    try:
+        return await p.run()
+    finally:
+        await p.close()
+
+
+def app_with(**routes) -> web.Application:
+    app = web.Application()
+    for path, handler in routes.items():
+        app.router.add_route("*", "/" + path.replace("_", "/") if path != "root" else "/", handler)
+    return app
+
+
+def assert_phases_sum(r) -> None:
+    assert r.phases is not None
+    assert all(p >= 0 for p in r.phases)
+    assert abs(sum(r.phases) - r.duration_s) < 0.001, (r.phases, r.duration_s)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+async def ok(request):
+    await asyncio.sleep(0.02)
+    return web.json_response({"status": "ok", "data": {"items": [{"v": 1}]}})
+
+
+async def test_up_with_phases_and_latency_population():
+    async with http_server(app_with(root=ok)) as base:
+        r = await probe(target(base + "/"))
+    assert r.outcome == "up" and r.error_kind == "" and r.status == 200
+    assert r.latency_counted
+    assert r.duration_s >= 0.02
+    assert_phases_sum(r)
+    dns, connect, tls, ttfb, transfer = r.phases
+    assert dns == 0.0 and tls == 0.0  # IP literal, plain HTTP
+    assert connect > 0 and ttfb >= 0.02
+
+
+async def test_dns_phase_measured_for_host_names():
+    async with http_server(app_with(root=ok)) as base:
+        r = await probe(target(base.replace("127.0.0.1", "localhost") + "/", ip_family="ipv4"))
+    assert r.outcome == "up"
+    assert r.phases[0] > 0
+    assert_phases_sum(r)
+
+
+async def test_http_status_not_expected():
+    async def err(request):
+        return web.Response(status=503)
+    async with http_server(app_with(root=err)) as base:
+        r = await probe(target(base + "/"))
+        r2 = await probe(target(base + "/", expect_status=(503,)))
+    assert (r.outcome, r.error_kind, r.status) == ("down", "http_status", 503)
+    assert r.latency_counted  # answered: it is in the latency population
+    assert r2.outcome == "up"
+
+
+async def test_body_regex_and_json_assertions():
+    async with http_server(app_with(root=ok)) as base:
+        good = await probe(target(base + "/", body_regex=(re.compile('"status": "ok"'),),
+                                  json=(JsonAssertion("data.items[0].v", 1),)))
+        bad = await probe(target(base + "/", body_regex=(re.compile("nope"),), body_not_regex=(re.compile("ok"),),
+                                 json=(JsonAssertion("status", "down"), JsonAssertion("data.missing", 1))))
+    assert good.outcome == "up"
+    assert (bad.outcome, bad.error_kind) == ("down", "assertion")
+    assert bad.failed_assertions == ("body does not match /nope/", "body matches /ok/",
+                                     "json status is 'ok', expected 'down'", "json data.missing is absent")
+
+
+def test_json_lookup():
+    doc = {"a": {"b": [{"c": 3}]}}
+    assert json_lookup(doc, "a.b[0].c") == 3
+    with pytest.raises(LookupError):
+        json_lookup(doc, "a.b[1].c")
+
+
+async def test_connect_refused():
+    r = await probe(target(f"http://127.0.0.1:{closed_port()}/"))
+    assert (r.outcome, r.error_kind) == ("down", "connect_refused")
+    assert not r.latency_counted
+    assert_phases_sum(r)
+
+
+async def test_dns_does_not_resolve():
+    r = await probe(target("http://no-such-host.invalid/"))
+    assert (r.outcome, r.error_kind) == ("down", "dns")
+    assert not r.latency_counted
+
+
+async def test_connect_timeout_when_syn_gets_no_answer():
+    with full_backlog() as port:
+        r = await probe(target(f"http://127.0.0.1:{port}/", timeout=0.5))
+    assert (r.outcome, r.error_kind) == ("down", "connect_timeout")
+    assert not r.latency_counted
+    assert 0.5 <= r.duration_s < 1.0
+
+
+async def test_server_accepts_and_never_answers_is_a_timeout_counted_as_slow():
+    async def silent(reader, writer):
+        await asyncio.sleep(3600)
+    async with raw_server(silent) as port:
+        r = await probe(target(f"http://127.0.0.1:{port}/", timeout=1.2, service="api"))
+    assert (r.outcome, r.error_kind) == ("down", "timeout")
+    assert r.latency_counted  # sent, timed out: slower than every threshold
+    assert 1.2 <= r.duration_s < 1.5
+    assert_phases_sum(r)
+
+
+async def test_reset_mid_body():
+    async def cut(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
+        await writer.drain()
+        writer.transport.abort()  # RST
+    async with raw_server(cut) as port:
+        r = await probe(target(f"http://127.0.0.1:{port}/"))
+    assert (r.outcome, r.error_kind, r.status) == ("down", "reset", 200)
+
+
+async def test_garbage_instead_of_http():
+    async def garbage(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\nthis is not http\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+    async with raw_server(garbage) as port:
+        r = await probe(target(f"http://127.0.0.1:{port}/"))
+    assert (r.outcome, r.error_kind) == ("down", "protocol")
+
+
+async def test_redirects_followed_or_not_and_loops():
+    async def go(request):
+        raise web.HTTPFound("/final")
+    async def final(request):
+        return web.Response(text="here")
+    async def loop_(request):
+        raise web.HTTPFound("/loop")
+    app = web.Application()
+    app.router.add_get("/start", go)
+    app.router.add_get("/final", final)
+    app.router.add_get("/loop", loop_)
+    async with http_server(app) as base:
+        followed = await probe(target(base + "/start"))
+        not_followed = await probe(target(base + "/start", redirects="none"))
+        not_followed_ok = await probe(target(base + "/start", redirects="none", expect_status=(302,)))
+        looping = await probe(target(base + "/loop", max_redirects=5))
+    assert (followed.outcome, followed.status) == ("up", 200)
+    assert (not_followed.outcome, not_followed.error_kind, not_followed.status) == ("down", "http_status", 302)
+    assert not_followed_ok.outcome == "up"
+    assert (looping.outcome, looping.error_kind) == ("down", "too_many_redirects")
+
+
+async def test_50mb_body_read_stops_at_the_limit():
+    sent = {"bytes": 0}
+
+    async def huge(request):
+        resp = web.StreamResponse(headers={"Content-Length": str(50 * 1024 * 1024)})
+        await resp.prepare(request)
+        chunk = b"x" * 65536
+        try:
+            for _ in range(50 * 16):
+                await resp.write(chunk)
+                sent["bytes"] += len(chunk)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        return resp
+    async with http_server(app_with(root=huge)) as base:
+        r = await probe(target(base + "/", max_body_bytes=1024 * 1024))
+    assert (r.outcome, r.error_kind) == ("down", "body_too_large")
+    assert sent["bytes"] < 50 * 1024 * 1024  # the transfer was cut, not read to the end
+
+
+async def test_tls_valid_certificate_phases_and_expiry(certs):
+    async with http_server(app_with(root=ok), ssl_context=certs.server_context("good")) as base:
+        r = await probe(target(base + "/", tls=TLSOptions(ca_file=str(certs.ca))))
+    assert r.outcome == "up", r.error
+    assert r.phases[2] > 0  # tls handshake measured on its own
+    assert_phases_sum(r)
+    assert r.tls_not_after is not None and r.tls_not_after > 0
+
+
+@pytest.mark.parametrize("which", ["self_signed", "expired", "wrong_host"])
+async def test_tls_bad_certificates(certs, which):
+    ctx = certs.server_context(which)
+    async with http_server(app_with(root=ok), ssl_context=ctx) as base:
+        url = base + "/"
+        if which == "wrong_host":
+            url = url.replace("127.0.0.1", "localhost")
+        r = await probe(target(url, tls=TLSOptions(ca_file=str(certs.ca)), ip_family="ipv4"))
+        insecure = await probe(target(url, tls=TLSOptions(verify=False), ip_family="ipv4"))
+    assert (r.outcome, r.error_kind) == ("down", "tls"), r.error
+    assert insecure.outcome == "up"
+    assert insecure.tls_not_after is not None  # expiry read even without verification
+
+
+async def test_tls_handshake_that_stalls():
+    async def stall(reader, writer):
+        await asyncio.sleep(3600)  # accepts TCP, never answers the ClientHello
+    async with raw_server(stall) as port:
+        r = await probe(target(f"https://127.0.0.1:{port}/", timeout=0.5))
+    assert (r.outcome, r.error_kind) == ("down", "tls")
+    assert "handshake" in r.error
+    assert r.phases[2] >= 0.4
+
+
+async def test_ipv6_only_target():
+    async with http_server(app_with(root=ok), host="::1") as base:
+        r = await probe(target(base + "/"))
+        r4 = await probe(target(base.replace("[::1]", "localhost") + "/", ip_family="ipv4"))
+    assert r.outcome == "up"
+    assert r4.outcome == "down" and r4.error_kind in ("connect_refused", "dns")
+
+
+async def test_keepalive_reuses_the_connection():
+    async with http_server(app_with(root=ok)) as base:
+        p = make_probe(target(base + "/", keepalive=True), clock=SystemClock())
+        try:
+            first = await p.run()
+            second = await p.run()
+        finally:
+            await p.close()
+    assert first.outcome == second.outcome == "up"
+    assert first.phases[1] > 0 and second.phases[1] == 0.0  # no connect on a reused connection
+
+
+async def test_secrets_do_not_leak_into_errors():
+    from agent.redact import Redactor
+    t = target(f"http://user:hunter2secret@127.0.0.1:{closed_port()}/")
+    p = make_probe(t, clock=SystemClock(), redactor=Redactor({"hunter2secret"}))
+    try:
+        r = await p.run()
+    finally:
+        await p.close()
+    assert "hunter2secret" not in r.error
+
+
+def test_every_error_kind_maps_to_an_outcome():
+    assert set(ERROR_KINDS.values()) <= {"down", "inconclusive"}
+    for kind in ("dns", "connect_refused", "connect_timeout", "tls", "timeout", "reset", "http_status",
+                 "assertion", "body_too_large", "too_many_redirects", "protocol"):
+        assert ERROR_KINDS[kind] == "down"
+    for kind in ("skipped", "agent_overload", "agent_network", "agent_error"):
+        assert ERROR_KINDS[kind] == "inconclusive"
