@@ -21,13 +21,10 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """Monotonic time is the event loop's clock, so aiohttp trace stamps and ours agree."""
+    """time.monotonic(), not loop.time(): uvloop's loop clock only has millisecond resolution."""
 
     def monotonic(self) -> float:
-        try:
-            return asyncio.get_running_loop().time()
-        except RuntimeError:
-            return time.monotonic()
+        return time.monotonic()
 
     def time(self) -> float:
         return time.time()

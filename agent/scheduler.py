@@ -25,9 +25,12 @@ log = logging.getLogger("sla_agent.scheduler")
 
 
 class LagWatch:
-    """Measures event-loop lag (and GC pauses); tells whether a probe's timing overlapped a stall."""
+    """Measures event-loop lag (and GC pauses); tells whether a probe's timing overlapped a stall.
 
-    def __init__(self, clock: Clock, bound: float, interval: float = 0.01,
+    Its own timer runs at 40 Hz (at 100 Hz it cost 3 % of a core on an idle agent); every scheduler tick
+    also reports how late it woke (note()), so at high probe rates stalls are seen far more often."""
+
+    def __init__(self, clock: Clock, bound: float, interval: float = 0.025,
                  observe: Callable[[float], None] | None = None) -> None:
         self.clock = clock
         self.bound = bound
@@ -55,6 +58,10 @@ class LagWatch:
                     self.events.append((expected, now))
         finally:
             gc.callbacks.remove(self._gc_callback)
+
+    def note(self, due: float, now: float) -> None:
+        if now - due > self.bound:
+            self.events.append((due, now))
 
     def _gc_callback(self, phase: str, info: dict) -> None:
         if phase == "start":
@@ -170,6 +177,8 @@ class Scheduler:
             due = start + k * interval
             await self.clock.sleep_until(due)
             now = self.clock.monotonic()
+            if self.lag_watch is not None:
+                self.lag_watch.note(due, now)
             missed = int((now - due) / interval) if now - due >= interval else 0
             if missed:
                 # the loop woke us more than a whole interval late: those ticks are counted, not replayed

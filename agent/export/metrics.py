@@ -63,7 +63,7 @@ class LiveMetrics:
                             registry=registry)
         self.slices = Counter("sla_slices", "Closed one-minute slices per service, by state.",
                               ("service", "state") + extra, registry=registry)
-        self.loop_lag = Histogram("sla_agent_loop_lag_seconds", "Event-loop lag measured every 10 ms.",
+        self.loop_lag = Histogram("sla_agent_loop_lag_seconds", "Event-loop lag measured every 25 ms.",
                                   buckets=LAG_BUCKETS, registry=registry)
         self.in_flight = Gauge("sla_agent_probes_in_flight", "Probes running now.", registry=registry)
         self.throttle_waits = Counter("sla_agent_throttle_waits", "Probes delayed by the global rate limit.",

@@ -145,9 +145,14 @@ class Ledger:
 
     # -- reading ------------------------------------------------------------------------------------
     def matrix(self, target: str, m0: int, m1: int) -> np.ndarray:
-        """Counts for epoch minutes [m0, m1) (zeros where nothing is known)."""
-        out = np.zeros((max(0, m1 - m0), self.nf), dtype=np.int64)
+        """Counts for epoch minutes [m0, m1) (zeros where nothing is known). A read-only view of the
+        ledger when the range is in memory: evaluation copies nothing."""
         s = self.series.get(target)
+        if s is not None and s.base >= 0 and s.base <= m0 <= m1 <= s.base + self.capacity:
+            view = s.data[m0 - s.base:m1 - s.base]
+            view.flags.writeable = False
+            return view
+        out = np.zeros((max(0, m1 - m0), self.nf), dtype=DTYPE)
         if s is None or s.base < 0 or m1 <= m0:
             return out
         a, b = max(m0, s.base), min(m1, s.base + self.capacity)

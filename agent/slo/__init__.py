@@ -36,8 +36,8 @@ def objective_name(seconds: float) -> str:
 def slice_states(m: np.ndarray, mask: np.ndarray, down_ratio: float) -> np.ndarray:
     """One state per minute slice of one target: masked, unknown (no up/down probe), down (share of
     down among up/down >= down_ratio) or up."""
-    up = m[:, UP_I]
-    down = m[:, DOWN_I]
+    up = m[:, UP_I].astype(np.int32)
+    down = m[:, DOWN_I].astype(np.int32)
     n = up + down
     states = np.full(len(m), S_UP, dtype=np.int8)
     states[(n > 0) & (down >= down_ratio * n)] = S_DOWN
@@ -201,8 +201,8 @@ def latency(view: LedgerView, targets: Sequence[str], cal: Calendar, contract: C
     for t in targets:
         m = view.matrix(t, m0, m1)
         kept = m[keep]
-        count += int(kept[:, LAT_I].sum())
-        below += kept[:, BELOW0_I:BELOW0_I + len(contract.thresholds)].sum(axis=0)
+        count += int(kept[:, LAT_I].sum(dtype=np.int64))
+        below += kept[:, BELOW0_I:BELOW0_I + len(contract.thresholds)].sum(axis=0, dtype=np.int64)
         per.append(slice_states(m, mask, contract.slice_down_ratio))
     st = combine(per, coverage_targets_combine) if per else np.full(m1 - m0, S_UNKNOWN, dtype=np.int8)
     eligible = int((st != S_MASKED).sum())

@@ -226,7 +226,7 @@ class Store:
         return np.frombuffer(zlib.decompress(blob), dtype=DTYPE).reshape(60, nf)
 
     def matrix(self, target: str, m0: int, m1: int, nf: int) -> np.ndarray:
-        out = np.zeros((max(0, m1 - m0), nf), dtype=np.int64)
+        out = np.zeros((max(0, m1 - m0), nf), dtype=DTYPE)
         with self._lock:
             rows = self.conn.execute(
                 "SELECT m.hour, m.counts FROM minutes m JOIN targets t ON t.id = m.target_id "

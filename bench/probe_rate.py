@@ -1,0 +1,220 @@
+"""Probe-rate benchmark: the real agent against a local server that holds each request 100 ms.
+
+Runs at 200 and 1,000 probes/s (20 s each by default), a new connection per probe, phases traced, and
+prints: achieved rate, agent CPU ms per probe, measurement overhead (measured - 100 ms) p50/p99 and
+scheduling lag p50/p99. With --vs-blackbox it runs Prometheus blackbox_exporter (Debian package
+prometheus-blackbox-exporter) on 127.0.0.1 against the same server at the same rates, side by side.
+
+    python bench/probe_rate.py [--seconds 20] [--rates 200,1000] [--vs-blackbox] [--no-uvloop]
+
+Only 127.0.0.1 is used. Every load loop is bounded in count and time.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HOLD = 0.100
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * len(v)))]
+
+
+def cpu_self() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def cpu_pid(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_server(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, str(HERE / "_hold_server.py"), str(port), str(HOLD)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+async def run_agent(rate: int, seconds: float, port: int) -> dict:
+    from agent.app import Agent
+    from agent.config import parse_config
+
+    interval = 0.2
+    n = max(1, round(rate * interval))
+    targets = "\n".join(
+        f'  - {{name: t{i:04d}, service: api, url: "http://127.0.0.1:{port}/p{i}", interval: 200ms, timeout: 2s, '
+        f'max_in_flight: 10}}' for i in range(n))
+    cfg = parse_config(f"""
+agent: {{listen: "127.0.0.1:0", rate_limit: {rate * 2}, per_host_concurrency: 10000, flush_interval: 5s}}
+targets:
+{targets}
+""")
+    state = tempfile.mkdtemp(prefix="sla-bench-")
+    agent = Agent(cfg, state_dir=state)
+    durations: list[float] = []
+    lags: list[float] = []
+    outcomes: dict[str, int] = {}
+    window = {"on": False}
+
+    def listen(r) -> None:
+        if not window["on"]:
+            return
+        outcomes[r.error_kind or r.outcome] = outcomes.get(r.error_kind or r.outcome, 0) + 1
+        if r.outcome == "up":
+            durations.append(r.duration_s)
+            tl = agent.scheduler.timelines[r.target]
+            phase = (r.mono_start - agent.scheduler._epoch - tl.offset) % tl.target.interval
+            lags.append(phase if phase < tl.target.interval / 2 else 0.0)
+
+    agent.listeners.append(listen)
+    await agent.start()
+    await asyncio.sleep(2.0)  # warm-up: connections, caches, gc.freeze
+    window["on"] = True
+    c0, t0 = cpu_self(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    window["on"] = False
+    c1, t1 = cpu_self(), time.perf_counter()
+    total = sum(outcomes.values())
+    await agent.stop()
+    shutil.rmtree(state, ignore_errors=True)
+    over = [d - HOLD for d in durations]
+    return {"rate": total / (t1 - t0), "cpu_ms": 1000 * (c1 - c0) / max(total, 1),
+            "over_p50": 1000 * pct(over, 0.5), "over_p99": 1000 * pct(over, 0.99),
+            "lag_p50": 1000 * pct(lags, 0.5), "lag_p99": 1000 * pct(lags, 0.99),
+            "probes": total, "outcomes": outcomes, "loop": type(asyncio.get_running_loop()).__module__}
+
+
+async def run_blackbox(rate: int, seconds: float, port: int) -> dict | None:
+    exe = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
+    if exe is None:
+        print("blackbox_exporter not found: apt-get install -y --no-install-recommends prometheus-blackbox-exporter")
+        return None
+    import aiohttp
+
+    folder = Path(tempfile.mkdtemp(prefix="sla-bb-"))
+    (folder / "bb.yml").write_text("modules:\n  http_2xx:\n    prober: http\n    timeout: 2s\n"
+                                   "    http:\n      preferred_ip_protocol: ip4\n")
+    bb_port = free_port()
+    proc = subprocess.Popen([exe, f"--config.file={folder / 'bb.yml'}", f"--web.listen-address=127.0.0.1:{bb_port}",
+                             "--log.level=error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{bb_port}/probe"
+    durs: list[float] = []
+    failures = 0
+    try:
+        conn = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=conn) as s:
+            for _ in range(100):  # wait for it to listen (bounded)
+                try:
+                    async with s.get(f"http://127.0.0.1:{bb_port}/-/healthy") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+            pat = re.compile(r"^probe_duration_seconds ([0-9.e+-]+)$", re.M)
+            ok_pat = re.compile(r"^probe_success 1$", re.M)
+
+            async def one(i: int, record: bool) -> None:
+                nonlocal failures
+                try:
+                    async with s.get(url, params={"module": "http_2xx",
+                                                  "target": f"http://127.0.0.1:{port}/bb{i}"}) as r:
+                        body = await r.text()
+                except aiohttp.ClientError:
+                    failures += 1
+                    return
+                m = pat.search(body)
+                if record and m and ok_pat.search(body):
+                    durs.append(float(m.group(1)))
+                elif record:
+                    failures += 1
+
+            async def drive(secs: float, record: bool) -> tuple[int, float]:
+                loop = asyncio.get_running_loop()
+                t0 = loop.time()
+                count = int(rate * secs)
+                tasks = []
+                for i in range(count):
+                    due = t0 + i / rate
+                    delay = due - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    tasks.append(asyncio.create_task(one(i, record)))
+                await asyncio.gather(*tasks)
+                return count, loop.time() - t0
+
+            await drive(2.0, False)
+            c0 = cpu_pid(proc.pid)
+            count, elapsed = await drive(seconds, True)
+            c1 = cpu_pid(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+    over = [d - HOLD for d in durs]
+    return {"rate": len(durs) / elapsed, "cpu_ms": 1000 * (c1 - c0) / max(count, 1),
+            "over_p50": 1000 * pct(over, 0.5), "over_p99": 1000 * pct(over, 0.99), "failures": failures}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--rates", default="200,1000")
+    ap.add_argument("--vs-blackbox", action="store_true")
+    ap.add_argument("--no-uvloop", action="store_true")
+    args = ap.parse_args()
+    if not args.no_uvloop:
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            print("uvloop not installed: plain asyncio")
+    port = free_port()
+    server = start_server(port)
+    rows = []
+    try:
+        for rate in (int(x) for x in args.rates.split(",")):
+            a = asyncio.run(run_agent(rate, args.seconds, port))
+            print(f"sla-agent   {rate:5d}/s target: achieved {a['rate']:7.1f}/s  cpu {a['cpu_ms']:.3f} ms/probe  "
+                  f"overhead p50 {a['over_p50']:.2f} ms p99 {a['over_p99']:.2f} ms  "
+                  f"sched lag p50 {a['lag_p50']:.2f} ms p99 {a['lag_p99']:.2f} ms  ({a['loop']}, {a['outcomes']})",
+                  flush=True)
+            b = asyncio.run(run_blackbox(rate, args.seconds, port)) if args.vs_blackbox else None
+            if b:
+                print(f"blackbox    {rate:5d}/s target: achieved {b['rate']:7.1f}/s  cpu {b['cpu_ms']:.3f} ms/probe  "
+                      f"overhead p50 {b['over_p50']:.2f} ms p99 {b['over_p99']:.2f} ms  failures {b['failures']}",
+                      flush=True)
+                print(f"ratio (blackbox / sla-agent): cpu {b['cpu_ms'] / a['cpu_ms']:.2f}x  "
+                      f"overhead p99 {b['over_p99'] / max(a['over_p99'], 1e-9):.2f}x", flush=True)
+            rows.append((rate, a, b))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
