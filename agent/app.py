@@ -98,11 +98,13 @@ class Agent:
         self.report_html: Callable[[str], Any] | None = None
         self._last_compact = 0.0
         self.listeners: list[Callable[[ProbeResult], None]] = []
+        self.results_seen = 0
         self._throttle_seen = 0
         self._declared: list[Any] = []
 
     # -- the pipeline (hot path) -----------------------------------------------------------------------
     def on_result(self, r: ProbeResult) -> None:
+        self.results_seen += 1
         target = r.target
         if r.service == "_control":
             if r.outcome != INCONCLUSIVE:
@@ -218,7 +220,8 @@ class Agent:
             await self.server.stop()
         if self.store is not None:
             self.store.close()
-        log.info("stopped; ledger flushed to %s", self.store.path if self.store else "-")
+        log.info("stopped after %d probe results; ledger flushed to %s", self.results_seen,
+                 self.store.path if self.store else "-")
 
     def request_stop(self) -> None:
         self._stop.set()
