@@ -20,7 +20,7 @@ from .config import Config, ConfigError, load_config, split_listen
 from .export.metrics import LiveMetrics, SloCollector
 from .export.server import Endpoints, Server, build_app
 from .ledger import Ledger
-from .probes import DOWN, INCONCLUSIVE, UP, ProbeResult, make_probe
+from .probes import DOWN, INCONCLUSIVE, UP, ProbeResult, applicable_phases, make_probe
 from .redact import Redactor, redact_url
 from .scheduler import LagWatch, Scheduler
 from .sdnotify import Notifier
@@ -202,7 +202,7 @@ class Agent:
         for p in retired:
             asyncio.get_running_loop().create_task(p.close())
         for t in cfg.all_targets:
-            self.metrics.bind(t.service, t.name)
+            self.metrics.bind(t.service, t.name, applicable_phases(t))
 
     async def stop(self) -> None:
         self.notifier.stopping()

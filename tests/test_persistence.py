@@ -135,7 +135,7 @@ def test_kill_9_twenty_times(tmp_path, target_server, capsys):  # noqa: F811
         stored = stored_total(state) - before
         lost = max(0.0, seen - stored)
         lost_per_kill.append(lost)
-        assert lost <= rate * flush + rate * 0.1, f"kill {i}: lost {lost} > one flush interval of samples"
+        assert lost <= rate * (flush + 0.25), f"kill {i}: lost {lost} > one flush interval of samples"
     with capsys.disabled():
         print(f"\n[crash test] 20 x kill -9 at {rate:.0f} probes/s, flush every {flush}s: 0 corrupt databases; "
               f"samples lost per kill: max {max(lost_per_kill):.0f}, mean {sum(lost_per_kill) / 20:.1f} "

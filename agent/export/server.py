@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+
+from .exposition import generate
 
 log = logging.getLogger("sla_agent.http")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -40,7 +42,7 @@ def build_app(ep: Endpoints) -> web.Application:
         return await handler(request)
 
     async def metrics(request: web.Request) -> web.Response:
-        body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, ep.registry)
+        body = await asyncio.get_running_loop().run_in_executor(None, generate, ep.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(request: web.Request) -> web.Response:

@@ -4,9 +4,23 @@ from .base import (DOWN, ERROR_KINDS, INCONCLUSIVE, OUTCOMES, PHASES, PROBE_TYPE
 from . import http  # noqa: F401  (registers "http")
 
 
+def applicable_phases(target) -> tuple[str, ...]:
+    """The phases a probe of this target can spend time in."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(target.url)
+    try:
+        ipaddress.ip_address(parts.hostname or "")
+        literal = True
+    except ValueError:
+        literal = False
+    return tuple(p for p in PHASES if not (p == "dns" and literal) and not (p == "tls" and parts.scheme != "https"))
+
+
 def make_probe(target, **kwargs) -> Probe:
     return PROBE_TYPES[target.type](target, **kwargs)
 
 
 __all__ = ["DOWN", "ERROR_KINDS", "INCONCLUSIVE", "OUTCOMES", "PHASES", "PROBE_TYPES", "UP", "Probe",
-           "ProbeResult", "inconclusive", "make_probe"]
+           "ProbeResult", "applicable_phases", "inconclusive", "make_probe"]
