@@ -1,0 +1,321 @@
+"""Renders the report document: text, JSON, Markdown, CSV, and one self-contained HTML file whose
+charts are inline SVG drawn here (no JavaScript, no outside assets, prints to PDF)."""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+from typing import Any
+
+VERDICT_TEXT = {"met": "MET", "missed": "MISSED", "insufficient_data": "INSUFFICIENT DATA", "no_data": "NO DATA"}
+VERDICT_COLOUR = {"met": "#1a7f37", "missed": "#cf222e", "insufficient_data": "#9a6700", "no_data": "#6e7781"}
+
+
+def render(doc: dict[str, Any], fmt: str) -> str:
+    return {"json": _json, "text": _text, "markdown": _markdown, "csv": _csv, "html": _html}[fmt](doc)
+
+
+def _json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def pct(x: float | None, nd: int = 3) -> str:
+    return "-" if x is None else f"{x * 100:.{nd}f} %"
+
+
+def row_value(r: dict[str, Any]) -> str:
+    v = r["value"]
+    if isinstance(v, dict):
+        return ", ".join(f"{pct(f)} < {t} s" for t, f in v.items())
+    return pct(v)
+
+
+def row_objective(r: dict[str, Any]) -> str:
+    o = r["objective"]
+    if isinstance(o, dict):
+        return ", ".join(f">= {r * 100:g} % < {t} s" for t, r in o.items())
+    return f">= {o * 100:g} %"
+
+
+def _text(doc: dict[str, Any]) -> str:
+    out = io.StringIO()
+    w = out.write
+    w(f"SLA report {doc['month']} ({doc['timezone']}), generated {doc['generated_at']}"
+      f"{'' if doc['complete'] else ' - month in progress'}\n\n")
+    w(f"{'row':<4}{'service':<12}{'measure':<16}{'objective':<34}{'measured':<36}verdict\n")
+    for r in doc["rows"]:
+        w(f"{r['row']:<4}{r['service']:<12}{r['measure']:<16}{row_objective(r):<34}{row_value(r):<36}"
+          f"{VERDICT_TEXT[r['verdict']]}\n")
+    w("\n7-day periods (API latency, exact counts):\n")
+    for p in doc["periods"]:
+        below = ", ".join(f"{pct(b['fraction'])} < {t} s ({b['count']}/{p['count']})" for t, b in p["below"].items())
+        q = p["quantiles_s"]
+        w(f"  {p['start'][:10]} -> {p['end'][:10]} {p['service']}: {below}; p50 {_ms(q.get('0.5'))} "
+          f"p99 {_ms(q.get('0.99'))}; {VERDICT_TEXT[p['verdict']]}{'' if p['complete'] else ' (in progress)'}\n")
+    w("\ncoverage: " + ", ".join(f"{s} {pct(v['ratio'], 2)}" for s, v in doc["coverage"]["services"].items()) +
+      f" (floor {doc['coverage']['floor'] * 100:g} %)\n")
+    counted = [i for i in doc["incidents"] if not i["during"]]
+    w(f"\nincidents counted ({len(counted)}):\n")
+    for i in counted:
+        w(f"  {i['start']} -> {i['end'][11:]} {i['service']:<5} {i['duration_s'] / 60:.0f} min  "
+          f"{', '.join(i['targets'])}  {_kinds(i)}\n")
+    masked = [i for i in doc["incidents"] if i["during"]]
+    if masked:
+        w(f"incidents inside maintenance or exclusion windows, not counted ({len(masked)}):\n")
+        for i in masked:
+            w(f"  {i['start']} -> {i['end'][11:]} {i['service']:<5} {i['duration_s'] / 60:.0f} min  ({i['during']})\n")
+    w(f"\nmaintenance windows applied: {len(doc['maintenance'])}; exclusions: {len(doc['exclusions'])}\n")
+    for x in doc["exclusions"]:
+        w(f"  exclusion {x['start']} -> {x['end']}: {x['reason']}\n")
+    w(f"\nevidence: sha256 {doc['evidence']['ledger_sha256']} over {doc['evidence']['rows_hashed']} stored rows\n")
+    return out.getvalue()
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x * 1000:.0f} ms"
+
+
+def _kinds(i: dict[str, Any]) -> str:
+    return ", ".join(f"{k} x{v}" for k, v in i["error_kinds"].items())
+
+
+def _markdown(doc: dict[str, Any]) -> str:
+    out = io.StringIO()
+    w = out.write
+    w(f"# SLA report {doc['month']}\n\n")
+    w(f"Time zone {doc['timezone']}; generated {doc['generated_at']}"
+      f"{'' if doc['complete'] else ' (month in progress)'}.\n\n")
+    w("| Row | Service | Measure | Objective | Measured | Verdict |\n|---|---|---|---|---|---|\n")
+    for r in doc["rows"]:
+        w(f"| {r['row']} | {r['service']} | {r['measure']} | {row_objective(r)} | {row_value(r)} | "
+          f"**{VERDICT_TEXT[r['verdict']]}** |\n")
+    w("\n## 7-day periods\n\n| Period | Service | Requests | " +
+      " | ".join(f"< {t} s" for t in (doc["periods"][0]["below"] if doc["periods"] else {})) +
+      " | p50 | p90 | p98 | p99 | p99.9 | Verdict |\n")
+    if doc["periods"]:
+        w("|" + "---|" * (9 + len(doc["periods"][0]["below"])) + "\n")
+    for p in doc["periods"]:
+        q = p["quantiles_s"]
+        w(f"| {p['start'][:10]} to {p['end'][:10]} | {p['service']} | {p['count']} | " +
+          " | ".join(pct(b["fraction"]) for b in p["below"].values()) +
+          f" | {_ms(q.get('0.5'))} | {_ms(q.get('0.9'))} | {_ms(q.get('0.98'))} | {_ms(q.get('0.99'))} | "
+          f"{_ms(q.get('0.999'))} | {VERDICT_TEXT[p['verdict']]} |\n")
+    w("\n## Incidents\n\n")
+    if doc["incidents"]:
+        w("| Start | End | Minutes | Service | Targets | Errors | Counted |\n|---|---|---|---|---|---|---|\n")
+        for i in doc["incidents"]:
+            w(f"| {i['start']} | {i['end']} | {i['duration_s'] / 60:.0f} | {i['service']} | {', '.join(i['targets'])} | "
+              f"{_kinds(i)} | {'no (' + i['during'] + ')' if i['during'] else 'yes'} |\n")
+    else:
+        w("None.\n")
+    w("\n## Maintenance and exclusions\n\n")
+    for x in doc["maintenance"] + doc["exclusions"]:
+        w(f"- {x['kind']} {x['start']} to {x['end']}: {x['reason']}\n")
+    w("\n## Coverage\n\n")
+    for s, v in doc["coverage"]["services"].items():
+        w(f"- {s}: {pct(v['ratio'], 2)} of eligible time observed ({v['unknown_minutes']} minutes without data)\n")
+    w("\n## Tickets\n\n| Priority | Deadline (business h) | Tickets | Met | Missed | Pending | Share met |\n"
+      "|---|---|---|---|---|---|---|\n")
+    for prio, t in doc["tickets"].items():
+        w(f"| {prio} | {t['deadline_h']:g} | {t['total']} | {t['met']} | {t['missed']} | {t['pending']} | "
+          f"{pct(t['ratio'], 1)} |\n")
+    w("\n## Readings of the annexe\n\n")
+    for k, v in doc["readings"].items():
+        w(f"- {k}: {v if isinstance(v, str) else json.dumps(v)}\n")
+    w(f"\n## Evidence\n\nsha256 `{doc['evidence']['ledger_sha256']}` over {doc['evidence']['rows_hashed']} stored "
+      f"rows; verify with `sla-agent report --verify REPORT.json`.\n")
+    return out.getvalue()
+
+
+def _csv(doc: dict[str, Any]) -> str:
+    out = io.StringIO()
+    wr = csv.writer(out, lineterminator="\n")
+    wr.writerow(["month", "row", "service", "measure", "objective", "value", "verdict"])
+    for r in doc["rows"]:
+        obj = r["objective"] if not isinstance(r["objective"], dict) else json.dumps(r["objective"], sort_keys=True)
+        val = r["value"] if not isinstance(r["value"], dict) else json.dumps(r["value"], sort_keys=True)
+        wr.writerow([doc["month"], r["row"], r["service"], r["measure"], obj, "" if val is None else val, r["verdict"]])
+    return out.getvalue()
+
+
+# -- HTML with inline SVG ---------------------------------------------------------------------------------
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _daily_svg(service: str, days: list[dict[str, Any]], objective: float) -> str:
+    w, h, left, bottom, top = 720, 200, 48, 28, 12
+    vals = [d["ratio"] for d in days if d["ratio"] is not None]
+    lo = min([objective - 0.01] + vals)
+    lo = max(0.0, math.floor(lo * 100) / 100)
+    n = max(len(days), 1)
+    bw = (w - left - 8) / n
+
+    def y(v: float) -> float:
+        return top + (1 - (v - lo) / (1 - lo if lo < 1 else 1)) * (h - top - bottom)
+
+    parts = [f'<svg class="chart daily" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
+             f'height="{h}" role="img" aria-label="daily availability of {_e(service)}">',
+             f'<text x="{left}" y="10" font-size="11">Daily availability, {_e(service)}</text>']
+    for frac in (lo, (lo + 1) / 2, 1.0):
+        parts.append(f'<line x1="{left}" x2="{w - 8}" y1="{y(frac):.1f}" y2="{y(frac):.1f}" stroke="#ddd"/>'
+                     f'<text x="2" y="{y(frac) + 4:.1f}" font-size="10">{frac * 100:.1f}%</text>')
+    for i, d in enumerate(days):
+        x = left + i * bw
+        if d["ratio"] is None:
+            parts.append(f'<rect x="{x + 1:.1f}" y="{top}" width="{max(bw - 2, 1):.1f}" height="{h - top - bottom}" '
+                         f'fill="#f0f0f0"><title>{_e(d["date"])}: no data</title></rect>')
+            continue
+        colour = "#1a7f37" if d["ratio"] >= objective else "#cf222e"
+        parts.append(f'<rect x="{x + 1:.1f}" y="{y(d["ratio"]):.1f}" width="{max(bw - 2, 1):.1f}" '
+                     f'height="{h - bottom - y(d["ratio"]):.1f}" fill="{colour}"><title>{_e(d["date"])}: '
+                     f'{d["ratio"] * 100:.3f} %, {d["down_minutes"]} min down</title></rect>')
+        if i % max(1, n // 10) == 0:
+            parts.append(f'<text x="{x:.1f}" y="{h - 10}" font-size="9">{_e(d["date"][5:])}</text>')
+    parts.append(f'<line x1="{left}" x2="{w - 8}" y1="{y(objective):.1f}" y2="{y(objective):.1f}" stroke="#000" '
+                 f'stroke-dasharray="4 3"/><text x="{w - 60}" y="{y(objective) - 3:.1f}" font-size="10">'
+                 f'{objective * 100:g} %</text></svg>')
+    return "".join(parts)
+
+
+def _cdf_svg(p: dict[str, Any]) -> str:
+    w, h, left, bottom, top = 360, 220, 44, 30, 14
+    xmin, xmax = math.log10(0.01), math.log10(5.0)
+    ylo = 0.9
+
+    def X(sec: float) -> float:
+        return left + (math.log10(sec) - xmin) / (xmax - xmin) * (w - left - 8)
+
+    def Y(f: float) -> float:
+        return top + (1 - (max(f, ylo) - ylo) / (1 - ylo)) * (h - top - bottom)
+
+    parts = [f'<svg class="chart cdf" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
+             f'height="{h}" role="img" aria-label="latency CDF {_e(p["start"][:10])}">',
+             f'<text x="{left}" y="10" font-size="11">Latency CDF {_e(p["start"][:10])} to {_e(p["end"][:10])}'
+             f' ({p["count"]} requests)</text>']
+    for f in (0.9, 0.95, 1.0):
+        parts.append(f'<line x1="{left}" x2="{w - 8}" y1="{Y(f):.1f}" y2="{Y(f):.1f}" stroke="#eee"/>'
+                     f'<text x="2" y="{Y(f) + 4:.1f}" font-size="9">{f * 100:g}%</text>')
+    for sec, label in ((0.01, "10ms"), (0.1, "100ms"), (1.0, "1s"), (5.0, "5s")):
+        parts.append(f'<text x="{X(sec) - 10:.1f}" y="{h - 12}" font-size="9">{label}</text>')
+    for t, b in p["below"].items():
+        sec = float(t)
+        parts.append(f'<line x1="{X(sec):.1f}" x2="{X(sec):.1f}" y1="{top}" y2="{h - bottom}" stroke="#888" '
+                     f'stroke-dasharray="3 3"/><line x1="{left}" x2="{w - 8}" y1="{Y(b["objective"]):.1f}" '
+                     f'y2="{Y(b["objective"]):.1f}" stroke="#888" stroke-dasharray="3 3"/>')
+        if b["fraction"] is not None:
+            colour = "#1a7f37" if b["met"] else "#cf222e"
+            parts.append(f'<circle cx="{X(sec):.1f}" cy="{Y(b["fraction"]):.1f}" r="4" fill="{colour}">'
+                         f'<title>{b["fraction"] * 100:.3f} % below {t} s (objective {b["objective"] * 100:g} %)'
+                         f'</title></circle>')
+    if p["cdf"]:
+        pts = " ".join(f"{X(x):.1f},{Y(f):.1f}" for x, f in p["cdf"])
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="#0969da" stroke-width="2"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _weekly_svg(periods: list[dict[str, Any]]) -> str:
+    w, h, left, bottom, top = 720, 200, 48, 30, 14
+    n = max(len(periods), 1)
+    ylo = 0.9
+    gw = (w - left - 8) / n
+
+    def Y(f: float) -> float:
+        return top + (1 - (max(f, ylo) - ylo) / (1 - ylo)) * (h - top - bottom)
+
+    parts = [f'<svg class="chart weekly" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
+             f'height="{h}" role="img" aria-label="weekly latency compliance">',
+             f'<text x="{left}" y="10" font-size="11">Latency compliance per 7-day period</text>']
+    for i, p in enumerate(periods):
+        items = list(p["below"].items())
+        bw = gw / (len(items) + 1)
+        for j, (t, b) in enumerate(items):
+            x = left + i * gw + j * bw + bw / 2
+            f = b["fraction"]
+            if f is None:
+                continue
+            colour = "#1a7f37" if b["met"] else "#cf222e"
+            parts.append(f'<rect x="{x:.1f}" y="{Y(f):.1f}" width="{bw - 2:.1f}" height="{h - bottom - Y(f):.1f}" '
+                         f'fill="{colour}" opacity="{0.6 + 0.4 * j / max(len(items) - 1, 1):.2f}"><title>'
+                         f'{_e(p["start"][:10])}: {f * 100:.3f} % below {t} s</title></rect>'
+                         f'<line x1="{x:.1f}" x2="{x + bw - 2:.1f}" y1="{Y(b["objective"]):.1f}" '
+                         f'y2="{Y(b["objective"]):.1f}" stroke="#000" stroke-width="2"/>')
+        parts.append(f'<text x="{left + i * gw + 4:.1f}" y="{h - 12}" font-size="9">{_e(p["start"][5:10])}</text>')
+    for f in (0.9, 0.95, 1.0):
+        parts.append(f'<text x="2" y="{Y(f) + 4:.1f}" font-size="9">{f * 100:g}%</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px;color:#1f2328;max-width:1000px}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left}
+th{background:#f6f8fa}.verdict{font-weight:bold;color:#fff;padding:2px 6px;border-radius:3px}
+.met{background:#1a7f37}.missed{background:#cf222e}.insufficient_data{background:#9a6700}.no_data{background:#6e7781}
+.small{font-size:12px;color:#57606a}svg{display:block;margin:8px 0}svg.cdf{display:inline-block;margin-right:8px}
+@media print{body{margin:0}h2{page-break-after:avoid}svg,table{page-break-inside:avoid}}
+"""
+
+
+def _html(doc: dict[str, Any]) -> str:
+    out = io.StringIO()
+    w = out.write
+    w(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>SLA report {_e(doc["month"])}</title>'
+      f"<style>{CSS}</style></head><body>")
+    w(f'<h1>SLA report {_e(doc["month"])}</h1><p class="small">Time zone {_e(doc["timezone"])}; generated '
+      f'{_e(doc["generated_at"])}{"" if doc["complete"] else " (month in progress)"}; sla-agent '
+      f'{_e(doc.get("agent_version", ""))}</p>')
+    w('<h2>Service levels</h2><table id="rows"><thead><tr><th>Row</th><th>Service</th><th>Measure</th>'
+      "<th>Objective</th><th>Measured</th><th>Verdict</th></tr></thead><tbody>")
+    for r in doc["rows"]:
+        w(f'<tr class="row" data-row="{r["row"]}"><td>{r["row"]}</td><td>{_e(r["service"])}</td>'
+          f'<td>{_e(r["measure"])}</td><td>{_e(row_objective(r))}</td><td>{_e(row_value(r))}</td>'
+          f'<td><span class="verdict {r["verdict"]}">{VERDICT_TEXT[r["verdict"]]}</span></td></tr>')
+    w("</tbody></table>")
+    obj = next((r["objective"] for r in doc["rows"] if r["measure"] == "availability"), 0.99)
+    w("<h2>Daily availability</h2>")
+    for svc, days in doc["daily"].items():
+        w(_daily_svg(svc, days, obj))
+    w("<h2>Latency per 7-day period</h2>")
+    w(_weekly_svg(doc["periods"]))
+    w('<table id="periods"><thead><tr><th>Period</th><th>Requests</th>')
+    keys = list(doc["periods"][0]["below"]) if doc["periods"] else []
+    w("".join(f"<th>&lt; {_e(k)} s</th>" for k in keys))
+    w("<th>p50</th><th>p99</th><th>Verdict</th></tr></thead><tbody>")
+    for p in doc["periods"]:
+        q = p["quantiles_s"]
+        w(f'<tr><td>{_e(p["start"][:10])} to {_e(p["end"][:10])}</td><td>{p["count"]}</td>' +
+          "".join(f'<td>{_e(pct(b["fraction"]))}</td>' for b in p["below"].values()) +
+          f'<td>{_e(_ms(q.get("0.5")))}</td><td>{_e(_ms(q.get("0.99")))}</td>'
+          f'<td><span class="verdict {p["verdict"]}">{VERDICT_TEXT[p["verdict"]]}</span></td></tr>')
+    w("</tbody></table>")
+    for p in doc["periods"]:
+        w(_cdf_svg(p))
+    w('<h2>Incidents</h2><table id="incidents"><thead><tr><th>Start</th><th>End</th><th>Minutes</th><th>Service</th>'
+      "<th>Targets</th><th>Errors</th><th>Counted</th></tr></thead><tbody>")
+    for i in doc["incidents"]:
+        w(f'<tr><td>{_e(i["start"])}</td><td>{_e(i["end"])}</td><td>{i["duration_s"] / 60:.0f}</td>'
+          f'<td>{_e(i["service"])}</td><td>{_e(", ".join(i["targets"]))}</td><td>{_e(_kinds(i))}</td>'
+          f'<td>{"no (" + _e(i["during"]) + ")" if i["during"] else "yes"}</td></tr>')
+    w("</tbody></table>")
+    w("<h2>Maintenance and exclusions</h2><ul>")
+    for x in doc["maintenance"] + doc["exclusions"]:
+        w(f'<li>{_e(x["kind"])} {_e(x["start"])} to {_e(x["end"])}: {_e(x["reason"])}</li>')
+    w("</ul><h2>Tickets</h2><table id=\"tickets\"><thead><tr><th>Priority</th><th>Deadline (business h)</th>"
+      "<th>Tickets</th><th>Met</th><th>Missed</th><th>Pending</th><th>Share met</th></tr></thead><tbody>")
+    for prio, t in doc["tickets"].items():
+        w(f'<tr><td>{prio}</td><td>{t["deadline_h"]:g}</td><td>{t["total"]}</td><td>{t["met"]}</td>'
+          f'<td>{t["missed"]}</td><td>{t["pending"]}</td><td>{_e(pct(t["ratio"], 1))}</td></tr>')
+    w("</tbody></table><h2>Coverage and readings</h2><ul>")
+    for s, v in doc["coverage"]["services"].items():
+        w(f'<li>{_e(s)}: {_e(pct(v["ratio"], 2))} of eligible time observed</li>')
+    for k, v in doc["readings"].items():
+        w(f"<li>{_e(k)}: {_e(v if isinstance(v, str) else json.dumps(v))}</li>")
+    w(f'</ul><p class="small">Evidence: sha256 <code>{_e(doc["evidence"]["ledger_sha256"])}</code> over '
+      f'{doc["evidence"]["rows_hashed"]} stored rows. Verify with <code>sla-agent report --verify REPORT.json</code>.'
+      f"</p></body></html>\n")
+    return out.getvalue()

@@ -1,0 +1,144 @@
+"""The monthly report: golden JSON and Markdown for a synthetic month, HTML structure and a real
+headless-Chromium render, --verify against edited numbers and changed ledger rows, tickets."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.report import build_report, verify_report
+from agent.report.render import render
+
+from .conftest import ROOT
+from .month_fixture import CONFIG, NOW, build
+
+GOLDEN = ROOT / "tests" / "data" / "golden"
+
+
+@pytest.fixture(scope="module")
+def month(tmp_path_factory):
+    state = tmp_path_factory.mktemp("month") / "state"
+    cfg, cal = build(state)
+    doc = build_report(cfg, str(state), "2026-02", NOW)
+    doc.pop("agent_version")
+    return cfg, state, doc
+
+
+def _golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("SLA_UPDATE_GOLDEN") == "1":
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run with SLA_UPDATE_GOLDEN=1 once and review it"
+    assert text == path.read_text(), f"{name} differs from the golden file"
+
+
+def test_golden_json(month):
+    _golden("report-2026-02.json", render(month[2], "json"))
+
+
+def test_golden_markdown(month):
+    _golden("report-2026-02.md", render(month[2], "markdown"))
+
+
+def test_the_months_story(month):
+    _, _, doc = month
+    rows = {r["row"]: r for r in doc["rows"]}
+    assert [rows[i]["verdict"] for i in range(1, 7)] == ["met", "missed", "missed", "missed", "met",
+                                                        "insufficient_data"]
+    web, api = rows[1]["details"]["slices"], rows[2]["details"]["slices"]
+    assert web["down"] == 45 and api["down"] == 480  # outages outside the windows only
+    assert web["masked"] == api["masked"] == 4 * 120 + 90  # Thursdays + the exclusion
+    assert web["unknown"] == 180  # the agent gap
+    during = sorted((i["service"], str(i["during"])) for i in doc["incidents"])
+    assert during == [("api", "None"), ("api", "exclusion"), ("api", "maintenance"), ("web", "None"),
+                      ("web", "exclusion")]
+    gaps = doc["coverage"]["services"]["web"]["gaps"]
+    assert gaps == [{"start": "2026-02-03T02:00:00+01:00", "end": "2026-02-03T05:00:00+01:00", "minutes": 180}]
+    assert [p["verdict"] for p in doc["periods"]][1:4] == ["met", "met", "missed"]
+    t1 = next(t for t in doc["tickets"]["P1"]["list"] if t["id"] == "T-1")
+    assert t1["business_response_h"] == 2.0  # Friday 17:30 -> Monday 10:00 (CONTRACT §7)
+
+
+def test_html_structure_and_self_contained(month):
+    html = render(month[2], "html")
+    assert len(re.findall(r'<tr class="row"', html)) == 6
+    assert re.findall(r'<span class="verdict (\w+)">', html)[:6] == ["met", "missed", "missed", "missed", "met",
+                                                                      "insufficient_data"]
+    n_periods = len(month[2]["periods"])
+    assert html.count('<svg class="chart daily"') == 2
+    assert html.count('<svg class="chart weekly"') == 1
+    assert html.count('<svg class="chart cdf"') == n_periods
+    assert html.count("<svg") == 3 + n_periods
+    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "src=" not in html and "<link" not in html
+
+
+def test_html_renders_in_headless_chromium(month, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("chromium not found: install the Debian package `chromium` (bash .ci/run does)")
+    page = tmp_path / "report.html"
+    page.write_text(render(month[2], "html"))
+    shot = tmp_path / "report.png"
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1100,2400",
+                           page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_verify_detects_edited_numbers_and_changed_rows(month, tmp_path):
+    cfg, state, doc = month
+    full = build_report(cfg, str(state), "2026-02", NOW)
+    assert verify_report(cfg, str(state), full) == []
+    edited = json.loads(json.dumps(full))
+    edited["rows"][1]["value"] = 0.995
+    edited["rows"][1]["verdict"] = "met"
+    problems = verify_report(cfg, str(state), edited)
+    assert any("numbers were edited" in p for p in problems)
+    assert any("`rows` differs" in p for p in problems)
+    # the same edit with a recomputed hash is still caught by recomputation
+    from agent.report import report_hash
+    edited["evidence"]["report_sha256"] = report_hash(edited)
+    assert any("`rows` differs" in p for p in verify_report(cfg, str(state), edited))
+    # a changed ledger row
+    copy = tmp_path / "state"
+    shutil.copytree(state, copy)
+    conn = sqlite3.connect(copy / "ledger.db")
+    hour, blob = conn.execute("SELECT hour, counts FROM minutes ORDER BY hour LIMIT 1 OFFSET 200").fetchone()
+    import zlib
+    import numpy as np
+    arr = np.frombuffer(zlib.decompress(blob), dtype=np.uint16).copy()
+    arr[1] += 1  # one more "down" probe
+    conn.execute("UPDATE minutes SET counts=? WHERE hour=?", (zlib.compress(arr.tobytes()), hour))
+    conn.commit()
+    conn.close()
+    problems = verify_report(cfg, str(copy), full)
+    assert any("stored ledger rows differ" in p for p in problems)
+
+
+def test_report_cli_formats_and_verify(month, tmp_path, capsys):
+    cfg, state, _ = month
+    config = tmp_path / "cfg.yaml"
+    config.write_text(CONFIG)
+    for fmt in ("text", "json", "markdown", "html", "csv"):
+        out = tmp_path / f"r.{fmt}"
+        assert main(["report", "--config", str(config), "--state-dir", str(state), "--month", "2026-02",
+                     "--format", fmt, "--output", str(out)]) == 0
+        assert out.stat().st_size > 100
+    csv_text = (tmp_path / "r.csv").read_text().splitlines()
+    assert csv_text[0] == "month,row,service,measure,objective,value,verdict" and len(csv_text) == 7
+    capsys.readouterr()
+    assert main(["report", "--config", str(config), "--state-dir", str(state), "--verify", str(tmp_path / "r.json")]) == 0
+    assert "verified" in capsys.readouterr().out
+    assert main(["report", "--config", str(config), "--state-dir", str(state), "--month", "2026-13"]) == 2
+    assert main(["report", "--config", str(config), "--state-dir", str(tmp_path / "none"), "--month", "2026-02"]) == 1
