@@ -203,6 +203,9 @@ class Agent:
             asyncio.get_running_loop().create_task(p.close())
         for t in cfg.all_targets:
             self.metrics.bind(t.service, t.name, applicable_phases(t))
+        for service in cfg.services:  # series exist from 0, so increase() sees the first slice
+            for state in ("up", "down", "unknown", "masked"):
+                self.metrics.slices.labels(service, state, *self.metrics.extra_values)
 
     async def stop(self) -> None:
         self.notifier.stopping()

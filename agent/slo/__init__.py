@@ -4,6 +4,7 @@ CONTRACT §4 (availability) and §5 (latency). Verdicts come from exact counts o
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
@@ -191,8 +192,10 @@ class Latency:
 
 def latency(view: LedgerView, targets: Sequence[str], cal: Calendar, contract: Contract, start: float, end: float,
             now: float, *, digest_view: LedgerView | None = None, coverage_targets_combine: str = "any") -> Latency:
+    """Exact fractions over [start, end) up to `now`; the open minute counts too (requests are requests,
+    unlike slices), so a live window agrees with Prometheus' rate() over the same span."""
     m0, m_end = int(start // 60), int(end // 60)
-    m1 = max(m0, min(m_end, int(now // 60)))
+    m1 = max(m0, min(m_end, math.ceil(now / 60)))
     mask = cal.mask(m0, m1)
     keep = ~mask
     count = 0
