@@ -19,6 +19,7 @@ from .clock import Clock, SystemClock
 from .config import Config, ConfigError, load_config, split_listen
 from .export.metrics import LiveMetrics, SloCollector
 from .export.server import Endpoints, Server, build_app
+from .export.webconfig import WebConfigError
 from .ledger import Ledger
 from .probes import DOWN, INCONCLUSIVE, UP, ProbeResult, applicable_phases, make_probe
 from .redact import Redactor, redact_url
@@ -164,10 +165,12 @@ class Agent:
         self.registry.register(registry_collector)
         self._install_targets(self.cfg)
         host, port = split_listen(self.listen)
+        web = self._web()
         self.server = Server(build_app(Endpoints(
             registry=self.registry, ready=self.ready, status=self.status,
-            report_json=self._report_json, report_html=self._report_html, auth=self._auth())),
-            host, port, self._tls())
+            report_json=self._report_json, report_html=self._report_html,
+            auth=web.check if web and web.users else None)),
+            host, port, web.ssl_context() if web else None)
         await self.server.start()
         self.scheduler.start()
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
@@ -181,19 +184,13 @@ class Agent:
                  __version__, len(self.cfg.targets), len(self.cfg.controls), self.server.url, self.state_dir)
         self.notifier.ready(f"probing {len(self.cfg.targets)} targets")
 
-    def _auth(self) -> Any:
+    def _web(self) -> Any:
+        """TLS and basic auth of the endpoints (exporter-toolkit web.yml), when configured."""
         if not self.cfg.agent.web_config_file:
             return None
         from .export.webconfig import load_web_config
 
-        return load_web_config(self.cfg.agent.web_config_file).check
-
-    def _tls(self) -> Any:
-        if not self.cfg.agent.web_config_file:
-            return None
-        from .export.webconfig import load_web_config
-
-        return load_web_config(self.cfg.agent.web_config_file).ssl_context()
+        return load_web_config(self.cfg.agent.web_config_file)
 
     def _install_targets(self, cfg: Config) -> None:
         pairs = [(t, make_probe(t, clock=self.clock, per_host_concurrency=cfg.agent.per_host_concurrency,
@@ -407,7 +404,7 @@ async def run_agent(cfg: Config, *, state_dir: str | None = None, config_path: s
     loop = asyncio.get_running_loop()
     try:
         await agent.start()
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError, WebConfigError) as exc:
         log.error("cannot start: %s", redact_url(str(exc)))
         return 1
     loop.add_signal_handler(signal.SIGTERM, agent.request_stop)

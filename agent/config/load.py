@@ -613,7 +613,10 @@ def _target(r: _Reader, node: yaml.Node, path: str, contract: Contract, *, contr
         else:
             parts = urlsplit(kw["url"])
             if parts.password:
-                r.secrets.add(parts.password)
+                import base64
+
+                r.secrets.add(parts.password)  # and as it travels, in the Authorization header aiohttp builds
+                r.secrets.add(base64.b64encode(f"{parts.username or ''}:{parts.password}".encode()).decode())
     get("method", r.choice, ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
     get("body", r.string, allow_empty=True, env=True)
     headers: list[tuple[str, str]] = []
@@ -672,6 +675,11 @@ def _target(r: _Reader, node: yaml.Node, path: str, contract: Contract, *, contr
         else:
             ok = False
     kw["headers"] = tuple(headers)
+    if "url" in kw and urlsplit(kw["url"]).username is not None and \
+            any(k.lower() == "authorization" for k, _ in headers):
+        r.error(m["url"], f"{path}.url", "has user:password@ credentials and an Authorization header (or basic_auth): "
+                                         "keep one of them")
+        ok = False
     if "expect_status" in m:
         codes = []
         for i, item in enumerate(r.seq(m["expect_status"], f"{path}.expect_status")):

@@ -29,7 +29,7 @@ class SimSettings:
 class Simulator:
     def __init__(self, settings: SimSettings | None = None) -> None:
         self.s = settings or SimSettings()
-        self.rng = random.Random(self.s.seed)
+        self.rng = random.Random(self.s.seed)  # nosec B311 - simulated latency, not security
         self.requests = 0
         self._runner: web.AppRunner | None = None
         self.port = 0

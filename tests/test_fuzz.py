@@ -1,0 +1,115 @@
+"""Fuzzing the two inputs users hand us: every generated config or ticket export gives a valid result or
+a clean error with a line (and a field path), never a traceback."""
+from __future__ import annotations
+
+import json
+import re
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agent.config import Config, ConfigError, parse_config
+from agent.config.load import AGENT_KEYS, CONTRACT_KEYS, TARGET_KEYS
+from agent.report.tickets import FIELDS, ImportError_, parse_export
+
+KEYS = sorted(AGENT_KEYS | CONTRACT_KEYS | TARGET_KEYS | {"agent", "contract", "targets", "controls", "weekly", "once",
+                                                            "day", "start", "end", "reason", "objectives", "below",
+                                                            "ratio", "verify", "ca_file", "path", "equals"})
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-10, 10 ** 6), st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["1s", "250ms", "5m", "0s", "-1s", "1x", "http://127.0.0.1:9/", "https://[::1]:9/x", "ftp://x",
+                     "thursday", "06:00", "25:99", "+01:00", "Europe/Paris", "Nowhere/City", "${UNSET_VAR}",
+                     "(unclosed", "api", "web", "P1", "GET", "2026-12-01T22:00:00+01:00", "", " "]),
+    st.text(max_size=20),
+)
+values = st.recursive(scalars, lambda children: st.one_of(
+    st.lists(children, max_size=4), st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), children,
+                                                    max_size=5)), max_leaves=25)
+TARGET = st.fixed_dictionaries({"name": scalars, "service": scalars, "url": scalars},
+                               optional={k: values for k in ("interval", "timeout", "max_in_flight", "headers",
+                                                             "expect_status", "body_regex", "json", "tls", "labels")})
+documents = st.fixed_dictionaries({}, optional={
+    "agent": st.dictionaries(st.sampled_from(sorted(AGENT_KEYS) + ["bogus"]), values, max_size=4),
+    "contract": st.dictionaries(st.sampled_from(sorted(CONTRACT_KEYS) + ["bogus"]), values, max_size=4),
+    "targets": st.lists(TARGET, max_size=3),
+    "controls": st.lists(TARGET, max_size=2),
+})
+
+ISSUE = re.compile(r"^<fuzz>:\d+: ")
+
+
+def _check(text: str) -> None:
+    try:
+        cfg = parse_config(text, "<fuzz>", environ={})
+    except ConfigError as exc:
+        assert exc.issues
+        for issue in exc.issues:
+            assert issue.line >= 1 and issue.message
+            assert ISSUE.match(str(issue)), str(issue)
+        return
+    assert isinstance(cfg, Config) and cfg.targets
+
+
+@settings(max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(documents)
+def test_config_loader_never_crashes_on_structured_input(doc):
+    _check(yaml.safe_dump(doc, allow_unicode=True))
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.text(max_size=200))
+def test_config_loader_never_crashes_on_any_text(text):
+    _check(text)
+
+
+TS = st.one_of(st.sampled_from(["2026-11-24T10:00:00+01:00", "2026-11-24T09:00:00Z", "2026-11-24T10:00:00",
+                                "2026-02-30T10:00:00", "yesterday", "", "2026-11-24", "10:00"]),
+               st.datetimes().map(lambda d: d.isoformat()), st.text(max_size=12))
+ROW = st.fixed_dictionaries({}, optional={
+    "id": st.one_of(st.text(max_size=6), st.integers(), st.none(), st.booleans()),
+    "priority": st.one_of(st.sampled_from(["P1", "P2", "P3", "p1", "1", "P4", ""]), st.text(max_size=3)),
+    "opened_at": TS, "responded_at": st.one_of(TS, st.none()), "workaround_at": st.one_of(TS, st.none()),
+    "resolved_at": TS, "extra": st.text(max_size=5)})
+PROBLEM = re.compile(r"^export\.(csv|json):\d+: ")
+
+
+def _check_tickets(name: str, data: bytes, cfg) -> None:
+    try:
+        tickets = parse_export(cfg, name, data)
+    except ImportError_ as exc:
+        assert exc.problems
+        for p in exc.problems:
+            assert PROBLEM.match(p), p
+        return
+    assert tickets and len({t.id for t in tickets}) == len(tickets)
+    for t in tickets:
+        assert t.priority in ("P1", "P2", "P3")
+        assert t.responded_at is None or t.responded_at >= t.opened_at
+
+
+CFG = parse_config('targets: [{name: a, service: web, url: "http://127.0.0.1:9/"}]')
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(ROW, max_size=6), st.lists(st.sampled_from(list(FIELDS) + ["extra", "x"]), max_size=8, unique=True))
+def test_ticket_csv_import_never_crashes(rows, header):
+    lines = [",".join(header)] + [",".join(str(r.get(h, "")).replace(",", ";").replace("\n", " ") for h in header)
+                                  for r in rows]
+    _check_tickets("export.csv", "\n".join(lines).encode(), CFG)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(st.lists(ROW, max_size=6), st.lists(values, max_size=3), values))
+def test_ticket_json_import_never_crashes(doc):
+    try:
+        data = json.dumps(doc, indent=1).encode()
+    except (ValueError, TypeError):
+        return
+    _check_tickets("export.json", data, CFG)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.binary(max_size=300))
+def test_ticket_import_of_random_bytes(data):
+    _check_tickets("export.csv", data, CFG)

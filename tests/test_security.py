@@ -1,0 +1,199 @@
+"""Security: secrets never leave the agent; TLS and basic auth (web.yml); hostile requests to the
+endpoints are refused cleanly; bandit finds nothing of medium or high severity."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import logging
+import shutil
+import ssl
+import subprocess
+import sys
+
+import aiohttp
+import bcrypt
+import pytest
+from aiohttp import web
+
+from agent import logs
+from agent.app import Agent
+from agent.config import parse_config
+from agent.report import build_report
+from agent.report.render import render
+
+from .conftest import ROOT
+from .servers import closed_port, http_server, make_certs
+
+SECRETS = {"url": "Ur1Passw0rdX", "token": "tok-9f8e7d6c5b4a", "file": "fileKey-77aa88bb", "basic": "bAs1cPass-991"}
+
+
+async def test_secrets_never_appear_in_logs_metrics_status_or_reports(tmp_path, monkeypatch):
+    seen_headers: list[dict] = []
+
+    async def denied(request):
+        seen_headers.append(dict(request.headers))
+        return web.Response(status=401, text="no")
+    app = web.Application()
+    app.router.add_get("/", denied)
+    (tmp_path / "key").write_text(SECRETS["file"] + "\n")
+    stream = io.StringIO()
+    logs.setup("debug", stream=stream)
+    async with http_server(app) as base:
+        host = base.split("//")[1]
+        cfg_text = f"""
+agent: {{listen: "127.0.0.1:0", flush_interval: 200ms}}
+targets:
+  - name: with-userinfo
+    service: api
+    url: "http://svc:{SECRETS['url']}@{host}/"
+    interval: 200ms
+    timeout: 2s
+    max_in_flight: 10
+  - name: with-token
+    service: api
+    url: "{base}/"
+    interval: 200ms
+    timeout: 2s
+    max_in_flight: 10
+    headers: {{Authorization: "Bearer ${{SLA_TEST_TOKEN}}"}}
+    header_files: {{X-Api-Key: key}}
+  - name: basic
+    service: web
+    url: "{base}/"
+    interval: 200ms
+    timeout: 150ms
+    basic_auth: {{username: ops, password: "${{SLA_TEST_BASIC}}"}}
+  - name: refused
+    service: web
+    url: "http://svc:{SECRETS['url']}@127.0.0.1:{closed_port()}/"
+    interval: 200ms
+    timeout: 150ms
+"""
+        (tmp_path / "cfg.yaml").write_text(cfg_text)
+        env = {"SLA_TEST_TOKEN": SECRETS["token"], "SLA_TEST_BASIC": SECRETS["basic"]}
+        cfg = parse_config(cfg_text, str(tmp_path / "cfg.yaml"), environ=env, base_dir=tmp_path)
+        from agent.logs import set_redactor
+        from agent.redact import Redactor
+        set_redactor(Redactor(cfg.secrets))
+        agent = Agent(cfg, state_dir=str(tmp_path / "state"))
+        results: list = []
+        agent.listeners.append(results.append)
+        await agent.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while sum(1 for r in results if r.target == "refused") < 3 or len(seen_headers) < 9:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.05)
+        await agent.evaluate_now()
+        async with aiohttp.ClientSession() as s:
+            texts = []
+            for path in ("/metrics", "/api/v1/status", "/api/v1/report?month=2026-11", "/report?month=2026-11"):
+                async with s.get(agent.server.url + path) as resp:
+                    texts.append(await resp.text())
+        logging.getLogger("sla_agent.test").error("an error mentioning %s", f"http://u:{SECRETS['url']}@h/")
+        await agent.stop()
+    # the secrets were really sent to the server
+    sent = json.dumps(seen_headers)
+    assert SECRETS["token"] in sent and SECRETS["file"] in sent
+    assert base64.b64encode(f"ops:{SECRETS['basic']}".encode()).decode() in sent
+    assert base64.b64encode(f"svc:{SECRETS['url']}".encode()).decode() in sent
+    report = build_report(cfg, str(tmp_path / "state"), "2026-11", 1_795_700_000.0)
+    outputs = {"logs": stream.getvalue(), "errors": json.dumps([r.error for r in results]),
+               "metrics+status+reports": "\n".join(texts),
+               **{f"report.{fmt}": render(report, fmt) for fmt in ("json", "html", "markdown", "text")}}
+    basic_b64 = base64.b64encode(f"ops:{SECRETS['basic']}".encode()).decode()
+    url_b64 = base64.b64encode(f"svc:{SECRETS['url']}".encode()).decode()
+    for where, text in outputs.items():
+        for name, secret in list(SECRETS.items()) + [("basic-b64", basic_b64), ("url-b64", url_b64)]:
+            assert secret not in text, f"{name} secret leaked into {where}"
+    assert "<redacted>" in outputs["logs"]
+    logs.setup("info")
+
+
+def test_check_config_errors_do_not_echo_secrets(tmp_path):
+    (tmp_path / "c.yaml").write_text('targets: [{name: a, service: web, url: "http://u:' + SECRETS["url"] +
+                                     '@127.0.0.1:9/", interval: fast}]\n')
+    proc = subprocess.run([sys.executable, "-m", "agent", "check-config", str(tmp_path / "c.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and SECRETS["url"] not in proc.stderr + proc.stdout
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("web-certs"))
+
+
+async def test_web_yml_tls_and_basic_auth(tmp_path, certs):
+    hashed = bcrypt.hashpw(b"scrape-pw", bcrypt.gensalt(rounds=4)).decode()
+    (tmp_path / "web.yml").write_text(f"tls_server_config:\n  cert_file: {certs.good_cert}\n  key_file: {certs.good_key}\n"
+                                      f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    cfg = parse_config(f'agent: {{listen: "127.0.0.1:0", web_config_file: "{tmp_path / "web.yml"}"}}\n'
+                       f'targets: [{{name: a, service: web, url: "http://127.0.0.1:{closed_port()}/"}}]')
+    agent = Agent(cfg, state_dir=str(tmp_path / "state"))
+    await agent.start()
+    try:
+        assert agent.server.url.startswith("https://")
+        ctx = ssl.create_default_context(cafile=str(certs.ca))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
+            async with s.get(agent.server.url + "/metrics") as resp:
+                assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Basic")
+            async with s.get(agent.server.url + "/metrics", auth=aiohttp.BasicAuth("prometheus", "wrong")) as resp:
+                assert resp.status == 401
+            async with s.get(agent.server.url + "/metrics", auth=aiohttp.BasicAuth("nobody", "scrape-pw")) as resp:
+                assert resp.status == 401
+            for _ in range(2):  # the second time from the cache
+                async with s.get(agent.server.url + "/metrics", auth=aiohttp.BasicAuth("prometheus", "scrape-pw")) as r:
+                    assert r.status == 200 and "sla_probes_total" in await r.text()
+        async with aiohttp.ClientSession() as s:  # plain HTTP to a TLS port is refused
+            with pytest.raises(aiohttp.ClientError):
+                async with s.get(agent.server.url.replace("https", "http") + "/metrics") as resp:
+                    await resp.read()
+    finally:
+        await agent.stop()
+
+
+async def _raw(port: int, payload: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(65536), 10)
+    finally:
+        writer.close()
+
+
+async def test_endpoints_reject_oversize_and_malformed_requests(tmp_path):
+    cfg = parse_config(f'agent: {{listen: "127.0.0.1:0"}}\n'
+                       f'targets: [{{name: a, service: web, url: "http://127.0.0.1:{closed_port()}/"}}]')
+    agent = Agent(cfg, state_dir=str(tmp_path / "state"))
+    await agent.start()
+    port = agent.server.port
+    try:
+        huge_header = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+        assert (await _raw(port, huge_header)).split(b"\r\n")[0].split()[1] in (b"400", b"431")
+        long_url = b"GET /" + b"a" * 50_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        assert (await _raw(port, long_url)).split(b"\r\n")[0].split()[1] in (b"400", b"414")
+        assert (await _raw(port, b"\x16\x03\x01garbage\r\n\r\n")).split(b"\r\n")[0].split()[1] == b"400"
+        body = b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+        assert (await _raw(port, body)).split(b"\r\n")[0].split()[1] == b"413"
+        post = b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        assert (await _raw(port, post)).split(b"\r\n")[0].split()[1] == b"405"
+        bad_month = b"GET /report?month=../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"
+        assert (await _raw(port, bad_month)).split(b"\r\n")[0].split()[1] == b"400"
+        ok = await _raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert ok.startswith(b"HTTP/1.1 200")  # still serving
+    finally:
+        await agent.stop()
+
+
+def test_bandit_finds_no_medium_or_high_issue():
+    exe = shutil.which("bandit")
+    assert exe, "bandit is a test dependency (pip install -e '.[test]')"
+    proc = subprocess.run([exe, "-r", str(ROOT / "agent"), "-ll", "-f", "json", "-q"], capture_output=True,
+                          text=True, timeout=300)
+    report = json.loads(proc.stdout)
+    issues = [f"{i['filename']}:{i['line_number']}: {i['issue_severity']} {i['test_id']} {i['issue_text']}"
+              for i in report["results"] if i["issue_severity"] in ("MEDIUM", "HIGH")]
+    assert issues == []
