@@ -8,7 +8,6 @@ import logging
 import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry

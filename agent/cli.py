@@ -8,9 +8,8 @@ import json
 import os
 import re
 import sys
-from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from . import __version__
 
@@ -336,7 +335,7 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
             print(f"window {wid} added: {args.kind} {iso(start, cal.tz)} -> {iso(end, cal.tz)}: {args.reason}")
         elif args.maintenance_command == "list":
             rows = store.windows()
-            print(f"weekly (config): " + ", ".join(
+            print("weekly (config): " + ", ".join(
                 f"{['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'][w.day]} {w.start:%H:%M}-{w.end:%H:%M}"
                 for w in cfg.contract.weekly) + f" ({cfg.contract.timezone})")
             for w in cfg.contract.windows:
@@ -351,10 +350,6 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return EXIT_OK
-
-
-def packaged_config(name: str) -> Path:
-    return Path(str(resources.files("agent") / "data" / name))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -70,7 +70,7 @@ def test_secrets_from_env_and_files_are_collected(tmp_path):
     cfg = parse_config(
         'targets:\n'
         '  - name: a\n    service: web\n    url: "https://user:urlpass99@127.0.0.1/"\n'
-        '    headers: {Authorization: "Bearer ${TOKEN}"}\n'
+        '    headers: {X-Token: "Bearer ${TOKEN}"}\n'
         '    header_files: {X-Api-Key: token}\n',
         environ={"TOKEN": "env-secret-value"}, base_dir=tmp_path)
     assert {"env-secret-value", "file-secret-value", "urlpass99"} <= cfg.secrets

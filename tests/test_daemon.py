@@ -18,7 +18,7 @@ from aiohttp import web
 from agent.app import Agent
 from agent.config import parse_config
 
-from .conftest import ROOT, free_port
+from .conftest import free_port
 from .servers import http_server
 
 
@@ -167,30 +167,6 @@ agent: {{listen: "127.0.0.1:{port}", flush_interval: 500ms, shutdown_grace: 2s}}
 targets:
   - {{name: web-ui, service: web, url: "http://127.0.0.1:{target_port}/", interval: 250ms, timeout: 200ms}}
 {extra}""")
-
-
-@pytest.fixture
-def target_server():
-    """A plain HTTP server in a thread (the daemon under test is another process)."""
-    import http.server
-    import threading
-
-    class H(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
 
 
 def test_sighup_reload_and_sigterm(tmp_path, target_server):

@@ -7,12 +7,10 @@ import json
 import re
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from agent.app import Agent

@@ -13,6 +13,8 @@ from agent.config import Config, ConfigError, parse_config
 from agent.config.load import AGENT_KEYS, CONTRACT_KEYS, TARGET_KEYS
 from agent.report.tickets import FIELDS, ImportError_, parse_export
 
+from .conftest import ROOT
+
 KEYS = sorted(AGENT_KEYS | CONTRACT_KEYS | TARGET_KEYS | {"agent", "contract", "targets", "controls", "weekly", "once",
                                                             "day", "start", "end", "reason", "objectives", "below",
                                                             "ratio", "verify", "ca_file", "path", "equals"})
@@ -24,8 +26,8 @@ scalars = st.one_of(
     st.text(max_size=20),
 )
 values = st.recursive(scalars, lambda children: st.one_of(
-    st.lists(children, max_size=4), st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), children,
-                                                    max_size=5)), max_leaves=25)
+    st.lists(children, max_size=3), st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), children,
+                                                    max_size=4)), max_leaves=8)
 TARGET = st.fixed_dictionaries({"name": scalars, "service": scalars, "url": scalars},
                                optional={k: values for k in ("interval", "timeout", "max_in_flight", "headers",
                                                              "expect_status", "body_regex", "json", "tls", "labels")})
@@ -51,10 +53,45 @@ def _check(text: str) -> None:
     assert isinstance(cfg, Config) and cfg.targets
 
 
-@settings(max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(documents)
 def test_config_loader_never_crashes_on_structured_input(doc):
     _check(yaml.safe_dump(doc, allow_unicode=True))
+
+
+SEEDS = [p.read_text() for p in sorted((ROOT / "config").glob("*.yaml")) +
+         sorted((ROOT / "tests" / "data" / "config").glob("bad-*.yaml"))]
+NOISE = ["", "  ", "- ", ": ", "{", "}", "[", "]", "'", '"', "#", "&a ", "*a", "!!python/object:os.system ", "\t",
+         "0", "-1", "1e309", "null", "true", "9999999999999999999999", "1s", "0ms", "${X}", "\u0000", "é", "<<: *a"]
+
+
+def _mutate(rnd, text: str) -> str:
+    lines = text.splitlines()
+    for _ in range(rnd.randint(1, 4)):
+        op = rnd.randrange(6)
+        i = rnd.randrange(len(lines)) if lines else 0
+        if op == 0 and lines:
+            del lines[i]
+        elif op == 1 and lines:
+            lines.insert(i, lines[rnd.randrange(len(lines))])  # a duplicated line: duplicate keys, shifted lists
+        elif op == 2 and lines:
+            j = rnd.randrange(len(lines[i]) + 1)
+            lines[i] = lines[i][:j] + rnd.choice(NOISE) + lines[i][j:]
+        elif op == 3 and lines and ":" in lines[i]:
+            key, _, _ = lines[i].partition(":")
+            lines[i] = f"{key}: {rnd.choice(NOISE + KEYS)}"
+        elif op == 4 and lines:
+            lines[i] = " " * rnd.randint(0, 6) + lines[i].lstrip()  # broken indentation
+        else:
+            lines.insert(i, f"{' ' * rnd.choice((0, 2, 4))}{rnd.choice(KEYS)}: {rnd.choice(NOISE)}")
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.randoms(use_true_random=False), st.integers(0, len(SEEDS) - 1))
+def test_config_loader_never_crashes_on_mutated_configs(rnd, seed):
+    """Mutations of real configs (the shipped ones and every bad-*.yaml) reach deep into the loader."""
+    _check(_mutate(rnd, SEEDS[seed]))
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))

@@ -23,7 +23,6 @@ from agent.probes import ProbeResult
 from agent.store import Store
 
 from .conftest import free_port
-from .test_daemon import target_server  # noqa: F401  (fixture)
 
 
 def stored_total(state: Path) -> int:
@@ -88,7 +87,7 @@ def wait_flushes(port: int, k: int, limit: float = 20.0) -> None:
         time.sleep(0.02)
 
 
-def test_restart_continues_counts(tmp_path, target_server):  # noqa: F811
+def test_restart_continues_counts(tmp_path, target_server):
     state = tmp_path / "state"
     cfg = tmp_path / "agent.yaml"
     totals = []
@@ -111,7 +110,7 @@ def test_restart_continues_counts(tmp_path, target_server):  # noqa: F811
     assert all(n > 0 for n in totals)
 
 
-def test_kill_9_twenty_times(tmp_path, target_server, capsys):  # noqa: F811
+def test_kill_9_twenty_times(tmp_path, target_server, capsys):
     state = tmp_path / "state"
     cfg = tmp_path / "agent.yaml"
     rng = random.Random(20)

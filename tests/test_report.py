@@ -8,7 +8,6 @@ import re
 import shutil
 import sqlite3
 import subprocess
-from pathlib import Path
 
 import pytest
 

@@ -20,20 +20,11 @@ class BusinessHours:
         self.subdivision = contract.holidays_subdivision
         self.closed = frozenset(contract.closed_days)
 
-    @property
-    def day_seconds(self) -> float:
-        return (dt.datetime.combine(dt.date.min, self.end) - dt.datetime.combine(dt.date.min, self.start)).total_seconds()
-
     def _holidays(self, year: int) -> dict:
         return _country_holidays(self.country, self.subdivision, year)
 
     def is_working_day(self, day: dt.date) -> bool:
         return day.weekday() < 5 and day not in self.closed and day not in self._holidays(day.year)
-
-    def holiday_name(self, day: dt.date) -> str | None:
-        if day in self.closed:
-            return "closed day (config)"
-        return self._holidays(day.year).get(day)
 
     def _span(self, day: dt.date) -> tuple[float, float]:
         a = dt.datetime.combine(day, self.start, tzinfo=self.tz).timestamp()

@@ -178,11 +178,6 @@ class Ledger:
                     total.update(c)
         return total
 
-    def hot_start(self) -> int | None:
-        """The earliest epoch minute held in memory for every target."""
-        bases = [s.base for s in self.series.values() if s.base >= 0]
-        return max(bases) if bases else None
-
     # -- maintenance ------------------------------------------------------------------------------
     def compact(self, now: float) -> list[tuple[str, int, list[int]]]:
         """Merges the hourly digests of finished local days into day digests; drops old days.

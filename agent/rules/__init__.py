@@ -285,7 +285,7 @@ def dashboard(cfg: Config) -> dict[str, Any]:
         _panel(5, f"Availability vs {obj * 100:g} %", [
             (f'sla_availability_ratio{{{sel},window="month"}}', "{{service}} month"),
             (f'sla_availability_ratio{{{sel},window="30d"}}', "{{service}} 30 days"),
-            (f"1 - sla:availability_error_ratio_quorum:rate1h", "{{service}} last hour (probes)"),
+            ("1 - sla:availability_error_ratio_quorum:rate1h", "{{service}} last hour (probes)"),
         ], 0, 6, 12, 8, thresholds=[(obj, "green")]),
         _panel(6, "Availability burn rate", [
             (f"sla:availability_error_ratio_quorum:rate{w} / {round(1 - obj, 6)}", f"{{{{service}}}} {w}")

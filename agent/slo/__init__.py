@@ -13,7 +13,7 @@ from fastdigest import TDigest
 
 from ..calendar import Calendar
 from ..config.model import Config, Contract
-from ..ledger import BELOW0_I, DOWN_I, INC_I, LAT_I, UP_I, merged_quantiles
+from ..ledger import BELOW0_I, DOWN_I, LAT_I, UP_I, merged_quantiles
 
 S_UP, S_DOWN, S_UNKNOWN, S_MASKED = 0, 1, 2, 3
 MET, MISSED, INSUFFICIENT, NO_DATA = "met", "missed", "insufficient_data", "no_data"

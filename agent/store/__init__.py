@@ -6,8 +6,6 @@ CLI) open their own connection and read while the daemon writes.
 """
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -17,7 +15,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 from fastdigest import TDigest
@@ -258,28 +256,6 @@ class Store:
                 total[k] = total.get(k, 0) + v
         return total
 
-    def evidence(self, targets: Iterable[str], start: float, end: float) -> tuple[str, int]:
-        """sha256 over the ledger rows (minute counts and digests) of these targets in [start, end)."""
-        h = hashlib.sha256()
-        n = 0
-        with self._lock:
-            for name in sorted(targets):
-                for hour, blob, errors in self.conn.execute(
-                        "SELECT m.hour, m.counts, m.errors FROM minutes m JOIN targets t ON t.id = m.target_id "
-                        "WHERE t.name=? AND m.hour >= ? AND m.hour < ? ORDER BY m.hour",
-                        (name, int(start // HOUR), int(-(-end // HOUR)))):
-                    h.update(f"m|{name}|{hour}|{errors}|".encode())
-                    h.update(zlib.decompress(blob))
-                    n += 1
-                for start_, span, data in self.conn.execute(
-                        "SELECT d.start, d.span, d.data FROM digests d JOIN targets t ON t.id = d.target_id "
-                        "WHERE t.name=? AND d.start >= ? AND d.start < ? ORDER BY d.start, d.span",
-                        (name, int(start - DAY), int(end))):
-                    h.update(f"d|{name}|{start_}|{span}|".encode())
-                    h.update(zlib.decompress(data))
-                    n += 1
-        return h.hexdigest(), n
-
     # -- windows ------------------------------------------------------------------------------------
     def add_window(self, kind: str, start: float, end: float, reason: str) -> int:
         with self._lock, _tx(self.conn):
@@ -319,8 +295,6 @@ class Store:
         with self._lock:
             return [Ticket(*r) for r in self.conn.execute(q + " ORDER BY opened_at, id", args)]
 
-    def size_bytes(self) -> int:
-        return sum(Path(str(self.path) + s).stat().st_size for s in ("", "-wal") if Path(str(self.path) + s).exists())
 
 
 class _tx:
@@ -341,11 +315,3 @@ class _tx:
                 self.conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-
-
-def iter_months(start: float, end: float, tz: dt.tzinfo) -> Iterator[str]:
-    d = dt.datetime.fromtimestamp(start, tz).date().replace(day=1)
-    last = dt.datetime.fromtimestamp(end, tz).date()
-    while d <= last:
-        yield f"{d.year:04d}-{d.month:02d}"
-        d = dt.date(d.year + (d.month == 12), d.month % 12 + 1, 1)
