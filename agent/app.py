@@ -88,6 +88,7 @@ class Agent:
         self.states: dict[str, _TargetState] = {}
         self._mask = _MaskCache(self.cal)
         self._controls: dict[str, tuple[float, bool]] = {}  # control target -> (started_at, up)
+        self._control_targets = {c.name: c for c in cfg.controls}
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
         self._restored = False
@@ -133,9 +134,8 @@ class Agent:
 
     def _controls_failing(self, t: float) -> bool:
         fresh = []
-        by_name = {c.name: c for c in self.cfg.controls}
         for name, (at, up) in self._controls.items():
-            c = by_name.get(name)
+            c = self._control_targets.get(name)
             if c is not None and abs(t - at) <= max(CONTROL_FRESH * c.interval, c.timeout + c.interval):
                 fresh.append(up)
         return bool(fresh) and not any(fresh)
@@ -194,6 +194,7 @@ class Agent:
     def _install_targets(self, cfg: Config) -> None:
         pairs = [(t, make_probe(t, clock=self.clock, per_host_concurrency=cfg.agent.per_host_concurrency,
                                 redactor=self.redact)) for t in cfg.all_targets]
+        self._control_targets = {c.name: c for c in cfg.controls}
         retired = self.scheduler.set_targets(pairs)
         for p in retired:
             asyncio.get_running_loop().create_task(p.close())
