@@ -135,8 +135,9 @@ async def test_hostile_targets_all_at_once(tmp_path, certs):
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         deadline = t0 + 30
-        while any(sum(1 for r in results if r.target == n) < 3 for n in targets):
-            assert loop.time() < deadline, {n: sum(1 for r in results if r.target == n) for n in targets}
+        decisive = lambda n: [r for r in results if r.target == n and r.outcome != "inconclusive"]  # noqa: E731
+        while any(len(decisive(n)) < 3 for n in targets):
+            assert loop.time() < deadline, {n: len(decisive(n)) for n in targets}
             await asyncio.sleep(0.1)
         elapsed = loop.time() - t0
         steady = agent.scheduler.timelines["steady"]
@@ -150,9 +151,13 @@ async def test_hostile_targets_all_at_once(tmp_path, certs):
     assert left == {}, f"file descriptors left behind: {left}"
     assert len(asyncio.all_tasks()) <= tasks_before, "tasks left behind"
     for name, (outcome, kind) in expected.items():
-        got = [(r.outcome, r.error_kind) for r in results if r.target == name]
-        assert got and all(g == (outcome, kind) for g in got), (name, got)
-        durations = [r.duration_s for r in results if r.target == name]
+        # a tick that found the previous probe still running on a loaded machine is counted as skipped
+        # (inconclusive): honest, and allowed; every decided probe must carry the exact outcome
+        assert {r.error_kind for r in results if r.target == name and r.outcome == "inconclusive"} <= \
+            {"skipped", "agent_overload"}
+        got = [(r.outcome, r.error_kind) for r in decisive(name)]
+        assert len(got) >= 3 and all(g == (outcome, kind) for g in got), (name, got)
+        durations = [r.duration_s for r in decisive(name)]
         assert max(durations) <= 1.0 + 0.5, (name, max(durations))  # every probe ends within its timeout
     steady_results = [r for r in results if r.target == "steady"]
     # on schedule while the others misbehave (a loop stall on a loaded machine may mark a probe inconclusive,
