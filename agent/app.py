@@ -175,10 +175,6 @@ class Agent:
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("lag-watch", self.lag.run()), ("flush", self._flush_loop()), ("evaluate", self._eval_loop()),
             ("slices", self._slice_loop()), ("watchdog", self._watchdog_loop()))]
-        # steady state: what start-up allocated is frozen out of the GC's sight (fewer, shorter pauses)
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
         log.info("sla-agent %s probing %d targets (%d controls); metrics at %s/metrics; state in %s",
                  __version__, len(self.cfg.targets), len(self.cfg.controls), self.server.url, self.state_dir)
         self.notifier.ready(f"probing {len(self.cfg.targets)} targets")
@@ -398,6 +394,15 @@ class Agent:
         return render(await self._report_json(month), "html")
 
 
+def tune_gc() -> None:
+    """Steady state for a long-running probe process: what start-up allocated is frozen out of the
+    collector's sight and young collections run less often (fewer, shorter pauses; see GC_THRESHOLDS).
+    Called by the daemon and the demo once the agent has started, not by library users."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def run_agent(cfg: Config, *, state_dir: str | None = None, config_path: str | None = None,
                     duration: float | None = None, on_started: Callable[[Agent], Any] | None = None) -> int:
     agent = Agent(cfg, state_dir=state_dir, config_path=config_path)
@@ -407,6 +412,7 @@ async def run_agent(cfg: Config, *, state_dir: str | None = None, config_path: s
     except (StoreError, OSError, WebConfigError) as exc:
         log.error("cannot start: %s", redact_url(str(exc)))
         return 1
+    tune_gc()
     loop.add_signal_handler(signal.SIGTERM, agent.request_stop)
     loop.add_signal_handler(signal.SIGINT, agent.request_stop)
     loop.add_signal_handler(signal.SIGHUP, agent.reload)

@@ -92,7 +92,10 @@ targets:
 
     agent.listeners.append(listen)
     await agent.start()
-    await asyncio.sleep(2.0)  # warm-up: connections, caches, gc.freeze
+    from agent.app import tune_gc
+
+    tune_gc()  # as the daemon does
+    await asyncio.sleep(2.0)  # warm-up: connections, caches
     window["on"] = True
     c0, t0 = cpu_self(), time.perf_counter()
     await asyncio.sleep(seconds)

@@ -51,6 +51,9 @@ async def soak(n: int, minutes: float, port: int) -> None:
 
     agent.listeners.append(listen)
     await agent.start()
+    from agent.app import tune_gc
+
+    tune_gc()  # as the daemon does
     t0 = time.monotonic()
     samples: list[tuple[float, float]] = []
     end = t0 + minutes * 60

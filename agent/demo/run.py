@@ -77,6 +77,9 @@ async def run_demo(args: argparse.Namespace) -> int:
                       state_dir=state_dir)
         agent.listeners.append(listen)
         await agent.start()
+    from ..app import tune_gc
+
+    tune_gc()
     url = agent.server.url if agent.server else "?"
     month = dt.datetime.now(agent.cal.tz).strftime("%Y-%m")
     out = sys.stdout
