@@ -152,3 +152,23 @@ async def test_lag_watch_marks_overlapping_probes(fake_clock: FakeClock):
     assert watch.stalled(stall_end - 0.1, stall_end)  # a probe running during the stall
     assert not watch.stalled(fake_clock.mono - 0.02, fake_clock.mono)  # one after it
     assert not watch.stalled(900.0, 990.0)  # one long before it
+
+
+class BrokenProbe:
+    async def run(self) -> ProbeResult:
+        raise RuntimeError("a bug inside the probe")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_probe_that_raises_is_inconclusive_and_the_timeline_goes_on(fake_clock: FakeClock):
+    results: list[ProbeResult] = []
+    sched = Scheduler(fake_clock, results.append, rate_limit=1_000_000)
+    sched.set_targets([(tgt(), BrokenProbe())])
+    epoch = fake_clock.monotonic()
+    sched.start()
+    await fake_clock.advance_to(epoch + 4.5)
+    await sched.stop(grace=0)
+    assert [(r.outcome, r.error_kind) for r in results] == [("inconclusive", "agent_error")] * 5
+    assert results[0].error == "RuntimeError"
