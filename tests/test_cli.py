@@ -1,0 +1,62 @@
+"""The command line: help, version, maintenance windows, exit statuses."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from agent import __version__
+from agent.cli import main
+
+BASE = 'targets: [{name: a, service: web, url: "http://127.0.0.1:9/"}]\n'
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and __version__ in capsys.readouterr().out
+    for cmd in (["--help"], ["run", "--help"], ["demo", "--help"], ["report", "--help"], ["rules", "--help"],
+                ["tickets", "import", "--help"], ["maintenance", "add", "--help"], ["check-config", "--help"]):
+        with pytest.raises(SystemExit) as e:
+            main(cmd)
+        assert e.value.code == 0
+        assert "usage: sla-agent" in capsys.readouterr().out
+
+
+def test_bad_usage_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["report", "--format", "pdf"])
+    assert e.value.code == 2
+    assert main([]) == 2
+    assert main(["check-config", "/nonexistent.yaml"]) == 2
+    assert "cannot read the file" in capsys.readouterr().err
+
+
+def test_maintenance_add_list_remove_and_the_report_uses_it(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(BASE)
+    common = ["--config", str(cfg), "--state-dir", str(tmp_path / "s")]
+    assert main(["maintenance", "add", *common, "--start", "2026-11-24T22:00", "--end", "2026-11-25T01:00",
+                 "--reason", "announced upgrade"]) == 0
+    assert "window 1 added: maintenance 2026-11-24T22:00:00+01:00 -> 2026-11-25T01:00:00+01:00" in capsys.readouterr().out
+    assert main(["maintenance", "add", *common, "--kind", "exclusion", "--start", "2026-11-26T10:00:00Z",
+                 "--end", "2026-11-26T11:00:00Z", "--reason", "ISP outage"]) == 0
+    capsys.readouterr()
+    assert main(["maintenance", "list", *common]) == 0
+    out = capsys.readouterr().out
+    assert "Thu 06:00-08:00 (+01:00)" in out and "announced upgrade" in out and "ISP outage" in out
+    assert main(["report", *common, "--month", "2026-11", "--format", "json", "--output", str(tmp_path / "r.json")]) == 0
+    import json
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert [x["reason"] for x in doc["exclusions"]] == ["ISP outage"]
+    assert "announced upgrade" in [x["reason"] for x in doc["maintenance"]]
+    assert main(["maintenance", "remove", *common, "1"]) == 0
+    assert main(["maintenance", "remove", *common, "1"]) == 2
+    assert main(["maintenance", "add", *common, "--start", "2026-11-24T22:00", "--end", "2026-11-24T21:00",
+                 "--reason", "x"]) == 2
+
+
+def test_module_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "agent", "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("sla-agent ")
