@@ -125,6 +125,10 @@ def certs(tmp_path_factory):
     return make_certs(tmp_path_factory.mktemp("web-certs"))
 
 
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
 async def test_web_yml_tls_and_basic_auth(tmp_path, certs):
     hashed = bcrypt.hashpw(b"scrape-pw", bcrypt.gensalt(rounds=4)).decode()
     (tmp_path / "web.yml").write_text(f"tls_server_config:\n  cert_file: {certs.good_cert}\n  key_file: {certs.good_key}\n"
@@ -139,12 +143,12 @@ async def test_web_yml_tls_and_basic_auth(tmp_path, certs):
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
             async with s.get(agent.server.url + "/metrics") as resp:
                 assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Basic")
-            async with s.get(agent.server.url + "/metrics", auth=aiohttp.BasicAuth("prometheus", "wrong")) as resp:
+            async with s.get(agent.server.url + "/metrics", headers=_basic("prometheus", "wrong")) as resp:
                 assert resp.status == 401
-            async with s.get(agent.server.url + "/metrics", auth=aiohttp.BasicAuth("nobody", "scrape-pw")) as resp:
+            async with s.get(agent.server.url + "/metrics", headers=_basic("nobody", "scrape-pw")) as resp:
                 assert resp.status == 401
             for _ in range(2):  # the second time from the cache
-                async with s.get(agent.server.url + "/metrics", auth=aiohttp.BasicAuth("prometheus", "scrape-pw")) as r:
+                async with s.get(agent.server.url + "/metrics", headers=_basic("prometheus", "scrape-pw")) as r:
                     assert r.status == 200 and "sla_probes_total" in await r.text()
         async with aiohttp.ClientSession() as s:  # plain HTTP to a TLS port is refused
             with pytest.raises(aiohttp.ClientError):
