@@ -16,7 +16,7 @@ from . import __version__
 from .calendar import Calendar
 from .clock import Clock, SystemClock
 from .config import Config, ConfigError, load_config, split_listen
-from .export.metrics import LiveMetrics, SloCollector
+from .export.metrics import LiveMetrics, SloCollector, TargetInfoCollector
 from .export.server import Endpoints, Server, build_app
 from .export.webconfig import WebConfigError
 from .ledger import Ledger
@@ -162,6 +162,8 @@ class Agent:
         registry_collector = SloCollector(lambda: self.snapshot, lambda: self._mask(self.clock.time()),
                                           lambda: self.tickets_summary, self.cfg.agent.location)
         self.registry.register(registry_collector)
+        self.registry.register(TargetInfoCollector(lambda: self.cfg.all_targets, lambda s: self.redact(s),
+                                                   self.cfg.agent.location))
         self._install_targets(self.cfg)
         host, port = split_listen(self.listen)
         web = self._web()
@@ -248,6 +250,8 @@ class Agent:
         from .logs import set_redactor
 
         set_redactor(self.redact)
+        self.scheduler.throttle.rate_limit = new.agent.rate_limit
+        self.lag.bound = new.agent.loop_lag_bound
         self.cal = Calendar(new.contract)
         self._mask = _MaskCache(self.cal)
         self._declared = []

@@ -62,7 +62,7 @@ agent: {{listen: "127.0.0.1:0", flush_interval: 1s, location: test-lab}}
 targets:
   - {{name: api-fast, service: api, url: "{base}/", interval: 200ms, timeout: 2s, max_in_flight: 10}}
   - {{name: api-slow, service: api, url: "{base}/slow", interval: 200ms, timeout: 2s, max_in_flight: 10}}
-  - {{name: web-ui, service: web, url: "{base}/", interval: 200ms, timeout: 1s, max_in_flight: 5}}
+  - {{name: web-ui, service: web, url: "{base}/", interval: 200ms, timeout: 1s, max_in_flight: 5, labels: {{team: crm}}}}
 controls:
   - {{name: control, url: "{base}/", interval: 500ms, timeout: 400ms}}
 """)
@@ -92,6 +92,8 @@ controls:
     proc = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'location="test-lab"' in text
+    info = [line for line in text.splitlines() if line.startswith("sla_target_info") and 'target="web-ui"' in line]
+    assert info and 'team="crm"' in info[0]
     for name in ("sla_probes_total", "sla_probe_duration_seconds_bucket", "sla_probe_phase_duration_seconds_bucket",
                  "sla_probe_success", "sla_agent_loop_lag_seconds_bucket", "sla_agent_build_info",
                  "sla_agent_probes_in_flight", "sla_agent_ticks_skipped_total", "sla_agent_throttle_waits_total",

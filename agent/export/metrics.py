@@ -5,7 +5,7 @@ import platform
 from typing import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .. import __version__
@@ -126,6 +126,29 @@ class LiveMetrics:
                     child.observe(value)
         if r.tls_not_after is not None:
             b.expiry().set(r.tls_not_after)
+
+
+class TargetInfoCollector(Collector):
+    """`sla_target_info{service,target,url,...} 1`: each target's URL (secrets redacted) and the extra
+    labels of its config, to join onto the per-target series (`* on (target) group_left(team)`)."""
+
+    def __init__(self, targets: Callable[[], Iterable], redact: Callable[[str], str], location: str = "") -> None:
+        self.targets = targets
+        self.redact = redact
+        self.location = location
+
+    def describe(self) -> Iterable:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        m = Metric("sla_target_info", "The probed targets, with their configured extra labels.", "gauge")
+        for t in self.targets():
+            labels = {"service": t.service, "target": t.name, "url": self.redact(t.url), "type": t.type,
+                      **dict(t.labels)}
+            if self.location:
+                labels["location"] = self.location
+            m.add_sample("sla_target_info", labels, 1.0)
+        return [m]
 
 
 class SloCollector(Collector):

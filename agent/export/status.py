@@ -39,6 +39,7 @@ def status_document(agent: "Agent") -> dict[str, Any]:
             "service": t.service,
             "url": agent.redact(t.url),
             "control": t.control,
+            "labels": dict(t.labels),
             "outcome": r.outcome if r else None,
             "error_kind": (r.error_kind or None) if r else None,
             "error": (r.error or None) if r else None,
