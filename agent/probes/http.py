@@ -67,6 +67,18 @@ def _reuse_trace() -> aiohttp.TraceConfig:
     return tc
 
 
+async def _connect_one(loop: asyncio.AbstractEventLoop, addr_info: Any) -> socket.socket:
+    family, type_, proto, _, address = addr_info
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class _TracedConnector(aiohttp.TCPConnector):
     """Stamps DNS, TCP connect and the TLS handshake as three phases.
 
@@ -96,10 +108,13 @@ class _TracedConnector(aiohttp.TCPConnector):
         loop = self._loop
         rec.begin("connect")
         try:
-            sock = await aiohappyeyeballs.start_connection(
-                addr_infos=addr_infos, local_addr_infos=self._local_addr_infos,
-                happy_eyeballs_delay=self._happy_eyeballs_delay, interleave=self._interleave, loop=loop,
-                socket_factory=getattr(self, "_socket_factory", None))
+            if len(addr_infos) == 1 and not self._local_addr_infos:
+                sock = await _connect_one(loop, addr_infos[0])  # nothing to race: skip happy eyeballs
+            else:
+                sock = await aiohappyeyeballs.start_connection(
+                    addr_infos=addr_infos, local_addr_infos=self._local_addr_infos,
+                    happy_eyeballs_delay=self._happy_eyeballs_delay, interleave=self._interleave, loop=loop,
+                    socket_factory=getattr(self, "_socket_factory", None))
         except OSError as exc:
             rec.end()
             raise client_error(req.connection_key, exc) from exc
