@@ -95,6 +95,8 @@ targets:
     from agent.app import tune_gc
 
     tune_gc()  # as the daemon does
+    while agent.snapshot is None:  # the first (cold) evaluation of the SLA windows, then steady state
+        await asyncio.sleep(0.1)
     await asyncio.sleep(2.0)  # warm-up: connections, caches
     window["on"] = True
     c0, t0 = cpu_self(), time.perf_counter()

@@ -102,3 +102,33 @@ def test_digest_p98_p99_within_one_percent():
         for p in (0.98, 0.99):
             want = float(exact[math.ceil(p * n) - 1])
             assert abs(q[f"{p:g}"] - want) / want < 0.01, (n, p, q[f"{p:g}"], want)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(result, min_size=1, max_size=300), st.floats(min_value=0, max_value=SPAN + 86400),
+       st.sampled_from(["+01:00", "Europe/Paris"]))
+def test_day_cache_gives_the_same_figures(raw, now_offset, tz):
+    """The live evaluation's cache of closed days changes nothing, also after a late sample."""
+    from agent.config import parse_config
+    from agent.slo import DayCache, evaluate
+
+    cfg = parse_config(f'contract: {{timezone: "{tz}"}}\ntargets:\n'
+                       '  - {name: a, service: api, url: "http://127.0.0.1:9/", interval: 2s, timeout: 2s}\n'
+                       '  - {name: b, service: api, url: "http://127.0.0.1:9/", interval: 2s, timeout: 2s}\n')
+    c = Calendar(cfg.contract)
+    led = Ledger((0.5, 1.0), day_start=c.day_start)
+    led.anchor(T0 + SPAN)
+    for off, outcome, d, counted, target in sorted(raw):
+        led.add(ProbeResult(target, "api", T0 + off, 0.0, d, outcome, "" if outcome == "up" else "timeout",
+                            latency_counted=(counted or outcome == "up") and outcome != "inconclusive"))
+    cache = DayCache(c, settle=0)
+    now = T0 + now_offset
+    for _ in range(2):  # the second evaluation reads the cache
+        cached = evaluate(led, cfg, c, now, cache)
+        plain = evaluate(led, cfg, c, now)
+        assert cached == plain
+    # a wall-clock jump back: a sample lands far behind the newest one, in a day already cached
+    led.add(ProbeResult("a", "api", T0 + SPAN - 1, 0.0, 0.1, "up", latency_counted=True))
+    evaluate(led, cfg, c, T0 + SPAN + 86400, cache)
+    led.add(ProbeResult("a", "api", T0 + 10, 0.0, 0.1, "down", "timeout", latency_counted=True))
+    assert evaluate(led, cfg, c, T0 + SPAN + 86400, cache) == evaluate(led, cfg, c, T0 + SPAN + 86400)

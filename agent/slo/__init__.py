@@ -4,7 +4,9 @@ CONTRACT §4 (availability) and §5 (latency). Verdicts come from exact counts o
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
@@ -119,17 +121,87 @@ def service_states(view: LedgerView, targets: Sequence[str], combine_mode: str, 
     return combine(per, combine_mode)
 
 
+def range_counts(view: LedgerView, targets: Sequence[str], combine_mode: str, cal: Calendar, contract: Contract,
+                 m0: int, m1: int) -> np.ndarray:
+    """Over epoch minutes [m0, m1): service slices [up, down, unknown, masked], then the unmasked latency
+    population and the requests below each threshold."""
+    mask = cal.mask(m0, m1)
+    keep = ~mask
+    k = len(contract.thresholds)
+    lat = np.zeros(1 + k, dtype=np.int64)
+    per = []
+    for t in targets:
+        m = view.matrix(t, m0, m1)
+        kept = m[keep]
+        lat[0] += int(kept[:, LAT_I].sum(dtype=np.int64))
+        lat[1:] += kept[:, BELOW0_I:BELOW0_I + k].sum(axis=0, dtype=np.int64)
+        per.append(slice_states(m, mask, contract.slice_down_ratio))
+        time.sleep(0)  # let the probe loop's thread take the GIL between targets (evaluation runs in a worker)
+    if per:
+        st = combine(per, combine_mode)
+    else:
+        st = np.full(max(0, m1 - m0), S_UNKNOWN, dtype=np.int8)
+        st[mask] = S_MASKED
+    slices = np.bincount(st, minlength=4)[:4].astype(np.int64)
+    return np.concatenate([slices, lat])
+
+
+class DayCache:
+    """The counts of closed local days, so that a live evaluation recomputes only today's minutes (and
+    the partial first day of a rolling window) instead of a month of minutes for every target.
+
+    A day is closed `settle` seconds after it ends. The agent replaces the cache when the calendar or
+    the targets change; a sample written far behind the newest one (a wall-clock jump back) clears it."""
+
+    def __init__(self, cal: Calendar, settle: float = 600.0) -> None:
+        self.cal = cal
+        self.settle = settle
+        self._days: dict[tuple, np.ndarray] = {}
+        self._old_writes = 0
+
+    def counts(self, view: LedgerView, targets: Sequence[str], mode: str, contract: Contract, m0: int, m1: int,
+               now: float) -> np.ndarray:
+        old = getattr(view, "old_writes", 0)
+        if old != self._old_writes:
+            self._days.clear()
+            self._old_writes = old
+        total = np.zeros(4 + 1 + len(contract.thresholds), dtype=np.int64)
+        key_targets = tuple(targets)
+        t = m0
+        while t < m1:
+            day = self.cal.local_date(t * 60.0)
+            day_start = int(self.cal.local_epoch(day, dt.time(0)) // 60)
+            day_end = int(self.cal.local_epoch(day + dt.timedelta(days=1), dt.time(0)) // 60)
+            seg_end = min(m1, day_end)
+            if t == day_start and seg_end == day_end and day_end * 60 <= now - self.settle:
+                key = (key_targets, mode, day_start)
+                c = self._days.get(key)
+                if c is None:
+                    c = self._days[key] = range_counts(view, targets, mode, self.cal, contract, t, seg_end)
+            else:
+                c = range_counts(view, targets, mode, self.cal, contract, t, seg_end)
+            total += c
+            t = seg_end
+        if len(self._days) > 20_000:  # services x days x windows: bounded
+            self._days.clear()
+        return total
+
+
+def _counts(view: LedgerView, targets: Sequence[str], mode: str, cal: Calendar, contract: Contract, m0: int,
+            m1: int, now: float, cache: DayCache | None) -> np.ndarray:
+    if cache is not None:
+        return cache.counts(view, targets, mode, contract, m0, m1, now)
+    return range_counts(view, targets, mode, cal, contract, m0, m1)
+
+
 def availability(view: LedgerView, targets: Sequence[str], combine_mode: str, cal: Calendar, contract: Contract,
-                 start: float, end: float, now: float) -> Availability:
+                 start: float, end: float, now: float, cache: DayCache | None = None) -> Availability:
     """Availability over [start, end) as observed up to `now` (slices after the last closed minute are
     not counted). The budget is for the whole window: (1 - objective) x its unmasked time."""
     m0, m_end = int(start // 60), int(end // 60)
     m1 = max(m0, min(m_end, int(now // 60)))
-    st = service_states(view, targets, combine_mode, cal, m0, m1, contract.slice_down_ratio)
-    up = int((st == S_UP).sum())
-    down = int((st == S_DOWN).sum())
-    unknown = int((st == S_UNKNOWN).sum())
-    masked = int((st == S_MASKED).sum())
+    up, down, unknown, masked = (int(x) for x in _counts(view, targets, combine_mode, cal, contract, m0, m1, now,
+                                                          cache)[:4])
     eligible_window = int((~cal.mask(m0, m_end)).sum())
     ratio = up / (up + down) if up + down else None
     eligible = up + down + unknown
@@ -191,25 +263,18 @@ class Latency:
 
 
 def latency(view: LedgerView, targets: Sequence[str], cal: Calendar, contract: Contract, start: float, end: float,
-            now: float, *, digest_view: LedgerView | None = None, coverage_targets_combine: str = "any") -> Latency:
+            now: float, *, digest_view: LedgerView | None = None, coverage_targets_combine: str = "any",
+            cache: DayCache | None = None) -> Latency:
     """Exact fractions over [start, end) up to `now`; the open minute counts too (requests are requests,
     unlike slices), so a live window agrees with Prometheus' rate() over the same span."""
     m0, m_end = int(start // 60), int(end // 60)
     m1 = max(m0, min(m_end, math.ceil(now / 60)))
-    mask = cal.mask(m0, m1)
-    keep = ~mask
-    count = 0
-    below = np.zeros(len(contract.thresholds), dtype=np.int64)
-    per = []
-    for t in targets:
-        m = view.matrix(t, m0, m1)
-        kept = m[keep]
-        count += int(kept[:, LAT_I].sum(dtype=np.int64))
-        below += kept[:, BELOW0_I:BELOW0_I + len(contract.thresholds)].sum(axis=0, dtype=np.int64)
-        per.append(slice_states(m, mask, contract.slice_down_ratio))
-    st = combine(per, coverage_targets_combine) if per else np.full(m1 - m0, S_UNKNOWN, dtype=np.int8)
-    eligible = int((st != S_MASKED).sum())
-    observed = int(((st == S_UP) | (st == S_DOWN)).sum())
+    c = _counts(view, targets, coverage_targets_combine, cal, contract, m0, m1, now, cache)
+    up, down, unknown = int(c[0]), int(c[1]), int(c[2])
+    count = int(c[4])
+    below = c[5:]
+    eligible = up + down + unknown
+    observed = up + down
     coverage = observed / eligible if eligible else None
     dv = digest_view or view
     digests: list[TDigest] = []
@@ -261,7 +326,7 @@ class Snapshot:
     maintenance_active: bool
 
 
-def evaluate(view: LedgerView, cfg: Config, cal: Calendar, now: float) -> Snapshot:
+def evaluate(view: LedgerView, cfg: Config, cal: Calendar, now: float, cache: DayCache | None = None) -> Snapshot:
     """Everything the exporter and /api/v1/status show, for `now`."""
     c = cfg.contract
     ms, me = cal.month_bounds(*cal.month_of(now))
@@ -271,12 +336,13 @@ def evaluate(view: LedgerView, cfg: Config, cal: Calendar, now: float) -> Snapsh
         names = [t.name for t in cfg.targets_of(service)]
         mode = c.policy(service).combine
         av = {
-            "month": availability(view, names, mode, cal, c, ms, me, now),
-            "30d": availability(view, names, mode, cal, c, now - 30 * 86400, now, now),
+            "month": availability(view, names, mode, cal, c, ms, me, now, cache),
+            "30d": availability(view, names, mode, cal, c, now - 30 * 86400, now, now, cache),
         }
         lat: dict[str, Latency] = {}
         if service in c.latency_services:
-            lat["period"] = latency(view, names, cal, c, ps, pe, now, coverage_targets_combine=mode)
-            lat["7d"] = latency(view, names, cal, c, now - 7 * 86400, now, now, coverage_targets_combine=mode)
+            lat["period"] = latency(view, names, cal, c, ps, pe, now, coverage_targets_combine=mode, cache=cache)
+            lat["7d"] = latency(view, names, cal, c, now - 7 * 86400, now, now, coverage_targets_combine=mode,
+                                cache=cache)
         out[service] = ServiceSnapshot(service, av, lat)
     return Snapshot(now, out, cal.active(now) is not None)
