@@ -173,8 +173,9 @@ class SloCollector(Collector):
                                 labels=("service", "window") + x)
         below = GaugeMetricFamily("sla_latency_below_ratio", "Exact share of requests strictly below the threshold.",
                                   labels=("service", "threshold", "window") + x)
-        quant = GaugeMetricFamily("sla_latency_quantile_seconds", "Latency quantiles from the t-digest.",
-                                  labels=("service", "quantile", "window") + x)
+        # a summary, not a gauge: a `quantile` label is only legal on summaries (promtool lints it)
+        quant = Metric("sla_latency_quantile_seconds", "Latency quantiles from the t-digest of the window.",
+                       "summary")
         met = GaugeMetricFamily("sla_objective_met", "1 met, 0 missed (absent without data).",
                                 labels=("service", "objective", "window") + x)
         budget = GaugeMetricFamily("sla_error_budget_remaining_ratio", "1 untouched, 0 spent, < 0 overspent.",
@@ -209,10 +210,14 @@ class SloCollector(Collector):
                         met.add_metric([svc, objective_name(th), window] + xv, 1.0 if ok else 0.0)
                         if rem is not None:
                             budget.add_metric([svc, objective_name(th), window] + xv, rem)
-                    for q in QUANTILES:
-                        v = lat.quantiles.get(f"{q:g}")
-                        if v is not None:
-                            quant.add_metric([svc, f"{q:g}", window] + xv, v)
+                    if lat.sketch_count:
+                        base = {"service": svc, "window": window, **dict(zip(x, xv))}
+                        for q in QUANTILES:
+                            v = lat.quantiles.get(f"{q:g}")
+                            if v is not None:
+                                quant.add_sample("sla_latency_quantile_seconds", {**base, "quantile": f"{q:g}"}, v)
+                        quant.add_sample("sla_latency_quantile_seconds_sum", base, lat.sketch_sum)
+                        quant.add_sample("sla_latency_quantile_seconds_count", base, float(lat.sketch_count))
         tratio = GaugeMetricFamily("sla_ticket_response_met_ratio", "Share of tickets answered in time.",
                                    labels=("priority", "window") + x)
         tcount = GaugeMetricFamily("sla_tickets", "Tickets opened in the window by response state.",

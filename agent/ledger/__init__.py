@@ -316,9 +316,14 @@ def merge_chunked(digests: list[TDigest], chunk: int = 8) -> TDigest:
     return ds[0]
 
 
-def merged_quantiles(digests: Iterable[TDigest]) -> dict[str, float | None]:
+def merged_summary(digests: Iterable[TDigest]) -> tuple[dict[str, float | None], int, float]:
+    """Quantiles, count and sum of the merged sketch."""
     ds = [d for d in digests if d.n_values > 0]
     if not ds:
-        return {f"{q:g}": None for q in QUANTILES}
+        return {f"{q:g}": None for q in QUANTILES}, 0, 0.0
     m = merge_chunked(ds) if len(ds) > 1 else ds[0]
-    return {f"{q:g}": float(m.quantile(q)) for q in QUANTILES}
+    return {f"{q:g}": float(m.quantile(q)) for q in QUANTILES}, int(m.n_values), float(m.sum())
+
+
+def merged_quantiles(digests: Iterable[TDigest]) -> dict[str, float | None]:
+    return merged_summary(digests)[0]

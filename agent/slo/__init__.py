@@ -15,7 +15,7 @@ from fastdigest import TDigest
 
 from ..calendar import Calendar
 from ..config.model import Config, Contract
-from ..ledger import BELOW0_I, DOWN_I, LAT_I, UP_I, merged_quantiles
+from ..ledger import BELOW0_I, DOWN_I, LAT_I, UP_I, merged_summary
 
 S_UP, S_DOWN, S_UNKNOWN, S_MASKED = 0, 1, 2, 3
 MET, MISSED, INSUFFICIENT, NO_DATA = "met", "missed", "insufficient_data", "no_data"
@@ -231,6 +231,8 @@ class Latency:
     verdict: str
     elapsed_ratio: float  # share of the period already observed (for budget projection)
     objective_met: tuple[bool | None, ...] = field(default=())
+    sketch_count: int = 0  # the t-digest's own population (masking applied when the sample arrived)
+    sketch_sum: float = 0.0
 
     def fractions(self) -> tuple[float | None, ...]:
         return tuple(b / self.count if self.count else None for b in self.below)
@@ -280,7 +282,7 @@ def latency(view: LedgerView, targets: Sequence[str], cal: Calendar, contract: C
     digests: list[TDigest] = []
     for t in targets:
         digests.extend(dv.digests(t, start, min(end, now)))
-    quantiles = merged_quantiles(digests)
+    quantiles, sketch_count, sketch_sum = merged_summary(digests)
     below_t = tuple(int(b) for b in below)
     fr = [b / count if count else None for b in below_t]
     ratios = tuple(o.ratio for o in contract.latency_objectives)
@@ -293,7 +295,7 @@ def latency(view: LedgerView, targets: Sequence[str], cal: Calendar, contract: C
         verdict = MET if all(met) else MISSED
     elapsed = (min(end, now) - start) / (end - start) if end > start else 1.0
     return Latency(start, m1 * 60.0, count, below_t, contract.thresholds, ratios, quantiles, coverage, verdict,
-                   max(0.0, min(1.0, elapsed)), met)
+                   max(0.0, min(1.0, elapsed)), met, sketch_count, sketch_sum)
 
 
 def combine_verdicts(verdicts: Sequence[str]) -> str:
