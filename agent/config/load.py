@@ -76,6 +76,11 @@ class _Reader:
         line = node.start_mark.line + 1 if node is not None else 1
         self.issues.append(ConfigIssue(self.file, line, path, message))
 
+    def reject(self, node: yaml.Node | None, path: str, message: str) -> Any:
+        """Records the error; the value is missing."""
+        self.error(node, path, message)
+        return _MISSING
+
     # -- structure -------------------------------------------------------------------------------
     def mapping(self, node: yaml.Node, path: str, allowed: set[str]) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):
@@ -106,37 +111,32 @@ class _Reader:
     # -- scalars ---------------------------------------------------------------------------------
     def scalar(self, node: yaml.Node, path: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
-            self.error(node, path, f"must be a single value, got {_kind(node)}")
-            return _MISSING
+            return self.reject(node, path, f"must be a single value, got {_kind(node)}")
         if node.tag == "tag:yaml.org,2002:str":
             return node.value
         try:
             return yaml.constructor.SafeConstructor().construct_object(node)
         except (yaml.YAMLError, ValueError) as exc:
-            self.error(node, path, f"cannot read {node.value!r}: {exc}")
-            return _MISSING
+            return self.reject(node, path, f"cannot read {node.value!r}: {exc}")
 
     def string(self, node: yaml.Node, path: str, *, allow_empty: bool = False, env: bool = False) -> Any:
         value = self.scalar(node, path)
         if value is _MISSING:
             return _MISSING
         if not isinstance(value, str):
-            self.error(node, path, f"must be a string, got {_pytype(value)}")
-            return _MISSING
+            return self.reject(node, path, f"must be a string, got {_pytype(value)}")
         if env:
             value = self.expand(node, path, value)
             if value is _MISSING:
                 return _MISSING
         if not allow_empty and not value.strip():
-            self.error(node, path, "must not be empty")
-            return _MISSING
+            return self.reject(node, path, "must not be empty")
         return value
 
     def expand(self, node: yaml.Node, path: str, value: str) -> Any:
         missing = [name for name in _ENV.findall(value) if name not in self.env]
         if missing:
-            self.error(node, path, f"environment variable {missing[0]} is not set")
-            return _MISSING
+            return self.reject(node, path, f"environment variable {missing[0]} is not set")
         if not _ENV.search(value):
             return value
         for name in _ENV.findall(value):
@@ -152,8 +152,7 @@ class _Reader:
         try:
             value = p.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            self.error(node, path, f"cannot read {p}: {exc.strerror or exc}")
-            return _MISSING
+            return self.reject(node, path, f"cannot read {p}: {exc.strerror or exc}")
         if value:
             self.secrets.add(value)
         return value
@@ -163,8 +162,7 @@ class _Reader:
         if value is _MISSING:
             return _MISSING
         if not isinstance(value, bool):
-            self.error(node, path, f"must be true or false, got {value!r}")
-            return _MISSING
+            return self.reject(node, path, f"must be true or false, got {value!r}")
         return value
 
     def integer(self, node: yaml.Node, path: str, lo: int, hi: int) -> Any:
@@ -172,11 +170,9 @@ class _Reader:
         if value is _MISSING:
             return _MISSING
         if isinstance(value, bool) or not isinstance(value, int):
-            self.error(node, path, f"must be a whole number, got {_pytype(value)}")
-            return _MISSING
+            return self.reject(node, path, f"must be a whole number, got {_pytype(value)}")
         if not lo <= value <= hi:
-            self.error(node, path, f"must be between {lo} and {hi}, got {value}")
-            return _MISSING
+            return self.reject(node, path, f"must be between {lo} and {hi}, got {value}")
         return value
 
     def ratio(self, node: yaml.Node, path: str) -> Any:
@@ -184,8 +180,7 @@ class _Reader:
         if value is _MISSING:
             return _MISSING
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1 or math.isnan(value):
-            self.error(node, path, f"must be a ratio above 0 and at most 1 (0.99 for 99 %), got {value!r}")
-            return _MISSING
+            return self.reject(node, path, f"must be a ratio above 0 and at most 1 (0.99 for 99 %), got {value!r}")
         return float(value)
 
     def duration(self, node: yaml.Node, path: str, *, minimum: float = 0.001, maximum: float = 10 * 366 * 86400) -> Any:
@@ -193,16 +188,13 @@ class _Reader:
         if value is _MISSING:
             return _MISSING
         if not isinstance(value, str):
-            self.error(node, path, f"must be a duration with a unit such as 250ms, 1s, 2m, 1h, got {value!r}")
-            return _MISSING
+            return self.reject(node, path, f"must be a duration with a unit such as 250ms, 1s, 2m, 1h, got {value!r}")
         try:
             seconds = parse_duration(value)
         except ValueError as exc:
-            self.error(node, path, str(exc))
-            return _MISSING
+            return self.reject(node, path, str(exc))
         if not minimum <= seconds <= maximum:
-            self.error(node, path, f"must be between {minimum:g}s and {maximum:g}s, got {value}")
-            return _MISSING
+            return self.reject(node, path, f"must be between {minimum:g}s and {maximum:g}s, got {value}")
         return seconds
 
     def choice(self, node: yaml.Node, path: str, options: tuple[str, ...]) -> Any:
@@ -210,8 +202,7 @@ class _Reader:
         if value is _MISSING:
             return _MISSING
         if value not in options:
-            self.error(node, path, f"must be one of {', '.join(options)}, got {value!r}")
-            return _MISSING
+            return self.reject(node, path, f"must be one of {', '.join(options)}, got {value!r}")
         return value
 
     def clock_time(self, node: yaml.Node, path: str) -> Any:
@@ -220,8 +211,7 @@ class _Reader:
             return _MISSING
         m = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
         if not m or int(m.group(1)) > 24 or int(m.group(2)) > 59 or (int(m.group(1)) == 24 and int(m.group(2))):
-            self.error(node, path, f"must be a time of day HH:MM (00:00 to 24:00), got {value!r}")
-            return _MISSING
+            return self.reject(node, path, f"must be a time of day HH:MM (00:00 to 24:00), got {value!r}")
         h, mi = int(m.group(1)), int(m.group(2))
         return dt.time(0, 0) if h == 24 else dt.time(h, mi)
 
@@ -232,13 +222,11 @@ class _Reader:
         if isinstance(value, dt.datetime):
             return value if value.tzinfo else value.replace(tzinfo=tz)
         if not isinstance(value, str):
-            self.error(node, path, f"must be an ISO 8601 date-time such as 2026-12-01T22:00:00+01:00, got {value!r}")
-            return _MISSING
+            return self.reject(node, path, f"must be an ISO 8601 date-time such as 2026-12-01T22:00:00+01:00, got {value!r}")
         try:
             return parse_instant(value, tz)
         except ValueError:
-            self.error(node, path, f"must be an ISO 8601 date-time such as 2026-12-01T22:00:00+01:00, got {value!r}")
-            return _MISSING
+            return self.reject(node, path, f"must be an ISO 8601 date-time such as 2026-12-01T22:00:00+01:00, got {value!r}")
 
 
 def _kind(node: yaml.Node) -> str:
