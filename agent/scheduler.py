@@ -111,7 +111,6 @@ class Scheduler:
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._probes: set[asyncio.Task[None]] = set()
         self._epoch = 0.0
-        self._stopping = False
 
     def set_targets(self, pairs: list[tuple[Target, Probe]]) -> list[Probe]:
         """Installs the targets; returns probes no longer used (to close). Unchanged targets keep
@@ -154,7 +153,6 @@ class Scheduler:
     async def stop(self, grace: float) -> int:
         """Stops ticking, lets in-flight probes finish within `grace` seconds, cancels the rest.
         Returns how many were cancelled."""
-        self._stopping = True
         for task in self._loops.values():
             task.cancel()
         await asyncio.gather(*self._loops.values(), return_exceptions=True)

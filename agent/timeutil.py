@@ -18,15 +18,6 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def format_duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
-
-
 def parse_timezone(name: str) -> dt.tzinfo:
     """'+01:00', 'UTC+1', 'Z', 'UTC' or an IANA name such as 'Europe/Paris'. Raises ValueError.
 

@@ -14,7 +14,6 @@ import numpy as np
 from ..config.model import Contract, OnceWindow, WeeklyWindow
 from ..timeutil import parse_timezone
 
-UTC = dt.timezone.utc
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ class Simulator:
     def __init__(self, settings: SimSettings | None = None) -> None:
         self.s = settings or SimSettings()
         self.rng = random.Random(self.s.seed)  # nosec B311 - simulated latency, not security
-        self.requests = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._t0 = 0.0
@@ -47,7 +46,6 @@ class Simulator:
         return (t % self.s.outage_every) >= self.s.outage_every - self.s.outage_seconds
 
     async def _answer(self, median_ms: float) -> web.Response | None:
-        self.requests += 1
         await asyncio.sleep(self.latency(median_ms))
         if self.in_outage():
             return web.Response(status=503, text="service unavailable (simulated outage)\n")

@@ -59,6 +59,8 @@ def status_document(agent: "Agent") -> dict[str, Any]:
         "services": snapshot_document(snap, tz),
         "targets": targets,
         "tickets": agent.tickets_summary,
+        "agent": {"loop_lag_max_s": round(agent.lag.max_lag, 6), "gc_pauses_over_bound": agent.lag.gc_pauses,
+                  "samples_dropped_too_old": agent.ledger.dropped_old, "results_seen": agent.results_seen},
         "state": {"path": str(agent.store.path) if agent.store else None,
                   "write_failing": agent._write_failing, "last_error": agent.last_flush_error},
     }

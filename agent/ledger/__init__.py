@@ -24,7 +24,6 @@ from ..probes.base import DOWN, INCONCLUSIVE, UP, ProbeResult
 
 UP_I, DOWN_I, INC_I, LAT_I, BELOW0_I = 0, 1, 2, 3, 4
 DTYPE = np.uint16
-MAX_COUNT = np.iinfo(DTYPE).max
 QUANTILES = (0.5, 0.9, 0.98, 0.99, 0.999)
 HOUR = 3600
 DAY = 86400

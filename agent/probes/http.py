@@ -287,7 +287,7 @@ class HttpProbe:
             async with asyncio.timeout(t.timeout):
                 async with self._session.request(
                     t.method, self._url, data=self._body, allow_redirects=t.redirects == "follow",
-                    max_redirects=t.max_redirects, trace_request_ctx=rec,
+                    max_redirects=t.max_redirects, trace_request_ctx=rec, server_hostname=t.tls.server_name,
                 ) as resp:
                     rec.headers_at = _now()
                     status = resp.status

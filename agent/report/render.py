@@ -10,7 +10,6 @@ import math
 from typing import Any
 
 VERDICT_TEXT = {"met": "MET", "missed": "MISSED", "insufficient_data": "INSUFFICIENT DATA", "no_data": "NO DATA"}
-VERDICT_COLOUR = {"met": "#1a7f37", "missed": "#cf222e", "insufficient_data": "#9a6700", "no_data": "#6e7781"}
 
 
 def render(doc: dict[str, Any], fmt: str) -> str:
