@@ -1,4 +1,6 @@
-"""The composition root: builds everything from a Config, owns the tasks, handles signals."""
+"""The daemon: builds everything from a Config (the composition root), runs the background loops, and
+handles its life: start, SIGHUP reload, SIGTERM stop. Results flow through pipeline.py; the status page
+reads an AgentView (view.py), the exporter its collectors, never the Agent."""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +9,6 @@ import gc
 import logging
 import signal
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
@@ -16,55 +17,31 @@ from . import __version__
 from .calendar import Calendar
 from .clock import Clock, SystemClock
 from .config import Config, ConfigError, load_config, split_listen
-from .export.metrics import LiveMetrics, SloCollector, TargetInfoCollector
+from .export.collectors import SloCollector, TargetInfoCollector
+from .export.metrics import LiveMetrics
 from .export.server import Endpoints, Server, build_app
-from .export.webconfig import WebConfigError
+from .export.status import status_document
+from .export.webconfig import WebConfigError, load_web_config
 from .ledger import Ledger
-from .probes import DOWN, INCONCLUSIVE, UP, ProbeResult, applicable_phases, make_probe
+from .logs import set_redactor
+from .pipeline import Pipeline, TargetStates
+from .probes import ProbeResult, applicable_phases, make_probe, probe_type
 from .redact import Redactor, redact_url
+from .report import build_report, render
 from .scheduler import LagWatch, Scheduler
 from .sdnotify import Notifier
-from .slo import S_DOWN, S_MASKED, S_UNKNOWN, S_UP, DayCache, Snapshot, evaluate, service_states
-from .store import Store, StoreError
+from .slo import STATE_NAMES, DayCache, Snapshot, evaluate, service_states
+from .store import Flusher, Store, StoreError
+from .view import AgentView
 
 log = logging.getLogger("sla_agent.agent")
 EVAL_INTERVAL = 10.0
 EVAL_SHARE = 0.01  # evaluation may take this share of the time at most...
 EVAL_MAX_INTERVAL = 300.0  # ...but the figures are never older than this
+COMPACT_EVERY = 600.0
 # Fewer young-generation collections: at 1,000 probes/s the defaults run 15-40 collections a second and
 # the full ones pause the loop for tens of ms (bench/probe_rate.py measures the effect).
 GC_THRESHOLDS = (100_000, 50, 1_000)
-CONTROL_FRESH = 3.0  # a control result counts for this many of its intervals
-
-
-@dataclass
-class _TargetState:
-    outcome: str | None = None
-    since: float = 0.0
-    last: ProbeResult | None = None
-
-
-class _MaskCache:
-    """Answers "is this instant masked?" without recomputing the calendar for every result."""
-
-    def __init__(self, cal: Calendar) -> None:
-        self.cal = cal
-        self.lo = self.hi = 0.0
-        self.masked = False
-
-    def __call__(self, t: float) -> bool:
-        if not self.lo <= t < self.hi:
-            ws = self.cal.windows(t - 3600, t + 3600)
-            inside = [w for w in ws if w.start <= t < w.end]
-            if inside:
-                self.masked, self.lo, self.hi = True, max(w.start for w in inside), min(w.end for w in inside)
-            else:
-                before = [w.end for w in ws if w.end <= t]
-                after = [w.start for w in ws if w.start > t]
-                self.masked = False
-                self.lo = max(before, default=t - 3600)
-                self.hi = min(after, default=t + 3600)
-        return self.masked
 
 
 class Agent:
@@ -80,102 +57,51 @@ class Agent:
         self.registry = CollectorRegistry(auto_describe=True)
         self.metrics = LiveMetrics(self.registry, cfg.agent.location)
         self.ledger = Ledger(cfg.contract.thresholds, day_start=lambda t: self.cal.day_start(t))
+        self.states = TargetStates()
+        self.pipeline = Pipeline(self.cal, cfg.controls, [self._record, self.metrics.observe, self.states])
         self.store: Store | None = None
+        self.flusher: Flusher | None = None
         self.snapshot: Snapshot | None = None
-        self.tickets_summary: dict[str, dict] = {}
+        self.day_cache = DayCache(self.cal)
         self.notifier = Notifier()
         self.lag = LagWatch(self.clock, cfg.agent.loop_lag_bound, observe=self.metrics.loop_lag.observe)
-        self.scheduler = Scheduler(self.clock, self.on_result, rate_limit=cfg.agent.rate_limit, lag_watch=self.lag)
+        self.scheduler = Scheduler(self.clock, self.pipeline, rate_limit=cfg.agent.rate_limit, lag_watch=self.lag)
         self.server: Server | None = None
-        self.states: dict[str, _TargetState] = {}
-        self._mask = _MaskCache(self.cal)
-        self.day_cache = DayCache(self.cal)
-        self._controls: dict[str, tuple[float, bool]] = {}  # control target -> (started_at, up)
-        self._control_targets = {c.name: c for c in cfg.controls}
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
         self._restored = False
-        self._first_results: set[str] = set()
-        self._write_failing = False
-        self.last_flush_error: str | None = None
-        self.report_json: Callable[[str], Any] | None = None
-        self.report_html: Callable[[str], Any] | None = None
-        self._last_compact = 0.0
-        self.listeners: list[Callable[[ProbeResult], None]] = []
-        self.results_seen = 0
-        self._throttle_seen = 0
         self._declared: list[Any] = []
+        self._last_compact = 0.0
+        self._throttle_seen = 0
 
-    # -- the pipeline (hot path) -----------------------------------------------------------------------
-    def on_result(self, r: ProbeResult) -> None:
-        self.results_seen += 1
-        target = r.target
-        if r.service == "_control":
-            if r.outcome != INCONCLUSIVE:
-                self._controls[target] = (r.started_at, r.outcome == UP)
-        elif r.outcome == DOWN and self._controls and self._controls_failing(r.started_at):
-            r = r.replace_outcome(INCONCLUSIVE, "agent_network",
-                                  f"control checks failing at the same time ({r.error_kind}: {r.error})")
-        masked = self._mask(r.started_at)
-        self.ledger.add(r, masked)
-        self.metrics.observe(r, masked)
-        for listener in self.listeners:
-            listener(r)
-        if r.outcome != INCONCLUSIVE:
-            self._first_results.add(target)
-        st = self.states.get(target)
-        if st is None:
-            st = self.states[target] = _TargetState()
-        st.last = r
-        if r.outcome != INCONCLUSIVE and r.outcome != st.outcome:
-            if r.outcome == DOWN:
-                log.warning("%s/%s is DOWN: %s: %s%s", r.service, target, r.error_kind, r.error,
-                            " (inside a maintenance window)" if masked else "")
-            elif st.outcome is not None:
-                log.info("%s/%s is UP again after %.0fs down", r.service, target, r.started_at - st.since)
-            st.outcome, st.since = r.outcome, r.started_at
+    def _record(self, r: ProbeResult, masked: bool) -> None:
+        self.ledger.add(r, masked)  # through the attribute: a benchmark may hand the agent a prefilled ledger
 
-    def _controls_failing(self, t: float) -> bool:
-        fresh = []
-        for name, (at, up) in self._controls.items():
-            c = self._control_targets.get(name)
-            if c is not None and abs(t - at) <= max(CONTROL_FRESH * c.interval, c.timeout + c.interval):
-                fresh.append(up)
-        return bool(fresh) and not any(fresh)
+    # -- what tests and the demo reach -----------------------------------------------------------------
+    @property
+    def on_result(self) -> Callable[[ProbeResult], None]:
+        return self.pipeline
+
+    @property
+    def listeners(self) -> list[Callable[[ProbeResult], None]]:
+        return self.pipeline.listeners
+
+    @property
+    def results_seen(self) -> int:
+        return self.pipeline.seen
 
     # -- life -------------------------------------------------------------------------------------------
     async def start(self) -> None:
-        try:
-            self.store = await asyncio.to_thread(Store, self.state_dir, thresholds=self.cfg.contract.thresholds)
-        except StoreError:
-            raise
+        self.store = await asyncio.to_thread(Store, self.state_dir, thresholds=self.cfg.contract.thresholds)
+        self.flusher = Flusher(self.store)
         self.metrics.integrity_failures.set(len(self.store.moved_aside))
-        now = self.clock.time()
-        self.ledger.anchor(now)
-        for t in self.cfg.all_targets:
-            self.ledger.ensure(t.name, t.service)
-        since = now - (self.ledger.capacity - 1440) * 60
-        t0 = time.perf_counter()
-        rows = await asyncio.to_thread(self.store.restore, self.ledger, since)
-        self.ledger.compact(now)
-        self._reload_windows()
-        log.info("state restored from %s: %d hour rows in %.0f ms", self.store.path, rows,
-                 (time.perf_counter() - t0) * 1000)
-        self._restored = True
-        registry_collector = SloCollector(lambda: self.snapshot, lambda: self._mask(self.clock.time()),
-                                          lambda: self.tickets_summary, self.cfg.agent.location)
-        self.registry.register(registry_collector)
+        await self._restore()
+        self.registry.register(SloCollector(lambda: self.snapshot, lambda: self.pipeline.mask(self.clock.time()),
+                                            self.cfg.agent.location))
         self.registry.register(TargetInfoCollector(lambda: self.cfg.all_targets, lambda s: self.redact(s),
                                                    self.cfg.agent.location))
         self._install_targets(self.cfg)
-        host, port = split_listen(self.listen)
-        web = self._web()
-        self.server = Server(build_app(Endpoints(
-            registry=self.registry, ready=self.ready, status=self.status,
-            report_json=self._report_json, report_html=self._report_html,
-            auth=web.check if web and web.users else None)),
-            host, port, web.ssl_context() if web else None)
-        await self.server.start()
+        await self._serve()
         self.scheduler.start()
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("lag-watch", self.lag.run()), ("flush", self._flush_loop()), ("evaluate", self._eval_loop()),
@@ -184,25 +110,38 @@ class Agent:
                  __version__, len(self.cfg.targets), len(self.cfg.controls), self.server.url, self.state_dir)
         self.notifier.ready(f"probing {len(self.cfg.targets)} targets")
 
-    def _web(self) -> Any:
-        """TLS and basic auth of the endpoints (exporter-toolkit web.yml), when configured."""
-        if not self.cfg.agent.web_config_file:
-            return None
-        from .export.webconfig import load_web_config
+    async def _restore(self) -> None:
+        now = self.clock.time()
+        self.ledger.anchor(now)
+        for t in self.cfg.all_targets:
+            self.ledger.ensure(t.name, t.service)
+        t0 = time.perf_counter()
+        rows = await asyncio.to_thread(self.store.restore, self.ledger, now - (self.ledger.capacity - 1440) * 60)
+        self.ledger.compact(now)
+        self._reload_windows()
+        log.info("state restored from %s: %d hour rows in %.0f ms", self.store.path, rows,
+                 (time.perf_counter() - t0) * 1000)
+        self._restored = True
 
-        return load_web_config(self.cfg.agent.web_config_file)
+    async def _serve(self) -> None:
+        web = load_web_config(self.cfg.agent.web_config_file) if self.cfg.agent.web_config_file else None
+        host, port = split_listen(self.listen)
+        self.server = Server(build_app(Endpoints(
+            registry=self.registry, ready=self.ready, status=self.status,
+            report_json=self._report_json, report_html=self._report_html,
+            auth=web.check if web and web.users else None)),
+            host, port, web.ssl_context() if web else None)
+        await self.server.start()
 
     def _install_targets(self, cfg: Config) -> None:
         pairs = [(t, make_probe(t, clock=self.clock, per_host_concurrency=cfg.agent.per_host_concurrency,
                                 redactor=self.redact)) for t in cfg.all_targets]
-        self._control_targets = {c.name: c for c in cfg.controls}
-        retired = self.scheduler.set_targets(pairs)
-        for p in retired:
+        for p in self.scheduler.set_targets(pairs):
             asyncio.get_running_loop().create_task(p.close())
         for t in cfg.all_targets:
-            self.metrics.bind(t.service, t.name, applicable_phases(t))
+            self.metrics.bind(t.service, t.name, probe_type(t).phases, applicable_phases(t))
         for service in cfg.services:  # series exist from 0, so increase() sees the first slice
-            for state in ("up", "down", "unknown", "masked"):
+            for state in STATE_NAMES.values():
                 self.metrics.slices.labels(service, state, *self.metrics.extra_values)
 
     async def stop(self) -> None:
@@ -238,38 +177,43 @@ class Agent:
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
-            log.error("reload refused, the running configuration is kept:\n%s", exc)
-            self.metrics.reloads.labels("error").inc()
-            self.notifier.ready("reload refused")
-            return False
+            return self._refuse(f"the running configuration is kept:\n{exc}")
         if new.contract.thresholds != self.cfg.contract.thresholds:
-            log.error("reload refused: latency thresholds cannot change under an existing ledger")
-            self.metrics.reloads.labels("error").inc()
-            self.notifier.ready("reload refused")
-            return False
-        old_names = {t.name: t.service for t in self.cfg.all_targets}
-        self.cfg = new
-        self.redact = Redactor(new.secrets)
-        from .logs import set_redactor
-
-        set_redactor(self.redact)
-        self.scheduler.throttle.rate_limit = new.agent.rate_limit
-        self.lag.bound = new.agent.loop_lag_bound
-        self.cal = Calendar(new.contract)
-        self._mask = _MaskCache(self.cal)
-        self.day_cache = DayCache(self.cal)
-        self._declared = []
-        self._reload_windows()
-        for t in new.all_targets:
-            self.ledger.ensure(t.name, t.service)
-        self._install_targets(new)
-        for name, service in old_names.items():
+            return self._refuse("latency thresholds cannot change under an existing ledger")
+        old = {t.name: t.service for t in self.cfg.all_targets}
+        self._apply(new)
+        for name, service in old.items():
             if name not in {t.name for t in new.all_targets}:
                 self.metrics.forget(service, name)
         self.metrics.reloads.labels("ok").inc()
         log.info("configuration reloaded: %d targets", len(new.targets))
         self.notifier.ready(f"probing {len(new.targets)} targets")
         return True
+
+    def _refuse(self, why: str) -> bool:
+        log.error("reload refused: %s", why)
+        self.metrics.reloads.labels("error").inc()
+        self.notifier.ready("reload refused")
+        return False
+
+    def _apply(self, new: Config) -> None:
+        self.cfg = new
+        self.redact = Redactor(new.secrets)
+        set_redactor(self.redact)
+        self.scheduler.throttle.rate_limit = new.agent.rate_limit
+        self.lag.bound = new.agent.loop_lag_bound
+        self._set_calendar(Calendar(new.contract))
+        self._declared = []
+        self._reload_windows()
+        self.pipeline.set_controls(new.controls)
+        for t in new.all_targets:
+            self.ledger.ensure(t.name, t.service)
+        self._install_targets(new)
+
+    def _set_calendar(self, cal: Calendar) -> None:
+        self.cal = cal
+        self.pipeline.set_calendar(cal)
+        self.day_cache = DayCache(cal)
 
     def _reload_windows(self) -> None:
         """Declared windows (sla-agent maintenance add) live in the store; picked up at each evaluation."""
@@ -278,39 +222,28 @@ class Agent:
         declared = [w for _, w in self.store.windows()]
         if declared != self._declared:
             self._declared = declared
-            self.cal = self.cal.with_windows(declared)
-            self._mask = _MaskCache(self.cal)
-            self.day_cache = DayCache(self.cal)
+            self._set_calendar(self.cal.with_windows(declared))
 
     # -- background loops ---------------------------------------------------------------------------------
     async def flush(self) -> bool:
-        if self.store is None:
+        if self.flusher is None:
             return False
         now = self.clock.time()
         compactions = []
-        if now - self._last_compact >= 600:
+        if now - self._last_compact >= COMPACT_EVERY:
             compactions = self.ledger.compact(now)
             self._last_compact = now
-        hours, digests = self.ledger.take_dirty()
-        services = {name: s.service for name, s in self.ledger.series.items()}
+        was_failing = self.flusher.failing
         try:
-            await asyncio.to_thread(self.store.write, hours, digests, services, compactions)
+            await self.flusher.flush(self.ledger, compactions)
         except Exception as exc:  # noqa: BLE001 - disk full, I/O error: keep probing, retry next time
-            for t, h, _, _ in hours:
-                self.ledger.dirty_hours.add((t, h))
-            for t, s, span, _ in digests:
-                self.ledger.dirty_digests.add((t, s, span))
             self.metrics.write_errors.inc()
-            if not self._write_failing:
+            if not was_failing:
                 log.error("cannot write the ledger to %s: %s; probing goes on, writes are retried",
                           self.store.path, exc)
-            self._write_failing = True
-            self.last_flush_error = str(exc)
             return False
-        if self._write_failing:
+        if was_failing:
             log.info("ledger writes resumed")
-        self._write_failing = False
-        self.last_flush_error = None
         self.metrics.flushes.inc()
         self.metrics.last_flush.set(now)
         return True
@@ -334,7 +267,9 @@ class Agent:
             self._throttle_seen = waits
 
     async def evaluate_now(self) -> Snapshot:
-        snap = await asyncio.to_thread(evaluate, self.ledger, self.cfg, self.cal, self.clock.time(), self.day_cache)
+        tickets = self.store.tickets if self.store is not None else None
+        snap = await asyncio.to_thread(evaluate, self.ledger, self.cfg, self.cal, self.clock.time(), self.day_cache,
+                                       tickets)
         self.snapshot = snap
         return snap
 
@@ -347,11 +282,6 @@ class Agent:
             try:
                 await asyncio.to_thread(self._reload_windows)
                 await self.evaluate_now()
-                if self.store is not None:
-                    from .report.tickets import live_summary
-
-                    self.tickets_summary = await asyncio.to_thread(live_summary, self.store, self.cfg, self.cal,
-                                                                   self.clock.time())
             except Exception:  # noqa: BLE001 - never let a figure kill the daemon
                 log.exception("evaluation failed")
             took = self.clock.monotonic() - started
@@ -369,8 +299,7 @@ class Agent:
                     names = [t.name for t in self.cfg.targets_of(service)]
                     st = service_states(self.ledger, names, self.cfg.contract.policy(service).combine, self.cal,
                                         minute, minute + 1, self.cfg.contract.slice_down_ratio)
-                    state = {S_UP: "up", S_DOWN: "down", S_UNKNOWN: "unknown", S_MASKED: "masked"}[int(st[0])]
-                    self.metrics.slices.labels(service, state, *self.metrics.extra_values).inc()
+                    self.metrics.slices.labels(service, STATE_NAMES[int(st[0])], *self.metrics.extra_values).inc()
                 minute += 1
 
     async def _watchdog_loop(self) -> None:
@@ -381,30 +310,23 @@ class Agent:
             self.notifier.watchdog()
             await self.clock.sleep_until(self.clock.monotonic() + interval)
 
-    # -- views ----------------------------------------------------------------------------------------------
+    # -- what the endpoints serve ----------------------------------------------------------------------------
     def ready(self) -> tuple[bool, str]:
         if not self._restored:
             return False, "state not restored yet"
-        missing = [t.name for t in self.cfg.all_targets if t.name not in self._first_results]
-        if missing and len(missing) == len(self.cfg.all_targets):
+        if self.cfg.all_targets and not self.states.decided:
             return False, "no probe has completed yet"
         self.metrics.ready.set(1)
         return True, ""
 
     def status(self) -> dict:
-        from .export.status import status_document
-
-        return status_document(self)
+        return status_document(AgentView(self))
 
     async def _report_json(self, month: str) -> dict:
         await self.flush()
-        from .report import build_report
-
         return await asyncio.to_thread(build_report, self.cfg, self.state_dir, month, self.clock.time())
 
     async def _report_html(self, month: str) -> str:
-        from .report.render import render
-
         return render(await self._report_json(month), "html")
 
 

@@ -12,14 +12,13 @@ import gc
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from asyncio_throttle import Throttler
 
 from .clock import Clock
-from .config.model import Target
-from .probes import Probe, ProbeResult, inconclusive
+from .probes import INCONCLUSIVE, Probe, ProbeResult, Target, inconclusive
 
 log = logging.getLogger("sla_agent.scheduler")
 
@@ -95,18 +94,16 @@ class Timeline:
     ticks: int = 0
     skipped: int = 0
     late: int = 0
-    due: list[float] = field(default_factory=list)  # recorded only when keep_due (tests)
 
 
 class Scheduler:
     def __init__(self, clock: Clock, sink: Callable[[ProbeResult], None], *, rate_limit: int = 2000,
-                 lag_watch: LagWatch | None = None, keep_due: bool = False) -> None:
+                 lag_watch: LagWatch | None = None) -> None:
         self.clock = clock
         self.sink = sink
         self.lag_watch = lag_watch
         self.throttle = Throttler(rate_limit=rate_limit, period=1.0, retry_interval=0.002)
         self.throttle_waits = 0
-        self.keep_due = keep_due
         self.timelines: dict[str, Timeline] = {}
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._probes: set[asyncio.Task[None]] = set()
@@ -186,8 +183,6 @@ class Scheduler:
                 k += missed
                 due = start + k * interval
             tl.ticks += 1
-            if self.keep_due:
-                tl.due.append(due)
             if tl.in_flight >= tl.target.max_in_flight:
                 tl.skipped += 1
                 self.sink(inconclusive(tl.target.name, tl.target.service, self._wall(due), due, "skipped",
@@ -223,9 +218,9 @@ class Scheduler:
                                       f"{type(exc).__name__}")
         finally:
             tl.in_flight -= 1
-        if (self.lag_watch is not None and result.outcome != "inconclusive"
+        if (self.lag_watch is not None and result.outcome != INCONCLUSIVE
                 and self.lag_watch.stalled(result.mono_start, result.mono_start + result.duration_s)):
-            result = result.replace_outcome("inconclusive", "agent_overload",
+            result = result.replace_outcome(INCONCLUSIVE, "agent_overload",
                                             f"event loop stalled > {self.lag_watch.bound * 1000:g}ms during the probe")
         self.sink(result)
 

@@ -51,3 +51,14 @@ def parse_instant(text: str, tz: dt.tzinfo) -> dt.datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
     return value
+
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def parse_month(text: str) -> tuple[int, int]:
+    """'2026-11' -> (2026, 11). Raises ValueError."""
+    m = _MONTH.match(text.strip())
+    if not m:
+        raise ValueError(f"month must be YYYY-MM, got {text!r}")
+    return int(m.group(1)), int(m.group(2))

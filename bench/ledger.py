@@ -92,7 +92,7 @@ def bench_scrape(targets: int) -> tuple[float, float, int]:
         for t in cfg.targets:  # every series present: 1 probe of each target
             agent.on_result(ProbeResult(t.name, t.service, NOW, 0.0, 0.1, "up", status=200,
                                         phases=(0.0, 0.001, 0.0, 0.098, 0.001), latency_counted=True))
-        while not agent.tickets_summary:  # the agent's own first (cold) evaluation: let it finish
+        while agent.snapshot is None:  # the agent's own first (cold) evaluation: let it finish
             await asyncio.sleep(0.05)
         from agent.app import tune_gc
 

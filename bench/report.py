@@ -22,7 +22,7 @@ from ledger import NOW, fill_store  # noqa: E402
 from agent.calendar import Calendar  # noqa: E402
 from agent.config import parse_config  # noqa: E402
 from agent.report import build_report  # noqa: E402
-from agent.report.render import render  # noqa: E402
+from agent.report import render  # noqa: E402
 from agent.store import Store  # noqa: E402
 
 

@@ -12,7 +12,7 @@ from agent.calendar import Calendar
 from agent.config import parse_config
 from agent.ledger import Ledger
 from agent.probes import ProbeResult
-from agent.report.tickets import parse_export
+from agent.tickets import parse_export
 from agent.store import Store
 
 CONFIG = """

@@ -37,7 +37,8 @@ def test_shipped_configs_are_valid_and_packaged(name: str, capsys):
     assert main(["check-config", str(ROOT / "config" / name)]) == 0
     assert "OK" in capsys.readouterr().out
     packaged = ROOT / "agent" / "data" / name
-    assert packaged.read_text() == (ROOT / "config" / name).read_text(), "agent/data must mirror config/"
+    shipped = ROOT / "config" / name
+    assert shipped.is_symlink() and shipped.resolve() == packaged.resolve(), "config/ must link to agent/data/"
 
 
 def test_check_config_exit_2_and_errors_on_stderr(capsys):
@@ -74,7 +75,7 @@ def test_secrets_from_env_and_files_are_collected(tmp_path):
         '    header_files: {X-Api-Key: token}\n',
         environ={"TOKEN": "env-secret-value"}, base_dir=tmp_path)
     assert {"env-secret-value", "file-secret-value", "urlpass99"} <= cfg.secrets
-    assert ("X-Api-Key", "file-secret-value") in cfg.targets[0].headers
+    assert ("X-Api-Key", "file-secret-value") in cfg.targets[0].options.headers
 
 
 def test_max_in_flight_allows_interval_below_timeout():

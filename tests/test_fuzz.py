@@ -10,11 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.config import Config, ConfigError, parse_config
-from agent.config.load import AGENT_KEYS, CONTRACT_KEYS, TARGET_KEYS
-from agent.report.tickets import FIELDS, ImportError_, parse_export
+from agent.config.contract import KEYS as CONTRACT_KEYS
+from agent.config.load import AGENT_KEYS
+from agent.config.targets import all_target_keys
+from agent.tickets import FIELDS, TicketFileError, parse_export
 
 from .conftest import ROOT
 
+TARGET_KEYS = all_target_keys()
 KEYS = sorted(AGENT_KEYS | CONTRACT_KEYS | TARGET_KEYS | {"agent", "contract", "targets", "controls", "weekly", "once",
                                                             "day", "start", "end", "reason", "objectives", "below",
                                                             "ratio", "verify", "ca_file", "path", "equals"})
@@ -114,7 +117,7 @@ PROBLEM = re.compile(r"^export\.(csv|json):\d+: ")
 def _check_tickets(name: str, data: bytes, cfg) -> None:
     try:
         tickets = parse_export(cfg, name, data)
-    except ImportError_ as exc:
+    except TicketFileError as exc:
         assert exc.problems
         for p in exc.problems:
             assert PROBLEM.match(p), p

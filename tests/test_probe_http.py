@@ -8,17 +8,15 @@ import pytest
 from aiohttp import web
 
 from agent.clock import SystemClock
-from agent.config.model import JsonAssertion, Target, TLSOptions
-from agent.probes import ERROR_KINDS, make_probe
-from agent.probes.http import json_lookup
+from agent.probes import ERROR_KINDS, Target, make_probe
+from agent.probes.http import HttpOptions, JsonAssertion, TLSOptions, json_lookup
 
 from .servers import closed_port, full_backlog, http_server, make_certs, raw_server
 
 
 def target(url: str, **kw) -> Target:
-    kw.setdefault("timeout", 2.0)
-    kw.setdefault("interval", 2.0)
-    return Target(name="t", service=kw.pop("service", "web"), url=url, **kw)
+    common = {"timeout": kw.pop("timeout", 2.0), "interval": kw.pop("interval", 2.0)}
+    return Target(name="t", service=kw.pop("service", "web"), options=HttpOptions(url, **kw), **common)
 
 
 async def probe(t: Target):

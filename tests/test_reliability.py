@@ -13,6 +13,7 @@ from agent.app import Agent
 from agent.clock import SystemClock
 from agent.config import parse_config
 from agent.config.model import Target
+from agent.probes.http import HttpOptions
 from agent.probes import ProbeResult, make_probe
 from agent.scheduler import Scheduler
 from agent.slo import evaluate
@@ -127,7 +128,7 @@ async def test_wall_clock_jumps_back_an_hour_and_forward_a_day(tmp_path):
     m0, m1 = min(minutes), max(minutes) + 1
     assert int(agent.ledger.matrix("api", m0, m1)[:, 0].sum(dtype="int64")) == len(seen)
     snap = evaluate(agent.ledger, cfg, agent.cal, clock.time() + 120)
-    month = snap.services["api"].availability["month"]
+    month = snap.of("availability", "api")["month"]
     assert month.up == len(minutes) and month.down == 0 and month.ratio == 1.0
 
 
@@ -145,7 +146,8 @@ async def test_http_probe_duration_ignores_the_wall_clock():
     app = web.Application()
     app.router.add_get("/", slow)
     async with http_server(app) as base:
-        p = make_probe(Target(name="t", service="web", url=base + "/", timeout=2, interval=2), clock=Jumpy())
+        p = make_probe(Target(name="t", service="web", options=HttpOptions(base + "/"), timeout=2, interval=2),
+                       clock=Jumpy())
         try:
             r = await p.run()
         finally:

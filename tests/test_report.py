@@ -13,7 +13,7 @@ import pytest
 
 from agent.cli import main
 from agent.report import build_report, verify_report
-from agent.report.render import render
+from agent.report import render
 
 from .conftest import ROOT
 from .month_fixture import CONFIG, NOW, build

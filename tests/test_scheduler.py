@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import itertools
 
-from agent.config.model import Target
-from agent.probes import ProbeResult
+from agent.probes import ProbeResult, Target
+from agent.probes.http import HttpOptions
 from agent.scheduler import LagWatch, Scheduler, _offsets
 
 from .conftest import FakeClock
@@ -30,8 +30,8 @@ class FakeProbe:
 
 
 def tgt(name="a", interval=1.0, timeout=2.0, max_in_flight=1) -> Target:
-    return Target(name=name, service="api", url="http://127.0.0.1:9/", interval=interval, timeout=timeout,
-                  max_in_flight=max_in_flight)
+    return Target(name=name, service="api", options=HttpOptions("http://127.0.0.1:9/"), interval=interval,
+                  timeout=timeout, max_in_flight=max_in_flight)
 
 
 async def test_10000_ticks_zero_drift_and_skips_counted(fake_clock: FakeClock):
@@ -39,7 +39,7 @@ async def test_10000_ticks_zero_drift_and_skips_counted(fake_clock: FakeClock):
     # every 100th probe takes 2.5 s: with one in flight at most, the next two ticks are skipped
     durations = (2.5 if k % 100 == 0 else 0.1 + (k % 7) / 10 for k in itertools.count())
     results: list[ProbeResult] = []
-    sched = Scheduler(fake_clock, results.append, rate_limit=1_000_000, keep_due=True)
+    sched = Scheduler(fake_clock, results.append, rate_limit=1_000_000)
     probe = FakeProbe(fake_clock, durations)
     sched.set_targets([(tgt(), probe)])
     epoch = fake_clock.monotonic()
@@ -48,10 +48,10 @@ async def test_10000_ticks_zero_drift_and_skips_counted(fake_clock: FakeClock):
     await sched.stop(grace=0)
     tl = sched.timelines["a"]
     assert tl.ticks == n
-    assert tl.due == [epoch + k * 1.0 for k in range(n)]  # exact: no drift over 10,000 ticks
-    # every probe started exactly at its tick (no sleep-after-response, no accumulated delay)
-    due = set(tl.due)
-    assert all(s in due for s in probe.starts)
+    # every tick, probed or skipped, happened exactly when due: no drift over 10,000 ticks, no
+    # sleep-after-response, no accumulated delay
+    skipped_at = [r.mono_start for r in results if r.error_kind == "skipped"]
+    assert sorted(probe.starts + skipped_at) == [epoch + k * 1.0 for k in range(n)]
     # an independent model of the same rule: a tick finding the probe still running is skipped
     model = (2.5 if k % 100 == 0 else 0.1 + (k % 7) / 10 for k in itertools.count())
     busy_until, expected_skips = -1.0, 0
@@ -98,7 +98,7 @@ async def test_max_in_flight_allows_overlap(fake_clock: FakeClock):
 
 async def test_late_loop_counts_missed_ticks_not_replayed(fake_clock: FakeClock):
     results: list[ProbeResult] = []
-    sched = Scheduler(fake_clock, results.append, rate_limit=1_000_000, keep_due=True)
+    sched = Scheduler(fake_clock, results.append, rate_limit=1_000_000)
     probe = FakeProbe(fake_clock, itertools.repeat(0.1))
     sched.set_targets([(tgt(), probe)])
     epoch = fake_clock.monotonic()
@@ -112,7 +112,9 @@ async def test_late_loop_counts_missed_ticks_not_replayed(fake_clock: FakeClock)
     late = [r for r in results if r.error_kind == "agent_overload"]
     assert tl.late == len(late) == 2  # ticks at 3 and 4 are missed; 5 fires (late) as the current tick
     assert all(r.outcome == "inconclusive" for r in late)
-    assert tl.due == [epoch + k for k in (0, 1, 2, 5, 6, 7, 8)]
+    assert [r.mono_start for r in late] == [epoch + 3, epoch + 4]
+    # tick 5 fires late, when the loop runs again; the timeline then goes on at its due times
+    assert probe.starts == [epoch + k for k in (0, 1, 2)] + [epoch + 2.5 + 3.2] + [epoch + k for k in (6, 7, 8)]
 
 
 async def test_stop_lets_in_flight_finish_within_grace(fake_clock: FakeClock):

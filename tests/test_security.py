@@ -21,7 +21,7 @@ from agent import logs
 from agent.app import Agent
 from agent.config import parse_config
 from agent.report import build_report
-from agent.report.render import render
+from agent.report import render
 
 from .conftest import ROOT
 from .servers import closed_port, http_server, make_certs

@@ -9,8 +9,9 @@ from agent.calendar.business import BusinessHours
 from agent.cli import main
 from agent.config import parse_config
 from agent.config.model import Contract
-from agent.report.tickets import ImportError_, evaluate_ticket, parse_export, summarize
-from agent.store import Store, Ticket
+from agent.tickets import TicketFileError, evaluate_ticket, parse_export, summarize
+from agent.store import Store
+from agent.tickets import Ticket
 
 H = 3600.0
 BASE = 'targets: [{name: a, service: web, url: "http://127.0.0.1:9/"}]\n'
@@ -137,7 +138,7 @@ def test_json_export_with_column_mapping():
                        'responded_at: first_reply}}}\n' + BASE)
     data = b'[\n {"ref": 17, "prio": "P1", "created": "2026-11-24T10:00:00+01:00", "first_reply": null},\n' \
            b' {"ref": "18", "prio": "P2", "created": "2026-11-24T10:00:00+01:00",\n  "first_reply": "later"}\n]'
-    with pytest.raises(ImportError_) as err:
+    with pytest.raises(TicketFileError) as err:
         parse_export(cfg, "e.json", data)
     assert err.value.problems == ["e.json:3: first_reply: must be an ISO 8601 date-time such as "
                                   "2026-11-24T10:30:00+01:00, got 'later'"]

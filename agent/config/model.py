@@ -2,57 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Union
+
+from ..probes.base import Target
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-@dataclass(frozen=True)
-class JsonAssertion:
-    path: str  # dotted path with [index]: "data.items[0].status"
-    equals: Any
-
-
-@dataclass(frozen=True)
-class TLSOptions:
-    verify: bool = True
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    server_name: str | None = None
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    service: str
-    url: str
-    type: str = "http"
-    method: str = "GET"
-    headers: tuple[tuple[str, str], ...] = ()
-    body: str | None = None
-    expect_status: tuple[int, ...] = ()  # empty: any 2xx
-    body_regex: tuple[re.Pattern[str], ...] = ()
-    body_not_regex: tuple[re.Pattern[str], ...] = ()
-    json: tuple[JsonAssertion, ...] = ()
-    timeout: float = 5.0
-    interval: float = 5.0
-    max_in_flight: int = 1
-    max_body_bytes: int = 10 * 1024 * 1024
-    tls: TLSOptions = field(default_factory=TLSOptions)
-    redirects: str = "follow"  # follow | none
-    max_redirects: int = 10
-    ip_family: str = "any"  # any | ipv4 | ipv6
-    keepalive: bool = False
-    labels: tuple[tuple[str, str], ...] = ()
-    control: bool = False  # a control check (canary), not part of any service
-
-    def status_ok(self, status: int) -> bool:
-        if self.expect_status:
-            return status in self.expect_status
-        return 200 <= status < 300
+PRIORITIES = ("P1", "P2", "P3")
+DEFAULT_TITLES = {"web": "Web interface", "api": "API"}
 
 
 @dataclass(frozen=True)
@@ -72,8 +29,10 @@ class OnceWindow:
 
 
 @dataclass(frozen=True)
-class LatencyObjective:
-    below: float  # seconds, strict "<"
+class LatencyBound:
+    """`ratio` of the requests must be strictly faster than `below` seconds."""
+
+    below: float
     ratio: float
 
 
@@ -82,19 +41,48 @@ class ServicePolicy:
     combine: str = "any"  # any | all | majority
 
 
+# -- the contract's table: one objective spec per row ---------------------------------------------------
+@dataclass(frozen=True)
+class AvailabilitySpec:
+    service: str
+    objective: float = 0.99
+    row: int = 0
+    title: str = ""
+
+    kind = "availability"
+
+
+@dataclass(frozen=True)
+class LatencySpec:
+    service: str
+    bounds: tuple[LatencyBound, ...] = (LatencyBound(0.5, 0.98), LatencyBound(1.0, 0.99))
+    row: int = 0
+    title: str = ""
+
+    kind = "latency"
+
+
+@dataclass(frozen=True)
+class TicketResponseSpec:
+    priority: str
+    deadline_s: float
+    objective: float = 0.95
+    row: int = 0
+    title: str = ""
+
+    kind = "ticket_response"
+
+
+ObjectiveSpec = Union[AvailabilitySpec, LatencySpec, TicketResponseSpec]
+
+
 @dataclass(frozen=True)
 class Contract:
     timezone: str = "+01:00"
     weekly: tuple[WeeklyWindow, ...] = (WeeklyWindow(3, dt.time(6), dt.time(8)),)
     windows: tuple[OnceWindow, ...] = ()
-    availability_objective: float = 0.99
     slice_down_ratio: float = 0.5
     coverage_floor: float = 0.9
-    latency_services: tuple[str, ...] = ("api",)
-    latency_objectives: tuple[LatencyObjective, ...] = (
-        LatencyObjective(0.5, 0.98),
-        LatencyObjective(1.0, 0.99),
-    )
     period: str = "iso_week"  # iso_week | month_start
     services: tuple[tuple[str, ServicePolicy], ...] = ()
     business_start: dt.time = dt.time(9, 0)
@@ -102,16 +90,57 @@ class Contract:
     holidays_country: str = "FR"
     holidays_subdivision: str | None = None
     closed_days: tuple[dt.date, ...] = ()
+    ticket_columns: tuple[tuple[str, str], ...] = ()  # our name -> export's column name
+    # The annexe's shorthand (contract.availability, .latency, .tickets): the defaults of the table below.
+    availability_objective: float = 0.99
+    latency_services: tuple[str, ...] = ("api",)
+    latency_objectives: tuple[LatencyBound, ...] = (LatencyBound(0.5, 0.98), LatencyBound(1.0, 0.99))
     ticket_deadlines: tuple[tuple[str, float], ...] = (("P1", 8 * 3600.0), ("P2", 24 * 3600.0), ("P3", 40 * 3600.0))
     ticket_objective: float = 0.95
-    ticket_columns: tuple[tuple[str, str], ...] = ()  # our name -> export's column name
+    # The contract's table, one spec per report row. Empty: the annexe's table for services web and api.
+    objectives: tuple[ObjectiveSpec, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.objectives:
+            object.__setattr__(self, "objectives", default_table(self, ("web", "api")))
 
     def policy(self, service: str) -> ServicePolicy:
         return dict(self.services).get(service, ServicePolicy())
 
     @property
     def thresholds(self) -> tuple[float, ...]:
-        return tuple(o.below for o in self.latency_objectives)
+        """The ledger counts requests below each of these: every bound of the table and of the shorthand
+        (so that adding a service's targets or a latency row keeps the ledger's layout)."""
+        bounds = {b.below for o in self.objectives if isinstance(o, LatencySpec) for b in o.bounds}
+        return tuple(sorted(bounds | {b.below for b in self.latency_objectives}))
+
+    def latency_bounds(self, service: str) -> tuple[LatencyBound, ...]:
+        return tuple(b for o in self.objectives if isinstance(o, LatencySpec) and o.service == service
+                     for b in o.bounds)
+
+
+def default_table(c: Contract, services: tuple[str, ...]) -> tuple[ObjectiveSpec, ...]:
+    """The annexe's table from the shorthand: availability of each service, latency of the latency
+    services, first response of each ticket priority; rows numbered in that order."""
+    specs: list[ObjectiveSpec] = [AvailabilitySpec(s, c.availability_objective) for s in services]
+    specs += [LatencySpec(s, c.latency_objectives) for s in c.latency_services if s in services]
+    specs += [TicketResponseSpec(p, d, c.ticket_objective) for p, d in c.ticket_deadlines]
+    return numbered(specs)
+
+
+def numbered(specs: list[ObjectiveSpec]) -> tuple[ObjectiveSpec, ...]:
+    """Rows without a number take their position; titles default to the service's name in the annexe."""
+    out = []
+    for i, s in enumerate(specs):
+        changes = {}
+        if not s.row:
+            changes["row"] = i + 1
+        if not s.title:
+            subject = s.priority if isinstance(s, TicketResponseSpec) else s.service
+            changes["title"] = f"Ticket {subject}" if isinstance(s, TicketResponseSpec) else \
+                DEFAULT_TITLES.get(subject, subject)
+        out.append(replace(s, **changes) if changes else s)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -144,10 +173,7 @@ class Config:
 
     @property
     def services(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for t in self.targets:
-            seen.setdefault(t.service, None)
-        return tuple(seen)
+        return tuple(dict.fromkeys(t.service for t in self.targets))
 
     def targets_of(self, service: str) -> tuple[Target, ...]:
         return tuple(t for t in self.targets if t.service == service)

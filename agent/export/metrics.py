@@ -1,17 +1,13 @@
-"""Prometheus metrics: live per-probe series, and SLO gauges built at scrape time from a snapshot."""
+"""Prometheus metrics: the live per-probe series and the agent's own health, bound once per target."""
 from __future__ import annotations
 
 import platform
-from typing import Callable, Iterable
+from typing import Collection
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from .. import __version__
-from ..ledger import QUANTILES
-from ..probes.base import DOWN, INCONCLUSIVE, PHASES, UP, ProbeResult
-from ..slo import Snapshot, objective_name, threshold_label
+from ..probes.base import DOWN, INCONCLUSIVE, UP, ProbeResult
 
 # `_created` series double the exposition of every counter and histogram and no rule here uses them.
 disable_created_metrics()
@@ -28,13 +24,16 @@ class _Bound:
 
     __slots__ = ("outcome", "counted", "duration", "phases", "success", "errors", "expiry", "skipped", "late")
 
-    def __init__(self, m: "LiveMetrics", service: str, target: str, phases: tuple[str, ...] = PHASES) -> None:
+    def __init__(self, m: "LiveMetrics", service: str, target: str, phases: tuple[str, ...],
+                 applicable: Collection[str]) -> None:
         lv = (service, target) + m.extra_values
         self.outcome = {o: m.probes.labels(service, target, o, *m.extra_values) for o in (UP, DOWN, INCONCLUSIVE)}
         self.counted = {o: m.counted.labels(service, target, o, *m.extra_values) for o in (UP, DOWN)}
         self.duration = m.duration.labels(*lv)
-        # only the phases a probe of this target can have: no dns series for an IP literal, no tls for http
-        self.phases = [m.phase.labels(service, target, p, *m.extra_values) if p in phases else None for p in PHASES]
+        # one child per phase of the target's type, in the type's order (the order of a result's phases);
+        # only the phases a probe of this target can have get a series: no dns for an IP literal...
+        self.phases = [m.phase.labels(service, target, p, *m.extra_values) if p in applicable else None
+                       for p in phases]
         self.success = m.success.labels(*lv)
         self.errors = lambda kind: m.errors.labels(service, target, kind, *m.extra_values)
         self.expiry = lambda: m.expiry.labels(*lv)
@@ -89,10 +88,13 @@ class LiveMetrics:
         info.labels(__version__, platform.python_version(), *self.extra_values).set(1)
         self._bound: dict[str, _Bound] = {}
 
-    def bind(self, service: str, target: str, phases: tuple[str, ...] = PHASES) -> _Bound:
+    def bind(self, service: str, target: str, phases: tuple[str, ...] = (),
+             applicable: Collection[str] | None = None) -> _Bound:
+        """Binds a target's series: `phases` are its type's, `applicable` those its probes can have."""
         b = self._bound.get(target)
         if b is None:
-            b = self._bound[target] = _Bound(self, service, target, phases)
+            b = self._bound[target] = _Bound(self, service, target, phases,
+                                             phases if applicable is None else applicable)
         return b
 
     def forget(self, service: str, target: str) -> None:
@@ -105,6 +107,7 @@ class LiveMetrics:
                 pass
 
     def observe(self, r: ProbeResult, masked: bool) -> None:
+        """The pipeline's sink: one result into the live series."""
         b = self._bound.get(r.target) or self.bind(r.service, r.target)
         b.outcome[r.outcome].inc()
         if r.outcome == INCONCLUSIVE:
@@ -126,105 +129,3 @@ class LiveMetrics:
                     child.observe(value)
         if r.tls_not_after is not None:
             b.expiry().set(r.tls_not_after)
-
-
-class TargetInfoCollector(Collector):
-    """`sla_target_info{service,target,url,...} 1`: each target's URL (secrets redacted) and the extra
-    labels of its config, to join onto the per-target series (`* on (target) group_left(team)`)."""
-
-    def __init__(self, targets: Callable[[], Iterable], redact: Callable[[str], str], location: str = "") -> None:
-        self.targets = targets
-        self.redact = redact
-        self.location = location
-
-    def describe(self) -> Iterable:
-        return []
-
-    def collect(self) -> Iterable[Metric]:
-        m = Metric("sla_target_info", "The probed targets, with their configured extra labels.", "gauge")
-        for t in self.targets():
-            labels = {"service": t.service, "target": t.name, "url": self.redact(t.url), "type": t.type,
-                      **dict(t.labels)}
-            if self.location:
-                labels["location"] = self.location
-            m.add_sample("sla_target_info", labels, 1.0)
-        return [m]
-
-
-class SloCollector(Collector):
-    """Builds the SLA gauges at scrape time from the latest snapshot (computed off the hot path)."""
-
-    def __init__(self, snapshot: Callable[[], Snapshot | None], maintenance_active: Callable[[], bool],
-                 tickets: Callable[[], dict[str, dict]], location: str = "") -> None:
-        self.snapshot = snapshot
-        self.maintenance_active = maintenance_active
-        self.tickets = tickets
-        self.extra = ("location",) if location else ()
-        self.extra_values = [location] if location else []
-
-    def describe(self) -> Iterable:
-        return []
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        x, xv = self.extra, self.extra_values
-        avail = GaugeMetricFamily("sla_availability_ratio", "Availability: up slices / (up + down slices).",
-                                  labels=("service", "window") + x)
-        cov = GaugeMetricFamily("sla_coverage_ratio", "Observed share of eligible (unmasked) slices.",
-                                labels=("service", "window") + x)
-        below = GaugeMetricFamily("sla_latency_below_ratio", "Exact share of requests strictly below the threshold.",
-                                  labels=("service", "threshold", "window") + x)
-        # a summary, not a gauge: a `quantile` label is only legal on summaries (promtool lints it)
-        quant = Metric("sla_latency_quantile_seconds", "Latency quantiles from the t-digest of the window.",
-                       "summary")
-        met = GaugeMetricFamily("sla_objective_met", "1 met, 0 missed (absent without data).",
-                                labels=("service", "objective", "window") + x)
-        budget = GaugeMetricFamily("sla_error_budget_remaining_ratio", "1 untouched, 0 spent, < 0 overspent.",
-                                   labels=("service", "objective", "window") + x)
-        budget_s = GaugeMetricFamily("sla_error_budget_remaining_seconds", "Down time left before the "
-                                     "availability objective is missed.", labels=("service", "window") + x)
-        burn = GaugeMetricFamily("sla_burn_rate", "Error rate over the window / allowed error rate.",
-                                 labels=("service", "objective", "window") + x)
-        maint = GaugeMetricFamily("sla_maintenance_active", "1 inside a maintenance or exclusion window.",
-                                  labels=x)
-        maint.add_metric(xv, 1.0 if self.maintenance_active() else 0.0)
-        snap = self.snapshot()
-        if snap is not None:
-            for svc, s in snap.services.items():
-                for window, a in s.availability.items():
-                    lv = [svc, window] + xv
-                    if a.ratio is not None:
-                        avail.add_metric(lv, a.ratio)
-                        met.add_metric([svc, "availability", window] + xv, 1.0 if a.ratio >= a.objective else 0.0)
-                        burn.add_metric([svc, "availability", window] + xv, a.burn_rate() or 0.0)
-                    if a.coverage is not None:
-                        cov.add_metric(lv, a.coverage)
-                    if a.budget_remaining_ratio is not None:
-                        budget.add_metric([svc, "availability", window] + xv, a.budget_remaining_ratio)
-                    budget_s.add_metric(lv, a.budget_remaining_s)
-                for window, lat in s.latency.items():
-                    for th, f, ok, rem in zip(lat.thresholds, lat.fractions(), lat.objective_met,
-                                              lat.budget_remaining()):
-                        if f is None:
-                            continue
-                        below.add_metric([svc, threshold_label(th), window] + xv, f)
-                        met.add_metric([svc, objective_name(th), window] + xv, 1.0 if ok else 0.0)
-                        if rem is not None:
-                            budget.add_metric([svc, objective_name(th), window] + xv, rem)
-                    if lat.sketch_count:
-                        base = {"service": svc, "window": window, **dict(zip(x, xv))}
-                        for q in QUANTILES:
-                            v = lat.quantiles.get(f"{q:g}")
-                            if v is not None:
-                                quant.add_sample("sla_latency_quantile_seconds", {**base, "quantile": f"{q:g}"}, v)
-                        quant.add_sample("sla_latency_quantile_seconds_sum", base, lat.sketch_sum)
-                        quant.add_sample("sla_latency_quantile_seconds_count", base, float(lat.sketch_count))
-        tratio = GaugeMetricFamily("sla_ticket_response_met_ratio", "Share of tickets answered in time.",
-                                   labels=("priority", "window") + x)
-        tcount = GaugeMetricFamily("sla_tickets", "Tickets opened in the window by response state.",
-                                   labels=("priority", "state", "window") + x)
-        for prio, row in sorted(self.tickets().items()):
-            if row.get("ratio") is not None:
-                tratio.add_metric([prio, "month"] + xv, row["ratio"])
-            for state in ("met", "missed", "pending"):
-                tcount.add_metric([prio, state, "month"] + xv, row.get(state, 0))
-        return [avail, cov, below, quant, met, budget, budget_s, burn, maint, tratio, tcount]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import ssl
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -12,10 +11,10 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
+from ..timeutil import parse_month
 from .exposition import generate
 
 log = logging.getLogger("sla_agent.http")
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 MAX_REQUEST_BYTES = 16 * 1024
 
 
@@ -57,9 +56,11 @@ def build_app(ep: Endpoints) -> web.Application:
 
     def month_of(request: web.Request) -> str:
         month = request.query.get("month", "")
-        if not _MONTH.match(month):
+        try:
+            parse_month(month)
+        except ValueError:
             raise web.HTTPBadRequest(text=json.dumps({"error": "month must be YYYY-MM, e.g. ?month=2026-11"}),
-                                     content_type="application/json")
+                                     content_type="application/json") from None
         return month
 
     async def report_json(request: web.Request) -> web.Response:

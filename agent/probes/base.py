@@ -1,12 +1,19 @@
-"""The probe interface, its result, the error kinds and how each maps to an outcome (CONTRACT §3)."""
+"""The probe interface: a target's common options, the result of one probe, the error kinds and their
+outcome (CONTRACT §3), and the registry of probe types.
+
+A probe type is a folder under probes/ that registers a ProbeType: its own config fields (read by the
+loader next to the options every target has), the phases its probes spend time in, and the factory of
+its Probe. Nothing outside the folder knows the type's options.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
+
+from ..schema import Field, Reader, Section
 
 UP, DOWN, INCONCLUSIVE = "up", "down", "inconclusive"
-OUTCOMES = (UP, DOWN, INCONCLUSIVE)
-PHASES = ("dns", "connect", "tls", "ttfb", "transfer")
+CONTROL_SERVICE = "_control"  # the service of control checks: part of no SLA
 
 # error_kind -> outcome. Provider failures are `down`; what the agent cannot attribute is `inconclusive`.
 ERROR_KINDS: dict[str, str] = {
@@ -20,7 +27,7 @@ ERROR_KINDS: dict[str, str] = {
     "protocol": DOWN,            # not HTTP (garbage), malformed response, bad redirect
     "too_many_redirects": DOWN,  # redirect loop or more than max_redirects
     "http_status": DOWN,         # status not in expect_status
-    "assertion": DOWN,           # a body regex or JSON assertion failed
+    "assertion": DOWN,           # a body regex, JSON assertion or expected line failed
     "body_too_large": DOWN,      # the body exceeded max_body_bytes (read stopped at the limit)
     "skipped": INCONCLUSIVE,     # the previous probe of the target was still in flight at the tick
     "agent_overload": INCONCLUSIVE,  # the event loop lagged past the bound during the probe
@@ -29,10 +36,35 @@ ERROR_KINDS: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class Target:
+    """The options every target has. `options` is the type's own frozen spec (HttpOptions, TcpOptions...)
+    and names the type; `control` marks a control check (canary), part of no service."""
+
+    name: str
+    service: str
+    options: Any
+    interval: float = 5.0
+    timeout: float = 5.0
+    max_in_flight: int = 1
+    labels: tuple[tuple[str, str], ...] = ()
+    control: bool = False
+
+    @property
+    def type(self) -> str:
+        return self.options.TYPE
+
+    @property
+    def address(self) -> str:
+        """What is probed, for people (status page, sla_target_info): a URL, host:port..."""
+        return self.options.address
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
     """One probe, one outcome. Times: started_at is wall-clock UTC epoch seconds (for calendar
-    buckets only); mono_start and duration_s come from the monotonic clock."""
+    buckets only); mono_start and duration_s come from the monotonic clock. `phases` holds one
+    duration per phase of the target's type, in the type's order."""
 
     target: str
     service: str
@@ -42,7 +74,7 @@ class ProbeResult:
     outcome: str
     error_kind: str = ""
     status: int | None = None
-    phases: tuple[float, float, float, float, float] | None = None  # dns, connect, tls, ttfb, transfer
+    phases: tuple[float, ...] | None = None
     failed_assertions: tuple[str, ...] = ()
     latency_counted: bool = False  # in the latency population: sent and answered, or timed out
     tls_not_after: float | None = None
@@ -64,12 +96,24 @@ class Probe(Protocol):
     async def close(self) -> None: ...
 
 
-PROBE_TYPES: dict[str, Callable[..., Probe]] = {}
+@dataclass(frozen=True)
+class ProbeType:
+    """What a probe type brings. `build` makes the options from the fields read out of a target's
+    mapping (it checks fields against each other, records errors on the reader, and returns None on
+    one); `applicable` gives the phases a given target's probes can have, a subset of `phases`."""
+
+    name: str
+    fields: tuple[Field, ...]
+    build: Callable[[Reader, Section, str], Any]
+    phases: tuple[str, ...]
+    applicable: Callable[[Any], tuple[str, ...]]
+    probe: Callable[..., Probe]
+    min_interval: float = 0.05
 
 
-def register(name: str) -> Callable[[type], type]:
-    def deco(cls: type) -> type:
-        PROBE_TYPES[name] = cls
-        return cls
+PROBE_TYPES: dict[str, ProbeType] = {}
 
-    return deco
+
+def register(ptype: ProbeType) -> ProbeType:
+    PROBE_TYPES[ptype.name] = ptype
+    return ptype

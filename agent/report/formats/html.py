@@ -1,145 +1,16 @@
-"""Renders the report document: text, JSON, Markdown, CSV, and one self-contained HTML file whose
-charts are inline SVG drawn here (no JavaScript, no outside assets, prints to PDF)."""
+"""The report as one self-contained HTML file: charts are inline SVG drawn here (no JavaScript, no
+outside assets; it prints to PDF)."""
 from __future__ import annotations
 
-import csv
 import html
 import io
 import json
 import math
 from typing import Any
 
-VERDICT_TEXT = {"met": "MET", "missed": "MISSED", "insufficient_data": "INSUFFICIENT DATA", "no_data": "NO DATA"}
+from .common import VERDICT_TEXT, kinds, ms, pct, row_objective, row_value
 
 
-def render(doc: dict[str, Any], fmt: str) -> str:
-    return {"json": _json, "text": _text, "markdown": _markdown, "csv": _csv, "html": _html}[fmt](doc)
-
-
-def _json(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-
-
-def pct(x: float | None, nd: int = 3) -> str:
-    return "-" if x is None else f"{x * 100:.{nd}f} %"
-
-
-def row_value(r: dict[str, Any]) -> str:
-    v = r["value"]
-    if isinstance(v, dict):
-        return ", ".join(f"{pct(f)} < {t} s" for t, f in v.items())
-    return pct(v)
-
-
-def row_objective(r: dict[str, Any]) -> str:
-    o = r["objective"]
-    if isinstance(o, dict):
-        return ", ".join(f">= {r * 100:g} % < {t} s" for t, r in o.items())
-    return f">= {o * 100:g} %"
-
-
-def _text(doc: dict[str, Any]) -> str:
-    out = io.StringIO()
-    w = out.write
-    w(f"SLA report {doc['month']} ({doc['timezone']}), generated {doc['generated_at']}"
-      f"{'' if doc['complete'] else ' - month in progress'}\n\n")
-    w(f"{'row':<4}{'service':<12}{'measure':<16}{'objective':<34}{'measured':<36}verdict\n")
-    for r in doc["rows"]:
-        w(f"{r['row']:<4}{r['service']:<12}{r['measure']:<16}{row_objective(r):<34}{row_value(r):<36}"
-          f"{VERDICT_TEXT[r['verdict']]}\n")
-    w("\n7-day periods (API latency, exact counts):\n")
-    for p in doc["periods"]:
-        below = ", ".join(f"{pct(b['fraction'])} < {t} s ({b['count']}/{p['count']})" for t, b in p["below"].items())
-        q = p["quantiles_s"]
-        w(f"  {p['start'][:10]} -> {p['end'][:10]} {p['service']}: {below}; p50 {_ms(q.get('0.5'))} "
-          f"p99 {_ms(q.get('0.99'))}; {VERDICT_TEXT[p['verdict']]}{'' if p['complete'] else ' (in progress)'}\n")
-    w("\ncoverage: " + ", ".join(f"{s} {pct(v['ratio'], 2)}" for s, v in doc["coverage"]["services"].items()) +
-      f" (floor {doc['coverage']['floor'] * 100:g} %)\n")
-    counted = [i for i in doc["incidents"] if not i["during"]]
-    w(f"\nincidents counted ({len(counted)}):\n")
-    for i in counted:
-        w(f"  {i['start']} -> {i['end'][11:]} {i['service']:<5} {i['duration_s'] / 60:.0f} min  "
-          f"{', '.join(i['targets'])}  {_kinds(i)}\n")
-    masked = [i for i in doc["incidents"] if i["during"]]
-    if masked:
-        w(f"incidents inside maintenance or exclusion windows, not counted ({len(masked)}):\n")
-        for i in masked:
-            w(f"  {i['start']} -> {i['end'][11:]} {i['service']:<5} {i['duration_s'] / 60:.0f} min  ({i['during']})\n")
-    w(f"\nmaintenance windows applied: {len(doc['maintenance'])}; exclusions: {len(doc['exclusions'])}\n")
-    for x in doc["exclusions"]:
-        w(f"  exclusion {x['start']} -> {x['end']}: {x['reason']}\n")
-    w(f"\nevidence: sha256 {doc['evidence']['ledger_sha256']} over {doc['evidence']['rows_hashed']} stored rows\n")
-    return out.getvalue()
-
-
-def _ms(x: float | None) -> str:
-    return "-" if x is None else f"{x * 1000:.0f} ms"
-
-
-def _kinds(i: dict[str, Any]) -> str:
-    return ", ".join(f"{k} x{v}" for k, v in i["error_kinds"].items())
-
-
-def _markdown(doc: dict[str, Any]) -> str:
-    out = io.StringIO()
-    w = out.write
-    w(f"# SLA report {doc['month']}\n\n")
-    w(f"Time zone {doc['timezone']}; generated {doc['generated_at']}"
-      f"{'' if doc['complete'] else ' (month in progress)'}.\n\n")
-    w("| Row | Service | Measure | Objective | Measured | Verdict |\n|---|---|---|---|---|---|\n")
-    for r in doc["rows"]:
-        w(f"| {r['row']} | {r['service']} | {r['measure']} | {row_objective(r)} | {row_value(r)} | "
-          f"**{VERDICT_TEXT[r['verdict']]}** |\n")
-    w("\n## 7-day periods\n\n| Period | Service | Requests | " +
-      " | ".join(f"< {t} s" for t in (doc["periods"][0]["below"] if doc["periods"] else {})) +
-      " | p50 | p90 | p98 | p99 | p99.9 | Verdict |\n")
-    if doc["periods"]:
-        w("|" + "---|" * (9 + len(doc["periods"][0]["below"])) + "\n")
-    for p in doc["periods"]:
-        q = p["quantiles_s"]
-        w(f"| {p['start'][:10]} to {p['end'][:10]} | {p['service']} | {p['count']} | " +
-          " | ".join(pct(b["fraction"]) for b in p["below"].values()) +
-          f" | {_ms(q.get('0.5'))} | {_ms(q.get('0.9'))} | {_ms(q.get('0.98'))} | {_ms(q.get('0.99'))} | "
-          f"{_ms(q.get('0.999'))} | {VERDICT_TEXT[p['verdict']]} |\n")
-    w("\n## Incidents\n\n")
-    if doc["incidents"]:
-        w("| Start | End | Minutes | Service | Targets | Errors | Counted |\n|---|---|---|---|---|---|---|\n")
-        for i in doc["incidents"]:
-            w(f"| {i['start']} | {i['end']} | {i['duration_s'] / 60:.0f} | {i['service']} | {', '.join(i['targets'])} | "
-              f"{_kinds(i)} | {'no (' + i['during'] + ')' if i['during'] else 'yes'} |\n")
-    else:
-        w("None.\n")
-    w("\n## Maintenance and exclusions\n\n")
-    for x in doc["maintenance"] + doc["exclusions"]:
-        w(f"- {x['kind']} {x['start']} to {x['end']}: {x['reason']}\n")
-    w("\n## Coverage\n\n")
-    for s, v in doc["coverage"]["services"].items():
-        w(f"- {s}: {pct(v['ratio'], 2)} of eligible time observed ({v['unknown_minutes']} minutes without data)\n")
-    w("\n## Tickets\n\n| Priority | Deadline (business h) | Tickets | Met | Missed | Pending | Share met |\n"
-      "|---|---|---|---|---|---|---|\n")
-    for prio, t in doc["tickets"].items():
-        w(f"| {prio} | {t['deadline_h']:g} | {t['total']} | {t['met']} | {t['missed']} | {t['pending']} | "
-          f"{pct(t['ratio'], 1)} |\n")
-    w("\n## Readings of the annexe\n\n")
-    for k, v in doc["readings"].items():
-        w(f"- {k}: {v if isinstance(v, str) else json.dumps(v)}\n")
-    w(f"\n## Evidence\n\nsha256 `{doc['evidence']['ledger_sha256']}` over {doc['evidence']['rows_hashed']} stored "
-      f"rows; verify with `sla-agent report --verify REPORT.json`.\n")
-    return out.getvalue()
-
-
-def _csv(doc: dict[str, Any]) -> str:
-    out = io.StringIO()
-    wr = csv.writer(out, lineterminator="\n")
-    wr.writerow(["month", "row", "service", "measure", "objective", "value", "verdict"])
-    for r in doc["rows"]:
-        obj = r["objective"] if not isinstance(r["objective"], dict) else json.dumps(r["objective"], sort_keys=True)
-        val = r["value"] if not isinstance(r["value"], dict) else json.dumps(r["value"], sort_keys=True)
-        wr.writerow([doc["month"], r["row"], r["service"], r["measure"], obj, "" if val is None else val, r["verdict"]])
-    return out.getvalue()
-
-
-# -- HTML with inline SVG ---------------------------------------------------------------------------------
 def _e(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
@@ -260,7 +131,7 @@ th{background:#f6f8fa}.verdict{font-weight:bold;color:#fff;padding:2px 6px;borde
 """
 
 
-def _html(doc: dict[str, Any]) -> str:
+def render(doc: dict[str, Any]) -> str:
     out = io.StringIO()
     w = out.write
     w(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>SLA report {_e(doc["month"])}</title>'
@@ -289,7 +160,7 @@ def _html(doc: dict[str, Any]) -> str:
         q = p["quantiles_s"]
         w(f'<tr><td>{_e(p["start"][:10])} to {_e(p["end"][:10])}</td><td>{p["count"]}</td>' +
           "".join(f'<td>{_e(pct(b["fraction"]))}</td>' for b in p["below"].values()) +
-          f'<td>{_e(_ms(q.get("0.5")))}</td><td>{_e(_ms(q.get("0.99")))}</td>'
+          f'<td>{_e(ms(q.get("0.5")))}</td><td>{_e(ms(q.get("0.99")))}</td>'
           f'<td><span class="verdict {p["verdict"]}">{VERDICT_TEXT[p["verdict"]]}</span></td></tr>')
     w("</tbody></table>")
     for p in doc["periods"]:
@@ -298,7 +169,7 @@ def _html(doc: dict[str, Any]) -> str:
       "<th>Targets</th><th>Errors</th><th>Counted</th></tr></thead><tbody>")
     for i in doc["incidents"]:
         w(f'<tr><td>{_e(i["start"])}</td><td>{_e(i["end"])}</td><td>{i["duration_s"] / 60:.0f}</td>'
-          f'<td>{_e(i["service"])}</td><td>{_e(", ".join(i["targets"]))}</td><td>{_e(_kinds(i))}</td>'
+          f'<td>{_e(i["service"])}</td><td>{_e(", ".join(i["targets"]))}</td><td>{_e(kinds(i))}</td>'
           f'<td>{"no (" + _e(i["during"]) + ")" if i["during"] else "yes"}</td></tr>')
     w("</tbody></table>")
     w("<h2>Maintenance and exclusions</h2><ul>")

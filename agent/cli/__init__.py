@@ -1,0 +1,142 @@
+"""The `sla-agent` command. Exit status: 0 success; 1 runtime failure; 2 bad usage, config or input."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..report import FORMATS
+from . import commands, records
+from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exit status is 2 as well; keep the text short
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_INPUT)
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", metavar="FILE", default=os.environ.get("SLA_AGENT_CONFIG"),
+                   help="configuration file (default: $SLA_AGENT_CONFIG)")
+    p.add_argument("--state-dir", metavar="DIR", default=os.environ.get("SLA_AGENT_STATE_DIR"),
+                   help="directory of the ledger database (default: $SLA_AGENT_STATE_DIR, then agent.state_dir)")
+
+
+def _run_and_demo(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("run", help="run the monitoring daemon", description=(
+        "Run the daemon: probe every target on its fixed-rate schedule, record results in the ledger, serve "
+        "/metrics, /healthz, /readyz, /api/v1/status and /report. SIGTERM stops it cleanly (in-flight probes "
+        "finish, the ledger is flushed); SIGHUP reloads the configuration (a bad one is refused and logged)."))
+    _config_arg(r)
+    r.add_argument("--listen", metavar="HOST:PORT", help="override agent.listen")
+    r.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    d = sub.add_parser("demo", help="run the agent against a built-in simulated web UI and API", description=(
+        "Start a simulated CRM web interface and API on 127.0.0.1 (lognormal latency with a slow tail, "
+        "occasional errors and short outages) and the agent against them. Prints where the metrics and the "
+        "report are, and a live summary per target."))
+    d.add_argument("--duration", type=float, metavar="SECONDS", help="stop by itself after this long")
+    d.add_argument("--state-dir", metavar="DIR", default=os.environ.get("SLA_AGENT_STATE_DIR"),
+                   help="ledger directory (default: ./sla-demo-state)")
+    d.add_argument("--summary-every", type=float, default=5.0, metavar="SECONDS", help="live summary period")
+    d.add_argument("--error-rate", type=float, default=None, help="share of simulated 500 answers (0.002)")
+    d.add_argument("--outage-every", type=float, default=None, metavar="SECONDS",
+                   help="seconds between simulated outages (240; 0 = none)")
+    d.add_argument("--outage-seconds", type=float, default=None, help="length of an outage (20)")
+    d.add_argument("--slow-share", type=float, default=None, help="share of requests in the slow tail (0.015)")
+    d.add_argument("--seed", type=int, default=None, help="random seed for a repeatable run")
+
+
+def _reports(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("check-config", help="validate a configuration file", description=(
+        "Validate a configuration file. Every error is printed as FILE:LINE: field.path: message."))
+    c.add_argument("file", metavar="FILE", nargs="?", default=os.environ.get("SLA_AGENT_CONFIG"))
+    rep = sub.add_parser("report", help="write the monthly SLA report", description=(
+        "Fill the contract's table with the measured values for a month, with the evidence behind each "
+        "row. Works while the daemon runs. With --verify, check that a JSON report still matches the ledger."))
+    _config_arg(rep)
+    rep.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current month)")
+    rep.add_argument("--format", "-f", choices=tuple(FORMATS), default="text")
+    rep.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    rep.add_argument("--verify", metavar="REPORT.json", help="verify a JSON report against the stored ledger")
+    ru = sub.add_parser("rules", help="generate Prometheus rules and the Grafana dashboard", description=(
+        "Generate Prometheus recording and alerting rules, an Alertmanager config and a Grafana dashboard from "
+        "the configuration, so the alerts measure exactly what the report measures."))
+    _config_arg(ru)
+    ru.add_argument("--output-dir", "-o", metavar="DIR", required=True)
+
+
+def _tickets(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("tickets", help="support tickets (rows 4-6)", description="Support tickets (rows 4-6).")
+    tsub = t.add_subparsers(dest="tickets_command", metavar="ACTION", parser_class=_Parser)
+    ti = tsub.add_parser("import", help="load a support-tool export (CSV or JSON), idempotent by ticket id",
+                         description="Load a support-tool export (CSV with a header line, or a JSON list). The whole "
+                                     "file is validated first: one bad line rejects it all, every bad line listed.")
+    _config_arg(ti)
+    ti.add_argument("export", metavar="EXPORT", help="EXPORT.csv or EXPORT.json")
+    tl = tsub.add_parser("list", help="list stored tickets with their business response time")
+    _config_arg(tl)
+    tl.add_argument("--month", metavar="YYYY-MM")
+
+
+def _maintenance(sub: argparse._SubParsersAction) -> None:
+    m = sub.add_parser("maintenance", help="declared maintenance and exclusion windows", description=(
+        "Declare windows outside the weekly maintenance: planned maintenance announced by the vendor, or "
+        "exclusions (network incident outside the vendor's control, force majeure). Kept in the state "
+        "database; the running daemon picks them up within a minute."))
+    msub = m.add_subparsers(dest="maintenance_command", metavar="ACTION", parser_class=_Parser)
+    ma = msub.add_parser("add", help="declare a window")
+    _config_arg(ma)
+    ma.add_argument("--start", required=True, help="ISO 8601; without an offset it is read in the contract time zone")
+    ma.add_argument("--end", required=True)
+    ma.add_argument("--reason", required=True, help="why (shown in the report)")
+    ma.add_argument("--kind", choices=("maintenance", "exclusion"), default="maintenance")
+    ml = msub.add_parser("list", help="list declared windows")
+    _config_arg(ml)
+    mr = msub.add_parser("remove", help="remove a declared window by id")
+    _config_arg(mr)
+    mr.add_argument("id", type=int)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="sla-agent", description=(
+        "Synthetic uptime and latency monitoring that proves, or disproves, a vendor's SLA. It probes the "
+        "vendor's web interface and API, keeps an exact ledger of every result, masks maintenance windows, "
+        "exports Prometheus metrics and writes the monthly SLA report."),
+        epilog="Exit status: 0 success, 1 runtime failure, 2 bad usage, config or input. "
+               "Start with `sla-agent demo`.")
+    p.add_argument("--version", action="version", version=f"sla-agent {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in (_run_and_demo, _reports, _tickets, _maintenance):
+        add(sub)
+    return p
+
+
+HANDLERS = {
+    "run": commands.cmd_run, "demo": commands.cmd_demo, "check-config": commands.cmd_check_config,
+    "report": commands.cmd_report, "rules": commands.cmd_rules, "tickets": records.cmd_tickets,
+    "maintenance": records.cmd_maintenance,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_INPUT
+    from .. import logs
+
+    logs.setup(getattr(args, "log_level", None) or "info")
+    try:
+        return HANDLERS[args.command](args)
+    except KeyboardInterrupt:
+        return EXIT_RUNTIME
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+__all__ = ["build_parser", "main"]

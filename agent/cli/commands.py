@@ -1,0 +1,128 @@
+"""The commands that run the agent or read its config and ledger: run, demo, check-config, report, rules."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ..config import ConfigError, load_config, split_listen
+from ..timeutil import parse_month
+from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME, err, load, print_issues, state_dir
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    if not args.file:
+        err("check-config needs a FILE (or SLA_AGENT_CONFIG)")
+        return EXIT_INPUT
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as exc:
+        print_issues(exc)
+        print(f"{args.file}: {len(exc.issues)} error{'s' if len(exc.issues) != 1 else ''}", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"{args.file}: OK: {len(cfg.targets)} targets in services {', '.join(cfg.services)}, "
+          f"{len(cfg.controls)} control checks, timezone {cfg.contract.timezone}")
+    return EXIT_OK
+
+
+def _event_loop_policy() -> str:
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        return "uvloop"
+    except ImportError:
+        return "asyncio"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..app import run_agent
+    from ..logs import setup
+    from ..redact import Redactor
+
+    cfg = load(args)
+    if cfg is None:
+        return EXIT_INPUT
+    setup(args.log_level or cfg.agent.log_level, Redactor(cfg.secrets))
+    if args.listen:
+        try:
+            split_listen(args.listen)
+        except ValueError as exc:
+            err(str(exc))
+            return EXIT_INPUT
+        cfg = replace(cfg, agent=replace(cfg.agent, listen=args.listen))
+    _event_loop_policy()
+    return asyncio.run(run_agent(cfg, state_dir=state_dir(args, cfg), config_path=args.config))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..demo.run import run_demo
+
+    _event_loop_policy()
+    return asyncio.run(run_demo(args))
+
+
+def _verify(args: argparse.Namespace, cfg, state: str) -> int:
+    from ..report import ReportError, verify_report
+
+    try:
+        doc = json.loads(Path(args.verify).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        err(f"cannot read {args.verify}: {exc}")
+        return EXIT_INPUT
+    try:
+        problems = verify_report(cfg, state, doc)
+    except ReportError as exc:
+        err(str(exc))
+        return EXIT_INPUT
+    for p in problems:
+        print(f"{args.verify}: MISMATCH: {p}", file=sys.stderr)
+    if problems:
+        return EXIT_RUNTIME
+    print(f"{args.verify}: verified: the numbers and the evidence match the stored ledger")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..calendar import Calendar
+    from ..report import ReportError, build_report, render
+
+    cfg = load(args)
+    if cfg is None:
+        return EXIT_INPUT
+    if args.verify:
+        return _verify(args, cfg, state_dir(args, cfg))
+    now = dt.datetime.now(dt.timezone.utc).timestamp()
+    month = args.month or "{:04d}-{:02d}".format(*Calendar(cfg.contract).month_of(now))
+    try:
+        parse_month(month)
+    except ValueError:
+        err(f"--month must be YYYY-MM, got {month!r}")
+        return EXIT_INPUT
+    try:
+        doc = build_report(cfg, state_dir(args, cfg), month, now)
+    except ReportError as exc:
+        err(str(exc))
+        return EXIT_RUNTIME
+    text = render(doc, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"report for {month} written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from ..rules import write_all
+
+    cfg = load(args)
+    if cfg is None:
+        return EXIT_INPUT
+    for path in write_all(cfg, Path(args.output_dir)):
+        print(path)
+    return EXIT_OK

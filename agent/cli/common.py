@@ -1,0 +1,34 @@
+"""What the commands share: exit statuses, error lines, reading the config."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config import Config, ConfigError, load_config
+
+EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2
+
+
+def err(message: str) -> None:
+    print(f"sla-agent: {message}", file=sys.stderr)
+
+
+def print_issues(exc: ConfigError) -> None:
+    for issue in exc.issues:
+        print(issue, file=sys.stderr)
+
+
+def load(args: argparse.Namespace) -> Config | None:
+    """The config of --config (or $SLA_AGENT_CONFIG); None after printing why not."""
+    if not args.config:
+        err("no configuration: pass --config FILE or set SLA_AGENT_CONFIG")
+        return None
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        print_issues(exc)
+        return None
+
+
+def state_dir(args: argparse.Namespace, cfg: Config) -> str:
+    return args.state_dir or cfg.agent.state_dir

@@ -1,0 +1,73 @@
+"""Series built at scrape time: the SLA figures of the latest snapshot (each objective says which samples
+stand for it), and one info series per target."""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from ..slo import Snapshot
+
+# The SLA families, in exposition order: (name, type, help). Objectives add samples to them.
+FAMILIES = (
+    ("sla_availability_ratio", "gauge", "Availability: up slices / (up + down slices)."),
+    ("sla_coverage_ratio", "gauge", "Observed share of eligible (unmasked) slices."),
+    ("sla_latency_below_ratio", "gauge", "Exact share of requests strictly below the threshold."),
+    # a summary, not a gauge: a `quantile` label is only legal on summaries (promtool lints it)
+    ("sla_latency_quantile_seconds", "summary", "Latency quantiles from the t-digest of the window."),
+    ("sla_objective_met", "gauge", "1 met, 0 missed (absent without data)."),
+    ("sla_error_budget_remaining_ratio", "gauge", "1 untouched, 0 spent, < 0 overspent."),
+    ("sla_error_budget_remaining_seconds", "gauge", "Down time left before the availability objective is missed."),
+    ("sla_burn_rate", "gauge", "Error rate over the window / allowed error rate."),
+    ("sla_maintenance_active", "gauge", "1 inside a maintenance or exclusion window."),
+    ("sla_ticket_response_met_ratio", "gauge", "Share of tickets answered in time."),
+    ("sla_tickets", "gauge", "Tickets opened in the window by response state."),
+)
+
+
+class SloCollector(Collector):
+    """Builds the SLA series at scrape time from the latest snapshot (computed off the hot path)."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot | None], maintenance_active: Callable[[], bool],
+                 location: str = "") -> None:
+        self.snapshot = snapshot
+        self.maintenance_active = maintenance_active
+        self.extra = (("location", location),) if location else ()
+
+    def describe(self) -> Iterable:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        families = {name: Metric(name, doc, mtype) for name, mtype, doc in FAMILIES}
+        families["sla_maintenance_active"].add_sample("sla_maintenance_active", dict(self.extra),
+                                                      1.0 if self.maintenance_active() else 0.0)
+        snap = self.snapshot()
+        for objective, results in snap.results if snap is not None else ():
+            for window, result in results.items():
+                for s in objective.samples(window, result):
+                    families[s.metric].add_sample(s.name or s.metric, dict(s.labels + self.extra), s.value)
+        return list(families.values())
+
+
+class TargetInfoCollector(Collector):
+    """`sla_target_info{service,target,url,...} 1`: what each target probes (secrets redacted) and the
+    extra labels of its config, to join onto the per-target series (`* on (target) group_left(team)`)."""
+
+    def __init__(self, targets: Callable[[], Iterable], redact: Callable[[str], str], location: str = "") -> None:
+        self.targets = targets
+        self.redact = redact
+        self.location = location
+
+    def describe(self) -> Iterable:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        m = Metric("sla_target_info", "The probed targets, with their configured extra labels.", "gauge")
+        for t in self.targets():
+            labels = {"service": t.service, "target": t.name, "url": self.redact(t.address), "type": t.type,
+                      **dict(t.labels)}
+            if self.location:
+                labels["location"] = self.location
+            m.add_sample("sla_target_info", labels, 1.0)
+        return [m]

@@ -1,0 +1,47 @@
+"""t-digest helpers: merging many sketches without holding the GIL long, quantiles and CDF points.
+Quantiles are shown beside the verdicts, never deciding them."""
+from __future__ import annotations
+
+import time
+from typing import Iterable, Sequence
+
+from fastdigest import TDigest, merge_all
+
+QUANTILES = (0.5, 0.9, 0.98, 0.99, 0.999)
+
+
+def merge_chunked(digests: list[TDigest], chunk: int = 8) -> TDigest:
+    """merge_all in small steps, letting other threads (the probe loop) run between them: one merge
+    call holds the GIL for its whole length (about 0.2 us per input centroid)."""
+    ds = [d for d in digests if d.n_values > 0]
+    if not ds:
+        return TDigest()
+    while len(ds) > 1:
+        nxt = []
+        for i in range(0, len(ds), chunk):
+            nxt.append(merge_all(ds[i:i + chunk]) if len(ds[i:i + chunk]) > 1 else ds[i])
+            time.sleep(0)  # release the GIL
+        ds = nxt
+    return ds[0]
+
+
+def merged_summary(digests: Iterable[TDigest]) -> tuple[dict[str, float | None], int, float]:
+    """Quantiles, count and sum of the merged sketch."""
+    ds = [d for d in digests if d.n_values > 0]
+    if not ds:
+        return {f"{q:g}": None for q in QUANTILES}, 0, 0.0
+    m = merge_chunked(ds) if len(ds) > 1 else ds[0]
+    return {f"{q:g}": float(m.quantile(q)) for q in QUANTILES}, int(m.n_values), float(m.sum())
+
+
+def merged_quantiles(digests: Iterable[TDigest]) -> dict[str, float | None]:
+    return merged_summary(digests)[0]
+
+
+def cdf_points(digests: Iterable[TDigest], points: Sequence[float]) -> list[list[float]]:
+    """[[x, share of the population <= x], ...] of the merged sketch; empty without data."""
+    ds = [d for d in digests if d.n_values > 0]
+    if not ds:
+        return []
+    m = merge_all(ds) if len(ds) > 1 else ds[0]
+    return [[x, round(float(m.cdf(x)), 6)] for x in points]

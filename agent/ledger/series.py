@@ -1,0 +1,297 @@
+"""The ledger: the single source of truth for the SLA.
+
+Per target, per epoch minute, exact counts (uint16 columns):
+  UP, DOWN, INCONCLUSIVE, LAT_N (the latency population), then BELOW_i: requests strictly faster than
+  threshold i (0.5 s, 1 s by default).
+Per target, per hour, a t-digest (fastdigest) of the latency population; hours of finished local days
+are merged into one digest per day (quantiles are shown beside the verdict, never decide it).
+
+Minutes live in one contiguous numpy array per target covering the last `hot_days` days, so any window
+(month to date, 30 days, 7 days) is a slice. Older data is read back from the store.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from fastdigest import TDigest, merge_all
+
+from ..probes.base import DOWN, INCONCLUSIVE, UP, ProbeResult
+from .digest import merge_chunked
+
+UP_I, DOWN_I, INC_I, LAT_I, BELOW0_I = 0, 1, 2, 3, 4
+DTYPE = np.uint16
+HOUR = 3600
+DAY = 86400
+
+
+def nfields(thresholds: tuple[float, ...]) -> int:
+    return BELOW0_I + len(thresholds)
+
+
+@dataclass
+class TargetSeries:
+    name: str
+    service: str
+    nf: int
+    capacity: int  # minutes
+    base: int = -1  # epoch minute of row 0 (hour aligned); -1 until the first sample
+    data: np.ndarray = field(init=False)
+    hour_digests: dict[int, TDigest] = field(default_factory=dict)  # epoch hour -> digest
+    day_digests: dict[int, TDigest] = field(default_factory=dict)  # local day start (epoch s) -> digest
+    errors: dict[int, Counter] = field(default_factory=dict)  # epoch hour -> error_kind counts
+    newest_hour: int = -1  # the hour samples arrive in now; every older digest is "closed"
+    newest_minute: int = -1
+    version: int = 0  # bumped when a closed digest changes (late sample, compaction, restore)
+    merged: dict[tuple, TDigest] = field(default_factory=dict)  # window key -> merge of its closed digests
+
+    def __post_init__(self) -> None:
+        self.data = np.zeros((self.capacity, self.nf), dtype=DTYPE)
+
+
+class Ledger:
+    def __init__(self, thresholds: tuple[float, ...], *, day_start: Callable[[float], float],
+                 hot_days: int = 33, digest_days: int = 9) -> None:
+        self.thresholds = tuple(thresholds)
+        self.nf = nfields(self.thresholds)
+        self.day_start = day_start
+        self.capacity = hot_days * 1440
+        self.digest_days = digest_days
+        self.series: dict[str, TargetSeries] = {}
+        self.dirty_hours: set[tuple[str, int]] = set()
+        self.dirty_digests: set[tuple[str, int, int]] = set()  # (target, start, span)
+        self.dropped_old = 0  # samples older than the hot window (a wall clock far in the past)
+        self.old_writes = 0  # samples written far behind their target's newest one
+        self.compacted_before = 0.0  # local day start: hours before it live in day digests
+        self._anchor_base = -1
+
+    def anchor(self, now: float) -> None:
+        """Places the hot window so that `now` sits one day before its end (call before restoring)."""
+        self._anchor_base = (int(now // 60) // 60) * 60 - (self.capacity - 1440)
+        for s in self.series.values():
+            if s.base < 0:
+                s.base = self._anchor_base
+
+    # -- registration ------------------------------------------------------------------------------
+    def ensure(self, target: str, service: str) -> TargetSeries:
+        s = self.series.get(target)
+        if s is None:
+            s = self.series[target] = TargetSeries(target, service, self.nf, self.capacity, self._anchor_base)
+        else:
+            s.service = service
+        return s
+
+    # -- ingest (hot path) -------------------------------------------------------------------------
+    def add(self, r: ProbeResult, masked: bool = False) -> None:
+        s = self.series.get(r.target) or self.ensure(r.target, r.service)
+        minute = int(r.started_at // 60)
+        if minute > s.newest_minute:
+            s.newest_minute = minute
+        elif minute < s.newest_minute - 15:
+            self.old_writes += 1  # far behind the newest sample: a wall-clock jump back (cached days are stale)
+        idx = self._index(s, minute)
+        if idx < 0:
+            self.dropped_old += 1
+            return
+        row = s.data[idx]
+        outcome = r.outcome
+        if outcome == UP:
+            row[UP_I] += 1
+        elif outcome == DOWN:
+            row[DOWN_I] += 1
+            hour = minute // 60
+            errs = s.errors.get(hour)
+            if errs is None:
+                errs = s.errors[hour] = Counter()
+            errs[r.error_kind] += 1
+        else:
+            row[INC_I] += 1
+        if r.latency_counted and outcome != INCONCLUSIVE:
+            d = r.duration_s
+            row[LAT_I] += 1
+            for i, th in enumerate(self.thresholds):
+                if d < th:
+                    row[BELOW0_I + i] += 1
+            if not masked:
+                self._digest(s, minute // 60).update(d)
+        self.dirty_hours.add((r.target, minute // 60))
+
+    def _index(self, s: TargetSeries, minute: int) -> int:
+        if s.base < 0:
+            s.base = (minute // 60) * 60 - (self.capacity - 1440)  # room behind for restored history
+        idx = minute - s.base
+        if idx >= self.capacity:
+            shift = ((idx - self.capacity) // 1440 + 1) * 1440
+            if shift >= self.capacity:
+                s.data[:] = 0
+            else:
+                s.data[:-shift] = s.data[shift:]
+                s.data[-shift:] = 0
+            s.base += shift
+            idx -= shift
+        return idx
+
+    def _digest(self, s: TargetSeries, hour: int) -> TDigest:
+        start = hour * HOUR
+        if start < self.compacted_before:
+            s.version += 1
+            day = int(self.day_start(start))
+            d = s.day_digests.get(day)
+            if d is None:
+                d = s.day_digests[day] = TDigest()
+            self.dirty_digests.add((s.name, day, DAY))
+            return d
+        if hour > s.newest_hour:
+            s.newest_hour = hour
+        elif hour < s.newest_hour:
+            s.version += 1  # a late sample for a closed hour
+        d = s.hour_digests.get(hour)
+        if d is None:
+            d = s.hour_digests[hour] = TDigest()
+        self.dirty_digests.add((s.name, start, HOUR))
+        return d
+
+    # -- reading ------------------------------------------------------------------------------------
+    def matrix(self, target: str, m0: int, m1: int) -> np.ndarray:
+        """Counts for epoch minutes [m0, m1) (zeros where nothing is known). A read-only view of the
+        ledger when the range is in memory: evaluation copies nothing."""
+        s = self.series.get(target)
+        if s is not None and s.base >= 0 and s.base <= m0 <= m1 <= s.base + self.capacity:
+            view = s.data[m0 - s.base:m1 - s.base]
+            view.flags.writeable = False
+            return view
+        out = np.zeros((max(0, m1 - m0), self.nf), dtype=DTYPE)
+        if s is None or s.base < 0 or m1 <= m0:
+            return out
+        a, b = max(m0, s.base), min(m1, s.base + self.capacity)
+        if a < b:
+            out[a - m0:b - m0] = s.data[a - s.base:b - s.base]
+        return out
+
+    def digests(self, target: str, start: float, end: float) -> list[TDigest]:
+        """The target's latency sketch over buckets starting in [start, end) (whole days for compacted
+        data, hours otherwise), as at most two digests: the merge of every closed bucket, cached until
+        the set of buckets or a closed bucket changes, and the open hour's digest.
+
+        Merging a week of hourly digests for 100 targets at every evaluation took seconds and held the
+        GIL (fastdigest's merge runs in one call), stalling the probe loop; with the cache each
+        evaluation merges a few digests per target."""
+        s = self.series.get(target)
+        if s is None:
+            return []
+        days = sorted(day for day, _ in list(s.day_digests.items())
+                      if start <= day < end or (day <= start < day + DAY and day < end))
+        hours = sorted(h for h, _ in list(s.hour_digests.items()) if start <= h * HOUR < end)
+        closed_hours = tuple(h for h in hours if h != s.newest_hour)
+        key = (tuple(days), closed_hours, s.version)
+        merged = s.merged.get(key)
+        if merged is None:
+            parts = [s.day_digests[d] for d in days] + [s.hour_digests[h] for h in closed_hours]
+            merged = merge_chunked(parts)
+            if len(s.merged) >= 4:  # the live windows: current period, rolling 7 days (and a spare)
+                s.merged.pop(next(iter(s.merged)))
+            s.merged[key] = merged
+        out = [merged]
+        if s.newest_hour in hours:
+            out.append(s.hour_digests[s.newest_hour])
+        return out
+
+    def error_kinds(self, target: str, start: float, end: float) -> Counter:
+        s = self.series.get(target)
+        total: Counter = Counter()
+        if s is not None:
+            for h, c in s.errors.items():
+                if start <= h * HOUR + HOUR and h * HOUR < end:
+                    total.update(c)
+        return total
+
+    # -- maintenance ------------------------------------------------------------------------------
+    def compact(self, now: float) -> list[tuple[str, int, list[int]]]:
+        """Merges the hourly digests of finished local days into day digests; drops old days.
+        Returns (target, day_start, [hours merged]) so the store can do the same."""
+        today = int(self.day_start(now))
+        done: list[tuple[str, int, list[int]]] = []
+        for s in self.series.values():
+            by_day: dict[int, list[int]] = {}
+            for h in s.hour_digests:
+                if h * HOUR < today:
+                    by_day.setdefault(int(self.day_start(h * HOUR)), []).append(h)
+            for day, hours in by_day.items():
+                s.version += 1
+                parts = [s.hour_digests.pop(h) for h in hours]
+                if day in s.day_digests:
+                    parts.append(s.day_digests[day])
+                s.day_digests[day] = merge_all(parts)
+                self.dirty_digests.add((s.name, day, DAY))
+                for h in hours:
+                    self.dirty_digests.discard((s.name, h * HOUR, HOUR))
+                done.append((s.name, day, hours))
+            horizon = today - self.digest_days * DAY
+            for day in [d for d in s.day_digests if d < horizon]:
+                del s.day_digests[day]
+                self.dirty_digests.discard((s.name, day, DAY))
+            old_hours = [h for h in s.errors if h * 60 < s.base]
+            for h in old_hours:
+                del s.errors[h]
+        self.compacted_before = today
+        return done
+
+    # -- persistence helpers ------------------------------------------------------------------------
+    def hour_blob(self, target: str, hour: int) -> tuple[bytes, str] | None:
+        s = self.series.get(target)
+        if s is None:
+            return None
+        i = hour * 60 - s.base
+        if i < 0 or i + 60 > self.capacity:
+            return None
+        errs = s.errors.get(hour)
+        return s.data[i:i + 60].tobytes(), json.dumps(dict(errs), sort_keys=True) if errs else ""
+
+    def load_hour(self, target: str, service: str, hour: int, counts: np.ndarray, errors: dict[str, int]) -> bool:
+        s = self.ensure(target, service)
+        m = hour * 60
+        if s.base < 0:
+            self._index(s, m)
+        i = m - s.base
+        if i < 0 or i + 60 > self.capacity:
+            if i + 60 > self.capacity:
+                self._index(s, m + 59)
+                i = m - s.base
+            if i < 0:
+                return False
+        s.data[i:i + 60] = counts
+        self.old_writes += 1  # restored history: nothing cached about it is valid
+        if errors:
+            s.errors[hour] = Counter(errors)
+        return True
+
+    def load_digest(self, target: str, service: str, start: int, span: int, digest: TDigest) -> None:
+        s = self.ensure(target, service)
+        s.version += 1
+        s.newest_hour = max(s.newest_hour, start // HOUR)
+        if span == DAY:
+            s.day_digests[start] = digest
+        else:
+            s.hour_digests[start // HOUR] = digest
+
+    def take_dirty(self) -> tuple[list[tuple[str, int, bytes, str]], list[tuple[str, int, int, bytes]]]:
+        """Snapshots what changed since the last call (cheap: runs on the loop), for the store to write."""
+        hours = []
+        for target, hour in self.dirty_hours:
+            blob = self.hour_blob(target, hour)
+            if blob is not None:
+                hours.append((target, hour, blob[0], blob[1]))
+        digests = []
+        for target, start, span in self.dirty_digests:
+            s = self.series.get(target)
+            if s is None:
+                continue
+            d = s.day_digests.get(start) if span == DAY else s.hour_digests.get(start // HOUR)
+            if d is not None:
+                digests.append((target, start, span, d.to_bytes()))
+        self.dirty_hours = set()
+        self.dirty_digests = set()
+        return hours, digests

@@ -1,0 +1,135 @@
+"""Response checks as small named validators (cloudprober's Validator, gatus' conditions).
+
+The status check comes first and decides alone (`http_status`); the body checks (`assertion`) run only on
+an expected status and report every failure. The body is decoded once, and only when a check needs it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class JsonAssertion:
+    path: str  # dotted path with [index]: "data.items[0].status"
+    equals: Any
+
+
+class _NotJson(Exception):
+    pass
+
+
+class Answer:
+    """A response as the checks see it: status, and the body decoded on first use."""
+
+    __slots__ = ("status", "body", "_text", "_doc")
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status, self.body = status, body
+        self._text: str | None = None
+        self._doc: Any = _NotJson
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.body.decode("utf-8", errors="replace")
+        return self._text
+
+    def json(self) -> Any:
+        if self._doc is _NotJson:
+            try:
+                self._doc = json.loads(self.text)
+            except ValueError:
+                raise _NotJson from None
+        return self._doc
+
+
+class Check(Protocol):
+    kind: str  # the error_kind of a failure
+
+    def failure(self, answer: Answer) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class StatusIn:
+    codes: tuple[int, ...]  # empty: any 2xx
+    kind = "http_status"
+
+    def failure(self, answer: Answer) -> str | None:
+        ok = answer.status in self.codes if self.codes else 200 <= answer.status < 300
+        return None if ok else f"HTTP {answer.status} not in {list(self.codes) or '2xx'}"
+
+
+@dataclass(frozen=True)
+class BodyMatches:
+    pattern: re.Pattern[str]
+    kind = "assertion"
+
+    def failure(self, answer: Answer) -> str | None:
+        return None if self.pattern.search(answer.text) else f"body does not match /{self.pattern.pattern}/"
+
+
+@dataclass(frozen=True)
+class BodyDoesNotMatch:
+    pattern: re.Pattern[str]
+    kind = "assertion"
+
+    def failure(self, answer: Answer) -> str | None:
+        return f"body matches /{self.pattern.pattern}/" if self.pattern.search(answer.text) else None
+
+
+@dataclass(frozen=True)
+class JsonEquals:
+    assertion: JsonAssertion
+    kind = "assertion"
+
+    def failure(self, answer: Answer) -> str | None:
+        a = self.assertion
+        try:
+            value = json_lookup(answer.json(), a.path)
+        except (LookupError, ValueError):
+            return f"json {a.path} is absent"
+        return None if value == a.equals else f"json {a.path} is {value!r}, expected {a.equals!r}"
+
+
+def response_checks(expect_status: tuple[int, ...], body_regex: tuple[re.Pattern[str], ...],
+                    body_not_regex: tuple[re.Pattern[str], ...], assertions: tuple[JsonAssertion, ...]) -> tuple:
+    return ((StatusIn(expect_status),) + tuple(BodyMatches(p) for p in body_regex) +
+            tuple(BodyDoesNotMatch(p) for p in body_not_regex) + tuple(JsonEquals(a) for a in assertions))
+
+
+def run_checks(checks: tuple[Check, ...], answer: Answer) -> tuple[str, str, tuple[str, ...]]:
+    """(error_kind, error text, failed assertions); ("", "", ()) when every check passes. A wrong status
+    decides alone; a body that is not JSON fails the JSON checks once."""
+    failures: list[str] = []
+    for check in checks:
+        try:
+            problem = check.failure(answer)
+        except _NotJson:
+            failures.append("body is not JSON")
+            break
+        if problem is not None:
+            if check.kind == "http_status":
+                return check.kind, problem, ()
+            failures.append(problem)
+    return ("assertion", "; ".join(failures), tuple(failures)) if failures else ("", "", ())
+
+
+def json_lookup(doc: Any, path: str) -> Any:
+    """'data.items[0].status' -> value; raises LookupError when absent."""
+    cur = doc
+    for part in path.split("."):
+        name, _, rest = part.partition("[")
+        if name:
+            if not isinstance(cur, dict) or name not in cur:
+                raise LookupError(part)
+            cur = cur[name]
+        if rest:
+            for idx in ("[" + rest).strip("[]").split("]["):
+                i = int(idx)
+                if not isinstance(cur, list) or not -len(cur) <= i < len(cur):
+                    raise LookupError(part)
+                cur = cur[i]
+    return cur

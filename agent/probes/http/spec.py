@@ -1,0 +1,185 @@
+"""The options of an `http` target: what the config may say, how it is read and checked."""
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import yaml
+
+from ...schema import MISSING, Field, Reader, Section, boolean, choice, integer, list_of, regex, string
+from ..tls import TLSOptions, read_tls
+from .checks import Check, JsonAssertion, response_checks
+
+_SECRET_HEADER = re.compile(r"auth|token|key|secret|cookie|session|password", re.I)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_JSON_PATH = re.compile(r"[A-Za-z0-9_$-]+(\[\d+\])*(\.[A-Za-z0-9_$-]+(\[\d+\])*)*")
+_HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    TYPE: ClassVar[str] = "http"
+
+    url: str
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str | None = None
+    expect_status: tuple[int, ...] = ()  # empty: any 2xx
+    body_regex: tuple[re.Pattern[str], ...] = ()
+    body_not_regex: tuple[re.Pattern[str], ...] = ()
+    json: tuple[JsonAssertion, ...] = ()
+    max_body_bytes: int = 10 * 1024 * 1024
+    tls: TLSOptions = field(default_factory=TLSOptions)
+    redirects: str = "follow"  # follow | none
+    max_redirects: int = 10
+    ip_family: str = "any"  # any | ipv4 | ipv6
+    keepalive: bool = False
+    checks: tuple[Check, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checks", response_checks(self.expect_status, self.body_regex, self.body_not_regex,
+                                                           self.json))
+
+    @property
+    def address(self) -> str:
+        return self.url
+
+
+# -- readers of the fields that are more than a scalar ------------------------------------------------
+def check_url(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"is not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return f"must be an http:// or https:// URL, got {url.split('://')[0] + '://' if '://' in url else url!r}"
+    if not parts.hostname:
+        return "has no host name"
+    try:
+        ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        if not _HOST.fullmatch(parts.hostname):
+            return f"host {parts.hostname!r} is not a valid host name"
+    if port == 0:
+        return "port 0 is not a valid port"
+    return None
+
+
+def _url(r: Reader, node: yaml.Node, path: str) -> Any:
+    url = r.string(node, path, env=True)
+    if url is MISSING:
+        return MISSING
+    problem = check_url(url)
+    if problem:
+        return r.reject(node, path, problem)
+    parts = urlsplit(url)
+    if parts.password:  # a secret, also as it travels in the Authorization header aiohttp builds from it
+        r.secrets.add(parts.password)
+        r.secrets.add(base64.b64encode(f"{parts.username or ''}:{parts.password}".encode()).decode())
+    return url
+
+
+def _headers(r: Reader, node: yaml.Node, path: str) -> Any:
+    pairs = r.pairs(node, path, "header name to value")
+    if pairs is None:
+        return MISSING
+    out, ok = [], True
+    for knode, vnode in pairs:
+        name, hp = str(knode.value), f"{path}.{knode.value}"
+        if not _HEADER_NAME.fullmatch(name):
+            r.error(knode, hp, "is not a valid HTTP header name")
+            ok = False
+            continue
+        value = r.string(vnode, hp, allow_empty=True, env=True)
+        if value is MISSING:
+            ok = False
+            continue
+        if _SECRET_HEADER.search(name) and value:
+            r.secrets.add(value)
+            r.secrets.update(part for part in value.split() if len(part) >= 8)
+        out.append((name, value))
+    return tuple(out) if ok else MISSING
+
+
+def _header_files(r: Reader, node: yaml.Node, path: str) -> Any:
+    pairs = r.pairs(node, path, "header name to a file holding its value")
+    if pairs is None:
+        return MISSING
+    values = [(str(k.value), r.secret_file(v, f"{path}.{k.value}")) for k, v in pairs]
+    return MISSING if any(v is MISSING for _, v in values) else tuple(values)
+
+
+def _basic_auth(r: Reader, node: yaml.Node, path: str) -> Any:
+    m = r.mapping(node, path, {"username", "password", "password_file"})
+    user = r.string(m["username"], f"{path}.username", env=True) if "username" in m else MISSING
+    if "password" in m:
+        pw = r.string(m["password"], f"{path}.password", env=True)
+        if pw is not MISSING:
+            r.secrets.add(pw)
+    elif "password_file" in m:
+        pw = r.secret_file(m["password_file"], f"{path}.password_file")
+    else:
+        pw = r.reject(node, path, "needs `password` (use ${ENV}) or `password_file`")
+    if "username" not in m:
+        r.error(node, f"{path}.username", "is required")
+    if user is MISSING or pw is MISSING:
+        return MISSING
+    token = base64.b64encode(f"{user}:{pw}".encode()).decode()
+    r.secrets.add(token)
+    return (("Authorization", f"Basic {token}"),)
+
+
+def _json_assertion(r: Reader, node: yaml.Node, path: str) -> Any:
+    m = r.mapping(node, path, {"path", "equals"})
+    if "path" not in m or "equals" not in m:
+        if isinstance(node, yaml.MappingNode):
+            r.error(node, path, "needs both `path` (such as data.status) and `equals`")
+        return MISSING
+    jpath = r.string(m["path"], f"{path}.path")
+    equals = r.scalar(m["equals"], f"{path}.equals")
+    if jpath is MISSING or equals is MISSING:
+        return MISSING
+    if not _JSON_PATH.fullmatch(jpath):
+        return r.reject(m["path"], f"{path}.path", f"must be a dotted path such as data.items[0].status, got {jpath!r}")
+    return JsonAssertion(jpath, equals)
+
+
+FIELDS = (
+    Field("url", _url, required=True),
+    Field("method", choice(*METHODS)),
+    Field("body", string(allow_empty=True, env=True)),
+    Field("headers", _headers),
+    Field("header_files", _header_files),
+    Field("basic_auth", _basic_auth),
+    Field("expect_status", list_of(integer(100, 599))),
+    Field("body_regex", list_of(regex())),
+    Field("body_not_regex", list_of(regex())),
+    Field("json", list_of(_json_assertion)),
+    Field("max_body_bytes", integer(0, 1 << 40)),
+    Field("tls", read_tls),
+    Field("redirects", choice("follow", "none")),
+    Field("max_redirects", integer(0, 50)),
+    Field("ip_family", choice("any", "ipv4", "ipv6")),
+    Field("keepalive", boolean()),
+)
+
+
+def build(r: Reader, s: Section, path: str) -> HttpOptions | None:
+    """The options from the read fields; headers, header files and basic auth make one header list."""
+    kw = dict(s.values)
+    headers = kw.pop("headers", ()) + kw.pop("header_files", ()) + kw.pop("basic_auth", ())
+    ok = s.ok
+    if "url" in kw and urlsplit(kw["url"]).username is not None and \
+            any(k.lower() == "authorization" for k, _ in headers):
+        r.error(s.nodes["url"], f"{path}.url", "has user:password@ credentials and an Authorization header (or "
+                                               "basic_auth): keep one of them")
+        ok = False
+    if not ok or "url" not in kw:
+        return None
+    return HttpOptions(headers=headers, **kw)

@@ -1,0 +1,91 @@
+"""The monthly SLA report as a JSON document: one row per objective of the contract's table, filled from
+the stored ledger, with the sections behind them and the evidence. The same document is served at
+/api/v1/report; formats/ renders it."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..calendar import Calendar, iso
+from ..config.model import Config
+from ..ledger import DTYPE, nfields
+from ..slo import MonthContext, context, objectives_of
+from ..store import Store, StoreError
+from ..timeutil import parse_month
+from . import sections
+from .evidence import evidence_block
+
+
+class ReportError(Exception):
+    pass
+
+
+class StoreView:
+    """The SLO engine's ledger view over the database (reports read stored rows only, up to `until`)."""
+
+    def __init__(self, store: Store, nf: int, until: float) -> None:
+        self.store, self.nf, self.until = store, nf, until
+
+    def matrix(self, target: str, m0: int, m1: int) -> np.ndarray:
+        cut = min(m1, max(m0, int(self.until // 60)))  # nothing after the report's "now"
+        m = self.store.matrix(target, m0, cut, self.nf)
+        if len(m) >= m1 - m0:
+            return m
+        out = np.zeros((m1 - m0, self.nf), dtype=DTYPE)
+        out[:len(m)] = m
+        return out
+
+    def digests(self, target: str, start: float, end: float):
+        return self.store.digests(target, start, min(end, self.until))
+
+
+def open_store(cfg: Config, state_dir: str) -> Store:
+    try:
+        return Store(state_dir, thresholds=cfg.contract.thresholds, readonly=True)
+    except StoreError as exc:
+        raise ReportError(str(exc)) from None
+
+
+def build_report(cfg: Config, state_dir: str, month: str, now: float) -> dict[str, Any]:
+    store = open_store(cfg, state_dir)
+    try:
+        return build(cfg, store, month, now)
+    finally:
+        store.close()
+
+
+def build(cfg: Config, store: Store, month: str, now: float) -> dict[str, Any]:
+    try:
+        year, mon = parse_month(month)
+    except ValueError as exc:
+        raise ReportError(str(exc)) from None
+    c = cfg.contract
+    cal = Calendar(c, [w for _, w in store.windows()])
+    start, end = cal.month_bounds(year, mon)
+    until = min(now, end)
+    ctx = context(StoreView(store, nfields(c.thresholds), until), cfg, cal, tickets=store.tickets)
+    mc = MonthContext(ctx, year, mon, start, end, now)
+    parts = [o.month(mc) for o in objectives_of(c)]
+    windows = cal.windows(start, end)
+    doc: dict[str, Any] = {
+        "month": f"{year:04d}-{mon:02d}",
+        "timezone": c.timezone,
+        "generated_at": iso(now, cal.tz),
+        "complete": now >= end,
+        "agent_version": __version__,
+        "rows": sorted((p["row"] for p in parts), key=lambda r: r["row"]),
+        "periods": [period for p in parts for period in p.get("periods", ())],
+        "incidents": sorted((i for s in cfg.services for i in sections.incidents(mc.service(s), store)),
+                            key=lambda i: (i["start"], i["service"])),
+        "maintenance": [w.to_dict(cal.tz) for w in windows if w.kind == "maintenance"],
+        "exclusions": [w.to_dict(cal.tz) for w in windows if w.kind == "exclusion"],
+        "coverage": {"floor": c.coverage_floor, "services": {s: sections.coverage(mc.service(s)) for s in cfg.services}},
+        "tickets": {prio: t for p in parts for prio, t in p.get("tickets", {}).items()},
+        "daily": {s: sections.daily(mc.service(s)) for s in cfg.services},
+        "readings": sections.readings(cfg),
+    }
+    doc["evidence"] = evidence_block(doc, store, cfg, cal, (start, end), until, now,
+                                     [w for w in windows if w.source != "weekly"])
+    return doc

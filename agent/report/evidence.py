@@ -1,0 +1,51 @@
+"""The evidence of a report: a hash of exactly the stored rows it was computed from, and a hash of its
+own content."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..calendar import Calendar, Window, iso
+from ..config.model import Config
+from ..store import Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..tickets import Ticket
+
+def report_hash(doc: dict[str, Any]) -> str:
+    body = {k: v for k, v in doc.items() if k not in ("generated_at", "evidence")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def evidence_hash(store: Store, targets: list[str], start: float, until: float, tickets: "list[Ticket]",
+                  windows: list[Window]) -> tuple[str, int]:
+    """sha256 over exactly the stored rows the report reads: minute counts in [start, until), the
+    digests of complete buckets, the tickets opened in the month and the declared windows."""
+    h = hashlib.sha256()
+    n = 0
+    for name, content in store.evidence_rows(targets, start, until):
+        h.update(name.encode())
+        h.update(content)
+        n += 1
+    for t in tickets:
+        h.update(f"t|{t.id}|{t.priority}|{t.opened_at}|{t.responded_at}|{t.workaround_at}|{t.resolved_at}|"
+                 f"{t.closed_at}".encode())
+        n += 1
+    for w in windows:
+        h.update(f"w|{w.kind}|{w.start}|{w.end}|{w.reason}".encode())
+        n += 1
+    return h.hexdigest(), n
+
+
+def evidence_block(doc: dict[str, Any], store: Store, cfg: Config, cal: Calendar, span: tuple[float, float],
+                   until: float, now: float, declared: list[Window]) -> dict[str, Any]:
+    """The month's evidence: `span` is the month, `until` the cut-off, `declared` the windows of the CLI
+    and the config (the weekly ones follow from the config)."""
+    start, end = span
+    targets = sorted(t.name for t in cfg.all_targets)
+    digest, n = evidence_hash(store, targets, start, until, store.tickets(start, end), declared)
+    block = {"algorithm": "sha256", "ledger_sha256": digest, "rows_hashed": n, "targets": targets,
+             "range": [iso(start, cal.tz), iso(until, cal.tz)], "until_epoch": until, "generated_epoch": now}
+    block["report_sha256"] = report_hash(doc)
+    return block

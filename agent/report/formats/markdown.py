@@ -1,0 +1,56 @@
+"""The report as Markdown, for a wiki page or a ticket."""
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from .common import VERDICT_TEXT, kinds, ms, pct, row_objective, row_value
+
+
+def render(doc: dict[str, Any]) -> str:
+    out = io.StringIO()
+    w = out.write
+    w(f"# SLA report {doc['month']}\n\n")
+    w(f"Time zone {doc['timezone']}; generated {doc['generated_at']}"
+      f"{'' if doc['complete'] else ' (month in progress)'}.\n\n")
+    w("| Row | Service | Measure | Objective | Measured | Verdict |\n|---|---|---|---|---|---|\n")
+    for r in doc["rows"]:
+        w(f"| {r['row']} | {r['service']} | {r['measure']} | {row_objective(r)} | {row_value(r)} | "
+          f"**{VERDICT_TEXT[r['verdict']]}** |\n")
+    w("\n## 7-day periods\n\n| Period | Service | Requests | " +
+      " | ".join(f"< {t} s" for t in (doc["periods"][0]["below"] if doc["periods"] else {})) +
+      " | p50 | p90 | p98 | p99 | p99.9 | Verdict |\n")
+    if doc["periods"]:
+        w("|" + "---|" * (9 + len(doc["periods"][0]["below"])) + "\n")
+    for p in doc["periods"]:
+        q = p["quantiles_s"]
+        w(f"| {p['start'][:10]} to {p['end'][:10]} | {p['service']} | {p['count']} | " +
+          " | ".join(pct(b["fraction"]) for b in p["below"].values()) +
+          f" | {ms(q.get('0.5'))} | {ms(q.get('0.9'))} | {ms(q.get('0.98'))} | {ms(q.get('0.99'))} | "
+          f"{ms(q.get('0.999'))} | {VERDICT_TEXT[p['verdict']]} |\n")
+    w("\n## Incidents\n\n")
+    if doc["incidents"]:
+        w("| Start | End | Minutes | Service | Targets | Errors | Counted |\n|---|---|---|---|---|---|---|\n")
+        for i in doc["incidents"]:
+            w(f"| {i['start']} | {i['end']} | {i['duration_s'] / 60:.0f} | {i['service']} | {', '.join(i['targets'])} | "
+              f"{kinds(i)} | {'no (' + i['during'] + ')' if i['during'] else 'yes'} |\n")
+    else:
+        w("None.\n")
+    w("\n## Maintenance and exclusions\n\n")
+    for x in doc["maintenance"] + doc["exclusions"]:
+        w(f"- {x['kind']} {x['start']} to {x['end']}: {x['reason']}\n")
+    w("\n## Coverage\n\n")
+    for s, v in doc["coverage"]["services"].items():
+        w(f"- {s}: {pct(v['ratio'], 2)} of eligible time observed ({v['unknown_minutes']} minutes without data)\n")
+    w("\n## Tickets\n\n| Priority | Deadline (business h) | Tickets | Met | Missed | Pending | Share met |\n"
+      "|---|---|---|---|---|---|---|\n")
+    for prio, t in doc["tickets"].items():
+        w(f"| {prio} | {t['deadline_h']:g} | {t['total']} | {t['met']} | {t['missed']} | {t['pending']} | "
+          f"{pct(t['ratio'], 1)} |\n")
+    w("\n## Readings of the annexe\n\n")
+    for k, v in doc["readings"].items():
+        w(f"- {k}: {v if isinstance(v, str) else json.dumps(v)}\n")
+    w(f"\n## Evidence\n\nsha256 `{doc['evidence']['ledger_sha256']}` over {doc['evidence']['rows_hashed']} stored "
+      f"rows; verify with `sla-agent report --verify REPORT.json`.\n")
+    return out.getvalue()

@@ -1,0 +1,72 @@
+"""Prometheus recording and alerting rules, generated from the config so the alerts measure what the
+report measures: each objective class gives the rules of its objectives (slo/), this module adds the
+agent's own health and puts them in groups."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..config.model import Config, Contract
+from ..probes import CONTROL_SERVICE
+from ..slo import OBJECTIVE_CLASSES, by_class, objectives_of
+from ..slo.promql import AVAILABILITY_GROUP, GROUPS, HEALTH_GROUP, LATENCY_GROUP, WINDOWS_GROUP
+
+
+def _health(c: Contract) -> list[dict[str, Any]]:
+    """The agent's own health: not scraped, its network, certificates, coverage, its ledger."""
+    return [
+        {"alert": "SLAAgentDown", "expr": 'up{job="sla-agent"} == 0', "for": "2m",
+         "labels": {"severity": "page", "slo": "agent"},
+         "annotations": {"summary": "sla-agent {{ $labels.instance }} is down or not answering scrapes",
+                         "description": "No measurement is being taken: the month's coverage drops."}},
+        {"alert": "SLAAgentNotScraped", "expr": 'absent(up{job="sla-agent"})', "for": "10m",
+         "labels": {"severity": "ticket", "slo": "agent"},
+         "annotations": {"summary": "Prometheus has no sla-agent target",
+                         "description": "Check the scrape configuration (job sla-agent)."}},
+        {"alert": "SLAControlChecksFailing",
+         "expr": f'max by (location) (sla_probe_success{{service="{CONTROL_SERVICE}"}}) == 0', "for": "2m",
+         "labels": {"severity": "ticket", "slo": "agent"},
+         "annotations": {"summary": "Every control check fails at {{ $labels.location }}: the agent's own network "
+                                    "is in trouble",
+                         "description": "Provider failures seen meanwhile are recorded as inconclusive."}},
+        {"alert": "SLATLSCertificateExpiringSoon",
+         "expr": "(min by (service, target, location) (sla_tls_cert_expiry_timestamp_seconds) - time()) < 14 * 86400",
+         "for": "1h", "labels": {"severity": "ticket", "slo": "tls"},
+         "annotations": {"summary": "{{ $labels.target }}: certificate expires in "
+                                    "{{ $value | humanizeDuration }}",
+                         "description": "An expired certificate makes every probe of the target fail."}},
+        {"alert": "SLACoverageBelowFloor",
+         "expr": f'sla_coverage_ratio{{window="month"}} < {c.coverage_floor}', "for": "30m",
+         "labels": {"severity": "ticket", "slo": "coverage"},
+         "annotations": {"summary": "{{ $labels.service }}: only {{ $value | humanizePercentage }} of the month "
+                                    "observed",
+                         "description": f"Below {c.coverage_floor * 100:g} % the month's verdict is "
+                                        f"'insufficient data', never 'met'."}},
+        {"alert": "SLAStateWriteErrors", "expr": "increase(sla_state_write_errors_total[10m]) > 0",
+         "labels": {"severity": "page", "slo": "agent"},
+         "annotations": {"summary": "sla-agent {{ $labels.instance }} cannot write its ledger",
+                         "description": "Probing goes on in memory; a restart now would lose data. Disk full?"}},
+    ]
+
+
+def _maintenance() -> dict[str, Any]:
+    return {"alert": "SLAMaintenanceWindow", "expr": "max(sla_maintenance_active) > 0",
+            "labels": {"severity": "info", "slo": "maintenance"},
+            "annotations": {"summary": "A maintenance or exclusion window is open: SLA alerts are held",
+                            "description": "Alertmanager inhibits availability and latency alerts meanwhile."}}
+
+
+def rule_groups(cfg: Config) -> list[dict[str, Any]]:
+    """Recording rules first in their group, the alerts that read them after (a group evaluates in order)."""
+    recording: dict[str, list[dict[str, Any]]] = {g: [] for g in GROUPS}
+    alerts: dict[str, list[dict[str, Any]]] = {g: [] for g in GROUPS}
+    alerts[HEALTH_GROUP] += _health(cfg.contract)
+    present = by_class(objectives_of(cfg.contract))
+    for cls in OBJECTIVE_CLASSES.values():
+        rs = cls.rules(present.get(cls, []), cfg.contract)
+        for group, rules in rs.recording.items():
+            recording[group] += rules
+        for group, rules in rs.alerts.items():
+            alerts[group] += rules
+    alerts[HEALTH_GROUP].append(_maintenance())
+    return [{"name": g, "rules": recording[g] + alerts[g]} for g in (AVAILABILITY_GROUP, LATENCY_GROUP, WINDOWS_GROUP,
+                                                                     HEALTH_GROUP)]

@@ -1,0 +1,189 @@
+"""Availability (CONTRACT §4): up slices / (up + down slices) of a service, with its coverage and budget."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from ..calendar import Calendar, iso
+from ..config.model import AvailabilitySpec, Contract
+from .promql import (AVAILABILITY_GROUP, BURN_ALERTS, WINDOWS, WINDOWS_GROUP, burn_expr, burn_name, quorum,
+                     service_selector)
+from .objective import EvalContext, Month, Objective, RuleSet, Sample
+from .slices import DayCache, LedgerView, counts
+from .verdict import rounded, verdict
+
+
+@dataclass(frozen=True)
+class Availability:
+    start: float
+    end: float  # evaluated up to here (exclusive)
+    up: int
+    down: int
+    unknown: int
+    masked: int
+    ratio: float | None
+    coverage: float | None
+    objective: float
+    budget_s: float  # allowed down time for the whole window
+    down_s: float
+    verdict: str
+
+    @classmethod
+    def from_counts(cls, start: float, end: float, slices: Sequence[int], eligible_window_min: int, objective: float,
+                    floor: float) -> "Availability":
+        """From the slice counts [up, down, unknown, masked] observed over [start, end) and the unmasked
+        minutes of the whole window (the budget is for the whole window)."""
+        up, down, unknown, masked = (int(x) for x in slices)
+        ratio = up / (up + down) if up + down else None
+        eligible = up + down + unknown
+        coverage = (up + down) / eligible if eligible else None
+        v = verdict(up + down > 0, coverage is None or coverage >= floor, ratio is not None and ratio >= objective)
+        return cls(start, end, up, down, unknown, masked, ratio, coverage, objective,
+                   (1 - objective) * eligible_window_min * 60.0, down * 60.0, v)
+
+    @property
+    def budget_remaining_ratio(self) -> float | None:
+        return None if self.budget_s <= 0 else 1.0 - self.down_s / self.budget_s
+
+    @property
+    def budget_remaining_s(self) -> float:
+        return self.budget_s - self.down_s
+
+    def burn_rate(self) -> float | None:
+        if self.ratio is None:
+            return None
+        return (1.0 - self.ratio) / (1.0 - self.objective)
+
+    def to_dict(self) -> dict:
+        return {"ratio": rounded(self.ratio), "coverage": rounded(self.coverage), "objective": self.objective,
+                "slices": {"up": self.up, "down": self.down, "unknown": self.unknown, "masked": self.masked},
+                "down_s": self.down_s, "budget_s": round(self.budget_s, 1),
+                "budget_remaining_ratio": rounded(self.budget_remaining_ratio), "burn_rate": rounded(self.burn_rate()),
+                "verdict": self.verdict}
+
+
+def availability(view: LedgerView, targets: Sequence[str], combine_mode: str, cal: Calendar, contract: Contract,
+                 start: float, end: float, now: float, cache: DayCache | None = None,
+                 objective: float | None = None) -> Availability:
+    """Availability over [start, end) as observed up to `now` (slices after the last closed minute are
+    not counted). `objective` defaults to the contract's shorthand."""
+    m0, m_end = int(start // 60), int(end // 60)
+    m1 = max(m0, min(m_end, int(now // 60)))
+    c = counts(view, targets, combine_mode, cal, contract, m0, m1, now, cache)
+    eligible_window = int((~cal.mask(m0, m_end)).sum())
+    obj = contract.availability_objective if objective is None else objective
+    return Availability.from_counts(start, m1 * 60.0, c[:4], eligible_window, obj, contract.coverage_floor)
+
+
+class AvailabilityObjective(Objective):
+    kind = "availability"
+    live_windows = ("month", "30d")
+    spec: AvailabilitySpec
+
+    @property
+    def subject(self) -> str:
+        return self.spec.service
+
+    def evaluate(self, ctx: EvalContext, start: float, end: float, now: float) -> Availability:
+        s = self.spec
+        return availability(ctx.view, ctx.names(s.service), ctx.mode(s.service), ctx.cal, ctx.contract, start, end,
+                            now, ctx.cache, s.objective)
+
+    def live(self, ctx: EvalContext, now: float) -> dict[str, Availability]:
+        ms, me = ctx.cal.month_bounds(*ctx.cal.month_of(now))
+        return {"month": self.evaluate(ctx, ms, me, now), "30d": self.evaluate(ctx, now - 30 * 86400, now, now)}
+
+    def month(self, mc: Month) -> dict[str, Any]:
+        s = self.spec
+        a = mc.service(s.service).availability(s.objective)
+        return {"row": {
+            "row": s.row, "service": s.service, "measure": "availability",
+            "description": f"{s.title}: monthly availability, 24/7, maintenance and declared exclusions left out",
+            "objective": s.objective, "value": rounded(a.ratio), "verdict": a.verdict, "details": a.to_dict()}}
+
+    def samples(self, window: str, a: Availability) -> Iterable[Sample]:
+        svc = ("service", self.spec.service)
+        w = ("window", window)
+        obj = ("objective", "availability")
+        if a.ratio is not None:
+            yield Sample("sla_availability_ratio", (svc, w), a.ratio)
+            yield Sample("sla_objective_met", (svc, obj, w), 1.0 if a.ratio >= a.objective else 0.0)
+            yield Sample("sla_burn_rate", (svc, obj, w), a.burn_rate() or 0.0)
+        if a.coverage is not None:
+            yield Sample("sla_coverage_ratio", (svc, w), a.coverage)
+        if a.budget_remaining_ratio is not None:
+            yield Sample("sla_error_budget_remaining_ratio", (svc, obj, w), a.budget_remaining_ratio)
+        yield Sample("sla_error_budget_remaining_seconds", (svc, w), a.budget_remaining_s)
+
+    def status(self, window: str, a: Availability, tz: Any) -> dict[str, Any]:
+        return {"start": iso(a.start, tz), "end": iso(a.end, tz), **a.to_dict()}
+
+    @classmethod
+    def rules(cls, objectives: Sequence["AvailabilityObjective"], contract: Contract) -> RuleSet:
+        """Burn rates from the counted probes (maintenance and inconclusive left out), targets combined as
+        the report combines slices; one alert set per objective value."""
+        recording, windows = _recording([o.spec.service for o in objectives], contract)
+        by_objective: dict[float, list[str]] = {}
+        for o in objectives:
+            by_objective.setdefault(o.spec.objective, []).append(o.spec.service)
+        alerts = [rule for objective, group in by_objective.items()
+                  for rule in _alerts(objective, "" if len(by_objective) == 1 else service_selector(group))]
+        return RuleSet({AVAILABILITY_GROUP: recording, WINDOWS_GROUP: windows}, {AVAILABILITY_GROUP: alerts})
+
+
+def _combine_targets(mode: str, expr: str) -> str:
+    """Service error ratio from per-target ratios, as the report combines slices."""
+    if mode == "any":
+        return f"max by (service, location) ({expr})"
+    if mode == "all":
+        return f"min by (service, location) ({expr})"
+    return f"quantile by (service, location) (0.5, {expr})"
+
+
+def _recording(services: list[str], contract: Contract) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    by_mode: dict[str, list[str]] = {}
+    for svc in services:
+        by_mode.setdefault(contract.policy(svc).combine, []).append(svc)
+    rules: list[dict[str, Any]] = []
+    for mode, group in sorted(by_mode.items()):
+        sel = service_selector(group)
+        for w in WINDOWS:
+            per_target = (f'sum by (service, target, location) (rate(sla_counted_probes_total{{{sel},'
+                          f'outcome="down"}}[{w}]))\n/\nsum by (service, target, location) '
+                          f'(rate(sla_counted_probes_total{{{sel}}}[{w}]))')
+            rules.append({"record": f"sla:availability_error_ratio:rate{w}", "expr": _combine_targets(mode, per_target),
+                          "labels": {"objective": "availability", "combine": mode}})
+    for w in WINDOWS:
+        rules.append({"record": f"sla:availability_error_ratio_quorum:rate{w}",
+                      "expr": quorum(f"sla:availability_error_ratio:rate{w}"), "labels": {"objective": "availability"}})
+    # the same figures as the agent's /api/v1/status, from the closed-slice counters
+    windows = [
+        {"record": "sla:slices:increase30d",
+         "expr": "sum by (service, state, location) (increase(sla_slices_total[30d]))"},
+        {"record": "sla:availability:ratio30d",
+         "expr": 'sum by (service, location) (increase(sla_slices_total{state="up"}[30d]))\n/\n'
+                 'sum by (service, location) (increase(sla_slices_total{state=~"up|down"}[30d]))'},
+    ]
+    return rules, windows
+
+
+def _alerts(objective: float, selector: str) -> list[dict[str, Any]]:
+    budget = 1 - objective
+    rules = []
+    for sev, long_w, short_w, factor, for_ in BURN_ALERTS:
+        thr = round(factor * budget, 6)
+        rules.append({
+            "alert": burn_name("SLAAvailabilityBurnRate", sev, long_w),
+            "expr": burn_expr("sla:availability_error_ratio_quorum:rate", thr, long_w, short_w,
+                              f"{{{selector}}}" if selector else ""),
+            "for": for_,
+            "labels": {"severity": sev, "slo": "availability"},
+            "annotations": {
+                "summary": f"{{{{ $labels.service }}}} is burning its {objective * 100:g} % "
+                           f"availability budget {factor:g}x too fast ({long_w} and {short_w} windows)",
+                "description": f"Error ratio over {long_w}: {{{{ $value | humanizePercentage }}}} (budget "
+                               f"{budget * 100:g} %). Seen by at least two locations, or by the only one. "
+                               f"Maintenance windows and inconclusive probes are left out.",
+            },
+        })
+    return rules

@@ -1,0 +1,211 @@
+"""Latency (CONTRACT §5): exact shares of requests strictly below each bound, per 7-day period; t-digest
+quantiles shown beside them, never deciding."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from fastdigest import TDigest
+
+from ..calendar import Calendar, iso
+from ..config.model import Contract, LatencyBound, LatencySpec
+from ..ledger import QUANTILES, cdf_points, merged_summary
+from .objective import EvalContext, Month, Objective, RuleSet, Sample
+from .promql import (BURN_ALERTS, LATENCY_GROUP, WINDOWS, WINDOWS_GROUP, burn_expr, burn_name, le, objective_name,
+                     service_selector, threshold_label)
+from .slices import DayCache, LedgerView, counts
+from .verdict import combine_verdicts, rounded, verdict
+
+CDF_POINTS = tuple(round(x, 4) for x in np.geomspace(0.01, 5.0, 40))  # 10 ms to 5 s, log-spaced
+
+
+@dataclass(frozen=True)
+class Latency:
+    start: float
+    end: float
+    count: int
+    below: tuple[int, ...]
+    thresholds: tuple[float, ...]
+    objectives: tuple[float, ...]
+    quantiles: dict[str, float | None]
+    coverage: float | None
+    verdict: str
+    elapsed_ratio: float  # share of the period already observed (for budget projection)
+    objective_met: tuple[bool | None, ...] = field(default=())
+    sketch_count: int = 0  # the t-digest's own population (masking applied when the sample arrived)
+    sketch_sum: float = 0.0
+
+    def fractions(self) -> tuple[float | None, ...]:
+        return tuple(b / self.count if self.count else None for b in self.below)
+
+    def budget_remaining(self) -> tuple[float | None, ...]:
+        """Per bound: 1 untouched, 0 spent, < 0 overspent. Slow requests allowed for the period are
+        projected from the current rate: (1 - ratio) x count / elapsed share."""
+        out: list[float | None] = []
+        for b, ratio in zip(self.below, self.objectives):
+            if not self.count:
+                out.append(None)
+                continue
+            allowed = (1 - ratio) * self.count / max(self.elapsed_ratio, 1e-9)
+            slow = self.count - b
+            out.append(1.0 - slow / allowed if allowed > 0 else (1.0 if slow == 0 else -1.0))
+        return tuple(out)
+
+    def to_dict(self) -> dict:
+        fr = self.fractions()
+        return {
+            "count": self.count,
+            "below": {threshold_label(t): {"count": b, "fraction": rounded(f), "objective": o,
+                                           "met": (None if f is None else f >= o)}
+                      for t, b, f, o in zip(self.thresholds, self.below, fr, self.objectives)},
+            "quantiles_s": {q: rounded(v) for q, v in self.quantiles.items()},
+            "coverage": rounded(self.coverage),
+            "verdict": self.verdict,
+        }
+
+
+def latency(view: LedgerView, targets: Sequence[str], cal: Calendar, contract: Contract, start: float, end: float,
+            now: float, *, coverage_targets_combine: str = "any", cache: DayCache | None = None,
+            bounds: tuple[LatencyBound, ...] | None = None) -> Latency:
+    """Exact fractions over [start, end) up to `now`; the open minute counts too (requests are requests,
+    unlike slices), so a live window agrees with Prometheus' rate() over the same span. `bounds`
+    defaults to the contract's shorthand."""
+    bounds = contract.latency_objectives if bounds is None else bounds
+    m0, m_end = int(start // 60), int(end // 60)
+    m1 = max(m0, min(m_end, math.ceil(now / 60)))
+    c = counts(view, targets, coverage_targets_combine, cal, contract, m0, m1, now, cache)
+    up, down, unknown, count = int(c[0]), int(c[1]), int(c[2]), int(c[4])
+    below = tuple(int(c[5 + contract.thresholds.index(b.below)]) for b in bounds)
+    eligible = up + down + unknown
+    coverage = (up + down) / eligible if eligible else None
+    digests: list[TDigest] = []
+    for t in targets:
+        digests.extend(view.digests(t, start, min(end, now)))
+    quantiles, sketch_count, sketch_sum = merged_summary(digests)
+    ratios = tuple(b.ratio for b in bounds)
+    met = tuple(None if not count else n / count >= r for n, r in zip(below, ratios))
+    v = verdict(count > 0, coverage is None or coverage >= contract.coverage_floor, all(met))
+    elapsed = (min(end, now) - start) / (end - start) if end > start else 1.0
+    return Latency(start, m1 * 60.0, count, below, tuple(b.below for b in bounds), ratios, quantiles, coverage, v,
+                   max(0.0, min(1.0, elapsed)), met, sketch_count, sketch_sum)
+
+
+class LatencyObjective(Objective):
+    kind = "latency"
+    live_windows = ("period", "7d")
+    spec: LatencySpec
+
+    @property
+    def subject(self) -> str:
+        return self.spec.service
+
+    def evaluate(self, ctx: EvalContext, start: float, end: float, now: float) -> Latency:
+        s = self.spec
+        return latency(ctx.view, ctx.names(s.service), ctx.cal, ctx.contract, start, end, now,
+                       coverage_targets_combine=ctx.mode(s.service), cache=ctx.cache, bounds=s.bounds)
+
+    def live(self, ctx: EvalContext, now: float) -> dict[str, Latency]:
+        ps, pe = ctx.cal.period_bounds(now)
+        return {"period": self.evaluate(ctx, ps, pe, now), "7d": self.evaluate(ctx, now - 7 * 86400, now, now)}
+
+    def month(self, mc: Month) -> dict[str, Any]:
+        """Every 7-day period overlapping the month; the row is met when every period is met."""
+        s, tz, ctx = self.spec, mc.ctx.cal.tz, mc.ctx
+        periods = []
+        for ps, pe in ctx.cal.periods_of_month(mc.year, mc.month):
+            lat = self.evaluate(ctx, ps, pe, min(mc.now, pe))
+            digests = [d for n in ctx.names(s.service) for d in ctx.view.digests(n, ps, min(mc.now, pe))]
+            periods.append({"service": s.service, "start": iso(ps, tz), "end": iso(pe, tz), "complete": mc.now >= pe,
+                            **lat.to_dict(), "cdf": cdf_points(digests, CDF_POINTS)})
+        value = {}
+        for b in s.bounds:
+            fr = [p["below"][threshold_label(b.below)]["fraction"] for p in periods if p["count"]]
+            value[threshold_label(b.below)] = min(fr) if fr else None
+        row = {
+            "row": s.row, "service": s.service, "measure": "latency",
+            "description": f"{s.title} response time per 7-day period: " + " and ".join(
+                f"{b.ratio * 100:g} % of requests < {b.below * 1000:g} ms" if b.below < 1 else
+                f"{b.ratio * 100:g} % of requests < {b.below:g} s" for b in s.bounds),
+            "objective": {threshold_label(b.below): b.ratio for b in s.bounds},
+            "value": value,
+            "verdict": combine_verdicts([p["verdict"] for p in periods]),
+            "details": {"periods": [{"start": p["start"], "end": p["end"], "verdict": p["verdict"]} for p in periods],
+                        "rule": "the month is met when every 7-day period overlapping it is met (worst period shown)"},
+        }
+        return {"row": row, "periods": periods}
+
+    def samples(self, window: str, lat: Latency) -> Iterable[Sample]:
+        svc, w = ("service", self.spec.service), ("window", window)
+        for th, f, ok, rem in zip(lat.thresholds, lat.fractions(), lat.objective_met, lat.budget_remaining()):
+            if f is None:
+                continue
+            obj = ("objective", objective_name(th))
+            yield Sample("sla_latency_below_ratio", (svc, ("threshold", threshold_label(th)), w), f)
+            yield Sample("sla_objective_met", (svc, obj, w), 1.0 if ok else 0.0)
+            if rem is not None:
+                yield Sample("sla_error_budget_remaining_ratio", (svc, obj, w), rem)
+        if lat.sketch_count:
+            for q in QUANTILES:
+                v = lat.quantiles.get(f"{q:g}")
+                if v is not None:
+                    yield Sample("sla_latency_quantile_seconds", (svc, w, ("quantile", f"{q:g}")), v)
+            yield Sample("sla_latency_quantile_seconds", (svc, w), lat.sketch_sum, "sla_latency_quantile_seconds_sum")
+            yield Sample("sla_latency_quantile_seconds", (svc, w), float(lat.sketch_count),
+                         "sla_latency_quantile_seconds_count")
+
+    def status(self, window: str, lat: Latency, tz: Any) -> dict[str, Any]:
+        d = {"start": iso(lat.start, tz), "end": iso(lat.end, tz), **lat.to_dict()}
+        for b, r in zip(d["below"].values(), lat.budget_remaining()):
+            b["budget_remaining_ratio"] = rounded(r)
+        return d
+
+    @classmethod
+    def rules(cls, objectives: Sequence["LatencyObjective"], contract: Contract) -> RuleSet:
+        """Burn rates from the `le` buckets of the latency population's histogram, per bound."""
+        by_bound: dict[float, list[str]] = {}
+        for o in objectives:
+            for b in o.spec.bounds:
+                by_bound.setdefault(b.below, []).append(o.spec.service)
+        recording = [_slow_ratio(th, by_bound[th], w) for th in sorted(by_bound) for w in WINDOWS]
+        recording += [{"record": f"sla:latency_slow_ratio_quorum:rate{w}",
+                       "expr": f"min by (service, threshold, objective) (topk by (service, threshold, objective) "
+                               f"(2, sla:latency_slow_ratio:rate{w}))"} for w in WINDOWS]
+        windows = [{
+            "record": "sla:latency_below:ratio7d",
+            "expr": f'sum by (service, location) (increase(sla_probe_duration_seconds_bucket{{le="{le(th)}"}}[7d]))'
+                    f'\n/\nsum by (service, location) (increase(sla_probe_duration_seconds_count[7d]))',
+            "labels": {"threshold": threshold_label(th)}} for th in sorted(by_bound)]
+        alerts = [a for o in objectives for b in o.spec.bounds for a in _alerts(o.spec.service, b)]
+        return RuleSet({LATENCY_GROUP: recording, WINDOWS_GROUP: windows}, {LATENCY_GROUP: alerts})
+
+
+def _slow_ratio(th: float, services: list[str], w: str) -> dict[str, Any]:
+    sel = service_selector(dict.fromkeys(services))
+    expr = (f'1 - (\n  sum by (service, location) (rate(sla_probe_duration_seconds_bucket{{{sel},'
+            f'le="{le(th)}"}}[{w}]))\n  /\n  sum by (service, location) '
+            f'(rate(sla_probe_duration_seconds_count{{{sel}}}[{w}]))\n)')
+    return {"record": f"sla:latency_slow_ratio:rate{w}", "expr": expr,
+            "labels": {"threshold": threshold_label(th), "objective": objective_name(th)}}
+
+
+def _alerts(service: str, b: LatencyBound) -> list[dict[str, Any]]:
+    budget, name = 1 - b.ratio, objective_name(b.below)
+    out = []
+    for sev, long_w, short_w, factor, for_ in BURN_ALERTS:
+        out.append({
+            "alert": burn_name("SLALatencyBurnRate", sev, long_w),
+            "expr": burn_expr("sla:latency_slow_ratio_quorum:rate", round(factor * budget, 6), long_w, short_w,
+                              f'{{service="{service}",objective="{name}"}}'),
+            "for": for_,
+            "labels": {"severity": sev, "slo": name},
+            "annotations": {
+                "summary": f"{service}: requests slower than {threshold_label(b.below)} s burn the "
+                           f"{b.ratio * 100:g} % objective {factor:g}x too fast",
+                "description": f"Share of requests >= {threshold_label(b.below)} s over {long_w}: "
+                               f"{{{{ $value | humanizePercentage }}}} (allowed {budget * 100:g} % "
+                               f"per 7-day period).",
+            },
+        })
+    return out

@@ -1,0 +1,101 @@
+"""A month as the report reads it: each service's minute states computed once, up to the report's cut-off.
+The month's availability, its days, its down runs and its gaps all derive from the same states."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from .availability import Availability
+from .objective import EvalContext
+from .slices import S_DOWN, S_MASKED, S_UNKNOWN, combine, slice_states
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) index pairs of the True runs."""
+    if not mask.any():
+        return []
+    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
+
+
+class ServiceMonth:
+    """One service over [start, until): per target, the slice states with and without the masks; the
+    service's states combined from them; the maintenance and exclusion masks."""
+
+    def __init__(self, ctx: EvalContext, service: str, start: float, end: float, until: float) -> None:
+        self.ctx, self.service, self.start, self.end, self.until = ctx, service, start, end, until
+        self.m0, self.m_end = int(start // 60), int(end // 60)
+        self.m1 = max(self.m0, min(self.m_end, int(until // 60)))
+        n = self.m1 - self.m0
+        cal, down_ratio = ctx.cal, ctx.contract.slice_down_ratio
+        mask = cal.mask(self.m0, self.m1)
+        nomask = np.zeros(n, dtype=bool)
+        self.per_target: dict[str, np.ndarray] = {}  # unmasked states, for which targets an incident touched
+        masked = []
+        for name in ctx.names(service):
+            m = ctx.view.matrix(name, self.m0, self.m1)
+            masked.append(slice_states(m, mask, down_ratio))
+            self.per_target[name] = slice_states(m, nomask, down_ratio)
+        mode = ctx.mode(service)
+        self.states = combine(masked, mode) if masked else _empty(n, mask)
+        self.raw = combine(list(self.per_target.values()), mode) if masked else np.full(n, S_UNKNOWN, np.int8)
+        self.maintenance = cal.mask(self.m0, self.m1, ("maintenance",))
+        self.exclusion = cal.mask(self.m0, self.m1, ("exclusion",))
+        self.eligible_window = int((~cal.mask(self.m0, self.m_end)).sum())
+
+    def slices(self, a: int = 0, b: int | None = None) -> np.ndarray:
+        """[up, down, unknown, masked] over the state indexes [a, b)."""
+        return np.bincount(self.states[a:b], minlength=4)[:4]
+
+    def availability(self, objective: float) -> Availability:
+        return Availability.from_counts(self.start, self.m1 * 60.0, self.slices(), self.eligible_window, objective,
+                                        self.ctx.contract.coverage_floor)
+
+    def days(self) -> Iterator[tuple[dt.date, np.ndarray]]:
+        """Each local day of the month that has begun by the cut-off, with its slice counts."""
+        cal = self.ctx.cal
+        day, t = cal.local_date(self.start), self.start
+        while t < self.end:
+            nxt = cal.local_epoch(day + dt.timedelta(days=1), dt.time(0))
+            if t < self.until:
+                a = int(t // 60) - self.m0
+                yield day, self.slices(a, max(a, min(int(nxt // 60), self.m1) - self.m0))
+            t, day = nxt, day + dt.timedelta(days=1)
+
+    def down_runs(self) -> list[tuple[int, int]]:
+        return runs(self.raw == S_DOWN)
+
+    def unknown_runs(self, minimum: int) -> list[tuple[int, int]]:
+        return [(a, b) for a, b in runs(self.states == S_UNKNOWN) if b - a >= minimum]
+
+
+def _empty(n: int, mask: np.ndarray) -> np.ndarray:
+    st = np.full(n, S_UNKNOWN, dtype=np.int8)
+    st[mask] = S_MASKED
+    return st
+
+
+@dataclass
+class MonthContext:
+    """The month a report is built for: its bounds, the report's `now` and cut-off, the evaluation context."""
+
+    ctx: EvalContext
+    year: int
+    month: int
+    start: float
+    end: float
+    now: float
+    _services: dict[str, ServiceMonth] = field(default_factory=dict)
+
+    @property
+    def until(self) -> float:
+        return min(self.now, self.end)
+
+    def service(self, name: str) -> ServiceMonth:
+        sm = self._services.get(name)
+        if sm is None:
+            sm = self._services[name] = ServiceMonth(self.ctx, name, self.start, self.end, self.until)
+        return sm

@@ -1,0 +1,59 @@
+"""What the objectives' Prometheus rules share: the burn-rate windows, the quorum across locations, the
+maintenance guard, the group names, label spellings.
+
+Every error ratio is computed per location and then combined across locations as "the second worst, or
+the only one": one location's network failure never pages alone, and the same rules serve one agent or
+many (federation, Thanos, Mimir).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+# (severity, long window, short window, burn factor, for): the SRE workbook's multiwindow alerts
+BURN_ALERTS = (
+    ("page", "1h", "5m", 14.4, "2m"),
+    ("page", "6h", "30m", 6.0, "15m"),
+    ("ticket", "1d", "2h", 3.0, "1h"),
+    ("ticket", "3d", "6h", 1.0, "3h"),
+)
+WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+NOT_IN_MAINTENANCE = "unless on () (max(sla_maintenance_active) > 0)"
+
+# Each alert sits in the group of the recording rules it reads, after them: a group evaluates its rules in
+# order, while separate groups race each other (an alert could read the previous value).
+AVAILABILITY_GROUP = "sla-agent-availability"
+LATENCY_GROUP = "sla-agent-latency"
+WINDOWS_GROUP = "sla-agent-windows"
+HEALTH_GROUP = "sla-agent-health"
+GROUPS = (AVAILABILITY_GROUP, LATENCY_GROUP, WINDOWS_GROUP, HEALTH_GROUP)
+
+
+def le(seconds: float) -> str:
+    """The `le` label value prometheus_client writes for a bucket bound (0.5 -> "0.5", 1 -> "1.0")."""
+    return repr(float(seconds))
+
+
+def threshold_label(seconds: float) -> str:
+    return f"{seconds:g}"
+
+
+def objective_name(seconds: float) -> str:
+    return f"latency_{int(round(seconds * 1000))}ms" if seconds < 1 else f"latency_{seconds:g}s"
+
+
+def service_selector(services: Iterable[str]) -> str:
+    return f'service=~"{"|".join(services)}"'
+
+
+def quorum(record: str, by: str = "service") -> str:
+    """Across locations: the second-highest ratio (two places must agree), or the only one."""
+    return f"min by ({by}) (topk by ({by}) (2, {record}))"
+
+
+def burn_name(prefix: str, severity: str, long_w: str) -> str:
+    return f"{prefix}{'Fast' if severity == 'page' else 'Slow'}{long_w}"
+
+
+def burn_expr(record: str, threshold: float, long_w: str, short_w: str, selector: str = "") -> str:
+    return (f"(\n  {record}{long_w}{selector} > {threshold}\n  and\n"
+            f"  {record}{short_w}{selector} > {threshold}\n)\n{NOT_IN_MAINTENANCE}")
