@@ -25,7 +25,8 @@ from .export.webconfig import WebConfigError, load_web_config
 from .ledger import Ledger
 from .logs import set_redactor
 from .pipeline import Pipeline, TargetStates
-from .probes import ProbeResult, applicable_phases, make_probe, probe_type
+from .ledger.journal import Journal
+from .probes import Capture, ProbeResult, applicable_phases, make_probe, probe_type
 from .redact import Redactor, redact_url
 from .report import build_report, render
 from .scheduler import LagWatch, Scheduler
@@ -58,7 +59,10 @@ class Agent:
         self.metrics = LiveMetrics(self.registry, cfg.agent.location)
         self.ledger = Ledger(cfg.contract.thresholds, day_start=lambda t: self.cal.day_start(t))
         self.states = TargetStates()
-        self.pipeline = Pipeline(self.cal, cfg.controls, [self._record, self.metrics.observe, self.states])
+        ev = cfg.evidence
+        self.journal = Journal(ev.failures_per_minute, ev.sample_up_every) if ev.journal else None
+        sinks = [self._record, self.metrics.observe, self.states] + ([self.journal] if self.journal else [])
+        self.pipeline = Pipeline(self.cal, cfg.controls, sinks)
         self.store: Store | None = None
         self.flusher: Flusher | None = None
         self.snapshot: Snapshot | None = None
@@ -93,7 +97,8 @@ class Agent:
     # -- life -------------------------------------------------------------------------------------------
     async def start(self) -> None:
         self.store = await asyncio.to_thread(Store, self.state_dir, thresholds=self.cfg.contract.thresholds)
-        self.flusher = Flusher(self.store)
+        self.flusher = Flusher(self.store, journal=self.journal, location=self.cfg.agent.location,
+                               redact=self.redact, clock=self.clock.time)
         self.metrics.integrity_failures.set(len(self.store.moved_aside))
         await self._restore()
         self.registry.register(SloCollector(lambda: self.snapshot, lambda: self.pipeline.mask(self.clock.time()),
@@ -128,14 +133,16 @@ class Agent:
         host, port = split_listen(self.listen)
         self.server = Server(build_app(Endpoints(
             registry=self.registry, ready=self.ready, status=self.status,
-            report_json=self._report_json, report_html=self._report_html,
+            report_json=self._report_json, report_html=self._report_html, journal=self._journal,
             auth=web.check if web and web.users else None)),
             host, port, web.ssl_context() if web else None)
         await self.server.start()
 
     def _install_targets(self, cfg: Config) -> None:
+        ev = cfg.evidence
+        capture = Capture(ev.headers, ev.body_bytes, ev.sample_up_every) if ev.journal else None
         pairs = [(t, make_probe(t, clock=self.clock, per_host_concurrency=cfg.agent.per_host_concurrency,
-                                redactor=self.redact)) for t in cfg.all_targets]
+                                redactor=self.redact, capture=capture)) for t in cfg.all_targets]
         for p in self.scheduler.set_targets(pairs):
             asyncio.get_running_loop().create_task(p.close())
         for t in cfg.all_targets:
@@ -200,6 +207,8 @@ class Agent:
         self.cfg = new
         self.redact = Redactor(new.secrets)
         set_redactor(self.redact)
+        if self.flusher is not None:
+            self.flusher.redact = self.redact
         self.scheduler.throttle.rate_limit = new.agent.rate_limit
         self.lag.bound = new.agent.loop_lag_bound
         self._set_calendar(Calendar(new.contract))
@@ -325,6 +334,12 @@ class Agent:
     async def _report_json(self, month: str) -> dict:
         await self.flush()
         return await asyncio.to_thread(build_report, self.cfg, self.state_dir, month, self.clock.time())
+
+    async def _journal(self, target: str, service: str, start: float, end: float, limit: int) -> list:
+        names = [t.name for t in self.cfg.all_targets if (not target or t.name == target)
+                 and (not service or t.service == service)]
+        await self.flush()
+        return await asyncio.to_thread(self.store.journal, names, start, end, limit=limit)
 
     async def _report_html(self, month: str) -> str:
         return render(await self._report_json(month), "html")

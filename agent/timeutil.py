@@ -62,3 +62,10 @@ def parse_month(text: str) -> tuple[int, int]:
     if not m:
         raise ValueError(f"month must be YYYY-MM, got {text!r}")
     return int(m.group(1)), int(m.group(2))
+
+
+def hms(seconds: float) -> str:
+    """28801 -> '8:00:01': a duration as people compare it with a deadline, to the second (rounded up,
+    so that 8 h and a fraction of a second never reads as 8:00:00)."""
+    total = int(-(-seconds // 1))
+    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"

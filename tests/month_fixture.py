@@ -59,13 +59,13 @@ def build(state: Path) -> tuple:
     ]
     gap = (t("2026-02-03T02:00:00+01:00"), t("2026-02-03T05:00:00+01:00"))
     slow_week = (t("2026-02-16T00:00:00+01:00"), t("2026-02-23T00:00:00+01:00"))
-    store = Store(state, thresholds=cfg.contract.thresholds)
+    store = Store(state, thresholds=cfg.contract.thresholds, clock=lambda: NOW)
     services = {"web-ui": "web", "api-health": "api"}
 
     def flush(now: float) -> None:  # as the agent does: compact finished days, write what changed
         compactions = led.compact(now)
         hours, digests = led.take_dirty()
-        store.write(hours, digests, services, compactions)
+        store.write(hours, digests, services, compactions, now=now)
 
     ts = np.arange(start, end, 30.0)
     lats = {name: (rng.lognormal(np.log(median), 0.4, len(ts)), rng.random(len(ts)))

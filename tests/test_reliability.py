@@ -37,13 +37,15 @@ def small_fs(tmp_path):
 
 
 def fill(path) -> None:
-    with open(path, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    """Writes until the file system is full (unbuffered: nothing is left to fail at close)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 async def until(predicate, what: str, limit: float = 20.0) -> None:

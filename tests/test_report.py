@@ -135,7 +135,9 @@ def test_report_cli_formats_and_verify(month, tmp_path, capsys):
                      "--format", fmt, "--output", str(out)]) == 0
         assert out.stat().st_size > 100
     csv_text = (tmp_path / "r.csv").read_text().splitlines()
-    assert csv_text[0] == "month,row,service,measure,objective,value,verdict" and len(csv_text) == 7
+    assert csv_text[0] == "month,row,service,measure,objective,value,verdict" and csv_text[7] == ""
+    assert csv_text[8].startswith("ticket,priority,opened_at,responded_at,business_delay,")
+    assert len(csv_text) == 9 + 5 and csv_text[9].startswith("T-1,P1,")  # one line per ticket
     capsys.readouterr()
     assert main(["report", "--config", str(config), "--state-dir", str(state), "--verify", str(tmp_path / "r.json")]) == 0
     assert "verified" in capsys.readouterr().out

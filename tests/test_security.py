@@ -26,15 +26,19 @@ from agent.report import render
 from .conftest import ROOT
 from .servers import closed_port, http_server, make_certs
 
-SECRETS = {"url": "Ur1Passw0rdX", "token": "tok-9f8e7d6c5b4a", "file": "fileKey-77aa88bb", "basic": "bAs1cPass-991"}
+SECRETS = {"url": "Ur1Passw0rdX", "token": "tok-9f8e7d6c5b4a", "file": "fileKey-77aa88bb", "basic": "bAs1cPass-991",
+           "query": "qTok-55cc66dd"}
 
 
 async def test_secrets_never_appear_in_logs_metrics_status_or_reports(tmp_path, monkeypatch):
     seen_headers: list[dict] = []
 
-    async def denied(request):
+    async def denied(request):  # a server that echoes what it got, where the journal keeps it
         seen_headers.append(dict(request.headers))
-        return web.Response(status=401, text="no")
+        echo = json.dumps({"headers": dict(request.headers), "query": request.query_string})
+        return web.Response(status=401, text="no " + echo, headers={
+            "X-Echo-Auth": request.headers.get("Authorization", "-"), "X-Echo-Query": request.query_string,
+            "X-Echo-Key": request.headers.get("X-Api-Key", "-")})
     app = web.Application()
     app.router.add_get("/", denied)
     (tmp_path / "key").write_text(SECRETS["file"] + "\n")
@@ -44,7 +48,14 @@ async def test_secrets_never_appear_in_logs_metrics_status_or_reports(tmp_path, 
         host = base.split("//")[1]
         cfg_text = f"""
 agent: {{listen: "127.0.0.1:0", flush_interval: 200ms}}
+evidence: {{headers: [X-Echo-Auth, X-Echo-Query, X-Echo-Key], body_bytes: 4096}}
 targets:
+  - name: with-query-token
+    service: api
+    url: "{base}/?token=${{SLA_TEST_QTOKEN}}"
+    interval: 200ms
+    timeout: 2s
+    max_in_flight: 10
   - name: with-userinfo
     service: api
     url: "http://svc:{SECRETS['url']}@{host}/"
@@ -72,7 +83,7 @@ targets:
     timeout: 150ms
 """
         (tmp_path / "cfg.yaml").write_text(cfg_text)
-        env = {"SLA_TEST_TOKEN": SECRETS["token"], "SLA_TEST_BASIC": SECRETS["basic"]}
+        env = {"SLA_TEST_TOKEN": SECRETS["token"], "SLA_TEST_BASIC": SECRETS["basic"], "SLA_TEST_QTOKEN": SECRETS["query"]}
         cfg = parse_config(cfg_text, str(tmp_path / "cfg.yaml"), environ=env, base_dir=tmp_path)
         from agent.logs import set_redactor
         from agent.redact import Redactor
@@ -89,11 +100,25 @@ targets:
         await agent.evaluate_now()
         async with aiohttp.ClientSession() as s:
             texts = []
-            for path in ("/metrics", "/api/v1/status", "/api/v1/report?month=2026-11", "/report?month=2026-11"):
+            for path in ("/metrics", "/api/v1/status", "/api/v1/report?month=2026-11", "/report?month=2026-11",
+                         "/api/v1/journal"):
                 async with s.get(agent.server.url + path) as resp:
                     texts.append(await resp.text())
         logging.getLogger("sla_agent.test").error("an error mentioning %s", f"http://u:{SECRETS['url']}@h/")
         await agent.stop()
+    assert '"records": [' in texts[-1] and "X-Echo-Auth" in texts[-1]  # the journal kept the echoed headers
+    from agent.report.bundle import export_bundle
+    import tarfile
+    import time as _time
+    later = _time.time() + 3600  # every record before the cut-off
+    month = _time.strftime("%Y-%m", _time.gmtime(later + 3600))
+    export_bundle(cfg, str(tmp_path / "state"), month, later, tmp_path / "b.tar.gz")
+    with tarfile.open(tmp_path / "b.tar.gz") as tar:
+        bundle = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    lines = [json.loads(x) for x in next(v for k, v in bundle.items() if k.endswith("journal.jsonl")).splitlines()]
+    echoed = [x for x in lines if x["status"] == 401]
+    assert echoed and all("<redacted>" in json.dumps(x["headers"]) + (x["body"] or "") for x in echoed)
+    journal_rows = blobs = json.dumps(lines)
     # the secrets were really sent to the server
     sent = json.dumps(seen_headers)
     assert SECRETS["token"] in sent and SECRETS["file"] in sent
@@ -101,7 +126,8 @@ targets:
     assert base64.b64encode(f"svc:{SECRETS['url']}".encode()).decode() in sent
     report = build_report(cfg, str(tmp_path / "state"), "2026-11", 1_795_700_000.0)
     outputs = {"logs": stream.getvalue(), "errors": json.dumps([r.error for r in results]),
-               "metrics+status+reports": "\n".join(texts),
+               "metrics+status+reports+journal": "\n".join(texts), "journal rows": journal_rows, "bodies": blobs,
+               **{f"bundle {name}": data.decode("utf-8", "replace") for name, data in bundle.items()},
                **{f"report.{fmt}": render(report, fmt) for fmt in ("json", "html", "markdown", "text")}}
     basic_b64 = base64.b64encode(f"ops:{SECRETS['basic']}".encode()).decode()
     url_b64 = base64.b64encode(f"svc:{SECRETS['url']}".encode()).decode()

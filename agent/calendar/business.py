@@ -13,7 +13,7 @@ from ..timeutil import parse_timezone
 
 class BusinessHours:
     def __init__(self, contract: Contract) -> None:
-        self.tz = parse_timezone(contract.timezone)
+        self.tz = parse_timezone(contract.business_timezone or contract.timezone)
         self.start = contract.business_start
         self.end = contract.business_end
         self.country = contract.holidays_country

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from .. import __version__
 from ..report import FORMATS
-from . import commands, records
+from . import commands, evidence, records
 from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME
 
 
@@ -101,6 +101,28 @@ def _maintenance(sub: argparse._SubParsersAction) -> None:
     mr.add_argument("id", type=int)
 
 
+def _evidence(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("evidence", help="the failure journal, the hash chain, signed bundles", description=(
+        "Evidence a vendor cannot wave away: check the hash chain over the stored rows, export a month's "
+        "report with its journal and ledger extract as one bundle, check a bundle offline, make a signing key."))
+    esub = e.add_subparsers(dest="evidence_command", metavar="ACTION", parser_class=_Parser)
+    ev = esub.add_parser("verify", help="walk the chain over the stored rows, or check a bundle offline",
+                         description="With --config: walk the hash chain over the stored rows (of one month with "
+                                     "--month) and name the first rows that do not match. With BUNDLE.tar.gz: "
+                                     "check a bundle without any ledger, as a vendor or an arbitrator would.")
+    _config_arg(ev)
+    ev.add_argument("bundle", metavar="BUNDLE.tar.gz", nargs="?", help="a bundle made by `evidence export`")
+    ev.add_argument("--month", metavar="YYYY-MM", help="only the rows of this month (the chain is walked whole)")
+    ex = esub.add_parser("export", help="a month's report, journal, ledger extract and key in one bundle")
+    _config_arg(ex)
+    ex.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current month)")
+    ex.add_argument("--output", "-o", metavar="FILE.tar.gz", required=True)
+    kg = esub.add_parser("keygen", help="make an Ed25519 key pair for signing reports",
+                         description="Write sla-agent-signing.key (private, mode 0600) and sla-agent-signing.pub "
+                                     "into DIR; point evidence.signing_key_file at the first.")
+    kg.add_argument("--output", "-o", metavar="DIR", required=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sla-agent", description=(
         "Synthetic uptime and latency monitoring that proves, or disproves, a vendor's SLA. It probes the "
@@ -110,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                "Start with `sla-agent demo`.")
     p.add_argument("--version", action="version", version=f"sla-agent {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_run_and_demo, _reports, _tickets, _maintenance):
+    for add in (_run_and_demo, _reports, _tickets, _maintenance, _evidence):
         add(sub)
     return p
 
@@ -118,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 HANDLERS = {
     "run": commands.cmd_run, "demo": commands.cmd_demo, "check-config": commands.cmd_check_config,
     "report": commands.cmd_report, "rules": commands.cmd_rules, "tickets": records.cmd_tickets,
-    "maintenance": records.cmd_maintenance,
+    "maintenance": records.cmd_maintenance, "evidence": evidence.cmd_evidence,
 }
 
 

@@ -2,9 +2,10 @@
 own options (probes/<type>/spec.py) with the same machinery (schema/)."""
 from ..schema import ConfigError, ConfigIssue
 from .load import load_config, parse_config, split_listen
-from .model import (AgentSettings, AvailabilitySpec, Config, Contract, LatencyBound, LatencySpec, ObjectiveSpec,
+from .model import (AgentSettings, AvailabilitySpec, Config, Contract, EvidenceSettings, LatencyBound, LatencySpec, ObjectiveSpec,
                     OnceWindow, ServicePolicy, Target, TicketResponseSpec, WeeklyWindow)
 
-__all__ = ["AgentSettings", "AvailabilitySpec", "Config", "ConfigError", "ConfigIssue", "Contract", "LatencyBound",
+__all__ = ["AgentSettings", "AvailabilitySpec", "Config", "ConfigError", "ConfigIssue", "Contract", "EvidenceSettings",
+           "LatencyBound",
            "LatencySpec", "ObjectiveSpec", "OnceWindow", "ServicePolicy", "Target", "TicketResponseSpec",
            "WeeklyWindow", "load_config", "parse_config", "split_listen"]

@@ -124,6 +124,7 @@ def _fields(tz: dt.tzinfo) -> tuple[Field, ...]:
         Field("business_hours", section((
             Field("start", clock_time(), dest="business_start"),
             Field("end", clock_time(), dest="business_end"),
+            Field("timezone", string(), dest="business_timezone", check=_timezone_problem),
             Field("country", _country, dest="holidays_country"),
             Field("subdivision", string(), dest="holidays_subdivision"),
             Field("closed_days", list_of(_date)),

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import yaml
 
-from ..schema import (ConfigError, ConfigIssue, Field, Reader, choice, converted, duration, integer, keys_of,
-                      read_table, string)
+from ..schema import (ConfigError, ConfigIssue, Field, Reader, boolean, choice, converted, duration, existing_file,
+                      integer, keys_of, list_of, read_table, string)
 from .contract import read_contract
-from .model import AgentSettings, Config, Contract
+from .model import AgentSettings, Config, Contract, EvidenceSettings
 from .objectives import resolve
 from .targets import check_timing, check_unique_names, read_targets
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster, same nodes and line marks
-TOP_KEYS = {"agent", "contract", "targets", "controls"}
+TOP_KEYS = {"agent", "contract", "targets", "controls", "evidence"}
 
 
 def _split_listen(value: str) -> tuple[str, int] | None:
@@ -55,6 +55,17 @@ AGENT_FIELDS = (
     Field("log_level", choice("debug", "info", "warning", "error")),
 )
 AGENT_KEYS = keys_of(AGENT_FIELDS)
+_HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+EVIDENCE_FIELDS = (
+    Field("journal", boolean()),
+    Field("headers", list_of(string()), check=lambda hs: next(
+        (f"{h!r} is not a valid HTTP header name" for h in hs if not _HEADER.fullmatch(h)), None)),
+    Field("body_bytes", integer(0, 65536)),
+    Field("failures_per_minute", integer(1, 10_000)),
+    Field("sample_up_every", duration(minimum=0, maximum=86400)),
+    Field("signing_key_file", existing_file()),
+    Field("public_key_file", existing_file()),
+)
 
 
 def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
@@ -82,12 +93,16 @@ def _compose(text: str, filename: str) -> yaml.Node:
 
 
 def parse_config(text: str, filename: str = "<config>", *, environ: dict[str, str] | None = None,
-                 base_dir: Path | None = None) -> Config:
-    r = Reader(filename, dict(os.environ if environ is None else environ), base_dir or Path("."))
+                 base_dir: Path | None = None, offline: bool = False) -> Config:
+    """`offline`: a copy of a config away from its machine (an evidence bundle's); the environment
+    variables and files it names need not exist."""
+    r = Reader(filename, dict(os.environ if environ is None else environ), base_dir or Path("."), offline)
     root = _compose(text, filename)
     top = r.mapping(root, "", TOP_KEYS)
     agent = AgentSettings(**read_table(r, top["agent"], "agent", AGENT_FIELDS).values) if "agent" in top \
         else AgentSettings()
+    evidence = EvidenceSettings(**read_table(r, top["evidence"], "evidence", EVIDENCE_FIELDS).values) \
+        if "evidence" in top else EvidenceSettings()
     contract_kw, contract_nodes = read_contract(r, top.get("contract"))
     if "targets" not in top:
         r.error(root, "targets", "is required: a list of at least one target")
@@ -103,5 +118,5 @@ def parse_config(text: str, filename: str = "<config>", *, environ: dict[str, st
     if r.issues:
         raise ConfigError(sorted(r.issues, key=lambda i: i.line))
     return Config(agent=agent, contract=contract, targets=tuple(t.target for t in targets if t.target),
-                  controls=tuple(t.target for t in controls if t.target), source=filename,
+                  controls=tuple(t.target for t in controls if t.target), evidence=evidence, source=filename,
                   secrets=frozenset(s for s in r.secrets if len(s) >= 3))

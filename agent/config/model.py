@@ -87,6 +87,7 @@ class Contract:
     services: tuple[tuple[str, ServicePolicy], ...] = ()
     business_start: dt.time = dt.time(9, 0)
     business_end: dt.time = dt.time(18, 30)
+    business_timezone: str | None = None  # the contract's when None
     holidays_country: str = "FR"
     holidays_subdivision: str | None = None
     closed_days: tuple[dt.date, ...] = ()
@@ -158,12 +159,29 @@ class AgentSettings:
     log_level: str = "info"
 
 
+DEFAULT_HEADERS = ("Date", "Server", "Via", "X-Request-Id", "CF-Ray", "X-Amz-Cf-Id")
+
+
+@dataclass(frozen=True)
+class EvidenceSettings:
+    """The failure journal and the signing of reports (`evidence:`)."""
+
+    journal: bool = True
+    headers: tuple[str, ...] = DEFAULT_HEADERS  # response headers kept in a journal record
+    body_bytes: int = 1024  # the first bytes of the body kept (redacted)
+    failures_per_minute: int = 20  # records per target-minute; the counts stay exact beyond
+    sample_up_every: float = 60.0  # one up record per target this often (0: none): proof of health, same terms
+    signing_key_file: str | None = None  # Ed25519 private key (PEM): reports are signed
+    public_key_file: str | None = None  # to check signatures without the private key
+
+
 @dataclass(frozen=True)
 class Config:
     agent: AgentSettings
     contract: Contract
     targets: tuple[Target, ...]
     controls: tuple[Target, ...] = ()
+    evidence: EvidenceSettings = EvidenceSettings()
     source: str = "<memory>"
     secrets: frozenset[str] = frozenset()  # values to redact wherever text leaves the agent
 

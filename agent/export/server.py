@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import ssl
@@ -16,6 +17,7 @@ from .exposition import generate
 
 log = logging.getLogger("sla_agent.http")
 MAX_REQUEST_BYTES = 16 * 1024
+MAX_JOURNAL = 10_000
 
 
 @dataclass
@@ -25,68 +27,103 @@ class Endpoints:
     status: Callable[[], dict]
     report_json: Callable[[str], Awaitable[dict]] | None = None
     report_html: Callable[[str], Awaitable[str]] | None = None
+    journal: Callable[[str, str, float, float, int], Awaitable[list]] | None = None  # target, service, from, to, limit
     auth: Callable[[web.Request], bool] | None = None  # basic auth check (web.yml)
 
 
-def build_app(ep: Endpoints) -> web.Application:
+class _Handlers:
+    """The endpoints' handlers over what the daemon hands over (Endpoints)."""
+
+    def __init__(self, ep: Endpoints) -> None:
+        self.ep = ep
+
     @web.middleware
-    async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    async def guard(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
         if request.method not in ("GET", "HEAD"):
             return web.json_response({"error": "only GET is served"}, status=405, headers={"Allow": "GET, HEAD"})
         if request.content_length and request.content_length > 0:
             return web.json_response({"error": "requests carry no body"}, status=413)
-        if ep.auth is not None and not ep.auth(request):
+        if self.ep.auth is not None and not self.ep.auth(request):
             return web.json_response({"error": "authentication required"}, status=401,
                                      headers={"WWW-Authenticate": 'Basic realm="sla-agent"'})
         return await handler(request)
 
-    async def metrics(request: web.Request) -> web.Response:
-        body = await asyncio.get_running_loop().run_in_executor(None, generate, ep.registry)
+    async def metrics(self, request: web.Request) -> web.Response:
+        body = await asyncio.get_running_loop().run_in_executor(None, generate, self.ep.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def healthz(request: web.Request) -> web.Response:
+    async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
-    async def readyz(request: web.Request) -> web.Response:
-        ok, why = ep.ready()
+    async def readyz(self, request: web.Request) -> web.Response:
+        ok, why = self.ep.ready()
         return web.Response(text=("ready" if ok else f"not ready: {why}") + "\n", status=200 if ok else 503)
 
-    async def status(request: web.Request) -> web.Response:
-        return web.json_response(ep.status(), dumps=_dumps)
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.ep.status(), dumps=_dumps)
 
-    def month_of(request: web.Request) -> str:
-        month = request.query.get("month", "")
+    async def report_json(self, request: web.Request) -> web.Response:
+        if self.ep.report_json is None:
+            raise web.HTTPNotFound()
+        return web.json_response(await self.ep.report_json(_month_of(request)), dumps=_dumps)
+
+    async def report_html(self, request: web.Request) -> web.Response:
+        if self.ep.report_html is None:
+            raise web.HTTPNotFound()
+        return web.Response(text=await self.ep.report_html(_month_of(request)), content_type="text/html")
+
+    async def journal(self, request: web.Request) -> web.Response:
+        if self.ep.journal is None:
+            raise web.HTTPNotFound()
+        q = request.query
         try:
-            parse_month(month)
+            start, end = instant(q.get("from", "0")), instant(q.get("to", "9999999999"))
+            limit = int(q.get("limit", "1000"))
         except ValueError:
-            raise web.HTTPBadRequest(text=json.dumps({"error": "month must be YYYY-MM, e.g. ?month=2026-11"}),
-                                     content_type="application/json") from None
-        return month
+            raise _bad("from and to must be ISO 8601 date-times or epoch seconds; limit a number") from None
+        if end <= start or not 1 <= limit <= MAX_JOURNAL:
+            raise _bad(f"from must be before to, and limit between 1 and {MAX_JOURNAL}")
+        records = await self.ep.journal(q.get("target", ""), q.get("service", ""), start, end, limit)
+        return web.json_response({"from": start, "to": end, "records": records}, dumps=_dumps)
 
-    async def report_json(request: web.Request) -> web.Response:
-        if ep.report_json is None:
-            raise web.HTTPNotFound()
-        return web.json_response(await ep.report_json(month_of(request)), dumps=_dumps)
-
-    async def report_html(request: web.Request) -> web.Response:
-        if ep.report_html is None:
-            raise web.HTTPNotFound()
-        return web.Response(text=await ep.report_html(month_of(request)), content_type="text/html")
-
-    async def index(request: web.Request) -> web.Response:
+    async def index(self, request: web.Request) -> web.Response:
         return web.Response(text="sla-agent: /metrics /healthz /readyz /api/v1/status /api/v1/report?month=YYYY-MM "
-                                 "/report?month=YYYY-MM\n")
+                                 "/report?month=YYYY-MM /api/v1/journal?from=&to=\n")
 
-    app = web.Application(middlewares=[guard], client_max_size=MAX_REQUEST_BYTES,
+
+def build_app(ep: Endpoints) -> web.Application:
+    h = _Handlers(ep)
+    app = web.Application(middlewares=[h.guard], client_max_size=MAX_REQUEST_BYTES,
                           handler_args={"max_line_size": 8190, "max_field_size": 8190})
-    app.router.add_get("/", index)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/api/v1/status", status)
-    app.router.add_get("/api/v1/report", report_json)
-    app.router.add_get("/report", report_html)
+    for path, handler in (("/", h.index), ("/metrics", h.metrics), ("/healthz", h.healthz), ("/readyz", h.readyz),
+                          ("/api/v1/status", h.status), ("/api/v1/report", h.report_json), ("/report", h.report_html),
+                          ("/api/v1/journal", h.journal)):
+        app.router.add_get(path, handler)
     return app
+
+
+def _month_of(request: web.Request) -> str:
+    month = request.query.get("month", "")
+    try:
+        parse_month(month)
+    except ValueError:
+        raise _bad("month must be YYYY-MM, e.g. ?month=2026-11") from None
+    return month
+
+
+def _bad(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def instant(text: str) -> float:
+    """Epoch seconds, or an ISO 8601 date-time with its offset. Raises ValueError."""
+    try:
+        return float(text)
+    except ValueError:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            raise ValueError("a date-time needs its offset") from None
+        return value.timestamp()
 
 
 def _dumps(obj: Any) -> str:

@@ -2,7 +2,7 @@
 
 Per target, per epoch minute, exact counts (uint16 columns):
   UP, DOWN, INCONCLUSIVE, LAT_N (the latency population), then BELOW_i: requests strictly faster than
-  threshold i (0.5 s, 1 s by default).
+  threshold i (0.5 s, 1 s by default); and the error kinds of the down probes of each minute.
 Per target, per hour, a t-digest (fastdigest) of the latency population; hours of finished local days
 are merged into one digest per day (quantiles are shown beside the verdict, never decide it).
 
@@ -42,7 +42,8 @@ class TargetSeries:
     data: np.ndarray = field(init=False)
     hour_digests: dict[int, TDigest] = field(default_factory=dict)  # epoch hour -> digest
     day_digests: dict[int, TDigest] = field(default_factory=dict)  # local day start (epoch s) -> digest
-    errors: dict[int, Counter] = field(default_factory=dict)  # epoch hour -> error_kind counts
+    errors: dict[int, Counter] = field(default_factory=dict)  # epoch minute -> error_kind counts of down probes
+    hour_errors: dict[int, Counter] = field(default_factory=dict)  # epoch hour -> counts kept per hour only
     newest_hour: int = -1  # the hour samples arrive in now; every older digest is "closed"
     newest_minute: int = -1
     version: int = 0  # bumped when a closed digest changes (late sample, compaction, restore)
@@ -102,10 +103,9 @@ class Ledger:
             row[UP_I] += 1
         elif outcome == DOWN:
             row[DOWN_I] += 1
-            hour = minute // 60
-            errs = s.errors.get(hour)
+            errs = s.errors.get(minute)
             if errs is None:
-                errs = s.errors[hour] = Counter()
+                errs = s.errors[minute] = Counter()
             errs[r.error_kind] += 1
         else:
             row[INC_I] += 1
@@ -199,15 +199,6 @@ class Ledger:
             out.append(s.hour_digests[s.newest_hour])
         return out
 
-    def error_kinds(self, target: str, start: float, end: float) -> Counter:
-        s = self.series.get(target)
-        total: Counter = Counter()
-        if s is not None:
-            for h, c in s.errors.items():
-                if start <= h * HOUR + HOUR and h * HOUR < end:
-                    total.update(c)
-        return total
-
     # -- maintenance ------------------------------------------------------------------------------
     def compact(self, now: float) -> list[tuple[str, int, list[int]]]:
         """Merges the hourly digests of finished local days into day digests; drops old days.
@@ -233,9 +224,10 @@ class Ledger:
             for day in [d for d in s.day_digests if d < horizon]:
                 del s.day_digests[day]
                 self.dirty_digests.discard((s.name, day, DAY))
-            old_hours = [h for h in s.errors if h * 60 < s.base]
-            for h in old_hours:
-                del s.errors[h]
+            for m in [m for m in s.errors if m < s.base]:
+                del s.errors[m]
+            for h in [h for h in s.hour_errors if h * 60 < s.base]:
+                del s.hour_errors[h]
         self.compacted_before = today
         return done
 
@@ -247,10 +239,12 @@ class Ledger:
         i = hour * 60 - s.base
         if i < 0 or i + 60 > self.capacity:
             return None
-        errs = s.errors.get(hour)
-        return s.data[i:i + 60].tobytes(), json.dumps(dict(errs), sort_keys=True) if errs else ""
+        errors = {str(m - hour * 60): dict(c) for m in range(hour * 60, hour * 60 + 60) if (c := s.errors.get(m))}
+        if hour in s.hour_errors:
+            errors["h"] = dict(s.hour_errors[hour])
+        return s.data[i:i + 60].tobytes(), json.dumps(errors, sort_keys=True) if errors else ""
 
-    def load_hour(self, target: str, service: str, hour: int, counts: np.ndarray, errors: dict[str, int]) -> bool:
+    def load_hour(self, target: str, service: str, hour: int, counts: np.ndarray, errors: dict) -> bool:
         s = self.ensure(target, service)
         m = hour * 60
         if s.base < 0:
@@ -264,8 +258,11 @@ class Ledger:
                 return False
         s.data[i:i + 60] = counts
         self.old_writes += 1  # restored history: nothing cached about it is valid
-        if errors:
-            s.errors[hour] = Counter(errors)
+        for key, kinds in minute_errors(errors).items():
+            if key == "h":
+                s.hour_errors[hour] = Counter(kinds)
+            else:
+                s.errors[hour * 60 + int(key)] = Counter(kinds)
         return True
 
     def load_digest(self, target: str, service: str, start: int, span: int, digest: TDigest) -> None:
@@ -295,3 +292,11 @@ class Ledger:
         self.dirty_hours = set()
         self.dirty_digests = set()
         return hours, digests
+
+
+def minute_errors(errors: dict) -> dict[str, dict[str, int]]:
+    """A stored hour's error kinds by minute offset ("0" to "59"); "h" holds counts known only per hour
+    (rows written before error kinds were kept per minute: {kind: n})."""
+    if errors and all(isinstance(v, int) for v in errors.values()):
+        return {"h": errors}
+    return errors

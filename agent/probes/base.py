@@ -60,6 +60,40 @@ class Target:
         return self.options.address
 
 
+@dataclass(frozen=True)
+class Capture:
+    """What a probe keeps for the failure journal: the response headers named here and the first
+    `body_bytes` of the body. A probe captures for every failure and the first up result of every
+    `up_every` seconds."""
+
+    headers: tuple[str, ...] = ()
+    body_bytes: int = 0
+    up_every: float = 60.0  # 0: no up result is captured
+
+    def up_bucket(self, wall: float) -> int:
+        return int(wall // self.up_every) if self.up_every > 0 else -1
+
+
+SECRET_SLACK = 1024  # a body is redacted before it is cut, so that no secret is kept cut in two
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """The facts of one probe a journal record keeps beside its outcome (not yet redacted)."""
+
+    address: str = ""  # the peer the probe reached or tried, ip:port
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""  # the first bytes of the body (or of the line a tcp probe read), SECRET_SLACK more
+    cert_sha256: str = ""  # the server certificate's SHA-256 fingerprint
+    body_bytes: int = 0  # what is kept of `body` once redacted
+
+
+def address_text(sockaddr: tuple) -> str:
+    """A socket address as Detail.address writes it: 192.0.2.1:443, [2001:db8::1]:443."""
+    host, port = sockaddr[0], sockaddr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
     """One probe, one outcome. Times: started_at is wall-clock UTC epoch seconds (for calendar
@@ -79,11 +113,12 @@ class ProbeResult:
     latency_counted: bool = False  # in the latency population: sent and answered, or timed out
     tls_not_after: float | None = None
     error: str = ""
+    detail: Detail | None = None
 
     def replace_outcome(self, outcome: str, error_kind: str, error: str) -> "ProbeResult":
         return ProbeResult(self.target, self.service, self.started_at, self.mono_start, self.duration_s, outcome,
                            error_kind, self.status, self.phases, self.failed_assertions, False,
-                           self.tls_not_after, error)
+                           self.tls_not_after, error, self.detail)
 
 
 def inconclusive(target: str, service: str, started_at: float, mono_start: float, kind: str, error: str) -> ProbeResult:

@@ -2,6 +2,7 @@
 make, and what the peer's certificate says."""
 from __future__ import annotations
 
+import hashlib
 import ssl
 from dataclasses import dataclass
 
@@ -63,3 +64,8 @@ def cert_not_after(der: bytes | None) -> float | None:
         _EXPIRY_CACHE.clear()
     _EXPIRY_CACHE[der] = value
     return value
+
+
+def fingerprint(der: bytes | None) -> str:
+    """The certificate's SHA-256 fingerprint, as browsers and openssl show it (hex)."""
+    return hashlib.sha256(der).hexdigest() if der else ""

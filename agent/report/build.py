@@ -3,6 +3,7 @@ the stored ledger, with the sections behind them and the evidence. The same docu
 /api/v1/report; formats/ renders it."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,15 @@ class StoreView:
         return out
 
     def digests(self, target: str, start: float, end: float):
-        return self.store.digests(target, start, min(end, self.until))
+        """Only digests closed by the cut-off: the open hour's keeps growing."""
+        return self.store.digests(target, start, min(end, self.until), closed_by=self.until)
+
+
+def cutoff(cfg: Config, now: float) -> float:
+    """The last closed minute: a result lands in the minute its probe started, up to a timeout later, and
+    reaches the database up to a flush after that. Nothing before the cut-off changes any more."""
+    lag = max((t.timeout for t in cfg.all_targets), default=0.0) + cfg.agent.flush_interval
+    return math.floor((now - lag) / 60) * 60.0
 
 
 def open_store(cfg: Config, state_dir: str) -> Store:
@@ -56,7 +65,8 @@ def build_report(cfg: Config, state_dir: str, month: str, now: float) -> dict[st
         store.close()
 
 
-def build(cfg: Config, store: Store, month: str, now: float) -> dict[str, Any]:
+def build(cfg: Config, store: Store, month: str, now: float, sign: bool = True) -> dict[str, Any]:
+    """The report of `month` as of `now`; signed when a signing key is configured and `sign` is on."""
     try:
         year, mon = parse_month(month)
     except ValueError as exc:
@@ -64,20 +74,21 @@ def build(cfg: Config, store: Store, month: str, now: float) -> dict[str, Any]:
     c = cfg.contract
     cal = Calendar(c, [w for _, w in store.windows()])
     start, end = cal.month_bounds(year, mon)
-    until = min(now, end)
+    until = min(cutoff(cfg, now), end)
     ctx = context(StoreView(store, nfields(c.thresholds), until), cfg, cal, tickets=store.tickets)
-    mc = MonthContext(ctx, year, mon, start, end, now)
+    mc = MonthContext(ctx, year, mon, start, end, now, until)
     parts = [o.month(mc) for o in objectives_of(c)]
     windows = cal.windows(start, end)
     doc: dict[str, Any] = {
         "month": f"{year:04d}-{mon:02d}",
         "timezone": c.timezone,
         "generated_at": iso(now, cal.tz),
-        "complete": now >= end,
+        "complete": until >= end,
         "agent_version": __version__,
         "rows": sorted((p["row"] for p in parts), key=lambda r: r["row"]),
         "periods": [period for p in parts for period in p.get("periods", ())],
-        "incidents": sorted((i for s in cfg.services for i in sections.incidents(mc.service(s), store)),
+        "incidents": sorted((i for s in cfg.services for i in sections.incidents(mc.service(s), store,
+                                                                                  cfg.agent.location)),
                             key=lambda i: (i["start"], i["service"])),
         "maintenance": [w.to_dict(cal.tz) for w in windows if w.kind == "maintenance"],
         "exclusions": [w.to_dict(cal.tz) for w in windows if w.kind == "exclusion"],
@@ -87,5 +98,5 @@ def build(cfg: Config, store: Store, month: str, now: float) -> dict[str, Any]:
         "readings": sections.readings(cfg),
     }
     doc["evidence"] = evidence_block(doc, store, cfg, cal, (start, end), until, now,
-                                     [w for w in windows if w.source != "weekly"])
+                                     [w for w in windows if w.source != "weekly"], sign)
     return doc

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..calendar import Calendar, Window, iso
 from ..config.model import Config
 from ..store import Store
+from . import signing
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..tickets import Ticket
@@ -24,10 +25,10 @@ def evidence_hash(store: Store, targets: list[str], start: float, until: float, 
     digests of complete buckets, the tickets opened in the month and the declared windows."""
     h = hashlib.sha256()
     n = 0
-    for name, content in store.evidence_rows(targets, start, until):
+    for name, content, rows in store.evidence_rows(targets, start, until):
         h.update(name.encode())
         h.update(content)
-        n += 1
+        n += rows
     for t in tickets:
         h.update(f"t|{t.id}|{t.priority}|{t.opened_at}|{t.responded_at}|{t.workaround_at}|{t.resolved_at}|"
                  f"{t.closed_at}".encode())
@@ -39,13 +40,25 @@ def evidence_hash(store: Store, targets: list[str], start: float, until: float, 
 
 
 def evidence_block(doc: dict[str, Any], store: Store, cfg: Config, cal: Calendar, span: tuple[float, float],
-                   until: float, now: float, declared: list[Window]) -> dict[str, Any]:
+                   until: float, now: float, declared: list[Window], sign: bool = True) -> dict[str, Any]:
     """The month's evidence: `span` is the month, `until` the cut-off, `declared` the windows of the CLI
-    and the config (the weekly ones follow from the config)."""
+    and the config (the weekly ones follow from the config). Signed when a signing key is configured."""
     start, end = span
     targets = sorted(t.name for t in cfg.all_targets)
     digest, n = evidence_hash(store, targets, start, until, store.tickets(start, end), declared)
+    head = store.chain_head()
     block = {"algorithm": "sha256", "ledger_sha256": digest, "rows_hashed": n, "targets": targets,
-             "range": [iso(start, cal.tz), iso(until, cal.tz)], "until_epoch": until, "generated_epoch": now}
+             "range": [iso(start, cal.tz), iso(until, cal.tz)], "until_epoch": until, "generated_epoch": now,
+             "cutoff": iso(until, cal.tz),
+             "chain": None if head is None else {"seq": head["seq"], "link": head["link"],
+                                                 "at": iso(head["at"], cal.tz)}}
     block["report_sha256"] = report_hash(doc)
+    if sign and cfg.evidence.signing_key_file:
+        key = signing.load_private(cfg.evidence.signing_key_file)
+        block["signature"] = signing.sign(signing.canonical({**doc, "evidence": block}), key)
     return block
+
+
+def unsigned(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document as it was signed: everything but the signature."""
+    return {**doc, "evidence": {k: v for k, v in (doc.get("evidence") or {}).items() if k != "signature"}}

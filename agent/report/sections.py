@@ -2,10 +2,14 @@
 and the readings of the annexe the report states."""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+import numpy as np
+
 from ..calendar import iso
-from ..config.model import Config
+from ..config.model import DAYS, Config
+from ..timeutil import parse_timezone
 from ..slo import S_DOWN, ServiceMonth, rounded
 from ..store import Store
 
@@ -20,30 +24,48 @@ def daily(sm: ServiceMonth) -> list[dict[str, Any]]:
     return out
 
 
-def incidents(sm: ServiceMonth, store: Store) -> list[dict[str, Any]]:
-    """Runs of down slices (before masking), each with the windows it fell in and the error kinds."""
+def _brief(record: dict[str, Any] | None, tz: Any) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {"id": record["id"], "at": iso(record["at"], tz), "target": record["target"],
+            "error_kind": record["error_kind"], "status": record["status"], "error": record["error"],
+            "address": record["address"]}
+
+
+def _during(maint: np.ndarray, excl: np.ndarray) -> str | None:
+    if maint.all():
+        return "maintenance"
+    if excl.all():
+        return "exclusion"
+    if (maint | excl).all():
+        return "maintenance+exclusion"
+    return None
+
+
+def incidents(sm: ServiceMonth, store: Store, location: str = "") -> list[dict[str, Any]]:
+    """Failure episodes: runs of minutes with a down probe. Each says how many of its minutes the slice
+    rule counts down (the rest are degraded: some probes down, fewer than the rule needs), which fell in a
+    maintenance or exclusion window, the exact error kinds, and the journal's first and last records."""
     tz, m0 = sm.ctx.cal.tz, sm.m0
     out = []
-    for a, b in sm.down_runs():
+    for a, b in sm.episodes():
         s, e = (m0 + a) * 60.0, (m0 + b) * 60.0
-        maint, excl = sm.maintenance[a:b], sm.exclusion[a:b]
-        during = None
-        if maint.all():
-            during = "maintenance"
-        elif excl.all():
-            during = "exclusion"
-        elif (maint | excl).all():
-            during = "maintenance+exclusion"
+        down = sm.raw[a:b] == S_DOWN
+        masked = sm.maintenance[a:b] | sm.exclusion[a:b]
+        targets = sorted(n for n, failing in sm.failing.items() if failing[a:b].any())
         kinds: dict[str, int] = {}
-        down_targets = []
-        for name, st in sm.per_target.items():
-            if (st[a:b] == S_DOWN).any():
-                down_targets.append(name)
-                for k, v in store.error_kinds(name, s, e).items():
-                    kinds[k] = kinds.get(k, 0) + v
+        for name in targets:
+            for k, v in store.error_kinds(name, s, e).items():
+                kinds[k] = kinds.get(k, 0) + v
+        ep = store.journal_episode(targets, s, e)
         out.append({"service": sm.service, "start": iso(s, tz), "end": iso(e, tz), "duration_s": e - s,
-                    "counted_minutes": int((~(maint | excl)).sum()), "during": during,
-                    "targets": sorted(down_targets), "error_kinds": dict(sorted(kinds.items()))})
+                    "down_minutes": int(down.sum()), "degraded_minutes": int((~down).sum()),
+                    "counted_minutes": int((down & ~masked).sum()),
+                    "during": _during(sm.maintenance[a:b], sm.exclusion[a:b]), "targets": targets,
+                    "error_kinds": dict(sorted(kinds.items())),
+                    "journal": {"records": ep["records"], "first": _brief(ep["first"], tz),
+                                "last": _brief(ep["last"], tz)},
+                    "locations": ep["locations"] or ([location] if location else [])})
     return out
 
 
@@ -57,21 +79,41 @@ def coverage(sm: ServiceMonth) -> dict[str, Any]:
             "eligible_minutes": eligible, "unknown_minutes": unknown, "masked_minutes": masked, "gaps": gaps}
 
 
+def _summer(tz_name: str, start: dt.time, end: dt.time) -> str:
+    """What a fixed offset's hours mean where clocks move an hour forward in summer."""
+    if not isinstance(parse_timezone(tz_name), dt.timezone) or tz_name in ("UTC", "Z", "GMT"):
+        return " (a named zone: it follows summer time)"
+    def later(t: dt.time) -> str:
+        return f"{(t.hour + 1) % 24:02d}:{t.minute:02d}"
+    return (f" all year: a fixed offset does not follow summer time, so where clocks move an hour forward in "
+            f"summer (France: last Sunday of March to last Sunday of October) this is {later(start)}-{later(end)} "
+            f"local summer time")
+
+
 def readings(cfg: Config) -> dict[str, Any]:
     """How the report read each ambiguous clause of the annexe (every one is a config setting)."""
     c = cfg.contract
+    bh_tz = c.business_timezone or c.timezone
+    weekly = "; ".join(f"{DAYS[w.day].capitalize()} {w.start:%H:%M}-{w.end:%H:%M} at {c.timezone}"
+                       f"{_summer(c.timezone, w.start, w.end)}" for w in c.weekly) or "none"
     return {
-        "timezone": f"{c.timezone} (the annexe says 'GMT+1')",
+        "timezone": f"{c.timezone} (the annexe says 'GMT+1'): months, days and 7-day periods are cut in it",
+        "maintenance_time": weekly,
+        "business_hours_time": f"{c.business_start:%H:%M}-{c.business_end:%H:%M} at {bh_tz}"
+                               f"{_summer(bh_tz, c.business_start, c.business_end)}",
         "period": {"iso_week": "ISO weeks, Monday 00:00 contract time", "month_start":
                    "days 1-7, 8-14, 15-21, 22-28, 29-end"}[c.period],
         "combine": {s: c.policy(s).combine for s in cfg.services},
         "slice": f"1-minute slices; down when >= {c.slice_down_ratio:g} of its probes are down; a slice touching a "
                  "maintenance or exclusion window is masked",
+        "incidents": "a failure episode is a run of minutes with at least one down probe; its minutes below the "
+                     "slice rule are degraded: shown, not counted",
         "latency_population": "probes that sent a request and got any answer or timed out (a timeout counts as "
                               "slower than every threshold); strict '<' on exact counts; quantiles from t-digests",
-        "tickets": "first response = taken in charge by support; business hours "
-                   f"{c.business_start:%H:%M}-{c.business_end:%H:%M} on working days, "
+        "tickets": "first response = taken in charge by support; business hours on working days, "
                    f"{c.holidays_country} public holidays excluded; a workaround changes the resolution delay, "
-                   "not the response time",
+                   "not the response time; tickets opened in another month are listed, not counted",
         "coverage_floor": f"below {c.coverage_floor * 100:g} % observed time a row is insufficient_data",
+        "cutoff": "figures stop at the last closed minute (no probe can still land in it): a report of a month in "
+                  "progress verifies later against the same rows",
     }

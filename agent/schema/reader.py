@@ -19,6 +19,7 @@ import yaml
 from ..timeutil import parse_duration, parse_instant
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
+OFFLINE = "offline"  # stands for an environment variable or a file of a config read offline
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -47,10 +48,13 @@ def join(path: str, key: str) -> str:
 class Reader:
     """Reads values out of YAML nodes; every problem becomes a ConfigIssue and the value MISSING."""
 
-    def __init__(self, filename: str, environ: dict[str, str], base_dir: Path) -> None:
+    def __init__(self, filename: str, environ: dict[str, str], base_dir: Path, offline: bool = False) -> None:
         self.file = filename
         self.env = environ
         self.base = base_dir
+        # A copy read away from its machine (an evidence bundle's): environment variables and files it names
+        # are not there; what the report needs (contract, targets, timeouts) does not depend on them.
+        self.offline = offline
         self.issues: list[ConfigIssue] = []
         self.secrets: set[str] = set()
 
@@ -131,6 +135,8 @@ class Reader:
         """${NAME} from the environment; the values are secrets from then on."""
         names = ENV_REF.findall(value)
         missing = [name for name in names if name not in self.env]
+        if missing and self.offline:
+            return ENV_REF.sub(OFFLINE, value)
         if missing:
             return self.reject(node, path, f"environment variable {missing[0]} is not set")
         if not names:
@@ -143,6 +149,8 @@ class Reader:
         if name is MISSING:
             return MISSING
         p = self.path_of(name)
+        if self.offline:
+            return OFFLINE
         try:
             value = p.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
@@ -156,7 +164,7 @@ class Reader:
         if name is MISSING:
             return MISSING
         p = self.path_of(name)
-        if not p.is_file():
+        if not p.is_file() and not self.offline:
             return self.reject(node, path, f"no such file: {p}")
         return str(p)
 

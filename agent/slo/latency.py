@@ -115,10 +115,12 @@ class LatencyObjective(Objective):
         s, tz, ctx = self.spec, mc.ctx.cal.tz, mc.ctx
         periods = []
         for ps, pe in ctx.cal.periods_of_month(mc.year, mc.month):
-            lat = self.evaluate(ctx, ps, pe, min(mc.now, pe))
-            digests = [d for n in ctx.names(s.service) for d in ctx.view.digests(n, ps, min(mc.now, pe))]
-            periods.append({"service": s.service, "start": iso(ps, tz), "end": iso(pe, tz), "complete": mc.now >= pe,
-                            **lat.to_dict(), "cdf": cdf_points(digests, CDF_POINTS)})
+            if ps >= mc.horizon:
+                continue  # not begun by the cut-off
+            lat = self.evaluate(ctx, ps, pe, min(mc.horizon, pe))
+            digests = [d for n in ctx.names(s.service) for d in ctx.view.digests(n, ps, min(mc.horizon, pe))]
+            periods.append({"service": s.service, "start": iso(ps, tz), "end": iso(pe, tz),
+                            "complete": mc.horizon >= pe, **lat.to_dict(), "cdf": cdf_points(digests, CDF_POINTS)})
         value = {}
         for b in s.bounds:
             fr = [p["below"][threshold_label(b.below)]["fraction"] for p in periods if p["count"]]

@@ -10,7 +10,8 @@ import numpy as np
 
 from .availability import Availability
 from .objective import EvalContext
-from .slices import S_DOWN, S_MASKED, S_UNKNOWN, combine, slice_states
+from ..ledger import DOWN_I
+from .slices import S_MASKED, S_UNKNOWN, combine, slice_states
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -34,11 +35,13 @@ class ServiceMonth:
         mask = cal.mask(self.m0, self.m1)
         nomask = np.zeros(n, dtype=bool)
         self.per_target: dict[str, np.ndarray] = {}  # unmasked states, for which targets an incident touched
+        self.failing: dict[str, np.ndarray] = {}  # minutes with at least one down probe, per target
         masked = []
         for name in ctx.names(service):
             m = ctx.view.matrix(name, self.m0, self.m1)
             masked.append(slice_states(m, mask, down_ratio))
             self.per_target[name] = slice_states(m, nomask, down_ratio)
+            self.failing[name] = m[:, DOWN_I] > 0
         mode = ctx.mode(service)
         self.states = combine(masked, mode) if masked else _empty(n, mask)
         self.raw = combine(list(self.per_target.values()), mode) if masked else np.full(n, S_UNKNOWN, np.int8)
@@ -65,8 +68,12 @@ class ServiceMonth:
                 yield day, self.slices(a, max(a, min(int(nxt // 60), self.m1) - self.m0))
             t, day = nxt, day + dt.timedelta(days=1)
 
-    def down_runs(self) -> list[tuple[int, int]]:
-        return runs(self.raw == S_DOWN)
+    def episodes(self) -> list[tuple[int, int]]:
+        """Failure episodes: runs of minutes in which some target of the service had a down probe,
+        whether or not the slice rule counts the minute down."""
+        if not self.failing:
+            return []
+        return runs(np.logical_or.reduce(list(self.failing.values())))
 
     def unknown_runs(self, minimum: int) -> list[tuple[int, int]]:
         return [(a, b) for a, b in runs(self.states == S_UNKNOWN) if b - a >= minimum]
@@ -80,7 +87,8 @@ def _empty(n: int, mask: np.ndarray) -> np.ndarray:
 
 @dataclass
 class MonthContext:
-    """The month a report is built for: its bounds, the report's `now` and cut-off, the evaluation context."""
+    """The month a report is built for: its bounds, the report's `now`, and its cut-off `until`: the
+    month's end, or for a month in progress the last minute no probe can still land in."""
 
     ctx: EvalContext
     year: int
@@ -88,11 +96,14 @@ class MonthContext:
     start: float
     end: float
     now: float
+    until: float
     _services: dict[str, ServiceMonth] = field(default_factory=dict)
 
     @property
-    def until(self) -> float:
-        return min(self.now, self.end)
+    def horizon(self) -> float:
+        """How far periods reaching past the month are looked at: `now` once the month is over (the
+        stored rows stop at its end), the cut-off while it is in progress."""
+        return self.now if self.until >= self.end else self.until
 
     def service(self, name: str) -> ServiceMonth:
         sm = self._services.get(name)

@@ -55,6 +55,8 @@ class Month(Protocol):
     start: float
     end: float
     now: float
+    until: float
+    horizon: float
 
     def service(self, name: str) -> Any:
         """The service's ServiceMonth: its minute states, computed once."""

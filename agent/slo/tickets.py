@@ -12,6 +12,7 @@ from .promql import HEALTH_GROUP
 from .verdict import rounded, verdict
 
 STATES = ("met", "missed", "pending")
+EARLIER = 400 * 86400  # tickets opened before the month and answered in it (or still open) are listed apart
 
 
 def ticket_verdict(figures: dict[str, Any], objective: float) -> str:
@@ -48,7 +49,12 @@ class TicketResponseObjective(Objective):
             "objective": s.objective, "value": rounded(figures["ratio"]), "verdict": ticket_verdict(figures, s.objective),
             "details": figures,
         }
-        return {"row": row, "tickets": {s.priority: {**figures, "list": [o.to_dict(mc.ctx.cal.tz) for o in outcomes]}}}
+        earlier = [t for t in mc.ctx.tickets(mc.start - EARLIER, mc.start)
+                   if t.responded_at is None or mc.start <= t.responded_at < mc.end]
+        others = outcomes_of(earlier, s, BusinessHours(mc.ctx.contract), mc.now)
+        tz = mc.ctx.cal.tz
+        return {"row": row, "tickets": {s.priority: {**figures, "list": [o.to_dict(tz) for o in outcomes],
+                                                     "other_months": [o.to_dict(tz) for o in others]}}}
 
     def samples(self, window: str, figures: dict[str, Any]) -> Iterable[Sample]:
         prio, w = ("priority", self.spec.priority), ("window", window)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "ledger.db"
 
 # Each entry brings the schema from version i to i+1. Never edit a released step; append a new one.
@@ -20,6 +20,30 @@ MIGRATIONS: list[list[str]] = [
         " reason TEXT NOT NULL, created_at REAL NOT NULL)",
         "CREATE TABLE tickets (id TEXT PRIMARY KEY, priority TEXT NOT NULL, opened_at REAL NOT NULL,"
         " responded_at REAL, workaround_at REAL, resolved_at REAL, closed_at REAL, imported_at REAL NOT NULL)",
+    ],
+    [  # 2: the failure journal and the hash chain (store/chain.py); `link` names a row's last seal
+        "ALTER TABLE minutes ADD COLUMN link INTEGER",
+        "ALTER TABLE digests ADD COLUMN link INTEGER",
+        "ALTER TABLE tickets ADD COLUMN link INTEGER",
+        "ALTER TABLE windows ADD COLUMN link INTEGER",
+        "CREATE INDEX minutes_unsealed ON minutes (hour) WHERE link IS NULL",
+        "CREATE INDEX digests_unsealed ON digests (start) WHERE link IS NULL AND span = 86400",
+        "CREATE TABLE blobs (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, data BLOB NOT NULL)",
+        # times in integer microseconds and JSON in one canonical text: a record goes to JSON and back exactly
+        "CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, target_id INTEGER NOT NULL, at_us INTEGER NOT NULL,"
+        " outcome TEXT NOT NULL, error_kind TEXT NOT NULL, status INTEGER, error TEXT NOT NULL,"
+        " duration_us INTEGER NOT NULL, phases TEXT NOT NULL, address TEXT NOT NULL, headers TEXT NOT NULL,"
+        " body_id INTEGER, cert_sha256 TEXT NOT NULL, location TEXT NOT NULL, masked INTEGER NOT NULL,"
+        " hash TEXT NOT NULL, link INTEGER)",
+        "CREATE INDEX journal_at ON journal (at_us)",
+        "CREATE INDEX journal_target_at ON journal (target_id, at_us)",
+        "CREATE INDEX journal_unsealed ON journal (id) WHERE link IS NULL",
+        "CREATE TABLE chain (seq INTEGER PRIMARY KEY, at REAL NOT NULL, prev TEXT NOT NULL, manifest TEXT NOT NULL,"
+        " rows INTEGER NOT NULL, link TEXT NOT NULL)",
+        "CREATE TABLE seals (seq INTEGER NOT NULL, key TEXT NOT NULL, t REAL, hash TEXT NOT NULL,"
+        " PRIMARY KEY (key, seq)) WITHOUT ROWID",
+        "CREATE INDEX seals_seq ON seals (seq)",
+        "CREATE INDEX seals_t ON seals (t)",
     ],
 ]
 

@@ -14,15 +14,18 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 from fastdigest import TDigest
 
-from ..calendar import Window
-from ..ledger import DAY, DTYPE, HOUR, Ledger
-from ..tickets import Ticket
+from ..ledger import DAY, DTYPE, HOUR, Ledger, minute_errors
+from ..ledger.journal import Record
+from . import chain, journal
+from .extract import SCOPE_KEY, write_extract
+from .records import RecordTables
 from .schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION, tx
+from .verify import verify_store
 
 log = logging.getLogger("sla_agent.store")
 
@@ -31,13 +34,16 @@ class StoreError(Exception):
     pass
 
 
-class Store:
+class Store(RecordTables):
+    """The ledger database: its ledger rows, journal and chain here; tickets and windows in records.py."""
+
     def __init__(self, state_dir: str | os.PathLike[str], *, thresholds: tuple[float, ...],
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, clock: Callable[[], float] = time.time) -> None:
         self.dir = Path(state_dir)
         self.path = self.dir / DB_NAME
         self.thresholds = tuple(thresholds)
         self.readonly = readonly
+        self.clock = clock  # when records are imported and links made
         self.moved_aside: list[Path] = []
         self._lock = threading.Lock()
         self._ids: dict[str, int] = {}
@@ -110,7 +116,7 @@ class Store:
                     conn.execute(stmt)
                 if step == 0:
                     conn.execute("INSERT INTO meta VALUES ('thresholds', ?)", (json.dumps(self.thresholds),))
-                    conn.execute("INSERT INTO meta VALUES ('created_at', ?)", (str(time.time()),))
+                    conn.execute("INSERT INTO meta VALUES ('created_at', ?)", (str(self.clock()),))
                 conn.execute(f"PRAGMA user_version={step + 1}")
 
     def _check_meta(self, conn: sqlite3.Connection) -> None:
@@ -141,37 +147,66 @@ class Store:
 
     # -- writing -----------------------------------------------------------------------------------
     def write(self, hours: list[tuple[str, int, bytes, str]], digests: list[tuple[str, int, int, bytes]],
-              services: dict[str, str], compactions: Iterable[tuple[str, int, list[int]]] = ()) -> None:
-        """One transaction: the dirty hours and digests of a flush (and day compactions)."""
+              services: dict[str, str], compactions: Iterable[tuple[str, int, list[int]]] = (),
+              records: Iterable[Record] = (), now: float | None = None, location: str = "",
+              redact: Callable[[str], str] = str) -> None:
+        """One transaction: the dirty hours and digests of a flush, day compactions, journal records, and
+        a link sealing whatever has become final."""
         with self._lock:
             try:
-                self._write(hours, digests, services, compactions)
+                with tx(self.conn):
+                    self._write_rows(hours, digests, services, compactions)
+                    ids = lambda name: self._target_id(name, services.get(name, ""))  # noqa: E731
+                    journal.insert(self.conn, records, ids, location, redact)
+                    self._seal(self.clock() if now is None else now)
             except BaseException:
                 self._ids.clear()  # ids of targets inserted by the rolled-back transaction are void
                 raise
 
-    def _write(self, hours: list[tuple[str, int, bytes, str]], digests: list[tuple[str, int, int, bytes]],
-               services: dict[str, str], compactions: Iterable[tuple[str, int, list[int]]]) -> None:
-        with tx(self.conn):
-            c = self.conn
-            c.executemany(
-                "INSERT INTO minutes (target_id, hour, counts, errors) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (target_id, hour) DO UPDATE SET counts=excluded.counts, errors=excluded.errors",
-                [(self._target_id(t, services.get(t, "")), h, zlib.compress(b, 6), e) for t, h, b, e in hours])
-            c.executemany(
-                "INSERT INTO digests (target_id, start, span, data) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (target_id, start, span) DO UPDATE SET data=excluded.data",
-                [(self._target_id(t, services.get(t, "")), s, span, zlib.compress(d, 1)) for t, s, span, d in digests])
-            for t, day, hrs in compactions:
-                tid = self._target_id(t, services.get(t, ""))
-                c.executemany("DELETE FROM digests WHERE target_id=? AND start=? AND span=?",
-                              [(tid, h * HOUR, HOUR) for h in hrs])
+    def _write_rows(self, hours: list[tuple[str, int, bytes, str]], digests: list[tuple[str, int, int, bytes]],
+                    services: dict[str, str], compactions: Iterable[tuple[str, int, list[int]]]) -> None:
+        c = self.conn
+        c.executemany(
+            "INSERT INTO minutes (target_id, hour, counts, errors) VALUES (?, ?, ?, ?) ON CONFLICT (target_id, hour) "
+            "DO UPDATE SET counts=excluded.counts, errors=excluded.errors, link=NULL",
+            [(self._target_id(t, services.get(t, "")), h, zlib.compress(b, 6), e) for t, h, b, e in hours])
+        c.executemany(
+            "INSERT INTO digests (target_id, start, span, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (target_id, start, span) DO UPDATE SET data=excluded.data, link=NULL",
+            [(self._target_id(t, services.get(t, "")), s, span, zlib.compress(d, 1)) for t, s, span, d in digests])
+        for t, day, hrs in compactions:
+            tid = self._target_id(t, services.get(t, ""))
+            c.executemany("DELETE FROM digests WHERE target_id=? AND start=? AND span=?",
+                          [(tid, h * HOUR, HOUR) for h in hrs])
+
+    def _seal(self, now: float) -> None:
+        """Inside the write's transaction: one link over the rows that have become final."""
+        c = self.conn
+        found = list(chain.final_rows(c, now, chain.MAX_SEALS_PER_LINK))
+        run = journal.seal_run(c, now)
+        seals = [seal for _, _, seal in found] + ([run[0]] if run else [])
+        seq = chain.append_link(c, seals, now)
+        if seq is None:
+            return
+        c.executemany("UPDATE minutes SET link=? WHERE target_id=? AND hour=?",
+                      [(seq, *pk) for table, pk, _ in found if table == "minutes"])
+        c.executemany("UPDATE digests SET link=? WHERE target_id=? AND start=? AND span=?",
+                      [(seq, *pk) for table, pk, _ in found if table == "digests"])
+        if run:
+            c.execute("UPDATE journal SET link=? WHERE id BETWEEN ? AND ?", (seq, run[1], run[2]))
 
     def prune(self, before: float) -> int:
-        """Deletes minute rows and digests older than `before` (retention). Returns rows deleted."""
-        with self._lock, tx(self.conn):
-            n = self.conn.execute("DELETE FROM minutes WHERE hour < ?", (int(before // HOUR),)).rowcount
-            n += self.conn.execute("DELETE FROM digests WHERE start < ?", (int(before),)).rowcount
+        """Deletes what is older than `before` (retention): minute rows, digests, journal records, their
+        seals, the links left without seals at the start of the chain, bodies no record uses."""
+        c = self.conn
+        with self._lock, tx(c):
+            n = c.execute("DELETE FROM minutes WHERE hour < ?", (int(before // HOUR),)).rowcount
+            n += c.execute("DELETE FROM digests WHERE start < ?", (int(before),)).rowcount
+            n += c.execute("DELETE FROM journal WHERE at_us < ?", (round(before * 1e6),)).rowcount
+            c.execute("DELETE FROM seals WHERE t < ?", (before,))
+            c.execute("DELETE FROM chain WHERE at < ? AND seq < COALESCE((SELECT MIN(seq) FROM seals), "
+                      "(SELECT MAX(seq) FROM chain))", (before,))
+            c.execute("DELETE FROM blobs WHERE id NOT IN (SELECT body_id FROM journal WHERE body_id IS NOT NULL)")
         return n
 
     # -- reading -----------------------------------------------------------------------------------
@@ -213,29 +248,37 @@ class Store:
                 out[lo - m0:hi - m0] = counts[lo - a:hi - a]
         return out
 
-    def digests(self, target: str, start: float, end: float) -> list[TDigest]:
+    def digests(self, target: str, start: float, end: float, closed_by: float | None = None) -> list[TDigest]:
+        """The digests of buckets starting in [start, end) (and ending by `closed_by` when given)."""
+        limit = float("inf") if closed_by is None else closed_by
         with self._lock:
             rows = self.conn.execute(
                 "SELECT d.data FROM digests d JOIN targets t ON t.id = d.target_id "
-                "WHERE t.name=? AND d.start >= ? AND d.start < ?", (target, int(start), int(end))).fetchall()
+                "WHERE t.name=? AND d.start >= ? AND d.start < ? AND d.start + d.span <= ?",
+                (target, int(start), int(end), limit)).fetchall()
         return [TDigest.from_bytes(zlib.decompress(r[0])) for r in rows]
 
     def error_kinds(self, target: str, start: float, end: float) -> dict[str, int]:
+        """The error kinds of the target's down probes in [start, end), exact to the minute (hours stored
+        before error kinds were kept per minute count whole)."""
+        m0, m1 = int(start // 60), int(-(-end // 60))
         total: dict[str, int] = {}
         with self._lock:
             rows = self.conn.execute(
-                "SELECT m.errors FROM minutes m JOIN targets t ON t.id = m.target_id "
+                "SELECT m.hour, m.errors FROM minutes m JOIN targets t ON t.id = m.target_id "
                 "WHERE t.name=? AND m.hour >= ? AND m.hour < ? AND m.errors != ''",
-                (target, int(start // HOUR), int(-(-end // HOUR)))).fetchall()
-        for (errors,) in rows:
-            for k, v in json.loads(errors).items():
-                total[k] = total.get(k, 0) + v
+                (target, m0 // 60, -(-m1 // 60))).fetchall()
+        for hour, errors in rows:
+            for key, kinds in minute_errors(json.loads(errors)).items():
+                if key == "h" or m0 <= hour * 60 + int(key) < m1:
+                    for k, v in kinds.items():
+                        total[k] = total.get(k, 0) + v
         return total
 
-    def evidence_rows(self, targets: list[str], start: float, until: float) -> Iterator[tuple[str, bytes]]:
+    def evidence_rows(self, targets: list[str], start: float, until: float) -> Iterator[tuple[str, bytes, int]]:
         """Exactly the stored rows a report of [start, until) reads, in a fixed order, each as the text
-        that names it and its content: minute counts (the part before the cut-off) and the digests of
-        complete buckets."""
+        that names it and its content: minute counts (the part before the cut-off), the digests of
+        complete buckets, the journal's records (by their hashes); and how many rows each item stands for."""
         m0, m1 = int(start // 60), int(until // 60)
         with self._lock:
             for name in targets:
@@ -245,48 +288,81 @@ class Store:
                         (name, m0 // 60, -(-m1 // 60))):
                     arr = np.frombuffer(zlib.decompress(blob), dtype=DTYPE).reshape(60, -1)
                     lo, hi = max(hour * 60, m0) - hour * 60, min(hour * 60 + 60, m1) - hour * 60
-                    yield f"m|{name}|{hour}|{lo}|{hi}|{errors}|", arr[lo:hi].tobytes()
+                    yield f"m|{name}|{hour}|{lo}|{hi}|{_errors_between(errors, lo, hi)}|", arr[lo:hi].tobytes(), 1
                 for s, span, data in self.conn.execute(
                         "SELECT d.start, d.span, d.data FROM digests d JOIN targets t ON t.id = d.target_id "
                         "WHERE t.name=? AND d.start >= ? AND d.start + d.span <= ? ORDER BY d.start, d.span",
                         (name, int(start) - DAY, int(until))):
-                    yield f"d|{name}|{s}|{span}|", zlib.decompress(data)
+                    yield f"d|{name}|{s}|{span}|", zlib.decompress(data), 1
+            yield from journal.hash_stream(self.conn, targets, start, until)
 
-    # -- windows ------------------------------------------------------------------------------------
-    def add_window(self, kind: str, start: float, end: float, reason: str) -> int:
-        with self._lock, tx(self.conn):
-            return int(self.conn.execute("INSERT INTO windows (kind, start, end, reason, created_at) VALUES (?, ?, ?, ?, ?)",
-                                         (kind, start, end, reason, time.time())).lastrowid)
-
-    def remove_window(self, wid: int) -> bool:
-        with self._lock, tx(self.conn):
-            return self.conn.execute("DELETE FROM windows WHERE id=?", (wid,)).rowcount > 0
-
-    def windows(self) -> list[tuple[int, Window]]:
+    # -- the journal and the chain -------------------------------------------------------------------
+    def journal(self, targets: list[str], start: float, end: float, *,
+                outcomes: tuple[str, ...] = journal.ALL_OUTCOMES, limit: int = -1,
+                newest: bool = False) -> list[dict[str, Any]]:
+        """Journal records of these targets in [start, end), oldest first (or newest first), with bodies."""
         with self._lock:
-            rows = self.conn.execute("SELECT id, kind, start, end, reason FROM windows ORDER BY start").fetchall()
-        return [(wid, Window(s, e, kind, reason, "cli")) for wid, kind, s, e, reason in rows]
+            rows = self.conn.execute(journal.NEWEST_FIRST if newest else journal.OLDEST_FIRST,
+                                     (*journal.match(targets, start, end, outcomes), limit)).fetchall()
+            found = journal.bodies(self.conn, (r[11] for r in rows))
+        return [journal.as_dict(r, found.get(r[11], b"")) for r in rows]
 
-    # -- tickets -----------------------------------------------------------------------------------
-    def upsert_tickets(self, tickets: list[Ticket]) -> tuple[int, int]:
-        """Idempotent by ticket id. Returns (inserted, updated)."""
-        now = time.time()
-        with self._lock, tx(self.conn):
-            existing = {r[0] for r in self.conn.execute("SELECT id FROM tickets")}
-            self.conn.executemany(
-                "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                "priority=excluded.priority, opened_at=excluded.opened_at, responded_at=excluded.responded_at, "
-                "workaround_at=excluded.workaround_at, resolved_at=excluded.resolved_at, closed_at=excluded.closed_at",
-                [(t.id, t.priority, t.opened_at, t.responded_at, t.workaround_at, t.resolved_at, t.closed_at, now)
-                 for t in tickets])
-        inserted = sum(1 for t in tickets if t.id not in existing)
-        return inserted, len(tickets) - inserted
-
-    def tickets(self, start: float | None = None, end: float | None = None) -> list[Ticket]:
-        q = "SELECT id, priority, opened_at, responded_at, workaround_at, resolved_at, closed_at FROM tickets"
-        args: tuple[Any, ...] = ()
-        if start is not None and end is not None:
-            q += " WHERE opened_at >= ? AND opened_at < ?"
-            args = (start, end)
+    def journal_episode(self, targets: list[str], start: float, end: float) -> dict[str, Any]:
+        """The down records of these targets in [start, end): how many, the first and the last, and the
+        locations that recorded them."""
+        args = journal.match(targets, start, end, ("down",))
         with self._lock:
-            return [Ticket(*r) for r in self.conn.execute(q + " ORDER BY opened_at, id", args)]
+            n = self.conn.execute(journal.COUNT, args).fetchone()[0]
+            first = self.conn.execute(journal.OLDEST_FIRST, (*args, 1)).fetchall()
+            last = self.conn.execute(journal.NEWEST_FIRST, (*args, 1)).fetchall()
+            places = [r[0] for r in self.conn.execute(journal.LOCATIONS, args)]
+        return {"records": n, "first": journal.as_dict(first[0]) if first else None,
+                "last": journal.as_dict(last[0]) if last else None, "locations": places}
+
+    def chain_head(self) -> dict[str, Any] | None:
+        with self._lock:
+            row = self.conn.execute("SELECT seq, at, link FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else {"seq": row[0], "at": row[1], "link": row[2]}
+
+    def chain_link(self, seq: int) -> str | None:
+        with self._lock:
+            row = self.conn.execute("SELECT link FROM chain WHERE seq=?", (seq,)).fetchone()
+        return row[0] if row else None
+
+    def extract(self, dest_dir: Path, rows_from: float, journal_from: float, until: float) -> Path:
+        """A ledger database in `dest_dir` holding what a report of a month reads (store/extract.py)."""
+        Store(dest_dir, thresholds=self.thresholds).close()
+        with self._lock:
+            write_extract(self.conn, dest_dir / DB_NAME, rows_from, journal_from, until)
+        single = sqlite3.connect(dest_dir / DB_NAME)
+        single.execute("PRAGMA journal_mode=DELETE")  # everything in the one file that travels
+        single.close()
+        return dest_dir / DB_NAME
+
+    def journal_lines(self, dest: Path, start: float, until: float, ids: tuple[int, int] = (0, -1)) -> int:
+        """The journal of [start, until) as JSON lines in `dest` (store/journal.py)."""
+        with self._lock:
+            return journal.write_lines(self.conn, start, until, ids, dest)
+
+    def journal_lines_digest(self, start: float, until: float, ids: tuple[int, int] = (0, -1)) -> str:
+        """The sha256 of what journal_lines() would write."""
+        with self._lock:
+            return journal.lines_digest(self.conn, start, until, ids)
+
+    def extract_scope(self) -> dict[str, Any] | None:
+        with self._lock:
+            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (SCOPE_KEY,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def verify(self, since: float | None = None, until: float | None = None) -> tuple[list[str], dict[str, int]]:
+        """Walks the chain and every sealed row (about [since, until)); returns the problems found."""
+        with self._lock:
+            return verify_store(self.conn, since, until)
+
+
+def _errors_between(errors: str, lo: int, hi: int) -> str:
+    """An hour row's error kinds of minutes [lo, hi) only: those after a report's cut-off still change."""
+    if not errors:
+        return ""
+    kept = {k: v for k, v in minute_errors(json.loads(errors)).items() if k == "h" or lo <= int(k) < hi}
+    return json.dumps(kept, sort_keys=True) if kept else ""

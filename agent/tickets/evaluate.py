@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..calendar import iso
 from ..calendar.business import BusinessHours
 from ..config.model import Config, TicketResponseSpec
+from ..timeutil import hms
 from .model import Ticket
 
 
@@ -23,7 +24,8 @@ class TicketOutcome:
                 "responded_at": iso(t.responded_at, tz) if t.responded_at is not None else None,
                 "workaround_at": iso(t.workaround_at, tz) if t.workaround_at is not None else None,
                 "business_response_h": round(self.business_s / 3600, 3), "deadline_h": self.deadline_s / 3600,
-                "state": self.state}
+                "business_response_s": round(self.business_s, 3), "business_response": hms(self.business_s),
+                "deadline": hms(self.deadline_s), "state": self.state}
 
 
 def evaluate_ticket(t: Ticket, bh: BusinessHours, deadline_s: float, now: float) -> TicketOutcome:

@@ -19,6 +19,8 @@ import aiohttp
 from aiohttp.client_exceptions import cert_errors, ssl_errors
 from aiohttp.helpers import is_ip_address
 
+from ..base import address_text
+
 CURRENT: contextvars.ContextVar["Recorder | None"] = contextvars.ContextVar("sla_probe_recorder", default=None)
 now = time.monotonic  # every stamp on one clock with sub-microsecond resolution (uvloop's loop.time() has 1 ms)
 
@@ -34,6 +36,8 @@ class Recorder:
     open_start: float = 0.0
     connected: bool = False
     peer_cert: bytes | None = None
+    capture: bool = False  # the journal may want this probe: note the address reached
+    address: str = ""
     headers_at: float | None = None
 
     def begin(self, phase: str) -> None:
@@ -93,6 +97,8 @@ class TracedConnector(aiohttp.TCPConnector):
                                                          client_error=client_error, **kwargs)
         loop = self._loop
         rec.begin("connect")
+        if rec.capture:
+            rec.address = address_text(addr_infos[0][4])
         try:
             if len(addr_infos) == 1 and not self._local_addr_infos:
                 sock = await _connect_one(loop, addr_infos[0])  # nothing to race: skip happy eyeballs
@@ -105,6 +111,8 @@ class TracedConnector(aiohttp.TCPConnector):
             rec.end()
             raise client_error(req.connection_key, exc) from exc
         rec.end()
+        if rec.capture:
+            rec.address = address_text(sock.getpeername())
         if kwargs.get("ssl"):
             rec.begin("tls")
         try:

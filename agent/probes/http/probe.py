@@ -16,8 +16,8 @@ from yarl import URL
 
 from ...clock import Clock
 from ...redact import Redactor
-from ..base import DOWN, ERROR_KINDS, INCONCLUSIVE, UP, ProbeResult, Target
-from ..tls import cert_not_after, client_context
+from ..base import DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, Detail, ProbeResult, Target
+from ..tls import cert_not_after, client_context, fingerprint
 from .checks import Answer, run_checks
 from .connector import CURRENT, Recorder, TracedConnector, now, reuse_trace
 from .errors import classify
@@ -35,11 +35,12 @@ class _Outcome:
     kind: str = ""
     error: str = ""
     failed: tuple[str, ...] = ()
+    detail: Detail | None = None
 
 
 class HttpProbe:
     def __init__(self, target: Target, *, clock: Clock, per_host_concurrency: int = 100,
-                 redactor: Redactor | None = None) -> None:
+                 redactor: Redactor | None = None, capture: Capture | None = None) -> None:
         self.target = target
         self.o: HttpOptions = target.options
         self.clock = clock
@@ -49,6 +50,8 @@ class HttpProbe:
         self._per_host = per_host_concurrency
         self._body = self.o.body.encode() if self.o.body is not None else None
         self._url = URL(self.o.url)  # parsed once, not per probe
+        self.capture = capture
+        self._sampled = -1  # the span whose first up result was captured
 
     def _make_session(self) -> aiohttp.ClientSession:
         o = self.o
@@ -73,14 +76,14 @@ class HttpProbe:
         t = self.target
         if self._session is None:
             self._session = self._make_session()
-        rec = Recorder()
+        rec = Recorder(capture=self.capture is not None)
         token = CURRENT.set(rec)
         wall = self.clock.time()
         t0 = now()
         out = _Outcome()
         try:
             async with asyncio.timeout(t.timeout):
-                await self._request(rec, out)
+                await self._request(rec, out, wall)
         except TimeoutError:
             out.end = now()
             out.kind, out.error = _timeout_kind(rec, t.timeout)
@@ -94,7 +97,7 @@ class HttpProbe:
             rec.end()  # a phase cut short by the timeout or an error
         return self._result(rec, out, wall, t0)
 
-    async def _request(self, rec: Recorder, out: _Outcome) -> None:
+    async def _request(self, rec: Recorder, out: _Outcome, wall: float) -> None:
         o = self.o
         async with self._session.request(  # type: ignore[union-attr]
                 o.method, self._url, data=self._body, allow_redirects=o.redirects == "follow",
@@ -107,6 +110,18 @@ class HttpProbe:
                 out.kind, out.error = "body_too_large", f"body larger than max_body_bytes={o.max_body_bytes}"
             else:
                 out.kind, out.error, out.failed = run_checks(o.checks, Answer(resp.status, body))
+            if rec.capture and (out.kind or self._first_up(wall)):
+                c = self.capture
+                out.detail = Detail(rec.address, tuple((h, v) for h in c.headers if (v := resp.headers.get(h))),
+                                    body[:c.body_bytes + SECRET_SLACK], fingerprint(rec.peer_cert), c.body_bytes)
+
+    def _first_up(self, wall: float) -> bool:
+        """The first up result of each span is captured too: the journal's proof of health."""
+        bucket = self.capture.up_bucket(wall)  # type: ignore[union-attr]
+        if bucket < 0 or bucket == self._sampled:
+            return False
+        self._sampled = bucket
+        return True
 
     def _result(self, rec: Recorder, out: _Outcome, wall: float, t0: float) -> ProbeResult:
         t = self.target
@@ -115,12 +130,14 @@ class HttpProbe:
             total = max(total, t.timeout)
         outcome = UP if not out.kind else ERROR_KINDS.get(out.kind, DOWN)
         counted = out.status is not None or out.kind == "timeout"
+        if rec.capture and out.kind and out.detail is None:  # failed before any response
+            out.detail = Detail(rec.address, cert_sha256=fingerprint(rec.peer_cert))
         return ProbeResult(
             target=t.name, service=t.service, started_at=wall, mono_start=t0, duration_s=total,
             outcome=outcome, error_kind=out.kind, status=out.status, phases=_phases(rec, t0, out.end, total),
             failed_assertions=out.failed, latency_counted=counted and outcome != INCONCLUSIVE,
             tls_not_after=cert_not_after(rec.peer_cert) if rec.peer_cert is not None else None,
-            error=self.redact(out.error) if out.error else "",
+            error=self.redact(out.error) if out.error else "", detail=out.detail,
         )
 
 

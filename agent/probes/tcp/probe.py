@@ -13,8 +13,9 @@ import aiohappyeyeballs
 
 from ...clock import Clock
 from ...redact import Redactor
-from ..base import DOWN, ERROR_KINDS, INCONCLUSIVE, UP, ProbeResult, Target
-from ..tls import cert_not_after, client_context
+from ..base import (DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, Detail, ProbeResult, Target,
+                    address_text)
+from ..tls import cert_not_after, client_context, fingerprint
 from .spec import TcpOptions
 
 PHASES = ("dns", "connect", "tls", "response")
@@ -40,6 +41,8 @@ class _Run:
     since: float = 0.0
     connected: bool = False
     cert: bytes | None = None
+    address: str = ""
+    line: bytes = b""
 
     def begin(self, phase: str) -> None:
         self.end()
@@ -52,13 +55,16 @@ class _Run:
 
 
 class TcpProbe:
-    def __init__(self, target: Target, *, clock: Clock, redactor: Redactor | None = None, **_: object) -> None:
+    def __init__(self, target: Target, *, clock: Clock, redactor: Redactor | None = None,
+                 capture: Capture | None = None, **_: object) -> None:
         self.target = target
         self.o: TcpOptions = target.options
         self.clock = clock
         self.redact = redactor or Redactor()
         self._ssl = client_context(self.o.tls) if self.o.tls else None
         self._send = self.o.send.encode() if self.o.send is not None else None
+        self.capture = capture
+        self._sampled = -1
 
     async def close(self) -> None:
         pass
@@ -86,11 +92,24 @@ class TcpProbe:
             total = max(total, t.timeout)
         outcome = UP if not kind else ERROR_KINDS.get(kind, DOWN)
         counted = run.connected and kind in ("", "timeout", "assertion")  # answered, or timed out
+        detail = self._detail(run, kind, wall)
         return ProbeResult(
             target=t.name, service=t.service, started_at=wall, mono_start=t0, duration_s=total, outcome=outcome,
             error_kind=kind, phases=tuple(run.spent.get(p, 0.0) for p in PHASES),
             latency_counted=counted and outcome != INCONCLUSIVE, tls_not_after=cert_not_after(run.cert),
-            error=self.redact(error) if error else "")
+            error=self.redact(error) if error else "", detail=detail)
+
+    def _detail(self, run: _Run, kind: str, wall: float) -> Detail | None:
+        """For the journal: every failure, and the first up result of each minute."""
+        if self.capture is None:
+            return None
+        if not kind:
+            bucket = self.capture.up_bucket(wall)
+            if bucket < 0 or bucket == self._sampled:
+                return None
+            self._sampled = bucket
+        return Detail(run.address, body=run.line[:self.capture.body_bytes + SECRET_SLACK],
+                      cert_sha256=fingerprint(run.cert), body_bytes=self.capture.body_bytes)
 
     async def _exchange(self, run: _Run) -> None:
         o = self.o
@@ -99,7 +118,9 @@ class TcpProbe:
             run.begin("dns")
         infos = await loop.getaddrinfo(o.host, o.port, family=_FAMILY[o.ip_family], type=socket.SOCK_STREAM)
         run.begin("connect")
+        run.address = address_text(infos[0][4])
         sock = await aiohappyeyeballs.start_connection(infos, happy_eyeballs_delay=0.25, loop=loop)
+        run.address = address_text(sock.getpeername())
         if self._ssl is not None:
             run.begin("tls")
         try:
@@ -115,18 +136,19 @@ class TcpProbe:
             run.cert = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
             if self._send is not None or o.expect is not None:
                 run.begin("response")
-                await self._talk(reader, writer)
+                await self._talk(reader, writer, run)
             run.end()
         finally:
             writer.transport.abort()
 
-    async def _talk(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _talk(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, run: _Run) -> None:
         if self._send is not None:
             writer.write(self._send)
             await writer.drain()
         if self.o.expect is None:
             return
-        line = (await _first_line(reader)).decode("utf-8", errors="replace").rstrip("\r\n")
+        run.line = await _first_line(reader)
+        line = run.line.decode("utf-8", errors="replace").rstrip("\r\n")
         if not self.o.expect.search(line):
             shown = line if len(line) <= 200 else line[:200] + "..."
             raise _Failed("assertion", f"first line {shown!r} does not match /{self.o.expect.pattern}/")

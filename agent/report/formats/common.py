@@ -30,3 +30,41 @@ def ms(x: float | None) -> str:
 
 def kinds(i: dict[str, Any]) -> str:
     return ", ".join(f"{k} x{v}" for k, v in i["error_kinds"].items())
+
+
+def minutes(i: dict[str, Any]) -> str:
+    """An episode's length and how much of it counts: "45 min: 45 down, 0 degraded"."""
+    return f"{i['duration_s'] / 60:.0f} min: {i['down_minutes']} down, {i['degraded_minutes']} degraded"
+
+
+def counted(i: dict[str, Any]) -> str:
+    if i["during"]:
+        return f"no ({i['during']})"
+    if not i["counted_minutes"]:
+        return "no (below the slice rule)"
+    return f"{i['counted_minutes']} min"
+
+
+def record(r: dict[str, Any] | None) -> str:
+    """A journal record in a few words."""
+    if r is None:
+        return "-"
+    status = f" HTTP {r['status']}" if r.get("status") else ""
+    return f"#{r['id']} {r['at'][11:19]} {r['target']} {r['error_kind']}{status}"
+
+
+def ticket_rows(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any], bool]]:
+    """Every ticket of the report: (priority, ticket, counted this month)."""
+    out = []
+    for prio, t in doc["tickets"].items():
+        out += [(prio, x, True) for x in t["list"]] + [(prio, x, False) for x in t.get("other_months", ())]
+    return out
+
+
+def evidence_line(doc: dict[str, Any]) -> str:
+    ev = doc["evidence"]
+    chain = ev.get("chain")
+    sig = ev.get("signature")
+    return (f"sha256 {ev['ledger_sha256']} over {ev['rows_hashed']} stored rows up to {ev.get('cutoff', '-')}"
+            + (f"; chain link {chain['seq']} {chain['link'][:16]}..." if chain else "")
+            + (f"; signed (ed25519, key {sig['key_sha256'][:16]}...)" if sig else "; not signed"))

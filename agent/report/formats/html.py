@@ -6,9 +6,11 @@ import html
 import io
 import json
 import math
+import urllib.parse
 from typing import Any
 
-from .common import VERDICT_TEXT, kinds, ms, pct, row_objective, row_value
+from .common import (VERDICT_TEXT, counted, evidence_line, kinds, minutes, ms, pct, record, row_objective,
+                     row_value, ticket_rows)
 
 
 def _e(x: Any) -> str:
@@ -131,6 +133,82 @@ th{background:#f6f8fa}.verdict{font-weight:bold;color:#fff;padding:2px 6px;borde
 """
 
 
+def _rows(w: Any, doc: dict[str, Any]) -> None:
+    w('<h2>Service levels</h2><table id="rows"><thead><tr><th>Row</th><th>Service</th><th>Measure</th>'
+      "<th>Objective</th><th>Measured</th><th>Verdict</th></tr></thead><tbody>")
+    for r in doc["rows"]:
+        w(f'<tr class="row" data-row="{r["row"]}"><td>{r["row"]}</td><td>{_e(r["service"])}</td>'
+          f'<td>{_e(r["measure"])}</td><td>{_e(row_objective(r))}</td><td>{_e(row_value(r))}</td>'
+          f'<td><span class="verdict {r["verdict"]}">{VERDICT_TEXT[r["verdict"]]}</span></td></tr>')
+    w("</tbody></table>")
+
+
+def _latency(w: Any, doc: dict[str, Any]) -> None:
+    w("<h2>Latency per 7-day period</h2>")
+    w(_weekly_svg(doc["periods"]))
+    w('<table id="periods"><thead><tr><th>Period</th><th>Service</th><th>Requests</th><th>Below the bounds</th>'
+      "<th>p50</th><th>p99</th><th>Verdict</th></tr></thead><tbody>")
+    for p in doc["periods"]:
+        q = p["quantiles_s"]
+        below = ", ".join(f"{pct(b['fraction'])} &lt; {_e(t)} s" for t, b in p["below"].items())
+        w(f'<tr><td>{_e(p["start"][:10])} to {_e(p["end"][:10])}</td><td>{_e(p["service"])}</td>'
+          f'<td>{p["count"]}</td><td>{below}</td><td>{_e(ms(q.get("0.5")))}</td><td>{_e(ms(q.get("0.99")))}</td>'
+          f'<td><span class="verdict {p["verdict"]}">{VERDICT_TEXT[p["verdict"]]}</span></td></tr>')
+    w("</tbody></table>")
+    for p in doc["periods"]:
+        w(_cdf_svg(p))
+
+
+def _journal_link(i: dict[str, Any]) -> str:
+    q = urllib.parse.urlencode({"service": i["service"], "from": i["start"], "to": i["end"]})
+    return f'<a href="api/v1/journal?{_e(q)}">{i["journal"]["records"]} records</a>'
+
+
+def _incidents(w: Any, doc: dict[str, Any]) -> None:
+    w('<h2>Failure episodes</h2><p class="small">Runs of minutes with a down probe. Degraded minutes had down '
+      "probes below the slice rule: shown, not counted.</p>")
+    if not doc["incidents"]:
+        w('<p id="no-incidents">No failure this month.</p>')
+        return
+    w('<table id="incidents"><thead><tr><th>Start</th><th>End</th><th>Minutes</th><th>Service</th><th>Targets</th>'
+      "<th>Errors</th><th>Counted</th><th>Journal</th></tr></thead><tbody>")
+    for i in doc["incidents"]:
+        j = i["journal"]
+        w(f'<tr><td>{_e(i["start"])}</td><td>{_e(i["end"])}</td><td>{_e(minutes(i))}</td>'
+          f'<td>{_e(i["service"])}</td><td>{_e(", ".join(i["targets"]))}</td><td>{_e(kinds(i))}</td>'
+          f'<td>{_e(counted(i))}</td><td>{_journal_link(i)}<br><span class="small">first {_e(record(j["first"]))}'
+          f'<br>last {_e(record(j["last"]))}</span></td></tr>')
+    w("</tbody></table>")
+
+
+def _tickets(w: Any, doc: dict[str, Any]) -> None:
+    w('<h2>Tickets</h2><table id="tickets"><thead><tr><th>Priority</th><th>Deadline (business h)</th>'
+      "<th>Tickets</th><th>Met</th><th>Missed</th><th>Pending</th><th>Share met</th></tr></thead><tbody>")
+    for prio, t in doc["tickets"].items():
+        w(f'<tr><td>{prio}</td><td>{t["deadline_h"]:g}</td><td>{t["total"]}</td><td>{t["met"]}</td>'
+          f'<td>{t["missed"]}</td><td>{t["pending"]}</td><td>{_e(pct(t["ratio"], 1))}</td></tr>')
+    w('</tbody></table><table id="ticket-list"><thead><tr><th>Ticket</th><th>Priority</th><th>Opened</th>'
+      "<th>Answered</th><th>Business delay</th><th>Deadline</th><th>State</th></tr></thead><tbody>")
+    for prio, t, this_month in ticket_rows(doc):
+        w(f'<tr class="{t["state"]}"><td>{_e(t["id"])}</td><td>{prio}</td><td>{_e(t["opened_at"])}</td>'
+          f'<td>{_e(t["responded_at"] or "-")}</td><td>{_e(t["business_response"])}</td><td>{_e(t["deadline"])}</td>'
+          f'<td>{_e(t["state"])}{"" if this_month else " (opened in another month: not counted)"}</td></tr>')
+    w("</tbody></table>")
+
+
+def _footer(w: Any, doc: dict[str, Any]) -> None:
+    w("<h2>Maintenance and exclusions</h2><ul>")
+    for x in doc["maintenance"] + doc["exclusions"]:
+        w(f'<li>{_e(x["kind"])} {_e(x["start"])} to {_e(x["end"])}: {_e(x["reason"])}</li>')
+    w("</ul><h2>Coverage and readings</h2><ul>")
+    for s, v in doc["coverage"]["services"].items():
+        w(f'<li>{_e(s)}: {_e(pct(v["ratio"], 2))} of eligible time observed</li>')
+    for k, v in doc["readings"].items():
+        w(f"<li>{_e(k)}: {_e(v if isinstance(v, str) else json.dumps(v))}</li>")
+    w(f'</ul><p class="small">Evidence: {_e(evidence_line(doc))}. Verify with '
+      f"<code>sla-agent report --verify REPORT.json</code>.</p>")
+
+
 def render(doc: dict[str, Any]) -> str:
     out = io.StringIO()
     w = out.write
@@ -139,53 +217,14 @@ def render(doc: dict[str, Any]) -> str:
     w(f'<h1>SLA report {_e(doc["month"])}</h1><p class="small">Time zone {_e(doc["timezone"])}; generated '
       f'{_e(doc["generated_at"])}{"" if doc["complete"] else " (month in progress)"}; sla-agent '
       f'{_e(doc.get("agent_version", ""))}</p>')
-    w('<h2>Service levels</h2><table id="rows"><thead><tr><th>Row</th><th>Service</th><th>Measure</th>'
-      "<th>Objective</th><th>Measured</th><th>Verdict</th></tr></thead><tbody>")
-    for r in doc["rows"]:
-        w(f'<tr class="row" data-row="{r["row"]}"><td>{r["row"]}</td><td>{_e(r["service"])}</td>'
-          f'<td>{_e(r["measure"])}</td><td>{_e(row_objective(r))}</td><td>{_e(row_value(r))}</td>'
-          f'<td><span class="verdict {r["verdict"]}">{VERDICT_TEXT[r["verdict"]]}</span></td></tr>')
-    w("</tbody></table>")
+    _rows(w, doc)
     obj = next((r["objective"] for r in doc["rows"] if r["measure"] == "availability"), 0.99)
     w("<h2>Daily availability</h2>")
     for svc, days in doc["daily"].items():
         w(_daily_svg(svc, days, obj))
-    w("<h2>Latency per 7-day period</h2>")
-    w(_weekly_svg(doc["periods"]))
-    w('<table id="periods"><thead><tr><th>Period</th><th>Requests</th>')
-    keys = list(doc["periods"][0]["below"]) if doc["periods"] else []
-    w("".join(f"<th>&lt; {_e(k)} s</th>" for k in keys))
-    w("<th>p50</th><th>p99</th><th>Verdict</th></tr></thead><tbody>")
-    for p in doc["periods"]:
-        q = p["quantiles_s"]
-        w(f'<tr><td>{_e(p["start"][:10])} to {_e(p["end"][:10])}</td><td>{p["count"]}</td>' +
-          "".join(f'<td>{_e(pct(b["fraction"]))}</td>' for b in p["below"].values()) +
-          f'<td>{_e(ms(q.get("0.5")))}</td><td>{_e(ms(q.get("0.99")))}</td>'
-          f'<td><span class="verdict {p["verdict"]}">{VERDICT_TEXT[p["verdict"]]}</span></td></tr>')
-    w("</tbody></table>")
-    for p in doc["periods"]:
-        w(_cdf_svg(p))
-    w('<h2>Incidents</h2><table id="incidents"><thead><tr><th>Start</th><th>End</th><th>Minutes</th><th>Service</th>'
-      "<th>Targets</th><th>Errors</th><th>Counted</th></tr></thead><tbody>")
-    for i in doc["incidents"]:
-        w(f'<tr><td>{_e(i["start"])}</td><td>{_e(i["end"])}</td><td>{i["duration_s"] / 60:.0f}</td>'
-          f'<td>{_e(i["service"])}</td><td>{_e(", ".join(i["targets"]))}</td><td>{_e(kinds(i))}</td>'
-          f'<td>{"no (" + _e(i["during"]) + ")" if i["during"] else "yes"}</td></tr>')
-    w("</tbody></table>")
-    w("<h2>Maintenance and exclusions</h2><ul>")
-    for x in doc["maintenance"] + doc["exclusions"]:
-        w(f'<li>{_e(x["kind"])} {_e(x["start"])} to {_e(x["end"])}: {_e(x["reason"])}</li>')
-    w("</ul><h2>Tickets</h2><table id=\"tickets\"><thead><tr><th>Priority</th><th>Deadline (business h)</th>"
-      "<th>Tickets</th><th>Met</th><th>Missed</th><th>Pending</th><th>Share met</th></tr></thead><tbody>")
-    for prio, t in doc["tickets"].items():
-        w(f'<tr><td>{prio}</td><td>{t["deadline_h"]:g}</td><td>{t["total"]}</td><td>{t["met"]}</td>'
-          f'<td>{t["missed"]}</td><td>{t["pending"]}</td><td>{_e(pct(t["ratio"], 1))}</td></tr>')
-    w("</tbody></table><h2>Coverage and readings</h2><ul>")
-    for s, v in doc["coverage"]["services"].items():
-        w(f'<li>{_e(s)}: {_e(pct(v["ratio"], 2))} of eligible time observed</li>')
-    for k, v in doc["readings"].items():
-        w(f"<li>{_e(k)}: {_e(v if isinstance(v, str) else json.dumps(v))}</li>")
-    w(f'</ul><p class="small">Evidence: sha256 <code>{_e(doc["evidence"]["ledger_sha256"])}</code> over '
-      f'{doc["evidence"]["rows_hashed"]} stored rows. Verify with <code>sla-agent report --verify REPORT.json</code>.'
-      f"</p></body></html>\n")
+    _latency(w, doc)
+    _incidents(w, doc)
+    _tickets(w, doc)
+    _footer(w, doc)
+    w("</body></html>\n")
     return out.getvalue()

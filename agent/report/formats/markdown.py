@@ -5,7 +5,37 @@ import io
 import json
 from typing import Any
 
-from .common import VERDICT_TEXT, kinds, ms, pct, row_objective, row_value
+from .common import (VERDICT_TEXT, counted, evidence_line, kinds, minutes, ms, pct, record, row_objective,
+                     row_value, ticket_rows)
+
+
+def _incidents(w: Any, doc: dict[str, Any]) -> None:
+    w("\n## Failure episodes\n\nRuns of minutes with a down probe; degraded minutes had down probes below the "
+      "slice rule (shown, not counted).\n\n")
+    if not doc["incidents"]:
+        w("No failure this month.\n")
+        return
+    w("| Start | End | Minutes | Service | Targets | Errors | Counted | First record | Last record |\n"
+      "|---|---|---|---|---|---|---|---|---|\n")
+    for i in doc["incidents"]:
+        j = i["journal"]
+        w(f"| {i['start']} | {i['end']} | {minutes(i)} | {i['service']} | {', '.join(i['targets'])} | {kinds(i)} | "
+          f"{counted(i)} | {record(j['first'])} | {record(j['last'])} |\n")
+
+
+def _tickets(w: Any, doc: dict[str, Any]) -> None:
+    w("\n## Tickets\n\n| Priority | Deadline (business h) | Tickets | Met | Missed | Pending | Share met |\n"
+      "|---|---|---|---|---|---|---|\n")
+    for prio, t in doc["tickets"].items():
+        w(f"| {prio} | {t['deadline_h']:g} | {t['total']} | {t['met']} | {t['missed']} | {t['pending']} | "
+          f"{pct(t['ratio'], 1)} |\n")
+    rows = ticket_rows(doc)
+    if rows:
+        w("\n| Ticket | Priority | Opened | Answered | Business delay | Deadline | State |\n"
+          "|---|---|---|---|---|---|---|\n")
+    for prio, t, this_month in rows:
+        w(f"| {t['id']} | {prio} | {t['opened_at']} | {t['responded_at'] or '-'} | {t['business_response']} | "
+          f"{t['deadline']} | {t['state']}{'' if this_month else ' (opened in another month: not counted)'} |\n")
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -29,28 +59,16 @@ def render(doc: dict[str, Any]) -> str:
           " | ".join(pct(b["fraction"]) for b in p["below"].values()) +
           f" | {ms(q.get('0.5'))} | {ms(q.get('0.9'))} | {ms(q.get('0.98'))} | {ms(q.get('0.99'))} | "
           f"{ms(q.get('0.999'))} | {VERDICT_TEXT[p['verdict']]} |\n")
-    w("\n## Incidents\n\n")
-    if doc["incidents"]:
-        w("| Start | End | Minutes | Service | Targets | Errors | Counted |\n|---|---|---|---|---|---|---|\n")
-        for i in doc["incidents"]:
-            w(f"| {i['start']} | {i['end']} | {i['duration_s'] / 60:.0f} | {i['service']} | {', '.join(i['targets'])} | "
-              f"{kinds(i)} | {'no (' + i['during'] + ')' if i['during'] else 'yes'} |\n")
-    else:
-        w("None.\n")
+    _incidents(w, doc)
     w("\n## Maintenance and exclusions\n\n")
     for x in doc["maintenance"] + doc["exclusions"]:
         w(f"- {x['kind']} {x['start']} to {x['end']}: {x['reason']}\n")
     w("\n## Coverage\n\n")
     for s, v in doc["coverage"]["services"].items():
         w(f"- {s}: {pct(v['ratio'], 2)} of eligible time observed ({v['unknown_minutes']} minutes without data)\n")
-    w("\n## Tickets\n\n| Priority | Deadline (business h) | Tickets | Met | Missed | Pending | Share met |\n"
-      "|---|---|---|---|---|---|---|\n")
-    for prio, t in doc["tickets"].items():
-        w(f"| {prio} | {t['deadline_h']:g} | {t['total']} | {t['met']} | {t['missed']} | {t['pending']} | "
-          f"{pct(t['ratio'], 1)} |\n")
+    _tickets(w, doc)
     w("\n## Readings of the annexe\n\n")
     for k, v in doc["readings"].items():
         w(f"- {k}: {v if isinstance(v, str) else json.dumps(v)}\n")
-    w(f"\n## Evidence\n\nsha256 `{doc['evidence']['ledger_sha256']}` over {doc['evidence']['rows_hashed']} stored "
-      f"rows; verify with `sla-agent report --verify REPORT.json`.\n")
+    w(f"\n## Evidence\n\n{evidence_line(doc)}; verify with `sla-agent report --verify REPORT.json`.\n")
     return out.getvalue()

@@ -2,9 +2,40 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
-from .common import VERDICT_TEXT, kinds, ms, pct, row_objective, row_value
+from .common import (VERDICT_TEXT, counted, evidence_line, kinds, minutes, ms, pct, record, row_objective,
+                     row_value, ticket_rows)
+
+
+def _periods(w: Any, doc: dict[str, Any]) -> None:
+    w("\n7-day periods (latency, exact counts):\n")
+    for p in doc["periods"]:
+        below = ", ".join(f"{pct(b['fraction'])} < {t} s ({b['count']}/{p['count']})" for t, b in p["below"].items())
+        q = p["quantiles_s"]
+        w(f"  {p['start'][:10]} -> {p['end'][:10]} {p['service']}: {below}; p50 {ms(q.get('0.5'))} "
+          f"p99 {ms(q.get('0.99'))}; {VERDICT_TEXT[p['verdict']]}{'' if p['complete'] else ' (in progress)'}\n")
+
+
+def _incidents(w: Any, doc: dict[str, Any]) -> None:
+    w(f"\nfailure episodes ({len(doc['incidents'])}; degraded minutes had down probes below the slice rule):\n")
+    if not doc["incidents"]:
+        w("  none\n")
+    for i in doc["incidents"]:
+        j = i["journal"]
+        w(f"  {i['start']} -> {i['end'][11:]} {i['service']:<5} {minutes(i)}; counted {counted(i)}\n"
+          f"      {', '.join(i['targets'])}: {kinds(i)}; journal {j['records']} records, first {record(j['first'])}, "
+          f"last {record(j['last'])}\n")
+
+
+def _tickets(w: Any, doc: dict[str, Any]) -> None:
+    rows = ticket_rows(doc)
+    w(f"\ntickets ({len(rows)}; business delay h:mm:ss against the deadline):\n")
+    for prio, t, this_month in rows:
+        w(f"  {t['id']:<12} {prio}  opened {t['opened_at']}  answered {t['responded_at'] or '-':<25}  "
+          f"{t['business_response']:>9} / {t['deadline']:>8}  {t['state']}"
+          f"{'' if this_month else '  (opened in another month: not counted)'}\n")
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -16,26 +47,16 @@ def render(doc: dict[str, Any]) -> str:
     for r in doc["rows"]:
         w(f"{r['row']:<4}{r['service']:<12}{r['measure']:<16}{row_objective(r):<34}{row_value(r):<36}"
           f"{VERDICT_TEXT[r['verdict']]}\n")
-    w("\n7-day periods (API latency, exact counts):\n")
-    for p in doc["periods"]:
-        below = ", ".join(f"{pct(b['fraction'])} < {t} s ({b['count']}/{p['count']})" for t, b in p["below"].items())
-        q = p["quantiles_s"]
-        w(f"  {p['start'][:10]} -> {p['end'][:10]} {p['service']}: {below}; p50 {ms(q.get('0.5'))} "
-          f"p99 {ms(q.get('0.99'))}; {VERDICT_TEXT[p['verdict']]}{'' if p['complete'] else ' (in progress)'}\n")
+    _periods(w, doc)
     w("\ncoverage: " + ", ".join(f"{s} {pct(v['ratio'], 2)}" for s, v in doc["coverage"]["services"].items()) +
       f" (floor {doc['coverage']['floor'] * 100:g} %)\n")
-    counted = [i for i in doc["incidents"] if not i["during"]]
-    w(f"\nincidents counted ({len(counted)}):\n")
-    for i in counted:
-        w(f"  {i['start']} -> {i['end'][11:]} {i['service']:<5} {i['duration_s'] / 60:.0f} min  "
-          f"{', '.join(i['targets'])}  {kinds(i)}\n")
-    masked = [i for i in doc["incidents"] if i["during"]]
-    if masked:
-        w(f"incidents inside maintenance or exclusion windows, not counted ({len(masked)}):\n")
-        for i in masked:
-            w(f"  {i['start']} -> {i['end'][11:]} {i['service']:<5} {i['duration_s'] / 60:.0f} min  ({i['during']})\n")
+    _incidents(w, doc)
+    _tickets(w, doc)
     w(f"\nmaintenance windows applied: {len(doc['maintenance'])}; exclusions: {len(doc['exclusions'])}\n")
     for x in doc["exclusions"]:
         w(f"  exclusion {x['start']} -> {x['end']}: {x['reason']}\n")
-    w(f"\nevidence: sha256 {doc['evidence']['ledger_sha256']} over {doc['evidence']['rows_hashed']} stored rows\n")
+    w("\nreadings of the annexe:\n")
+    for k, v in doc["readings"].items():
+        w(f"  {k}: {v if isinstance(v, str) else json.dumps(v)}\n")
+    w(f"\nevidence: {evidence_line(doc)}\n")
     return out.getvalue()

@@ -1,0 +1,108 @@
+"""`sla-agent evidence verify | export | keygen`."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+from ..calendar import Calendar
+from ..report import ReportError
+from ..report.bundle import export_bundle, verify_bundle
+from ..report.signing import SigningError, keygen
+from ..store import Store, StoreError
+from ..timeutil import parse_month
+from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME, err, load, state_dir
+
+
+def _month(args: argparse.Namespace, cal: Calendar) -> str | None:
+    month = args.month or "{:04d}-{:02d}".format(*cal.month_of(time.time()))
+    try:
+        parse_month(month)
+    except ValueError:
+        err(f"--month must be YYYY-MM, got {month!r}")
+        return None
+    return month
+
+
+def _print_problems(what: str, problems: list[str]) -> int:
+    for p in problems[:20]:
+        print(f"{what}: MISMATCH: {p}", file=sys.stderr)
+    if len(problems) > 20:
+        print(f"{what}: ... and {len(problems) - 20} more", file=sys.stderr)
+    return EXIT_RUNTIME if problems else EXIT_OK
+
+
+def _verify_bundle(path: str) -> int:
+    try:
+        problems, facts = verify_bundle(Path(path))
+    except ReportError as exc:
+        err(str(exc))
+        return EXIT_INPUT
+    if not problems:
+        print(f"{path}: verified: files, chain, report and signatures agree "
+              f"({', '.join(f'{k} {v}' for k, v in facts.items())})")
+    return _print_problems(path, problems)
+
+
+def _verify_store(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    if cfg is None:
+        return EXIT_INPUT
+    cal = Calendar(cfg.contract)
+    since = until = None
+    if args.month:
+        if (month := _month(args, cal)) is None:
+            return EXIT_INPUT
+        since, until = cal.month_bounds(*parse_month(month))
+    try:
+        store = Store(state_dir(args, cfg), thresholds=cfg.contract.thresholds, readonly=True)
+    except StoreError as exc:
+        err(str(exc))
+        return EXIT_RUNTIME
+    try:
+        problems, stats = store.verify(since, until)
+    finally:
+        store.close()
+    if not problems:
+        print(f"{store.path}: verified: {', '.join(f'{k} {v}' for k, v in stats.items())}")
+    return _print_problems(str(store.path), problems)
+
+
+def _export(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    if cfg is None:
+        return EXIT_INPUT
+    if (month := _month(args, Calendar(cfg.contract))) is None:
+        return EXIT_INPUT
+    try:
+        doc = export_bundle(cfg, state_dir(args, cfg), month, dt.datetime.now(dt.timezone.utc).timestamp(),
+                            Path(args.output))
+    except (ReportError, SigningError) as exc:
+        err(str(exc))
+        return EXIT_RUNTIME
+    sig = doc["evidence"].get("signature")
+    print(f"{args.output}: evidence of {month} up to {doc['evidence']['cutoff']}, "
+          + (f"signed by key {sig['key_sha256']}" if sig else "not signed (evidence.signing_key_file)"))
+    return EXIT_OK
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    command = args.evidence_command
+    if command is None:
+        err("evidence needs an action: verify, export or keygen")
+        return EXIT_INPUT
+    if command == "keygen":
+        try:
+            private, public = keygen(args.output)
+        except (SigningError, OSError) as exc:
+            err(str(exc))
+            return EXIT_RUNTIME
+        print(f"{private} (keep it secret: evidence.signing_key_file)\n{public} (give it to whoever checks)")
+        return EXIT_OK
+    if command == "export":
+        return _export(args)
+    if args.bundle:
+        return _verify_bundle(args.bundle)
+    return _verify_store(args)

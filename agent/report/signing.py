@@ -1,0 +1,89 @@
+"""Ed25519 signatures over reports and bundles (the `cryptography` package), so that a vendor or an
+arbitrator can check a document came unchanged from the agent that holds the key."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+PRIVATE_NAME, PUBLIC_NAME = "sla-agent-signing.key", "sla-agent-signing.pub"
+
+
+class SigningError(Exception):
+    pass
+
+
+def canonical(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def load_private(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise SigningError(f"{path}: not an unencrypted PEM private key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SigningError(f"{path}: not an Ed25519 key (make one with `sla-agent evidence keygen`)")
+    return key
+
+
+def load_public(path: str | os.PathLike[str] | None = None, pem: bytes | None = None) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem if pem is not None else Path(path).read_bytes())  # type: ignore[arg-type]
+    except (OSError, ValueError, TypeError) as exc:
+        raise SigningError(f"{path or 'the public key'}: not a PEM public key: {exc}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SigningError(f"{path or 'the public key'}: not an Ed25519 key")
+    return key
+
+
+def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def sign(data: bytes, key: Ed25519PrivateKey) -> dict[str, str]:
+    return {"algorithm": "ed25519", "key_sha256": key_id(key.public_key()),
+            "value": base64.b64encode(key.sign(data)).decode()}
+
+
+def check(data: bytes, signature: dict[str, Any], public: Ed25519PublicKey) -> str | None:
+    """None when the signature holds; otherwise why not."""
+    if signature.get("algorithm") != "ed25519":
+        return f"unknown signature algorithm {signature.get('algorithm')!r}"
+    if signature.get("key_sha256") != key_id(public):
+        return (f"signed with key {str(signature.get('key_sha256'))[:16]}..., not with the key given "
+                f"({key_id(public)[:16]}...)")
+    try:
+        public.verify(base64.b64decode(str(signature.get("value", ""))), data)
+    except (InvalidSignature, ValueError):
+        return "the signature does not match the content: something was changed after signing"
+    return None
+
+
+def keygen(folder: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """A new key pair: the private key readable by its owner only."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    private, public = out / PRIVATE_NAME, out / PUBLIC_NAME
+    if private.exists():
+        raise SigningError(f"{private} exists: keys are never overwritten")
+    key = Ed25519PrivateKey.generate()
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    public.write_bytes(public_pem(key))
+    return private, public

@@ -1,0 +1,147 @@
+"""Tamper evidence: a hash chain over the stored rows.
+
+A row is sealed once it is final: an hour of minute counts SEAL_DELAY after the hour ends (no late sample
+can change it then), a day's digest the same after the day, a ticket or a declared window when written,
+and the journal's records in runs (each record keeps its own hash; a seal covers a run of record ids, at
+most every JOURNAL_SEAL_EVERY seconds, so that links stay few). Sealing records the hashes in `seals`
+under the sequence number of a new link; the link hashes those seals and the previous link. A row
+rewritten later (a late sample, a re-imported ticket) is sealed again by a later link; a sealed row that
+goes away (a removed window) is sealed as deleted. Hour digests are not sealed: they live a day, then are
+merged into the day's digest, which is.
+
+verify() recomputes every link from its seals and its predecessor, and every row from its latest seal,
+and names the first places that do not match.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+SEAL_DELAY = 900.0
+JOURNAL_SEAL_EVERY = 600.0
+DELETED = "deleted"
+MAX_SEALS_PER_LINK = 5000  # a flush seals at most this many rows of the backlog (an upgraded ledger)
+HOUR, DAY = 3600, 86400
+
+
+def row_hash(*parts: object) -> str:
+    return hashlib.sha256(b"|".join(p if isinstance(p, bytes) else str(p).encode() for p in parts) + b"|").hexdigest()
+
+
+def minute_hash(target: str, hour: int, counts: bytes, errors: str) -> str:
+    return row_hash("m", target, hour, counts, errors)
+
+
+def digest_hash(target: str, start: int, span: int, data: bytes) -> str:
+    return row_hash("d", target, start, span, data)
+
+
+def journal_text(row: tuple) -> str:
+    """A journal row as stored, (id, target, at_us, outcome, error_kind, status, error, duration_us, phases,
+    address, headers, body sha256, cert_sha256, location, masked), as the text its hash is over. The
+    store writes the same text in SQL (store/journal.py: TEXT) to hash a whole run at once."""
+    return "j|" + "|".join(map(str, row)) + "|"
+
+
+def journal_hash(row: tuple) -> str:
+    return hashlib.sha256(journal_text(row).encode()).hexdigest()
+
+
+def run_hash(texts: str) -> str:
+    """A run of journal records: the hash of their texts, in id order, one after the other."""
+    return hashlib.sha256(texts.encode()).hexdigest()
+
+
+def ticket_hash(row: tuple) -> str:
+    return row_hash("t", *(repr(v) if isinstance(v, float) else v for v in row))
+
+
+def window_hash(row: tuple) -> str:
+    return row_hash("w", *(repr(v) if isinstance(v, float) else v for v in row))
+
+
+@dataclass(frozen=True)
+class Seal:
+    key: str  # m:<target>:<hour>  d:<target>:<start>:<span>  j:<first id>:<last id>  t:<ticket>  w:<window>
+    t: float | None  # the time the row is about (retention and the scope of a check); None: always in scope
+    hash: str
+
+
+def link_hash(seq: int, at: float, prev: str, manifest: str, rows: int) -> str:
+    return row_hash("link", seq, repr(at), prev, manifest, rows)
+
+
+def manifest_hash(seals: Iterable[tuple[str, str]]) -> str:
+    h = hashlib.sha256()
+    for key, value in sorted(seals):
+        h.update(f"{key} {value}\n".encode())
+    return h.hexdigest()
+
+
+def append_link(conn: sqlite3.Connection, seals: list[Seal], at: float) -> int | None:
+    """Inside the caller's transaction: one link over these seals. Returns its sequence number."""
+    if not seals:
+        return None
+    at = float(at)  # stored as a REAL: the hash must see what verification will read back
+    last = conn.execute("SELECT seq, link FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (last[0] + 1, last[1]) if last else (1, "")
+    manifest = manifest_hash((s.key, s.hash) for s in seals)
+    conn.executemany("INSERT INTO seals (seq, key, t, hash) VALUES (?, ?, ?, ?)",
+                     [(seq, s.key, s.t, s.hash) for s in seals])
+    conn.execute("INSERT INTO chain (seq, at, prev, manifest, rows, link) VALUES (?, ?, ?, ?, ?, ?)",
+                 (seq, at, prev, manifest, len(seals), link_hash(seq, at, prev, manifest, len(seals))))
+    return seq
+
+
+def final_rows(conn: sqlite3.Connection, now: float, limit: int) -> Iterator[tuple[str, tuple, Seal]]:
+    """Unsealed minute and digest rows that can no longer change: (table, primary key, seal)."""
+    for tid, name, hour, counts, errors in conn.execute(
+            "SELECT m.target_id, t.name, m.hour, m.counts, m.errors FROM minutes m JOIN targets t ON t.id = m.target_id "
+            "WHERE m.link IS NULL AND m.hour < ? LIMIT ?", (int((now - SEAL_DELAY) // HOUR), limit)):
+        yield "minutes", (tid, hour), Seal(f"m:{name}:{hour}", hour * HOUR, minute_hash(name, hour, counts, errors))
+    for tid, name, start, span, data in conn.execute(
+            "SELECT d.target_id, t.name, d.start, d.span, d.data FROM digests d JOIN targets t ON t.id = d.target_id "
+            "WHERE d.link IS NULL AND d.span = 86400 AND d.start <= ? LIMIT ?", (now - SEAL_DELAY - DAY, limit)):
+        yield "digests", (tid, start, span), Seal(f"d:{name}:{start}:{span}", start,
+                                                  digest_hash(name, start, span, data))
+
+
+# -- verification -----------------------------------------------------------------------------------------
+def _when(t: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def check_links(conn: sqlite3.Connection, problems: list[str]) -> int:
+    """Each link follows the one before and hashes its own seals. Returns the number of links."""
+    seals: dict[int, list[tuple[str, str]]] = {}
+    for seq, key, value in conn.execute("SELECT seq, key, hash FROM seals"):
+        seals.setdefault(seq, []).append((key, value))
+    prev_seq, prev_link, n = None, None, 0
+    for seq, at, prev, manifest, rows, link in conn.execute(
+            "SELECT seq, at, prev, manifest, rows, link FROM chain ORDER BY seq"):
+        n += 1
+        if prev_seq is not None and seq != prev_seq + 1:
+            problems.append(f"links {prev_seq + 1} to {seq - 1}: missing from the chain")
+        if prev_link is not None and prev != prev_link:
+            problems.append(f"link {seq} ({_when(at)}): does not follow link {prev_seq} (its previous-link hash "
+                            f"differs)")
+        mine = seals.get(seq, [])
+        if len(mine) != rows or manifest_hash(mine) != manifest:
+            problems.append(f"link {seq} ({_when(at)}): its seals ({len(mine)}) do not match the {rows} it recorded")
+        if link_hash(seq, at, prev, manifest, rows) != link:
+            problems.append(f"link {seq} ({_when(at)}): its hash does not match its content")
+        prev_seq, prev_link = seq, link
+    return n
+
+
+def latest_seals(conn: sqlite3.Connection, since: float | None, until: float | None) -> dict[str, tuple[int, str]]:
+    """key -> (seq, hash) of the last seal of every key about [since, until) (or always in scope)."""
+    out = {}
+    for key, seq, value, t in conn.execute("SELECT key, MAX(seq), hash, t FROM seals GROUP BY key"):
+        if t is None or ((since is None or t >= since) and (until is None or t < until)):
+            out[key] = (seq, value)
+    return out

@@ -1,0 +1,55 @@
+"""A month's extract of the ledger database, for an evidence bundle: the rows a report of the month reads,
+the journal of the month (whole sealed runs), every ticket and declared window, and the run of chain
+links that seals them. The extract is an ordinary ledger database: the same code reads and verifies it."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from .chain import DAY, HOUR
+
+SCOPE_KEY = "extract_scope"  # meta: the [from, until) the extract's rows cover
+
+
+def write_extract(conn: sqlite3.Connection, dest: Path, rows_from: float, journal_from: float, until: float) -> None:
+    """Copies into `dest` (a new database with the same schema) the minute rows and digests from
+    `rows_from`, the journal from `journal_from`, all up to `until`."""
+    conn.execute("ATTACH DATABASE ? AS x", (str(dest),))
+    try:
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO x.targets SELECT * FROM main.targets")
+        conn.execute("INSERT INTO x.minutes SELECT * FROM main.minutes WHERE hour >= ? AND hour < ?",
+                     (int(rows_from // HOUR), int(-(-until // HOUR))))
+        conn.execute("INSERT INTO x.digests SELECT * FROM main.digests WHERE start >= ? AND start < ?",
+                     (int(rows_from) - DAY, int(until)))
+        conn.execute("INSERT INTO x.tickets SELECT * FROM main.tickets")
+        conn.execute("INSERT INTO x.windows SELECT * FROM main.windows")
+        lo, hi = _sealed_runs(conn, journal_from, until)
+        conn.execute("INSERT INTO x.journal SELECT * FROM main.journal WHERE (at_us >= ? AND at_us < ?) "
+                     "OR id BETWEEN ? AND ?", (round(journal_from * 1e6), round(until * 1e6), lo, hi))
+        conn.execute("INSERT INTO x.blobs SELECT * FROM main.blobs WHERE id IN (SELECT body_id FROM x.journal)")
+        first = conn.execute(
+            "SELECT MIN(link) FROM (SELECT link FROM x.minutes UNION ALL SELECT link FROM x.digests "
+            "UNION ALL SELECT link FROM x.journal UNION ALL SELECT link FROM x.tickets "
+            "UNION ALL SELECT link FROM x.windows)").fetchone()[0]
+        if first is not None:
+            conn.execute("INSERT INTO x.chain SELECT * FROM main.chain WHERE seq >= ?", (first,))
+            conn.execute("INSERT INTO x.seals SELECT * FROM main.seals WHERE seq >= ?", (first,))
+        conn.execute("INSERT OR REPLACE INTO x.meta VALUES (?, ?)",
+                     (SCOPE_KEY, json.dumps({"from": rows_from, "journal_from": journal_from, "until": until,
+                                             "journal_ids": [lo, hi]})))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.execute("DETACH DATABASE x")
+
+
+def _sealed_runs(conn: sqlite3.Connection, since: float, until: float) -> tuple[int, int]:
+    """The ids of the journal runs sealed about [since, until): whole runs go into the extract, so that
+    each can be checked there."""
+    ids = [int(x) for (key,) in conn.execute("SELECT key FROM main.seals WHERE key LIKE 'j:%' AND t >= ? AND t < ?",
+                                             (since, until)) for x in key.split(":")[1:]]
+    return (min(ids), max(ids)) if ids else (0, -1)

@@ -1,0 +1,165 @@
+"""The failure journal's table: writing records (redacted, bodies stored once by their hash), reading them
+back for incidents and the journal endpoint, and the journal as JSON lines for an evidence bundle.
+
+Times are integer microseconds and JSON columns one canonical text, so a record goes to a JSON line and
+back to the very row it was (its hash included) by SQLite's own JSON functions: bundles of a month's
+journal are written and read without a Python loop over the records.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from ..ledger.journal import Record
+from . import chain
+from .chain import Seal, journal_hash, run_hash
+
+COLUMNS = ("id", "target", "at", "outcome", "error_kind", "status", "error", "duration_s", "phases", "address",
+           "headers", "body_sha256", "cert_sha256", "location", "masked")
+SELECT = ("SELECT j.id, t.name, j.at_us, j.outcome, j.error_kind, j.status, j.error, j.duration_us, j.phases, "
+          "j.address, j.headers, COALESCE(b.sha256, ''), j.cert_sha256, j.location, j.masked FROM journal j "
+          "JOIN targets t ON t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id")
+US = 1_000_000
+
+
+def canonical(value: Any) -> str:
+    """The one text a JSON column holds (what SQLite's json() gives back for it, too)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _blob(conn: sqlite3.Connection, data: bytes) -> int | None:
+    """Bodies repeat (a health endpoint answers the same bytes all day): each is kept once."""
+    if not data:
+        return None
+    digest = hashlib.sha256(data).hexdigest()
+    conn.execute("INSERT OR IGNORE INTO blobs (sha256, data) VALUES (?, ?)", (digest, data))
+    return conn.execute("SELECT id FROM blobs WHERE sha256=?", (digest,)).fetchone()[0]
+
+
+def _body(record: Record, redact: Callable[[str], str]) -> bytes:
+    """Redacted, then cut to what is kept, at a character boundary (the journal's JSON is text)."""
+    d = record.detail
+    if d is None or not d.body:
+        return b""
+    return redact(d.body.decode("utf-8", errors="replace")).encode()[:d.body_bytes].decode(
+        "utf-8", errors="ignore").encode()
+
+
+def insert(conn: sqlite3.Connection, records: Iterable[Record], target_id: Callable[[str], int], location: str,
+           redact: Callable[[str], str]) -> int:
+    """Writes the records (error text, headers and body redacted), each with its own hash. Ids are never
+    reused (AUTOINCREMENT), so a seal's run of ids names the same records for ever."""
+    seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='journal'").fetchone()
+    next_id = (seq[0] if seq else 0) + 1
+    out = []
+    for i, r in enumerate(records):
+        d = r.detail
+        body = _body(r, redact)
+        fields = (r.target, round(r.at * US), r.outcome, r.error_kind, r.status, redact(r.error),
+                  round(r.duration_s * US), canonical([round(p * US) for p in r.phases or ()]), d.address if d else "",
+                  canonical([[k, redact(v)] for k, v in d.headers] if d else []))
+        cert = d.cert_sha256 if d else ""
+        h = journal_hash((next_id + i, *fields, hashlib.sha256(body).hexdigest() if body else "", cert, location,
+                          int(r.masked)))
+        out.append((next_id + i, target_id(r.target), *fields[1:], _blob(conn, body), cert, location, int(r.masked), h))
+    conn.executemany("INSERT INTO journal (id, target_id, at_us, outcome, error_kind, status, error, duration_us, "
+                     "phases, address, headers, body_id, cert_sha256, location, masked, hash) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", out)
+    return len(out)
+
+
+def as_dict(row: tuple, body: bytes | None = None) -> dict[str, Any]:
+    """A row as the API and the report show it: seconds, lists, the body as text."""
+    d = dict(zip(COLUMNS, row))
+    d["at"] = d["at"] / US
+    d["duration_s"] = d["duration_s"] / US
+    d["phases"] = [p / US for p in json.loads(d["phases"])]
+    d["headers"] = json.loads(d["headers"])
+    d["masked"] = bool(d["masked"])
+    if body is not None:
+        d["body"] = body.decode("utf-8", errors="replace")
+    return d
+
+
+# Sets of targets and outcomes travel as JSON arrays (json_each): every statement here is a constant.
+_MATCH = ("WHERE t.name IN (SELECT value FROM json_each(?)) AND j.at_us >= ? AND j.at_us < ? "
+          "AND j.outcome IN (SELECT value FROM json_each(?))")
+OLDEST_FIRST = f"{SELECT} {_MATCH} ORDER BY j.at_us, j.id LIMIT ?"
+NEWEST_FIRST = f"{SELECT} {_MATCH} ORDER BY j.at_us DESC, j.id DESC LIMIT ?"
+_JOINED = "FROM journal j JOIN targets t ON t.id = j.target_id"
+COUNT = " ".join(("SELECT COUNT(*)", _JOINED, _MATCH))
+LOCATIONS = " ".join(("SELECT DISTINCT j.location", _JOINED, _MATCH, "ORDER BY 1"))
+BY_ID = f"SELECT j.hash, {SELECT[len('SELECT '):]} WHERE j.id BETWEEN ? AND ? ORDER BY j.id"
+ALL_OUTCOMES = ("up", "down", "inconclusive")
+# chain.journal_text in SQL, over a run of ids (a NULL status reads "None" there, as str(None) does)
+_TEXT = ("'j|' || j.id || '|' || t.name || '|' || j.at_us || '|' || j.outcome || '|' || j.error_kind || '|' || "
+         "COALESCE(j.status, 'None') || '|' || j.error || '|' || j.duration_us || '|' || j.phases || '|' || "
+         "j.address || '|' || j.headers || '|' || COALESCE(b.sha256, '') || '|' || j.cert_sha256 || '|' || "
+         "j.location || '|' || j.masked || '|'")
+RUN_TEXT = " ".join(("SELECT group_concat(text, '') FROM (SELECT", _TEXT, "AS text FROM journal j JOIN targets t "
+                     "ON t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id WHERE j.id BETWEEN ? AND ? "
+                     "ORDER BY j.id)"))
+HASH_RUN = ("SELECT COUNT(*), group_concat(h, '') FROM (SELECT j.id || ':' || j.hash || ',' AS h FROM journal j "
+            "JOIN targets t ON t.id = j.target_id WHERE t.name IN (SELECT value FROM json_each(?)) "
+            "AND j.at_us >= ? AND j.at_us < ? ORDER BY j.id)")
+LINES = ("SELECT json_object('id', j.id, 'time', strftime('%Y-%m-%dT%H:%M:%fZ', j.at_us / 1e6, 'unixepoch'), "
+         "'target', t.name, 'at_us', j.at_us, 'outcome', j.outcome, 'error_kind', j.error_kind, 'status', j.status, "
+         "'error', j.error, 'duration_us', j.duration_us, 'phases_us', json(j.phases), 'address', j.address, "
+         "'headers', json(j.headers), 'body', CAST(b.data AS TEXT), 'body_sha256', b.sha256, "
+         "'cert_sha256', j.cert_sha256, 'location', j.location, 'masked', j.masked, 'hash', j.hash) "
+         "FROM journal j JOIN targets t ON t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id "
+         "WHERE (j.at_us >= ? AND j.at_us < ?) OR j.id BETWEEN ? AND ? ORDER BY j.id")
+def match(targets: list[str], start: float, end: float, outcomes: tuple[str, ...] = ALL_OUTCOMES) -> tuple:
+    """The parameters of _MATCH."""
+    return json.dumps(targets), round(start * US), round(end * US), json.dumps(list(outcomes))
+
+
+def bodies(conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, bytes]:
+    wanted = sorted({d for d in digests if d})
+    return dict(conn.execute("SELECT sha256, data FROM blobs WHERE sha256 IN (SELECT value FROM json_each(?))",
+                             (json.dumps(wanted),)).fetchall())
+
+
+def hash_stream(conn: sqlite3.Connection, targets: list[str], start: float,
+                until: float) -> Iterator[tuple[str, bytes, int]]:
+    """The journal records a report of [start, until) reads, for its evidence hash: their ids and hashes
+    as one text (made by SQLite; a month of records is over a million), and how many they are."""
+    n, text = conn.execute(HASH_RUN, (json.dumps(targets), round(start * US), round(until * US))).fetchone()
+    if n:
+        yield "j|", text.encode(), n
+
+
+def write_lines(conn: sqlite3.Connection, start: float, until: float, ids: tuple[int, int], dest: Path) -> int:
+    """The journal of [start, until) (and the records with ids in `ids`) as JSON lines, in id order."""
+    n = 0
+    with open(dest, "w", encoding="utf-8") as out:
+        for (line,) in conn.execute(LINES, (round(start * US), round(until * US), *ids)):
+            out.write(line + "\n")
+            n += 1
+    return n
+
+
+def lines_digest(conn: sqlite3.Connection, start: float, until: float, ids: tuple[int, int]) -> str:
+    """The sha256 of what write_lines() writes, without writing it."""
+    h = hashlib.sha256()
+    for (line,) in conn.execute(LINES, (round(start * US), round(until * US), *ids)):
+        h.update(line.encode() + b"\n")
+    return h.hexdigest()
+
+
+def seal_run(conn: sqlite3.Connection, now: float) -> tuple[Seal, int, int] | None:
+    """The unsealed journal records as one run, when the oldest has waited chain.JOURNAL_SEAL_EVERY (or they
+    are many): (seal, first id, last id)."""
+    first = conn.execute("SELECT MIN(id), MIN(at_us), COUNT(*) FROM journal WHERE link IS NULL").fetchone()
+    if first[0] is None or (first[1] / 1e6 > now - chain.JOURNAL_SEAL_EVERY and first[2] < chain.MAX_SEALS_PER_LINK):
+        return None
+    a, b = first[0], conn.execute("SELECT MAX(id) FROM journal WHERE link IS NULL").fetchone()[0]
+    return Seal(f"j:{a}:{b}", first[1] / 1e6, run_hash(run_texts(conn, a, b))), a, b
+
+
+def run_texts(conn: sqlite3.Connection, a: int, b: int) -> str:
+    """The texts of the records a to b, one after the other (chain.journal_text of each)."""
+    return conn.execute(RUN_TEXT, (a, b)).fetchone()[0] or ""
