@@ -1,6 +1,8 @@
 """A local HTTP server that holds each request exactly `hold` seconds (for the benchmarks).
 
-Run as its own process so its CPU is not counted against the agent: python bench/_hold_server.py PORT HOLD
+Run as its own process so its CPU is not counted against the agent:
+    python bench/_hold_server.py PORT HOLD [FAIL_SHARE]
+With FAIL_SHARE (0.1 = one request in ten) that share is answered 503, spread evenly.
 """
 import asyncio
 import sys
@@ -8,9 +10,15 @@ import sys
 from aiohttp import web
 
 
-async def main(port: int, hold: float) -> None:
+async def main(port: int, hold: float, fail_share: float) -> None:
+    every = round(1 / fail_share) if fail_share > 0 else 0
+    seen = [0]
+
     async def handler(request: web.Request) -> web.Response:
         await asyncio.sleep(hold)
+        seen[0] += 1
+        if every and seen[0] % every == 0:
+            return web.Response(status=503, text="unavailable (benchmark)", headers={"X-Request-Id": str(seen[0])})
         return web.Response(text="ok")
 
     app = web.Application()
@@ -30,4 +38,4 @@ if __name__ == "__main__":
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(main(int(sys.argv[1]), float(sys.argv[2])))
+    asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else 0.0))

@@ -1,0 +1,128 @@
+"""Evidence benchmark: the failure journal's size per target-year at 1 probe/s with 1 % failures, and the
+time to export and to check offline the bundle of a month for 20 targets.
+
+    python bench/evidence.py [--days 7] [--targets 20]
+
+Journal records are made by the real journal sink from probe results and written by the real store in
+flush-sized batches, with the simulated time, so that the chain seals them as the daemon would.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ledger import NOW, fill_store  # noqa: E402
+
+from agent.calendar import Calendar  # noqa: E402
+from agent.config import load_config  # noqa: E402
+from agent.ledger.journal import Journal  # noqa: E402
+from agent.probes import Detail, ProbeResult  # noqa: E402
+from agent.report.bundle import export_bundle, verify_bundle  # noqa: E402
+from agent.store import Store  # noqa: E402
+
+TZ = dt.timezone(dt.timedelta(hours=1))
+MONTH_START = dt.datetime(2026, 10, 1, tzinfo=TZ).timestamp()
+MONTH_END = dt.datetime(2026, 11, 1, tzinfo=TZ).timestamp()
+
+
+def _result(name: str, t: float, fail: bool) -> ProbeResult:
+    stamp = dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    headers = (("Date", stamp), ("Server", "vendor-edge/1.2"), ("X-Request-Id", f"{int(t * 1000):x}"))
+    if fail:
+        return ProbeResult(name, "api", t, 0.0, 0.09, "down", "http_status", 503, (0.0, 0.001, 0.004, 0.08, 0.005),
+                           error="HTTP 503 not in [200]", detail=Detail("192.0.2.10:443", headers,
+                           b"<html><body><h1>503 Service Unavailable</h1>Please retry later.</body></html>",
+                           "ab" * 32, 1024))
+    return ProbeResult(name, "api", t, 0.0, 0.12, "up", status=200, phases=(0.0, 0.001, 0.004, 0.11, 0.005),
+                       latency_counted=True, detail=Detail("192.0.2.10:443", headers, b'{"status": "ok"}',
+                                                           "ab" * 32, 1024))
+
+
+def fill_journal(store: Store, names: list[str], start: float, seconds: int, rng: np.random.Generator,
+                 up_every: float = 60.0) -> int:
+    """`seconds` of 1 probe/s per target, 1 % failing, through the journal sink. Only the results the sink
+    can keep are made (the failures and each minute's first result): the others it drops unread. Written
+    a minute at a time, with the simulated time."""
+    journal = Journal(up_every=up_every)
+    written = 0
+    services = {n: "api" for n in names}
+    for t0 in range(int(start) - int(start) % 60, int(start) + seconds, 60):
+        fails = rng.random((60, len(names))) < 0.01
+        for i, name in enumerate(names):
+            for k in [0] + np.flatnonzero(fails[:, i]).tolist():
+                journal(_result(name, t0 + k, bool(fails[k, i])), False)
+        records = journal.take()
+        written += len(records)
+        store.write([], [], services, records=records, now=t0 + 60, location="paris")
+    return written
+
+
+def journal_size(days: int) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="sla-journal-"))
+    try:
+        store = Store(folder, thresholds=(0.5, 1.0), clock=lambda: NOW)
+        t0 = time.perf_counter()
+        n = fill_journal(store, ["t000"], NOW - days * 86400, days * 86400, np.random.default_rng(1))
+        took = time.perf_counter() - t0
+        pages = dict(store.conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall())
+        store.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    journal_bytes = sum(v for k, v in pages.items() if k.startswith(("journal", "blobs", "sqlite_autoindex_blobs")))
+    chain_bytes = sum(v for k, v in pages.items() if k.startswith(("chain", "seals")))
+    year = 365 / days
+    print(f"journal, 1 target at 1 probe/s, 1 % failures, {days} days: {n} records ({n / days:.0f} a day: one up a "
+          f"minute, failures up to 20 a minute), written in {took:.1f} s")
+    print(f"  per target-year: journal {journal_bytes * year / 1e6:.1f} MB + its chain {chain_bytes * year / 1e6:.1f} "
+          f"MB ({(journal_bytes + chain_bytes) / max(n, 1):.0f} bytes a record)")
+
+
+def bundle_times(targets: int, up_every: float) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="sla-bundle-"))
+    try:
+        body = "\n".join(f'  - {{name: t{t:03d}, service: api, url: "https://127.0.0.1:9/", interval: 1s, '
+                         f'timeout: 5s, max_in_flight: 5}}' for t in range(targets))
+        (folder / "cfg.yaml").write_text(f"agent: {{location: paris}}\ntargets:\n{body}\n")
+        cfg = load_config(folder / "cfg.yaml")
+        store = Store(folder / "state", thresholds=cfg.contract.thresholds, clock=lambda: NOW)
+        fill_store(store, targets, 50, Calendar(cfg.contract), np.random.default_rng(5))
+        n = fill_journal(store, [t.name for t in cfg.targets], MONTH_START, int(MONTH_END - MONTH_START),
+                         np.random.default_rng(2), up_every)
+        store.close()
+        t0 = time.perf_counter()
+        export_bundle(cfg, str(folder / "state"), "2026-10", NOW, folder / "b.tar.gz")
+        t1 = time.perf_counter()
+        problems, _ = verify_bundle(folder / "b.tar.gz")
+        t2 = time.perf_counter()
+        size = (folder / "b.tar.gz").stat().st_size
+        print(f"bundle of 2026-10, {targets} targets, an up record every {up_every:g} s, {n} journal records: "
+              f"export {t1 - t0:.2f} s, verify offline "
+              f"{t2 - t1:.2f} s (target <= 5 s each) {'OK' if max(t1 - t0, t2 - t1) <= 5 else 'MISSED'}; "
+              f"{size / 1e6:.1f} MB; {'verified' if not problems else problems[:3]}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--targets", type=int, default=20)
+    ap.add_argument("--up-every", default="60,600", help="seconds between up records, one bundle each")
+    args = ap.parse_args()
+    journal_size(args.days)
+    for up_every in (float(x) for x in args.up_every.split(",")):
+        bundle_times(args.targets, up_every)
+
+
+if __name__ == "__main__":
+    main()
