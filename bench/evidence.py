@@ -67,12 +67,12 @@ def fill_journal(store: Store, names: list[str], start: float, seconds: int, rng
     return written
 
 
-def journal_size(days: int) -> None:
+def journal_size(days: int, up_every: float) -> None:
     folder = Path(tempfile.mkdtemp(prefix="sla-journal-"))
     try:
         store = Store(folder, thresholds=(0.5, 1.0), clock=lambda: NOW)
         t0 = time.perf_counter()
-        n = fill_journal(store, ["t000"], NOW - days * 86400, days * 86400, np.random.default_rng(1))
+        n = fill_journal(store, ["t000"], NOW - days * 86400, days * 86400, np.random.default_rng(1), up_every)
         took = time.perf_counter() - t0
         pages = dict(store.conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall())
         store.close()
@@ -81,8 +81,8 @@ def journal_size(days: int) -> None:
     journal_bytes = sum(v for k, v in pages.items() if k.startswith(("journal", "blobs", "sqlite_autoindex_blobs")))
     chain_bytes = sum(v for k, v in pages.items() if k.startswith(("chain", "seals")))
     year = 365 / days
-    print(f"journal, 1 target at 1 probe/s, 1 % failures, {days} days: {n} records ({n / days:.0f} a day: one up a "
-          f"minute, failures up to 20 a minute), written in {took:.1f} s")
+    print(f"journal, 1 target at 1 probe/s, 1 % failures, an up record every {up_every:g} s, {days} days: {n} records "
+          f"({n / days:.0f} a day), written in {took:.1f} s")
     print(f"  per target-year: journal {journal_bytes * year / 1e6:.1f} MB + its chain {chain_bytes * year / 1e6:.1f} "
           f"MB ({(journal_bytes + chain_bytes) / max(n, 1):.0f} bytes a record)")
 
@@ -119,7 +119,8 @@ def main() -> None:
     ap.add_argument("--targets", type=int, default=20)
     ap.add_argument("--up-every", default="60,600", help="seconds between up records, one bundle each")
     args = ap.parse_args()
-    journal_size(args.days)
+    for up_every in (float(x) for x in args.up_every.split(",")):
+        journal_size(args.days, up_every)
     for up_every in (float(x) for x in args.up_every.split(",")):
         bundle_times(args.targets, up_every)
 
