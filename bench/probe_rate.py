@@ -6,10 +6,13 @@ scheduling lag p50/p99. With --vs-blackbox it runs Prometheus blackbox_exporter 
 prometheus-blackbox-exporter) on 127.0.0.1 against the same server at the same rates, side by side.
 
     python bench/probe_rate.py [--seconds 20] [--rates 200,1000] [--vs-blackbox] [--no-uvloop]
-                               [--fail-share 0.1 --journal on,off]
+                               [--fail-share 0.1 --journal on,off] [--tls]
 
 With --fail-share the server answers 503 to that share of the requests; --journal runs the agent with the
 failure journal (and its hash chain) on and off, one after the other, to compare the cost per probe.
+With --tls the server speaks HTTPS (TLS 1.3 only, an ECDSA P-256 certificate from a CA the bench makes),
+and both the agent and blackbox_exporter verify it against that CA, a new connection (and handshake)
+per probe.
 
 Only 127.0.0.1 is used. Every load loop is bounded in count and time.
 """
@@ -56,14 +59,15 @@ def cpu_pid(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(port: int, fail_share: float = 0.0) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, str(HERE / "_hold_server.py"), str(port), str(HOLD), str(fail_share)],
-                            stdout=subprocess.PIPE, text=True)
+def start_server(port: int, fail_share: float = 0.0, tls: tuple[Path, Path, Path] | None = None) -> subprocess.Popen:
+    extra = [str(tls[1]), str(tls[2])] if tls else []
+    proc = subprocess.Popen([sys.executable, str(HERE / "_hold_server.py"), str(port), str(HOLD), str(fail_share),
+                             *extra], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return proc
 
 
-async def run_agent(rate: int, seconds: float, port: int, journal: bool = True) -> dict:
+async def run_agent(rate: int, seconds: float, port: int, journal: bool = True, ca: Path | None = None) -> dict:
     import logging
 
     from agent.app import Agent
@@ -72,9 +76,10 @@ async def run_agent(rate: int, seconds: float, port: int, journal: bool = True) 
     logging.getLogger("sla_agent").setLevel(logging.ERROR)  # a target's every flip is logged: not the subject here
     interval = 0.2
     n = max(1, round(rate * interval))
+    scheme, tls = ("https", f', tls: {{ca_file: "{ca}"}}') if ca else ("http", "")
     targets = "\n".join(
-        f'  - {{name: t{i:04d}, service: api, url: "http://127.0.0.1:{port}/p{i}", interval: 200ms, timeout: 2s, '
-        f'max_in_flight: 10}}' for i in range(n))
+        f'  - {{name: t{i:04d}, service: api, url: "{scheme}://127.0.0.1:{port}/p{i}", interval: 200ms, timeout: 2s, '
+        f'max_in_flight: 10{tls}}}' for i in range(n))
     cfg = parse_config(f"""
 agent: {{listen: "127.0.0.1:0", rate_limit: {rate * 2}, per_host_concurrency: 10000, flush_interval: 5s}}
 evidence: {{journal: {"true" if journal else "false"}}}
@@ -121,7 +126,7 @@ targets:
             "probes": total, "outcomes": outcomes, "loop": type(asyncio.get_running_loop()).__module__}
 
 
-async def run_blackbox(rate: int, seconds: float, port: int) -> dict | None:
+async def run_blackbox(rate: int, seconds: float, port: int, ca: Path | None = None) -> dict | None:
     exe = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
     if exe is None:
         print("blackbox_exporter not found: apt-get install -y --no-install-recommends prometheus-blackbox-exporter")
@@ -129,8 +134,10 @@ async def run_blackbox(rate: int, seconds: float, port: int) -> dict | None:
     import aiohttp
 
     folder = Path(tempfile.mkdtemp(prefix="sla-bb-"))
+    tls = f"      tls_config: {{ca_file: {ca}}}\n" if ca else ""
     (folder / "bb.yml").write_text("modules:\n  http_2xx:\n    prober: http\n    timeout: 2s\n"
-                                   "    http:\n      preferred_ip_protocol: ip4\n")
+                                   "    http:\n      preferred_ip_protocol: ip4\n" + tls)
+    scheme = "https" if ca else "http"
     bb_port = free_port()
     proc = subprocess.Popen([exe, f"--config.file={folder / 'bb.yml'}", f"--web.listen-address=127.0.0.1:{bb_port}",
                              "--log.level=error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -154,7 +161,7 @@ async def run_blackbox(rate: int, seconds: float, port: int) -> dict | None:
                 nonlocal failures
                 try:
                     async with s.get(url, params={"module": "http_2xx",
-                                                  "target": f"http://127.0.0.1:{port}/bb{i}"}) as r:
+                                                  "target": f"{scheme}://127.0.0.1:{port}/bb{i}"}) as r:
                         body = await r.text()
                 except aiohttp.ClientError:
                     failures += 1
@@ -201,6 +208,7 @@ def main() -> None:
     ap.add_argument("--fail-share", type=float, default=0.0, help="share of requests the server answers 503")
     ap.add_argument("--journal", default="on", help="on, off, or on,off to compare in one run")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each journal mode, alternating")
+    ap.add_argument("--tls", action="store_true", help="HTTPS: TLS 1.3, ECDSA P-256, a handshake per probe")
     args = ap.parse_args()
     if not args.no_uvloop:
         try:
@@ -210,14 +218,20 @@ def main() -> None:
         except ImportError:
             print("uvloop not installed: plain asyncio")
     port = free_port()
-    server = start_server(port, args.fail_share)
+    certs = None
+    if args.tls:
+        import _certs
+
+        certs = _certs.make(Path(tempfile.mkdtemp(prefix="sla-bench-tls-")))
+    ca = certs[0] if certs else None
+    server = start_server(port, args.fail_share, certs)
     rows = []
     try:
         for rate in (int(x) for x in args.rates.split(",")):
             runs: dict[str, list[dict]] = {}
             for _ in range(args.repeat):  # the modes alternate: the machine's drift falls on both
                 for mode in args.journal.split(","):
-                    a = asyncio.run(run_agent(rate, args.seconds, port, journal=mode == "on"))
+                    a = asyncio.run(run_agent(rate, args.seconds, port, journal=mode == "on", ca=ca))
                     runs.setdefault(mode, []).append(a)
                     print(f"sla-agent   {rate:5d}/s journal {mode:<3}: achieved {a['rate']:7.1f}/s  cpu {a['cpu_ms']:.3f} "
                           f"ms/probe  overhead p50 {a['over_p50']:.2f} ms p99 {a['over_p99']:.2f} ms  sched lag p50 "
@@ -228,7 +242,7 @@ def main() -> None:
                 print(f"journal cost at {rate}/s, median of {args.repeat}: cpu {on:.3f} vs {off:.3f} ms/probe = "
                       f"{100 * (on / off - 1):+.1f} % (target <= +5 %); overhead p99 with the journal at most "
                       f"{p99:.2f} ms (target <= 10 ms)", flush=True)
-            b = asyncio.run(run_blackbox(rate, args.seconds, port)) if args.vs_blackbox else None
+            b = asyncio.run(run_blackbox(rate, args.seconds, port, ca)) if args.vs_blackbox else None
             if b:
                 print(f"blackbox    {rate:5d}/s target: achieved {b['rate']:7.1f}/s  cpu {b['cpu_ms']:.3f} ms/probe  "
                       f"overhead p50 {b['over_p50']:.2f} ms p99 {b['over_p99']:.2f} ms  failures {b['failures']}",

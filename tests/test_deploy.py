@@ -101,7 +101,7 @@ def _query(base: str, expr: str) -> dict:
 async def test_real_prometheus_agrees_with_the_agent(tmp_path):
     prometheus = tool("prometheus")
     sim = Simulator(SimSettings(api_median_ms=120, slow_share=0.3, slow_ms=700, error_rate=0.0, outage_every=0,
-                                seed=1))
+                                require_token=False, seed=1))
     port = await sim.start("127.0.0.1", 0)
     closed = free_port()
     cfg = parse_config(f"""

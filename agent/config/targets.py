@@ -85,12 +85,17 @@ def _target(r: Reader, node: yaml.Node, path: str, control: bool) -> ReadTarget:
         allowed |= {f.key for t in PROBE_TYPES.values() for f in t.fields}
     nodes = r.mapping(node, path, allowed)
     common = read_fields(r, nodes, node, path, head + own + TIMING)
+    if ptype is not None:
+        common.values.setdefault("interval", ptype.default_interval)
     if control:
         common.values["service"] = CONTROL_SERVICE
     type_values = {f.name: common.values.pop(f.name) for f in own if f.name in common.values}
     if ptype is None or not isinstance(node, yaml.MappingNode):
         return ReadTarget(None, common, path, ptype)
     options = ptype.build(r, Section(type_values, nodes, common.ok, node), path)
+    if options is not None and "max_in_flight" not in nodes:  # enough slots for the longest run
+        longest = ptype.longest(options, common.values.get("timeout", Target.timeout))
+        common.values["max_in_flight"] = max(1, math.ceil(round(longest / common.values["interval"], 6)))
     target = Target(options=options, control=control, **common.values) \
         if options is not None and common.ok and "name" in common.values else None
     return ReadTarget(target, common, path, ptype)
@@ -110,23 +115,39 @@ def check_timing(r: Reader, contract: Contract, items: list[ReadTarget]) -> None
     for it in items:
         s, path = it.common, it.path
         timeout = s.values.get("timeout", Target.timeout)
-        interval = s.values.get("interval", Target.interval)
-        in_flight = s.values.get("max_in_flight", Target.max_in_flight)
+        interval = s.values.get("interval", it.ptype.default_interval if it.ptype else Target.interval)
         bounds = contract.latency_bounds(s.values.get("service", ""))
         top = max((b.below for b in bounds), default=0.0)
         if bounds and timeout <= top:
             r.error(s.node_of("timeout"), f"{path}.timeout", f"must be greater than the {top:g}s latency threshold "
                                                               f"(a timeout counts as a request slower than every threshold)")
-        elif it.ptype is not None and interval < it.ptype.min_interval and "interval" in s.values:
+        elif it.ptype is not None and interval < it.ptype.min_interval:
             r.error(s.node_of("interval"), f"{path}.interval",
                     f"must be at least {it.ptype.min_interval:g}s for {it.ptype.name} targets")
-        elif ({"interval", "timeout"} & s.nodes.keys()) and \
-                all(k in s.values for k in ("interval", "timeout", "max_in_flight") if k in s.nodes):
-            if interval * in_flight < timeout:
-                r.error(s.node_of("interval"), f"{path}.interval",
-                        f"{interval:g}s is shorter than the timeout {timeout:g}s: a probe could still be running "
-                        f"at the next tick; raise interval, lower timeout, or set max_in_flight >= "
-                        f"{math.ceil(timeout / interval)}")
+        else:
+            _check_slots(r, it, interval, timeout)
+
+
+def _check_slots(r: Reader, it: ReadTarget, interval: float, timeout: float) -> None:
+    """Probes still running at a tick make it `skipped` (inconclusive): only a slow vendor causes that, so
+    interval x max_in_flight must cover the longest a probe can run. Left out, max_in_flight is sized so."""
+    s, path = it.common, it.path
+    if "max_in_flight" not in s.nodes or not all(k in s.values for k in ("interval", "timeout", "max_in_flight")):
+        return  # sized to fit by default; or an error is already said
+    in_flight = s.values["max_in_flight"]
+    longest = it.ptype.longest(it.target.options, timeout) if it.ptype and it.target else timeout
+    if interval * in_flight >= longest:
+        return
+    need = math.ceil(longest / interval)
+    if longest > timeout:
+        r.error(s.node_of("interval"), f"{path}.interval",
+                f"{interval:g}s x max_in_flight {in_flight} is shorter than the {longest:g}s a run of the "
+                f"{round(longest / timeout)} steps can take (each step has the {timeout:g}s timeout); raise "
+                f"interval, lower timeout, or set max_in_flight >= {need}")
+    else:
+        r.error(s.node_of("interval"), f"{path}.interval",
+                f"{interval:g}s is shorter than the timeout {timeout:g}s: a probe could still be running "
+                f"at the next tick; raise interval, lower timeout, or set max_in_flight >= {need}")
 
 
 def check_unique_names(r: Reader, items: list[ReadTarget]) -> None:

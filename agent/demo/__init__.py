@@ -1,16 +1,25 @@
 """A simulated web interface and API, for the demo and the tests (127.0.0.1 only).
 
-Latency is lognormal with a slow tail; some requests fail; now and then a short outage answers 503.
-Everything is tunable, and a seed makes a run repeatable.
+The web interface is a single-page app (spa.py); the API has a health endpoint, an OAuth2 token
+endpoint (tokens.py) and a resource behind it (a list, then one item by id). Latency is lognormal with
+a slow tail; some requests fail; now and then a short outage answers 503. Everything is tunable, a
+seed makes a run repeatable, and every request is logged (method, path, status) for tests to count.
 """
 from __future__ import annotations
 
 import asyncio
 import math
 import random
+from collections import deque
 from dataclasses import dataclass
 
 from aiohttp import web
+
+from ..clock import Clock
+from .spa import BUNDLE, PAGE
+from .tokens import TokenIssuer
+
+CONTACTS = 20
 
 
 @dataclass
@@ -24,12 +33,17 @@ class SimSettings:
     outage_every: float = 240.0  # seconds between outages (0: never)
     outage_seconds: float = 20.0
     seed: int | None = None
+    token_ttl: float = 300.0  # lifetime of the API's bearer tokens
+    require_token: bool = True  # the contacts resource needs a bearer token
+    bundle_fails: bool = False  # the web interface's script bundle answers 500
 
 
 class Simulator:
-    def __init__(self, settings: SimSettings | None = None) -> None:
+    def __init__(self, settings: SimSettings | None = None, clock: Clock | None = None) -> None:
         self.s = settings or SimSettings()
         self.rng = random.Random(self.s.seed)  # nosec B311 - simulated latency, not security
+        self.issuer = TokenIssuer(ttl=self.s.token_ttl, **({"clock": clock} if clock else {}))
+        self.log: deque[tuple[str, str, int]] = deque(maxlen=100_000)  # (method, path, status)
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._t0 = 0.0
@@ -55,23 +69,65 @@ class Simulator:
 
     async def web_page(self, request: web.Request) -> web.Response:
         failed = await self._answer(self.s.web_median_ms)
-        return failed or web.Response(
-            text="<!doctype html><html><head><title>CRM360</title></head><body><h1>CRM360</h1>"
-                 "<p>Sign in</p></body></html>", content_type="text/html")
+        return failed or web.Response(text=PAGE, content_type="text/html")
+
+    async def bundle(self, request: web.Request) -> web.Response:
+        failed = await self._answer(self.s.web_median_ms / 3)
+        if failed is None and self.s.bundle_fails:
+            failed = web.Response(status=500, text="bundle build failed (simulated)\n")
+        return failed or web.Response(text=BUNDLE, content_type="application/javascript")
 
     async def api_health(self, request: web.Request) -> web.Response:
         failed = await self._answer(self.s.api_median_ms)
         return failed or web.json_response({"status": "ok", "service": "crm360-api"})
 
+    async def token(self, request: web.Request) -> web.Response:
+        failed = await self._answer(self.s.api_median_ms / 3)
+        return failed or await self.issuer.handle(request)
+
+    def _unauthorized(self, request: web.Request) -> web.Response | None:
+        if not self.s.require_token or self.issuer.valid(request):
+            return None
+        return web.json_response({"error": "invalid_token"}, status=401,
+                                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
     async def api_contacts(self, request: web.Request) -> web.Response:
         failed = await self._answer(self.s.api_median_ms * 1.5)
-        return failed or web.json_response({"data": [{"id": i, "name": f"contact {i}"} for i in range(20)]})
+        return failed or self._unauthorized(request) or web.json_response(
+            {"data": [{"id": i, "name": f"contact {i}"} for i in range(1, CONTACTS + 1)]})
+
+    async def api_contact(self, request: web.Request) -> web.Response:
+        failed = await self._answer(self.s.api_median_ms)
+        if failed or (failed := self._unauthorized(request)):
+            return failed
+        cid = request.match_info["id"]
+        if not cid.isdigit() or not 1 <= int(cid) <= CONTACTS:
+            return web.json_response({"error": "not_found"}, status=404)
+        return web.json_response({"data": {"id": int(cid), "name": f"contact {cid}"}})
+
+    @web.middleware
+    async def _logged(self, request: web.Request, handler) -> web.StreamResponse:
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            self.log.append((request.method, request.path, exc.status))
+            raise
+        self.log.append((request.method, request.path, resp.status))
+        return resp
+
+    def count(self, method: str, path_prefix: str, status: int | None = None) -> int:
+        """Requests in the log whose path starts with `path_prefix`."""
+        return sum(1 for m, p, s in self.log if m == method and p.startswith(path_prefix)
+                   and (status is None or s == status))
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._logged])
         app.router.add_get("/", self.web_page)
+        app.router.add_get("/static/app.js", self.bundle)
         app.router.add_get("/api/health", self.api_health)
+        app.router.add_post("/oauth/token", self.token)
         app.router.add_get("/api/v1/contacts", self.api_contacts)
+        app.router.add_get("/api/v1/contacts/{id}", self.api_contact)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:

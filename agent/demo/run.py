@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..app import Agent, tune_gc
-from ..config import Config, load_config
+from ..config import Config, parse_config
 from . import SimSettings, Simulator
 
 SIM_PORT = 9811
@@ -60,11 +60,8 @@ async def _start_sim(args: argparse.Namespace) -> tuple[Simulator, int]:
 def _config(port: int) -> tuple[Path, Config]:
     """The packaged demo config, pointed at the simulator's port."""
     path = Path(str(resources.files("agent") / "data" / "demo.yaml"))
-    cfg = load_config(path)
-    if port != SIM_PORT:
-        cfg = dataclasses.replace(cfg, targets=tuple(dataclasses.replace(t, options=dataclasses.replace(
-            t.options, url=t.options.url.replace(f":{SIM_PORT}/", f":{port}/"))) for t in cfg.targets))
-    return path, cfg
+    text = path.read_text(encoding="utf-8").replace(f"127.0.0.1:{SIM_PORT}/", f"127.0.0.1:{port}/")
+    return path, parse_config(text, str(path), base_dir=path.parent)
 
 
 async def _start_agent(cfg: Config, state_dir: str, listen) -> Agent:

@@ -22,7 +22,8 @@ LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
 class _Bound:
     """The label children of one target, bound once so the hot path does no label lookups."""
 
-    __slots__ = ("outcome", "counted", "duration", "phases", "success", "errors", "expiry", "skipped", "late")
+    __slots__ = ("outcome", "counted", "duration", "phases", "success", "errors", "expiry", "skipped", "late",
+                 "tokens", "token_duration")
 
     def __init__(self, m: "LiveMetrics", service: str, target: str, phases: tuple[str, ...],
                  applicable: Collection[str]) -> None:
@@ -39,6 +40,8 @@ class _Bound:
         self.expiry = lambda: m.expiry.labels(*lv)
         self.skipped = m.skipped.labels(*lv)
         self.late = m.late.labels(*lv)
+        self.tokens = lambda result: m.tokens.labels(service, target, result, *m.extra_values)
+        self.token_duration = lambda: m.token_duration.labels(*lv)
 
 
 class LiveMetrics:
@@ -66,6 +69,12 @@ class LiveMetrics:
                                st, registry=registry)
         self.late = Counter("sla_agent_ticks_late", "Ticks missed because the event loop was late.", st,
                             registry=registry)
+        self.tokens = Counter("sla_auth_token_requests", "Requests to a target's OAuth2 token endpoint, by result "
+                              "(ok, error); never part of the measured latency.", ("service", "target", "result") + extra,
+                              registry=registry)
+        self.token_duration = Histogram("sla_auth_token_request_duration_seconds", "Duration of the requests to "
+                                        "a target's OAuth2 token endpoint.", st, buckets=DURATION_BUCKETS,
+                                        registry=registry)
         self.slices = Counter("sla_slices", "Closed one-minute slices per service, by state.",
                               ("service", "state") + extra, registry=registry)
         self.loop_lag = Histogram("sla_agent_loop_lag_seconds", "Event-loop lag measured every 25 ms.",
@@ -100,7 +109,7 @@ class LiveMetrics:
     def forget(self, service: str, target: str) -> None:
         """Removes a target's series (after a reload that dropped it)."""
         self._bound.pop(target, None)
-        for metric in (self.duration, self.success, self.expiry, self.skipped, self.late):
+        for metric in (self.duration, self.success, self.expiry, self.skipped, self.late, self.token_duration):
             try:
                 metric.remove(service, target, *self.extra_values)
             except KeyError:
@@ -110,6 +119,9 @@ class LiveMetrics:
         """The pipeline's sink: one result into the live series."""
         b = self._bound.get(r.target) or self.bind(r.service, r.target)
         b.outcome[r.outcome].inc()
+        for request in r.token_requests:
+            b.tokens(request.result).inc()
+            b.token_duration().observe(request.duration_s)
         if r.outcome == INCONCLUSIVE:
             if r.error_kind == "skipped":
                 b.skipped.inc()

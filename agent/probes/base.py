@@ -7,6 +7,7 @@ its Probe. Nothing outside the folder knows the type's options.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -29,6 +30,7 @@ ERROR_KINDS: dict[str, str] = {
     "http_status": DOWN,         # status not in expect_status
     "assertion": DOWN,           # a body regex, JSON assertion or expected line failed
     "body_too_large": DOWN,      # the body exceeded max_body_bytes (read stopped at the limit)
+    "auth": DOWN,                # no token from the OAuth2 token endpoint (outcome configurable per target)
     "skipped": INCONCLUSIVE,     # the previous probe of the target was still in flight at the tick
     "agent_overload": INCONCLUSIVE,  # the event loop lagged past the bound during the probe
     "agent_network": INCONCLUSIVE,   # the control checks were failing: the agent's own network is suspect
@@ -88,6 +90,15 @@ class Detail:
     body_bytes: int = 0  # what is kept of `body` once redacted
 
 
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    """One request a probe made to a token endpoint before its measured request (never part of it)."""
+
+    duration_s: float
+    result: str  # ok | error
+    reason: str  # first | refresh | rejected (after a 401) | retry (after a failed request)
+
+
 def address_text(sockaddr: tuple) -> str:
     """A socket address as Detail.address writes it: 192.0.2.1:443, [2001:db8::1]:443."""
     host, port = sockaddr[0], sockaddr[1]
@@ -114,11 +125,10 @@ class ProbeResult:
     tls_not_after: float | None = None
     error: str = ""
     detail: Detail | None = None
+    token_requests: tuple[TokenRequest, ...] = ()
 
     def replace_outcome(self, outcome: str, error_kind: str, error: str) -> "ProbeResult":
-        return ProbeResult(self.target, self.service, self.started_at, self.mono_start, self.duration_s, outcome,
-                           error_kind, self.status, self.phases, self.failed_assertions, False,
-                           self.tls_not_after, error, self.detail)
+        return dataclasses.replace(self, outcome=outcome, error_kind=error_kind, error=error, latency_counted=False)
 
 
 def inconclusive(target: str, service: str, started_at: float, mono_start: float, kind: str, error: str) -> ProbeResult:
@@ -144,6 +154,9 @@ class ProbeType:
     applicable: Callable[[Any], tuple[str, ...]]
     probe: Callable[..., Probe]
     min_interval: float = 0.05
+    default_interval: float = 5.0
+    # the longest one probe may run, given the target's timeout (a transaction runs several requests)
+    longest: Callable[[Any, float], float] = lambda options, timeout: timeout
 
 
 PROBE_TYPES: dict[str, ProbeType] = {}

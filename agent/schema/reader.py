@@ -57,6 +57,9 @@ class Reader:
         self.offline = offline
         self.issues: list[ConfigIssue] = []
         self.secrets: set[str] = set()
+        # Inside a transaction's step: the variables earlier steps extract. A ${name} among them is left for
+        # the probe to fill at run time; any other ${NAME} comes from the environment.
+        self.variables: tuple[str, ...] | None = None
 
     def error(self, node: yaml.Node | None, path: str, message: str) -> None:
         line = node.start_mark.line + 1 if node is not None else 1
@@ -133,16 +136,21 @@ class Reader:
 
     def expand(self, node: yaml.Node, path: str, value: str) -> Any:
         """${NAME} from the environment; the values are secrets from then on."""
-        names = ENV_REF.findall(value)
+        variables = self.variables or ()
+        names = [name for name in ENV_REF.findall(value) if name not in variables]
         missing = [name for name in names if name not in self.env]
         if missing and self.offline:
-            return ENV_REF.sub(OFFLINE, value)
+            return ENV_REF.sub(lambda m: m.group(0) if m.group(1) in variables else OFFLINE, value)
+        if missing and self.variables is not None:
+            defined = ", ".join(variables) or "none"
+            return self.reject(node, path, f"${{{missing[0]}}} is not a variable extracted by an earlier step "
+                                           f"(defined here: {defined}) nor a set environment variable")
         if missing:
             return self.reject(node, path, f"environment variable {missing[0]} is not set")
         if not names:
             return value
         self.secrets.update(self.env[name] for name in names if self.env[name])
-        return ENV_REF.sub(lambda m: self.env[m.group(1)], value)
+        return ENV_REF.sub(lambda m: m.group(0) if m.group(1) in variables else self.env[m.group(1)], value)
 
     def secret_file(self, node: yaml.Node, path: str) -> Any:
         name = self.string(node, path)

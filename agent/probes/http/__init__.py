@@ -1,21 +1,31 @@
-"""The `http` probe type: one HTTP(S) request per probe, phases dns, connect, tls, ttfb, transfer."""
+"""The `http` probe type: one HTTP(S) request per probe, or a transaction of several (`steps:`), with
+phases dns, connect, tls, ttfb, transfer (of the measured request)."""
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 from urllib.parse import urlsplit
 
-from ..base import ProbeType, register
-from .checks import JsonAssertion, json_lookup
-from .probe import HttpProbe
+from ..base import ProbeType, Target, register
 from ..tls import TLSOptions
-from .spec import FIELDS, HttpOptions, build
+from .checks import JsonAssertion, json_lookup
+from .config import FIELDS, build
+from .oauth2 import OAuth2Options
+from .probe import HttpProbe
+from .spec import HttpOptions
+from .steps import Step, TransactionOptions
+from .transaction import TransactionProbe
 
 PHASES = ("dns", "connect", "tls", "ttfb", "transfer")
 
 
-def applicable(o: HttpOptions) -> tuple[str, ...]:
+def _measured_url(o: HttpOptions | TransactionOptions) -> str:
+    return o.steps[o.measured].request.url if isinstance(o, TransactionOptions) else o.url
+
+
+def applicable(o: HttpOptions | TransactionOptions) -> tuple[str, ...]:
     """No dns phase for an IP literal, no tls phase for plain HTTP."""
-    parts = urlsplit(o.url)
+    parts = urlsplit(_measured_url(o))
     try:
         ipaddress.ip_address(parts.hostname or "")
         literal = True
@@ -24,6 +34,17 @@ def applicable(o: HttpOptions) -> tuple[str, ...]:
     return tuple(p for p in PHASES if not (p == "dns" and literal) and not (p == "tls" and parts.scheme != "https"))
 
 
-HTTP = register(ProbeType("http", FIELDS, build, PHASES, applicable, HttpProbe))
+def longest(o: HttpOptions | TransactionOptions, timeout: float) -> float:
+    """Each step of a transaction has the whole timeout."""
+    return timeout * len(o.steps) if isinstance(o, TransactionOptions) else timeout
 
-__all__ = ["HTTP", "HttpOptions", "HttpProbe", "JsonAssertion", "TLSOptions", "json_lookup"]
+
+def make(target: Target, **kwargs: Any) -> HttpProbe:
+    cls = TransactionProbe if isinstance(target.options, TransactionOptions) else HttpProbe
+    return cls(target, **kwargs)
+
+
+HTTP = register(ProbeType("http", FIELDS, build, PHASES, applicable, make, longest=longest))
+
+__all__ = ["HTTP", "HttpOptions", "HttpProbe", "JsonAssertion", "OAuth2Options", "Step", "TLSOptions",
+           "TransactionOptions", "TransactionProbe", "json_lookup"]

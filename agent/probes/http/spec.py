@@ -1,8 +1,8 @@
-"""The options of an `http` target: what the config may say, how it is read and checked."""
+"""The options of one HTTP request (an `http` target, or one step of a transaction): what the config
+may say, how it is read and checked."""
 from __future__ import annotations
 
 import base64
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -13,11 +13,12 @@ import yaml
 from ...schema import MISSING, Field, Reader, Section, boolean, choice, integer, list_of, regex, string
 from ..tls import TLSOptions, read_tls
 from .checks import Check, JsonAssertion, response_checks
+from ..addresses import check_url
+from .oauth2 import OAuth2Options, read_auth
 
-_SECRET_HEADER = re.compile(r"auth|token|key|secret|cookie|session|password", re.I)
+SECRET_HEADER = re.compile(r"auth|token|key|secret|cookie|session|password", re.I)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_JSON_PATH = re.compile(r"[A-Za-z0-9_$-]+(\[\d+\])*(\.[A-Za-z0-9_$-]+(\[\d+\])*)*")
-_HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?")
+JSON_PATH = re.compile(r"[A-Za-z0-9_$-]+(\[\d+\])*(\.[A-Za-z0-9_$-]+(\[\d+\])*)*")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
@@ -39,6 +40,7 @@ class HttpOptions:
     max_redirects: int = 10
     ip_family: str = "any"  # any | ipv4 | ipv6
     keepalive: bool = False
+    auth: OAuth2Options | None = None
     checks: tuple[Check, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -51,26 +53,6 @@ class HttpOptions:
 
 
 # -- readers of the fields that are more than a scalar ------------------------------------------------
-def check_url(url: str) -> str | None:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        return f"is not a valid URL: {exc}"
-    if parts.scheme not in ("http", "https"):
-        return f"must be an http:// or https:// URL, got {url.split('://')[0] + '://' if '://' in url else url!r}"
-    if not parts.hostname:
-        return "has no host name"
-    try:
-        ipaddress.ip_address(parts.hostname)
-    except ValueError:
-        if not _HOST.fullmatch(parts.hostname):
-            return f"host {parts.hostname!r} is not a valid host name"
-    if port == 0:
-        return "port 0 is not a valid port"
-    return None
-
-
 def _url(r: Reader, node: yaml.Node, path: str) -> Any:
     url = r.string(node, path, env=True)
     if url is MISSING:
@@ -100,7 +82,7 @@ def _headers(r: Reader, node: yaml.Node, path: str) -> Any:
         if value is MISSING:
             ok = False
             continue
-        if _SECRET_HEADER.search(name) and value:
+        if SECRET_HEADER.search(name) and value:
             r.secrets.add(value)
             r.secrets.update(part for part in value.split() if len(part) >= 8)
         out.append((name, value))
@@ -145,18 +127,19 @@ def _json_assertion(r: Reader, node: yaml.Node, path: str) -> Any:
     equals = r.scalar(m["equals"], f"{path}.equals")
     if jpath is MISSING or equals is MISSING:
         return MISSING
-    if not _JSON_PATH.fullmatch(jpath):
+    if not JSON_PATH.fullmatch(jpath):
         return r.reject(m["path"], f"{path}.path", f"must be a dotted path such as data.items[0].status, got {jpath!r}")
     return JsonAssertion(jpath, equals)
 
 
-FIELDS = (
+REQUEST_FIELDS = (
     Field("url", _url, required=True),
     Field("method", choice(*METHODS)),
     Field("body", string(allow_empty=True, env=True)),
     Field("headers", _headers),
     Field("header_files", _header_files),
     Field("basic_auth", _basic_auth),
+    Field("auth", read_auth),
     Field("expect_status", list_of(integer(100, 599))),
     Field("body_regex", list_of(regex())),
     Field("body_not_regex", list_of(regex())),
@@ -170,16 +153,22 @@ FIELDS = (
 )
 
 
-def build(r: Reader, s: Section, path: str) -> HttpOptions | None:
-    """The options from the read fields; headers, header files and basic auth make one header list."""
-    kw = dict(s.values)
+def request_options(kw: dict[str, Any]) -> HttpOptions:
+    """The options of one request; headers, header files and basic auth make one header list."""
+    kw = dict(kw)
     headers = kw.pop("headers", ()) + kw.pop("header_files", ()) + kw.pop("basic_auth", ())
-    ok = s.ok
-    if "url" in kw and urlsplit(kw["url"]).username is not None and \
-            any(k.lower() == "authorization" for k, _ in headers):
+    return HttpOptions(headers=headers, **kw)
+
+
+def authorization_once(r: Reader, s: Section, path: str, headers: tuple) -> bool:
+    ok = True
+    has_header = any(k.lower() == "authorization" for k, _ in headers)
+    if "url" in s.values and urlsplit(s.values["url"]).username is not None and has_header:
         r.error(s.nodes["url"], f"{path}.url", "has user:password@ credentials and an Authorization header (or "
                                                "basic_auth): keep one of them")
         ok = False
-    if not ok or "url" not in kw:
-        return None
-    return HttpOptions(headers=headers, **kw)
+    if "auth" in s.values and has_header:
+        r.error(s.nodes["auth"], f"{path}.auth", "sets the Authorization header itself: drop the Authorization "
+                                                  "header (or basic_auth)")
+        ok = False
+    return ok

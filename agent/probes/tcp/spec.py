@@ -10,10 +10,10 @@ from typing import Any, ClassVar
 import yaml
 
 from ...schema import MISSING, Field, Reader, Section, choice, regex, string
+from ..addresses import HOST_NAME
 from ..tls import TLSOptions, read_tls
 
 _ADDRESS = re.compile(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9_.-]+):(\d{1,5})")
-_HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def split_address(value: str) -> tuple[str, int] | None:
             ipaddress.IPv6Address(host)
         except ValueError:
             return None
-    elif not _HOST.fullmatch(host):
+    elif not HOST_NAME.fullmatch(host):
         return None
     return (host, int(port)) if 0 < int(port) < 65536 else None
 

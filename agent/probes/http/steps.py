@@ -1,0 +1,185 @@
+"""Multi-step transactions (`type: http` with `steps:`): each step is a request with the options of an
+http target, its own checks, and `extract` rules that put values of its response into variables used
+by the later steps as `${name}`. One step is measured (`measure: true`, by default the last): only its
+latency enters the population; the transaction is down when any step fails.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import yaml
+from yarl import URL
+
+from ...schema import ENV_REF, MISSING, Field, Reader, boolean, read_table, string
+from ..tls import TLSOptions
+from .checks import Answer, json_lookup
+from .spec import JSON_PATH, SECRET_HEADER, HttpOptions, authorization_once
+
+_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Extraction:
+    var: str
+    source: str  # json | regex | header
+    expr: Any  # a dotted JSON path, a compiled pattern, a header name
+    secret: bool = False
+
+    def value(self, answer: Answer, headers: Any) -> str | None:
+        """The extracted text, None when the response does not have it."""
+        if self.source == "header":
+            return headers.get(self.expr) if headers is not None else None
+        if self.source == "regex":
+            m = self.expr.search(answer.text)
+            return None if m is None else (m.group(1) if m.re.groups else m.group(0))
+        try:
+            found = json_lookup(answer.json(), self.expr)
+        except (LookupError, ValueError):
+            return None
+        return found if isinstance(found, str) else json.dumps(found)
+
+    def describe(self) -> str:
+        expr = self.expr.pattern if self.source == "regex" else self.expr
+        return f"{self.source} {expr}"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    request: HttpOptions
+    extract: tuple[Extraction, ...] = ()
+    measure: bool = False
+    templated: bool = field(init=False, compare=False)  # the request uses variables
+
+    def __post_init__(self) -> None:
+        r = self.request
+        texts = [r.url, r.body or ""] + [v for _, v in r.headers]
+        object.__setattr__(self, "templated", any(ENV_REF.search(t) for t in texts))
+
+    def resolve(self, values: dict[str, str]) -> tuple[URL, bytes | None, dict[str, str] | None]:
+        """The request's URL, body and headers with the variables in place."""
+        r = self.request
+        if not self.templated:
+            return URL(r.url), r.body.encode() if r.body is not None else None, dict(r.headers) or None
+        fill: Callable[[str], str] = lambda s: ENV_REF.sub(lambda m: values[m.group(1)], s)  # noqa: E731
+        body = fill(r.body).encode() if r.body is not None else None
+        return URL(fill(r.url)), body, {k: fill(v) for k, v in r.headers} or None
+
+
+@dataclass(frozen=True)
+class TransactionOptions:
+    TYPE: ClassVar[str] = "http"
+
+    steps: tuple[Step, ...]
+    headers: tuple[tuple[str, str], ...] = ()  # sent by every step (a step's own header wins)
+    tls: TLSOptions = field(default_factory=TLSOptions)
+    ip_family: str = "any"
+    keepalive: bool = False
+
+    @property
+    def measured(self) -> int:
+        return next(i for i, s in enumerate(self.steps) if s.measure)
+
+    @property
+    def address(self) -> str:
+        more = len(self.steps) - 1
+        return f"{self.steps[0].request.url} (+{more} step{'s' if more > 1 else ''})"
+
+
+# -- config ----------------------------------------------------------------------------------------
+def _extraction(r: Reader, node: yaml.Node, path: str, var: str) -> Any:
+    m = r.mapping(node, path, {"json", "regex", "header", "secret"})
+    sources = [k for k in ("json", "regex", "header") if k in m]
+    if len(sources) != 1:
+        if isinstance(node, yaml.MappingNode):
+            r.error(node, path, "needs exactly one of `json` (a dotted path), `regex` (its first group) or "
+                                "`header` (a response header name)")
+        return MISSING
+    source = sources[0]
+    secret = r.boolean(m["secret"], f"{path}.secret") if "secret" in m else False
+    if source == "regex":
+        expr = r.regex(m["regex"], f"{path}.regex")
+    else:
+        expr = r.string(m[source], f"{path}.{source}")
+        if source == "json" and expr is not MISSING and not JSON_PATH.fullmatch(expr):
+            expr = r.reject(m["json"], f"{path}.json", f"must be a dotted path such as data.items[0].id, got {expr!r}")
+    if MISSING in (expr, secret):
+        return MISSING
+    return Extraction(var, source, expr, secret)
+
+
+def _extract(r: Reader, node: yaml.Node, path: str) -> Any:
+    pairs = r.pairs(node, path, "variable name to {json | regex | header}")
+    if pairs is None:
+        return MISSING
+    out = []
+    for knode, vnode in pairs:
+        var = str(knode.value)
+        if not _VAR.fullmatch(var):
+            r.error(knode, f"{path}.{var}", "is not a valid variable name (letters, digits and _, not first a digit)")
+            out.append(MISSING)
+        else:
+            out.append(_extraction(r, vnode, f"{path}.{var}", var))
+    return MISSING if MISSING in out else tuple(out)
+
+
+def step_fields(request_fields: tuple[Field, ...]) -> tuple[Field, ...]:
+    """A step's keys: its name, the request options of an http target, what it extracts, `measure`."""
+    connection = {"tls", "ip_family", "keepalive"}  # one connection setting per transaction: the target's
+    return ((Field("name", string(), required=True),) + tuple(f for f in request_fields if f.key not in connection)
+            + (Field("extract", _extract), Field("measure", boolean())))
+
+
+def read_steps(r: Reader, node: yaml.Node, path: str, fields: tuple[Field, ...],
+               build: Callable[[dict[str, Any]], HttpOptions]) -> Any:
+    """The list of steps; the variables a step extracts are defined for the steps after it."""
+    items = r.seq(node, path)
+    if isinstance(node, yaml.SequenceNode) and not items:
+        return r.reject(node, path, "needs at least one step")
+    steps, defined, measured, names = [], [], None, {}
+    for i, item in enumerate(items):
+        spath = f"{path}[{i}]"
+        r.variables = tuple(defined)
+        try:
+            s = read_table(r, item, spath, fields)
+        finally:
+            r.variables = None
+        headers = s.values.get("headers", ()) + s.values.get("header_files", ()) + s.values.get("basic_auth", ())
+        s.ok = authorization_once(r, s, spath, headers) and s.ok
+        name = s.values.get("name")
+        if name in names:
+            r.error(s.node_of("name"), f"{spath}.name", f"duplicate step name {name!r} (first used at {names[name]})")
+            s.ok = False
+        names.setdefault(name, spath)
+        if s.values.get("measure"):
+            if measured is not None:
+                r.error(s.node_of("measure"), f"{spath}.measure", f"only one step may be measured; {measured} "
+                                                                  "already has measure: true")
+                s.ok = False
+            measured = spath
+        defined += [e.var for e in s.values.get("extract", ())]
+        steps.append(_step(s.values, build) if s.ok else MISSING)
+    if MISSING in steps or not steps:
+        return MISSING
+    if measured is None:  # the last step by default
+        steps[-1] = Step(steps[-1].name, steps[-1].request, steps[-1].extract, True)
+    return tuple(steps)
+
+
+def _step(values: dict[str, Any], build: Callable[[dict[str, Any]], HttpOptions]) -> Step:
+    kw = dict(values)
+    name, extract, measure = kw.pop("name"), kw.pop("extract", ()), kw.pop("measure", False)
+    return Step(name, build(kw), extract, measure)
+
+
+def secret_names(steps: tuple[Step, ...]) -> set[str]:
+    """Variables kept out of every text: marked `secret: true`, or sent in a secret-looking header."""
+    names = {e.var for s in steps for e in s.extract if e.secret}
+    for s in steps:
+        for k, v in s.request.headers:
+            if SECRET_HEADER.search(k):
+                names.update(ENV_REF.findall(v))
+    return names

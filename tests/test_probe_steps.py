@@ -1,0 +1,171 @@
+"""Multi-step transactions against a real local API: variables extracted from one response and used in
+the next request, only the measured step in the latency population (counted against the server's own
+log, through the agent's ledger), the failing step named, cookies kept within a run."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from aiohttp import web
+
+from agent.app import Agent
+from agent.clock import SystemClock
+from agent.config import parse_config
+from agent.probes import make_probe
+
+from .servers import http_server
+
+TZ = dt.timezone(dt.timedelta(hours=1))
+T0 = dt.datetime(2026, 3, 10, 10, 0, tzinfo=TZ).timestamp()  # a Tuesday: no maintenance window
+
+
+class Api:
+    """A list that is slow (250 ms) and an item that is fast; every request logged."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, int]] = []
+        self.list_status = 200
+        self.list_body: dict = {"data": [{"id": 7, "name": "seven"}, {"id": 9}]}
+
+    async def items(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(0.25)
+        self.log.append((request.path, self.list_status))
+        resp = web.json_response(self.list_body, status=self.list_status)
+        resp.set_cookie("session", "abc123")
+        return resp
+
+    async def item(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(0.01)
+        ok = request.cookies.get("session") == "abc123" and request.headers.get("X-Trace") == "t-7"
+        status = 200 if ok else 403
+        self.log.append((request.path, status))
+        return web.json_response({"id": int(request.match_info["id"]), "name": "seven"}, status=status)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/items", self.items)
+        app.router.add_get("/items/{id}", self.item)
+        return app
+
+
+def _config(base: str, measure_first: bool = False) -> str:
+    return f"""
+contract:
+  maintenance: []
+  latency: {{services: [api], objectives: [{{below: 200ms, ratio: 0.98}}, {{below: 1s, ratio: 0.99}}]}}
+targets:
+  - name: items-flow
+    service: api
+    interval: 2s
+    timeout: 2s
+    max_in_flight: 2
+    steps:
+      - name: list
+        url: "{base}/items"
+        measure: {str(measure_first).lower()}
+        extract:
+          first: {{json: "data[0].id"}}
+          trace: {{regex: '"id": (\\d+)'}}
+      - name: get
+        url: "{base}/items/${{first}}"
+        headers: {{X-Trace: "t-${{trace}}"}}
+        json: [{{path: name, equals: seven}}]
+"""
+
+
+async def _run(probe, n: int) -> list:
+    return [await probe.run() for _ in range(n)]
+
+
+async def test_only_the_measured_step_enters_the_latency_population(tmp_path):
+    api = Api()
+    async with http_server(api.app()) as base:
+        cfg = parse_config(_config(base))
+        target = cfg.targets[0]
+        clock = _Wall(T0)
+        agent = Agent(cfg, state_dir=str(tmp_path / "state"), clock=clock)
+        await agent.start()
+        await agent.scheduler.stop(0)
+        probe = make_probe(target, clock=clock)
+        results = []
+        for k in range(12):
+            clock.wall = T0 + 2 * k
+            results.append(await probe.run())
+            agent.on_result(results[-1])
+        await probe.close()
+        clock.wall = T0 + 120
+        snap = await agent.evaluate_now()
+        await agent.stop()
+    assert all(r.outcome == "up" for r in results), [r.error for r in results]
+    gets = [p for p, s in api.log if p.startswith("/items/") and s == 200]
+    lists = [p for p, _ in api.log if p == "/items"]
+    assert gets == ["/items/7"] * 12 and len(lists) == 12
+    # the list takes 250 ms: a population holding it would have 12 requests above 200 ms
+    lat = snap.of("latency", "api")["period"]
+    assert lat.count == len(gets) == 12 and lat.below[0] == 12
+    assert all(r.latency_counted and r.duration_s < 0.2 for r in results)
+
+
+async def test_a_failing_first_step_makes_the_transaction_down_and_names_it():
+    api = Api()
+    api.list_status = 503
+    async with http_server(api.app()) as base:
+        probe = make_probe(parse_config(_config(base)).targets[0], clock=SystemClock())
+        r = await probe.run()
+        api.list_status, api.list_body = 200, {"data": []}
+        missing = await probe.run()
+        await probe.close()
+    assert r.outcome == "down" and r.error_kind == "http_status" and r.status == 503
+    assert r.error.startswith("step 1/2 'list': HTTP 503") and not r.latency_counted
+    assert missing.outcome == "down" and missing.error_kind == "assertion"
+    assert missing.error == "step 1/2 'list': extract first: json data[0].id is absent from the response"
+    assert not any(p.startswith("/items/") for p, _ in api.log)  # the second step never ran
+
+
+async def test_a_measured_first_step_counts_even_when_a_later_step_fails():
+    api = Api()
+    async with http_server(api.app()) as base:
+        cfg = parse_config(_config(base, measure_first=True).replace("equals: seven", "equals: eight"))
+        probe = make_probe(cfg.targets[0], clock=SystemClock())
+        r = await probe.run()
+        await probe.close()
+    assert r.outcome == "down" and r.error_kind == "assertion" and r.error.startswith("step 2/2 'get': json name")
+    assert r.latency_counted and r.duration_s >= 0.25  # the list's own time: it is the measured step
+
+
+async def test_secret_variables_are_kept_out_of_errors():
+    async def login(request: web.Request) -> web.Response:
+        return web.json_response({"session_token": "tok-very-secret-123"})
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(status=500, text=f"rejected {request.headers.get('X-Session')}")
+
+    app = web.Application()
+    app.router.add_post("/login", login)
+    app.router.add_get("/me", echo)
+    async with http_server(app) as base:
+        cfg = parse_config(f"""
+targets:
+  - name: flow
+    service: api
+    steps:
+      - {{name: login, url: "{base}/login", method: POST, extract: {{tok: {{json: session_token, secret: true}}}}}}
+      - {{name: me, url: "{base}/me", headers: {{X-Session: "${{tok}}"}}, body_regex: ["never"]}}
+""")
+        probe = make_probe(cfg.targets[0], clock=SystemClock())
+        r = await probe.run()
+        await probe.close()
+    assert r.outcome == "down" and "tok-very-secret-123" not in r.error
+
+
+class _Wall:
+    """Wall time set by the test; durations stay real."""
+
+    def __init__(self, wall: float) -> None:
+        self.wall = wall
+
+    def time(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return SystemClock().monotonic()
