@@ -134,6 +134,7 @@ class Agent:
         self.server = Server(build_app(Endpoints(
             registry=self.registry, ready=self.ready, status=self.status,
             report_json=self._report_json, report_html=self._report_html, journal=self._journal,
+            artifact=self._artifact,
             auth=web.check if web and web.users else None)),
             host, port, web.ssl_context() if web else None)
         await self.server.start()
@@ -142,7 +143,8 @@ class Agent:
         ev = cfg.evidence
         capture = Capture(ev.headers, ev.body_bytes, ev.sample_up_every) if ev.journal else None
         pairs = [(t, make_probe(t, clock=self.clock, per_host_concurrency=cfg.agent.per_host_concurrency,
-                                redactor=self.redact, capture=capture)) for t in cfg.all_targets]
+                                redactor=self.redact, capture=capture, state_dir=self.state_dir,
+                                browser_workers=cfg.agent.browser_workers)) for t in cfg.all_targets]
         for p in self.scheduler.set_targets(pairs):
             asyncio.get_running_loop().create_task(p.close())
         for t in cfg.all_targets:
@@ -340,6 +342,10 @@ class Agent:
                  and (not service or t.service == service)]
         await self.flush()
         return await asyncio.to_thread(self.store.journal, names, start, end, limit=limit)
+
+    async def _artifact(self, sha256: str) -> tuple[str, bytes] | None:
+        await self.flush()
+        return await asyncio.to_thread(self.store.artifact, sha256)
 
     async def _report_html(self, month: str) -> str:
         return render(await self._report_json(month), "html")

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 _USERINFO = re.compile(r"(?<=://)[^/@\s:]+(:[^/@\s]*)?@")
 MASK = "<redacted>"
+# Header names whose values are secrets (request credentials, session cookies)
+SECRET_HEADER = re.compile(r"auth|token|key|secret|cookie|session|password", re.I)
 
 
 def redact_url(url: str) -> str:

@@ -6,10 +6,12 @@ scheduling lag p50/p99. With --vs-blackbox it runs Prometheus blackbox_exporter 
 prometheus-blackbox-exporter) on 127.0.0.1 against the same server at the same rates, side by side.
 
     python bench/probe_rate.py [--seconds 20] [--rates 200,1000] [--vs-blackbox] [--no-uvloop]
-                               [--fail-share 0.1 --journal on,off] [--tls]
+                               [--fail-share 0.1 --journal on,off] [--tls] [--browser on,off]
 
 With --fail-share the server answers 503 to that share of the requests; --journal runs the agent with the
 failure journal (and its hash chain) on and off, one after the other, to compare the cost per probe.
+With --browser on,off the agent also runs a browser check (type: browser, the system's Chromium, every
+30 s) in one run and not in the other, alternating, to show what it does to the HTTP probes' overhead.
 With --tls the server speaks HTTPS (TLS 1.3 only, an ECDSA P-256 certificate from a CA the bench makes),
 and both the agent and blackbox_exporter verify it against that CA, a new connection (and handshake)
 per probe.
@@ -67,7 +69,8 @@ def start_server(port: int, fail_share: float = 0.0, tls: tuple[Path, Path, Path
     return proc
 
 
-async def run_agent(rate: int, seconds: float, port: int, journal: bool = True, ca: Path | None = None) -> dict:
+async def run_agent(rate: int, seconds: float, port: int, journal: bool = True, ca: Path | None = None,
+                    browser: bool = False) -> dict:
     import logging
 
     from agent.app import Agent
@@ -80,6 +83,9 @@ async def run_agent(rate: int, seconds: float, port: int, journal: bool = True, 
     targets = "\n".join(
         f'  - {{name: t{i:04d}, service: api, url: "{scheme}://127.0.0.1:{port}/p{i}", interval: 200ms, timeout: 2s, '
         f'max_in_flight: 10{tls}}}' for i in range(n))
+    if browser:
+        targets += (f'\n  - {{name: browser, service: web, type: browser, url: "http://127.0.0.1:{port}/browser", '
+                    f'interval: 30s, timeout: 10s}}')
     cfg = parse_config(f"""
 agent: {{listen: "127.0.0.1:0", rate_limit: {rate * 2}, per_host_concurrency: 10000, flush_interval: 5s}}
 evidence: {{journal: {"true" if journal else "false"}}}
@@ -92,9 +98,13 @@ targets:
     lags: list[float] = []
     outcomes: dict[str, int] = {}
     window = {"on": False}
+    browser_runs: list[str] = []
 
     def listen(r) -> None:
         if not window["on"]:
+            return
+        if r.target == "browser":
+            browser_runs.append(r.outcome)
             return
         outcomes[r.error_kind or r.outcome] = outcomes.get(r.error_kind or r.outcome, 0) + 1
         if r.outcome == "up" or r.error_kind == "http_status":  # an answer in HOLD seconds, kept or not
@@ -123,7 +133,8 @@ targets:
     return {"rate": total / (t1 - t0), "cpu_ms": 1000 * (c1 - c0) / max(total, 1),
             "over_p50": 1000 * pct(over, 0.5), "over_p99": 1000 * pct(over, 0.99),
             "lag_p50": 1000 * pct(lags, 0.5), "lag_p99": 1000 * pct(lags, 0.99),
-            "probes": total, "outcomes": outcomes, "loop": type(asyncio.get_running_loop()).__module__}
+            "probes": total, "outcomes": outcomes, "loop": type(asyncio.get_running_loop()).__module__,
+            "browser": browser_runs}
 
 
 async def run_blackbox(rate: int, seconds: float, port: int, ca: Path | None = None) -> dict | None:
@@ -209,6 +220,7 @@ def main() -> None:
     ap.add_argument("--journal", default="on", help="on, off, or on,off to compare in one run")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each journal mode, alternating")
     ap.add_argument("--tls", action="store_true", help="HTTPS: TLS 1.3, ECDSA P-256, a handshake per probe")
+    ap.add_argument("--browser", default="off", help="on, off, or on,off: a browser check every 30 s as well")
     args = ap.parse_args()
     if not args.no_uvloop:
         try:
@@ -229,19 +241,30 @@ def main() -> None:
     try:
         for rate in (int(x) for x in args.rates.split(",")):
             runs: dict[str, list[dict]] = {}
-            for _ in range(args.repeat):  # the modes alternate: the machine's drift falls on both
-                for mode in args.journal.split(","):
-                    a = asyncio.run(run_agent(rate, args.seconds, port, journal=mode == "on", ca=ca))
-                    runs.setdefault(mode, []).append(a)
-                    print(f"sla-agent   {rate:5d}/s journal {mode:<3}: achieved {a['rate']:7.1f}/s  cpu {a['cpu_ms']:.3f} "
-                          f"ms/probe  overhead p50 {a['over_p50']:.2f} ms p99 {a['over_p99']:.2f} ms  sched lag p50 "
-                          f"{a['lag_p50']:.2f} ms p99 {a['lag_p99']:.2f} ms  ({a['loop']}, {a['outcomes']})", flush=True)
+            modes = [(j, b) for j in args.journal.split(",") for b in args.browser.split(",")]
+            for _ in range(args.repeat):  # the modes alternate: the machine's drift falls on all of them
+                for journal, browser in modes:
+                    a = asyncio.run(run_agent(rate, args.seconds, port, journal=journal == "on", ca=ca,
+                                              browser=browser == "on"))
+                    runs.setdefault(journal, []).append(a)
+                    runs.setdefault("browser " + browser, []).append(a)
+                    extra = f" browser {browser} ({', '.join(a['browser']) or 'no check in the window'})" \
+                        if browser == "on" else ""
+                    print(f"sla-agent   {rate:5d}/s journal {journal:<3}{extra}: achieved {a['rate']:7.1f}/s  cpu "
+                          f"{a['cpu_ms']:.3f} ms/probe  overhead p50 {a['over_p50']:.2f} ms p99 {a['over_p99']:.2f} ms  "
+                          f"sched lag p50 {a['lag_p50']:.2f} ms p99 {a['lag_p99']:.2f} ms  ({a['loop']}, "
+                          f"{a['outcomes']})", flush=True)
             if "on" in runs and "off" in runs:
                 on, off = (sorted(r["cpu_ms"] for r in runs[m])[len(runs[m]) // 2] for m in ("on", "off"))
                 p99 = max(r["over_p99"] for r in runs["on"])
                 print(f"journal cost at {rate}/s, median of {args.repeat}: cpu {on:.3f} vs {off:.3f} ms/probe = "
                       f"{100 * (on / off - 1):+.1f} % (target <= +5 %); overhead p99 with the journal at most "
                       f"{p99:.2f} ms (target <= 10 ms)", flush=True)
+            if "browser on" in runs and "browser off" in runs:
+                on, off = (sorted(r["over_p99"] for r in runs[m])[len(runs[m]) // 2]
+                           for m in ("browser on", "browser off"))
+                print(f"browser check at {rate}/s, median of {args.repeat}: http overhead p99 {on:.2f} ms with, "
+                      f"{off:.2f} ms without = {on - off:+.2f} ms (target: within 1 ms)", flush=True)
             b = asyncio.run(run_blackbox(rate, args.seconds, port, ca)) if args.vs_blackbox else None
             if b:
                 print(f"blackbox    {rate:5d}/s target: achieved {b['rate']:7.1f}/s  cpu {b['cpu_ms']:.3f} ms/probe  "

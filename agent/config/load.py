@@ -48,6 +48,7 @@ AGENT_FIELDS = (
         r"[A-Za-z0-9_.-]{1,63}", v) else "must be letters, digits, '.', '_' or '-' (it becomes a label)"),
     Field("rate_limit", integer(1, 100_000)),
     Field("per_host_concurrency", integer(1, 10_000)),
+    Field("browser_workers", integer(1, 32)),
     Field("loop_lag_bound", duration(minimum=0.005, maximum=10)),
     Field("flush_interval", duration(minimum=0.1, maximum=300)),
     Field("shutdown_grace", duration(minimum=0, maximum=300)),

@@ -151,6 +151,7 @@ class AgentSettings:
     location: str = ""
     rate_limit: int = 2000  # probes per second, all targets together
     per_host_concurrency: int = 100
+    browser_workers: int = 1  # Chromium processes for browser checks: checks beyond wait their turn
     loop_lag_bound: float = 0.05
     flush_interval: float = 5.0
     retention_days: int = 400

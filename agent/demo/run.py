@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
+import importlib.util
 import signal
 import sys
 import time
@@ -12,8 +13,11 @@ from collections import deque
 from importlib import resources
 from pathlib import Path
 
+import yaml
+
 from ..app import Agent, tune_gc
 from ..config import Config, parse_config
+from ..probes.browser.spec import find_chromium
 from . import SimSettings, Simulator
 
 SIM_PORT = 9811
@@ -57,11 +61,27 @@ async def _start_sim(args: argparse.Namespace) -> tuple[Simulator, int]:
         return sim, await sim.start("127.0.0.1", 0)
 
 
-def _config(port: int) -> tuple[Path, Config]:
-    """The packaged demo config, pointed at the simulator's port."""
+def _config(port: int, out) -> tuple[Path, Config]:
+    """The packaged demo config, pointed at the simulator's port; without its browser check when this
+    machine cannot run one."""
     path = Path(str(resources.files("agent") / "data" / "demo.yaml"))
     text = path.read_text(encoding="utf-8").replace(f"127.0.0.1:{SIM_PORT}/", f"127.0.0.1:{port}/")
+    missing = browser_missing()
+    if missing:
+        print(f"browser check left out: {missing}", file=out)
+        doc = yaml.safe_load(text)
+        doc["targets"] = [t for t in doc["targets"] if t.get("type") != "browser"]
+        text = yaml.safe_dump(doc, sort_keys=False)
     return path, parse_config(text, str(path), base_dir=path.parent)
+
+
+def browser_missing() -> str:
+    """Why this machine cannot run a browser check, or "" when it can."""
+    if find_chromium() is None:
+        return "no Chromium found (apt-get install chromium)"
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright package is not installed (pip install 'sla-agent[browser]')"
+    return ""
 
 
 async def _start_agent(cfg: Config, state_dir: str, listen) -> Agent:
@@ -120,7 +140,7 @@ async def _live(out, agent: Agent, windows: dict[str, _Window], args: argparse.N
 
 async def run_demo(args: argparse.Namespace) -> int:
     sim, port = await _start_sim(args)
-    cfg_path, cfg = _config(port)
+    cfg_path, cfg = _config(port, sys.stdout)
     state_dir = args.state_dir or "./sla-demo-state"
     windows: dict[str, _Window] = {t.name: _Window() for t in cfg.targets}
 

@@ -23,7 +23,7 @@ class _Bound:
     """The label children of one target, bound once so the hot path does no label lookups."""
 
     __slots__ = ("outcome", "counted", "duration", "phases", "success", "errors", "expiry", "skipped", "late",
-                 "tokens", "token_duration")
+                 "tokens", "token_duration", "marks")
 
     def __init__(self, m: "LiveMetrics", service: str, target: str, phases: tuple[str, ...],
                  applicable: Collection[str]) -> None:
@@ -42,6 +42,7 @@ class _Bound:
         self.late = m.late.labels(*lv)
         self.tokens = lambda result: m.tokens.labels(service, target, result, *m.extra_values)
         self.token_duration = lambda: m.token_duration.labels(*lv)
+        self.marks = lambda mark: m.marks.labels(service, target, mark, *m.extra_values)
 
 
 class LiveMetrics:
@@ -75,6 +76,9 @@ class LiveMetrics:
         self.token_duration = Histogram("sla_auth_token_request_duration_seconds", "Duration of the requests to "
                                         "a target's OAuth2 token endpoint.", st, buckets=DURATION_BUCKETS,
                                         registry=registry)
+        self.marks = Histogram("sla_probe_mark_seconds", "Instants within a probe, from its start: a browser "
+                               "check's largest contentful paint (mark=lcp).", ("service", "target", "mark") + extra,
+                               buckets=DURATION_BUCKETS, registry=registry)
         self.slices = Counter("sla_slices", "Closed one-minute slices per service, by state.",
                               ("service", "state") + extra, registry=registry)
         self.loop_lag = Histogram("sla_agent_loop_lag_seconds", "Event-loop lag measured every 25 ms.",
@@ -139,5 +143,7 @@ class LiveMetrics:
             for child, value in zip(b.phases, r.phases):
                 if child is not None:
                     child.observe(value)
+        for mark, value in r.marks:
+            b.marks(mark).observe(value)
         if r.tls_not_after is not None:
             b.expiry().set(r.tls_not_after)

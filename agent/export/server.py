@@ -5,6 +5,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import re
 import ssl
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -18,6 +19,7 @@ from .exposition import generate
 log = logging.getLogger("sla_agent.http")
 MAX_REQUEST_BYTES = 16 * 1024
 MAX_JOURNAL = 10_000
+ARTIFACT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "har": "application/json"}
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Endpoints:
     report_json: Callable[[str], Awaitable[dict]] | None = None
     report_html: Callable[[str], Awaitable[str]] | None = None
     journal: Callable[[str, str, float, float, int], Awaitable[list]] | None = None  # target, service, from, to, limit
+    artifact: Callable[[str], Awaitable[tuple[str, bytes] | None]] | None = None  # sha256 -> (name, content)
     auth: Callable[[web.Request], bool] | None = None  # basic auth check (web.yml)
 
 
@@ -86,6 +89,22 @@ class _Handlers:
         records = await self.ep.journal(q.get("target", ""), q.get("service", ""), start, end, limit)
         return web.json_response({"from": start, "to": end, "records": records}, dumps=_dumps)
 
+    async def artifact(self, request: web.Request) -> web.Response:
+        """A screenshot or HAR of a failed browser check, by the sha256 its journal record names."""
+        sha = request.query.get("sha256", "")
+        if self.ep.artifact is None:
+            raise web.HTTPNotFound()
+        if not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise _bad("sha256 must be the 64 hex digits a journal record's artifacts list")
+        found = await self.ep.artifact(sha)
+        if found is None:
+            raise web.HTTPNotFound(text=json.dumps({"error": "no journal record keeps this file"}),
+                                   content_type="application/json")
+        name, data = found
+        kind = ARTIFACT_TYPES.get(name.rsplit(".", 1)[-1], "application/octet-stream")
+        return web.Response(body=data, content_type=kind,
+                            headers={"Content-Disposition": f'inline; filename="{sha[:12]}-{name}"'})
+
     async def index(self, request: web.Request) -> web.Response:
         return web.Response(text="sla-agent: /metrics /healthz /readyz /api/v1/status /api/v1/report?month=YYYY-MM "
                                  "/report?month=YYYY-MM /api/v1/journal?from=&to=\n")
@@ -97,7 +116,7 @@ def build_app(ep: Endpoints) -> web.Application:
                           handler_args={"max_line_size": 8190, "max_field_size": 8190})
     for path, handler in (("/", h.index), ("/metrics", h.metrics), ("/healthz", h.healthz), ("/readyz", h.readyz),
                           ("/api/v1/status", h.status), ("/api/v1/report", h.report_json), ("/report", h.report_html),
-                          ("/api/v1/journal", h.journal)):
+                          ("/api/v1/journal", h.journal), ("/api/v1/journal/artifact", h.artifact)):
         app.router.add_get(path, handler)
     return app
 

@@ -31,10 +31,13 @@ ERROR_KINDS: dict[str, str] = {
     "assertion": DOWN,           # a body regex, JSON assertion or expected line failed
     "body_too_large": DOWN,      # the body exceeded max_body_bytes (read stopped at the limit)
     "auth": DOWN,                # no token from the OAuth2 token endpoint (outcome configurable per target)
+    "resource_error": DOWN,      # a browser check: a same-origin request of the page failed (>= 500, network)
+    "script_error": DOWN,        # a browser check: an uncaught JavaScript exception on the page
     "skipped": INCONCLUSIVE,     # the previous probe of the target was still in flight at the tick
     "agent_overload": INCONCLUSIVE,  # the event loop lagged past the bound during the probe
     "agent_network": INCONCLUSIVE,   # the control checks were failing: the agent's own network is suspect
     "agent_error": INCONCLUSIVE,     # a fault inside the agent (file descriptors exhausted, a bug)
+    "agent_browser": INCONCLUSIVE,   # the agent's browser did not start, crashed or hung (killed, restarted)
 }
 
 
@@ -88,6 +91,7 @@ class Detail:
     body: bytes = b""  # the first bytes of the body (or of the line a tcp probe read), SECRET_SLACK more
     cert_sha256: str = ""  # the server certificate's SHA-256 fingerprint
     body_bytes: int = 0  # what is kept of `body` once redacted
+    artifacts: tuple[tuple[str, bytes], ...] = ()  # files kept with the record: (name, content), redacted
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,7 @@ class ProbeResult:
     error: str = ""
     detail: Detail | None = None
     token_requests: tuple[TokenRequest, ...] = ()
+    marks: tuple[tuple[str, float], ...] = ()  # instants after the start a type reports (a browser's lcp)
 
     def replace_outcome(self, outcome: str, error_kind: str, error: str) -> "ProbeResult":
         return dataclasses.replace(self, outcome=outcome, error_kind=error_kind, error=error, latency_counted=False)

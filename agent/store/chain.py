@@ -40,8 +40,11 @@ def digest_hash(target: str, start: int, span: int, data: bytes) -> str:
 
 def journal_text(row: tuple) -> str:
     """A journal row as stored, (id, target, at_us, outcome, error_kind, status, error, duration_us, phases,
-    address, headers, body sha256, cert_sha256, location, masked), as the text its hash is over. The
-    store writes the same text in SQL (store/journal.py: TEXT) to hash a whole run at once."""
+    address, headers, body sha256, cert_sha256, location, masked, artifacts), as the text its hash is over;
+    a record without artifacts ('[]') hashes as before they existed. The store writes the same text in
+    SQL (store/journal.py: TEXT) to hash a whole run at once."""
+    if row[-1] == "[]":
+        row = row[:-1]
     return "j|" + "|".join(map(str, row)) + "|"
 
 

@@ -28,7 +28,8 @@ def write_extract(conn: sqlite3.Connection, dest: Path, rows_from: float, journa
         lo, hi = _sealed_runs(conn, journal_from, until)
         conn.execute("INSERT INTO x.journal SELECT * FROM main.journal WHERE (at_us >= ? AND at_us < ?) "
                      "OR id BETWEEN ? AND ?", (round(journal_from * 1e6), round(until * 1e6), lo, hi))
-        conn.execute("INSERT INTO x.blobs SELECT * FROM main.blobs WHERE id IN (SELECT body_id FROM x.journal)")
+        conn.execute("INSERT INTO x.blobs SELECT * FROM main.blobs WHERE id IN (SELECT body_id FROM x.journal) OR "
+                     "sha256 IN (SELECT json_extract(a.value, '$[1]') FROM x.journal j, json_each(j.artifacts) AS a)")
         first = conn.execute(
             "SELECT MIN(link) FROM (SELECT link FROM x.minutes UNION ALL SELECT link FROM x.digests "
             "UNION ALL SELECT link FROM x.journal UNION ALL SELECT link FROM x.tickets "

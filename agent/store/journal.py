@@ -18,10 +18,14 @@ from . import chain
 from .chain import Seal, journal_hash, run_hash
 
 COLUMNS = ("id", "target", "at", "outcome", "error_kind", "status", "error", "duration_s", "phases", "address",
-           "headers", "body_sha256", "cert_sha256", "location", "masked")
+           "headers", "body_sha256", "cert_sha256", "location", "masked", "artifacts")
 SELECT = ("SELECT j.id, t.name, j.at_us, j.outcome, j.error_kind, j.status, j.error, j.duration_us, j.phases, "
-          "j.address, j.headers, COALESCE(b.sha256, ''), j.cert_sha256, j.location, j.masked FROM journal j "
-          "JOIN targets t ON t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id")
+          "j.address, j.headers, COALESCE(b.sha256, ''), j.cert_sha256, j.location, j.masked, j.artifacts "
+          "FROM journal j JOIN targets t ON t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id")
+# the blobs a record names: its body, and its artifacts (json_each over [[name, sha256], ...])
+ARTIFACT_SHAS = "SELECT json_extract(a.value, '$[1]') FROM journal, json_each(journal.artifacts) AS a"
+ORPHAN_BLOBS = " ".join(("DELETE FROM blobs WHERE id NOT IN (SELECT body_id FROM journal WHERE body_id IS NOT NULL)",
+                         "AND sha256 NOT IN (", ARTIFACT_SHAS, ")"))
 US = 1_000_000
 
 
@@ -37,6 +41,18 @@ def _blob(conn: sqlite3.Connection, data: bytes) -> int | None:
     digest = hashlib.sha256(data).hexdigest()
     conn.execute("INSERT OR IGNORE INTO blobs (sha256, data) VALUES (?, ?)", (digest, data))
     return conn.execute("SELECT id FROM blobs WHERE sha256=?", (digest,)).fetchone()[0]
+
+
+def _artifacts(conn: sqlite3.Connection, record: Record) -> str:
+    """The record's files as blobs; the column names them: [[name, sha256], ...]."""
+    d = record.detail
+    if d is None or not d.artifacts:
+        return "[]"
+    named = []
+    for name, data in d.artifacts:
+        _blob(conn, data)
+        named.append([name, hashlib.sha256(data).hexdigest()])
+    return canonical(named)
 
 
 def _body(record: Record, redact: Callable[[str], str]) -> bytes:
@@ -62,12 +78,14 @@ def insert(conn: sqlite3.Connection, records: Iterable[Record], target_id: Calla
                   round(r.duration_s * US), canonical([round(p * US) for p in r.phases or ()]), d.address if d else "",
                   canonical([[k, redact(v)] for k, v in d.headers] if d else []))
         cert = d.cert_sha256 if d else ""
+        files = _artifacts(conn, r)
         h = journal_hash((next_id + i, *fields, hashlib.sha256(body).hexdigest() if body else "", cert, location,
-                          int(r.masked)))
-        out.append((next_id + i, target_id(r.target), *fields[1:], _blob(conn, body), cert, location, int(r.masked), h))
+                          int(r.masked), files))
+        out.append((next_id + i, target_id(r.target), *fields[1:], _blob(conn, body), cert, location, int(r.masked),
+                    files, h))
     conn.executemany("INSERT INTO journal (id, target_id, at_us, outcome, error_kind, status, error, duration_us, "
-                     "phases, address, headers, body_id, cert_sha256, location, masked, hash) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", out)
+                     "phases, address, headers, body_id, cert_sha256, location, masked, artifacts, hash) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", out)
     return len(out)
 
 
@@ -79,6 +97,7 @@ def as_dict(row: tuple, body: bytes | None = None) -> dict[str, Any]:
     d["phases"] = [p / US for p in json.loads(d["phases"])]
     d["headers"] = json.loads(d["headers"])
     d["masked"] = bool(d["masked"])
+    d["artifacts"] = [{"name": name, "sha256": sha} for name, sha in json.loads(d["artifacts"])]
     if body is not None:
         d["body"] = body.decode("utf-8", errors="replace")
     return d
@@ -98,7 +117,7 @@ ALL_OUTCOMES = ("up", "down", "inconclusive")
 _TEXT = ("'j|' || j.id || '|' || t.name || '|' || j.at_us || '|' || j.outcome || '|' || j.error_kind || '|' || "
          "COALESCE(j.status, 'None') || '|' || j.error || '|' || j.duration_us || '|' || j.phases || '|' || "
          "j.address || '|' || j.headers || '|' || COALESCE(b.sha256, '') || '|' || j.cert_sha256 || '|' || "
-         "j.location || '|' || j.masked || '|'")
+         "j.location || '|' || j.masked || '|' || CASE j.artifacts WHEN '[]' THEN '' ELSE j.artifacts || '|' END")
 RUN_TEXT = " ".join(("SELECT group_concat(text, '') FROM (SELECT", _TEXT, "AS text FROM journal j JOIN targets t "
                      "ON t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id WHERE j.id BETWEEN ? AND ? "
                      "ORDER BY j.id)"))
@@ -109,12 +128,24 @@ LINES = ("SELECT json_object('id', j.id, 'time', strftime('%Y-%m-%dT%H:%M:%fZ', 
          "'target', t.name, 'at_us', j.at_us, 'outcome', j.outcome, 'error_kind', j.error_kind, 'status', j.status, "
          "'error', j.error, 'duration_us', j.duration_us, 'phases_us', json(j.phases), 'address', j.address, "
          "'headers', json(j.headers), 'body', CAST(b.data AS TEXT), 'body_sha256', b.sha256, "
-         "'cert_sha256', j.cert_sha256, 'location', j.location, 'masked', j.masked, 'hash', j.hash) "
+         "'cert_sha256', j.cert_sha256, 'location', j.location, 'masked', j.masked, "
+         "'artifacts', json(j.artifacts), 'hash', j.hash) "
          "FROM journal j JOIN targets t ON t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id "
          "WHERE (j.at_us >= ? AND j.at_us < ?) OR j.id BETWEEN ? AND ? ORDER BY j.id")
 def match(targets: list[str], start: float, end: float, outcomes: tuple[str, ...] = ALL_OUTCOMES) -> tuple:
     """The parameters of _MATCH."""
     return json.dumps(targets), round(start * US), round(end * US), json.dumps(list(outcomes))
+
+
+ARTIFACT = ("SELECT json_extract(a.value, '$[0]'), b.data FROM journal j, json_each(j.artifacts) AS a "
+            "JOIN blobs b ON b.sha256 = json_extract(a.value, '$[1]') WHERE j.artifacts != '[]' "
+            "AND json_extract(a.value, '$[1]') = ? LIMIT 1")
+
+
+def artifact(conn: sqlite3.Connection, sha256: str) -> tuple[str, bytes] | None:
+    """A file kept with a journal record, by its hash: (name, content)."""
+    row = conn.execute(ARTIFACT, (sha256,)).fetchone()
+    return (row[0], row[1]) if row else None
 
 
 def bodies(conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, bytes]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "ledger.db"
 
 # Each entry brings the schema from version i to i+1. Never edit a released step; append a new one.
@@ -44,6 +44,9 @@ MIGRATIONS: list[list[str]] = [
         " PRIMARY KEY (key, seq)) WITHOUT ROWID",
         "CREATE INDEX seals_seq ON seals (seq)",
         "CREATE INDEX seals_t ON seals (t)",
+    ],
+    [  # 3: files kept with a journal record (a browser check's screenshot and HAR): [[name, sha256], ...]
+        "ALTER TABLE journal ADD COLUMN artifacts TEXT NOT NULL DEFAULT '[]'",
     ],
 ]
 

@@ -206,7 +206,7 @@ class Store(RecordTables):
             c.execute("DELETE FROM seals WHERE t < ?", (before,))
             c.execute("DELETE FROM chain WHERE at < ? AND seq < COALESCE((SELECT MIN(seq) FROM seals), "
                       "(SELECT MAX(seq) FROM chain))", (before,))
-            c.execute("DELETE FROM blobs WHERE id NOT IN (SELECT body_id FROM journal WHERE body_id IS NOT NULL)")
+            c.execute(journal.ORPHAN_BLOBS)
         return n
 
     # -- reading -----------------------------------------------------------------------------------
@@ -306,6 +306,11 @@ class Store(RecordTables):
                                      (*journal.match(targets, start, end, outcomes), limit)).fetchall()
             found = journal.bodies(self.conn, (r[11] for r in rows))
         return [journal.as_dict(r, found.get(r[11], b"")) for r in rows]
+
+    def artifact(self, sha256: str) -> tuple[str, bytes] | None:
+        """A screenshot or HAR kept with a journal record: (name, content)."""
+        with self._lock:
+            return journal.artifact(self.conn, sha256)
 
     def journal_episode(self, targets: list[str], start: float, end: float) -> dict[str, Any]:
         """The down records of these targets in [start, end): how many, the first and the last, and the

@@ -78,8 +78,8 @@ def _journal(conn: sqlite3.Connection, sealed: dict[str, tuple[int, str]], probl
         if len(problems) == before:
             problems.append(f"journal records {a} to {b} (sealed in link {seq}): a record's hash was rewritten")
     bad = [d for d, data in conn.execute("SELECT sha256, data FROM blobs") if hashlib.sha256(data).hexdigest() != d]
-    for digest in bad[:5]:  # bodies are kept once each, by their hash
-        problems.append(f"the body {digest[:16]}... kept by journal records differs from what was written")
+    for digest in bad[:5]:  # bodies and artifacts are kept once each, by their hash
+        problems.append(f"the body or file {digest[:16]}... kept by journal records differs from what was written")
     return n
 
 

@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from ...redact import SECRET_HEADER
 from ...schema import MISSING, Field, Reader, Section, boolean, choice, integer, list_of, regex, string
 from ..tls import TLSOptions, read_tls
 from .checks import Check, JsonAssertion, response_checks
 from ..addresses import check_url
 from .oauth2 import OAuth2Options, read_auth
 
-SECRET_HEADER = re.compile(r"auth|token|key|secret|cookie|session|password", re.I)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 JSON_PATH = re.compile(r"[A-Za-z0-9_$-]+(\[\d+\])*(\.[A-Za-z0-9_$-]+(\[\d+\])*)*")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -16,7 +16,8 @@ from yarl import URL
 from ...schema import ENV_REF, MISSING, Field, Reader, boolean, read_table, string
 from ..tls import TLSOptions
 from .checks import Answer, json_lookup
-from .spec import JSON_PATH, SECRET_HEADER, HttpOptions, authorization_once
+from ...redact import SECRET_HEADER
+from .spec import JSON_PATH, HttpOptions, authorization_once
 
 _VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
