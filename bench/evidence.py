@@ -49,15 +49,15 @@ def _result(name: str, t: float, fail: bool) -> ProbeResult:
 
 
 def fill_journal(store: Store, names: list[str], start: float, seconds: int, rng: np.random.Generator,
-                 up_every: float = 60.0) -> int:
-    """`seconds` of 1 probe/s per target, 1 % failing, through the journal sink. Only the results the sink
+                 up_every: float = 60.0, fail_share: float = 0.01) -> int:
+    """`seconds` of 1 probe/s per target, `fail_share` failing, through the journal sink. Only the results the sink
     can keep are made (the failures and each minute's first result): the others it drops unread. Written
     a minute at a time, with the simulated time."""
     journal = Journal(up_every=up_every)
     written = 0
     services = {n: "api" for n in names}
     for t0 in range(int(start) - int(start) % 60, int(start) + seconds, 60):
-        fails = rng.random((60, len(names))) < 0.01
+        fails = rng.random((60, len(names))) < fail_share
         for i, name in enumerate(names):
             for k in [0] + np.flatnonzero(fails[:, i]).tolist():
                 journal(_result(name, t0 + k, bool(fails[k, i])), False)

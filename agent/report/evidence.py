@@ -20,12 +20,14 @@ def report_hash(doc: dict[str, Any]) -> str:
 
 
 def evidence_hash(store: Store, targets: list[str], start: float, until: float, tickets: "list[Ticket]",
-                  windows: list[Window]) -> tuple[str, int]:
+                  windows: list[Window], outcomes: tuple[str, ...] | None = None) -> tuple[str, int]:
     """sha256 over exactly the stored rows the report reads: minute counts in [start, until), the
-    digests of complete buckets, the tickets opened in the month and the declared windows."""
+    digests of complete buckets, the journal records (of `outcomes`; default all), the tickets opened in
+    the month and the declared windows."""
     h = hashlib.sha256()
     n = 0
-    for name, content, rows in store.evidence_rows(targets, start, until):
+    rows_of = store.evidence_rows(targets, start, until, *(() if outcomes is None else (outcomes,)))
+    for name, content, rows in rows_of:
         h.update(name.encode())
         h.update(content)
         n += rows

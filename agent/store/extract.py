@@ -12,9 +12,14 @@ from .chain import DAY, HOUR
 SCOPE_KEY = "extract_scope"  # meta: the [from, until) the extract's rows cover
 
 
-def write_extract(conn: sqlite3.Connection, dest: Path, rows_from: float, journal_from: float, until: float) -> None:
+JOURNAL_PARTS = {"all": ("up", "down", "inconclusive"), "failures": ("down", "inconclusive"), "none": ()}
+
+
+def write_extract(conn: sqlite3.Connection, dest: Path, rows_from: float, journal_from: float, until: float,
+                  journal: str = "all") -> None:
     """Copies into `dest` (a new database with the same schema) the minute rows and digests from
-    `rows_from`, the journal from `journal_from`, all up to `until`."""
+    `rows_from`, the journal from `journal_from` (`journal`: all its records, the failures only, none),
+    all up to `until`."""
     conn.execute("ATTACH DATABASE ? AS x", (str(dest),))
     try:
         conn.execute("BEGIN")
@@ -26,8 +31,9 @@ def write_extract(conn: sqlite3.Connection, dest: Path, rows_from: float, journa
         conn.execute("INSERT INTO x.tickets SELECT * FROM main.tickets")
         conn.execute("INSERT INTO x.windows SELECT * FROM main.windows")
         lo, hi = _sealed_runs(conn, journal_from, until)
-        conn.execute("INSERT INTO x.journal SELECT * FROM main.journal WHERE (at_us >= ? AND at_us < ?) "
-                     "OR id BETWEEN ? AND ?", (round(journal_from * 1e6), round(until * 1e6), lo, hi))
+        conn.execute("INSERT INTO x.journal SELECT * FROM main.journal WHERE ((at_us >= ? AND at_us < ?) "
+                     "OR id BETWEEN ? AND ?) AND outcome IN (SELECT value FROM json_each(?))",
+                     (round(journal_from * 1e6), round(until * 1e6), lo, hi, json.dumps(JOURNAL_PARTS[journal])))
         conn.execute("INSERT INTO x.blobs SELECT * FROM main.blobs WHERE id IN (SELECT body_id FROM x.journal) OR "
                      "sha256 IN (SELECT json_extract(a.value, '$[1]') FROM x.journal j, json_each(j.artifacts) AS a)")
         first = conn.execute(
@@ -39,7 +45,7 @@ def write_extract(conn: sqlite3.Connection, dest: Path, rows_from: float, journa
             conn.execute("INSERT INTO x.seals SELECT * FROM main.seals WHERE seq >= ?", (first,))
         conn.execute("INSERT OR REPLACE INTO x.meta VALUES (?, ?)",
                      (SCOPE_KEY, json.dumps({"from": rows_from, "journal_from": journal_from, "until": until,
-                                             "journal_ids": [lo, hi]})))
+                                             "journal_ids": [lo, hi], "journal": journal})))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "ledger.db"
 
 # Each entry brings the schema from version i to i+1. Never edit a released step; append a new one.
@@ -47,6 +47,9 @@ MIGRATIONS: list[list[str]] = [
     ],
     [  # 3: files kept with a journal record (a browser check's screenshot and HAR): [[name, sha256], ...]
         "ALTER TABLE journal ADD COLUMN artifacts TEXT NOT NULL DEFAULT '[]'",
+    ],
+    [  # 4: the failures alone, in time order: what a report over several locations reads and hashes
+        "CREATE INDEX journal_failed ON journal (at_us) WHERE outcome != 'up'",
     ],
 ]
 

@@ -275,10 +275,12 @@ class Store(RecordTables):
                         total[k] = total.get(k, 0) + v
         return total
 
-    def evidence_rows(self, targets: list[str], start: float, until: float) -> Iterator[tuple[str, bytes, int]]:
+    def evidence_rows(self, targets: list[str], start: float, until: float,
+                      outcomes: tuple[str, ...] = journal.ALL_OUTCOMES) -> Iterator[tuple[str, bytes, int]]:
         """Exactly the stored rows a report of [start, until) reads, in a fixed order, each as the text
         that names it and its content: minute counts (the part before the cut-off), the digests of
-        complete buckets, the journal's records (by their hashes); and how many rows each item stands for."""
+        complete buckets, the journal's records of those outcomes (by their hashes); and how many rows
+        each item stands for."""
         m0, m1 = int(start // 60), int(until // 60)
         with self._lock:
             for name in targets:
@@ -294,7 +296,7 @@ class Store(RecordTables):
                         "WHERE t.name=? AND d.start >= ? AND d.start + d.span <= ? ORDER BY d.start, d.span",
                         (name, int(start) - DAY, int(until))):
                     yield f"d|{name}|{s}|{span}|", zlib.decompress(data), 1
-            yield from journal.hash_stream(self.conn, targets, start, until)
+            yield from journal.hash_stream(self.conn, targets, start, until, outcomes)
 
     # -- the journal and the chain -------------------------------------------------------------------
     def journal(self, targets: list[str], start: float, end: float, *,
@@ -334,11 +336,12 @@ class Store(RecordTables):
             row = self.conn.execute("SELECT link FROM chain WHERE seq=?", (seq,)).fetchone()
         return row[0] if row else None
 
-    def extract(self, dest_dir: Path, rows_from: float, journal_from: float, until: float) -> Path:
+    def extract(self, dest_dir: Path, rows_from: float, journal_from: float, until: float,
+                journal: str = "all") -> Path:
         """A ledger database in `dest_dir` holding what a report of a month reads (store/extract.py)."""
         Store(dest_dir, thresholds=self.thresholds).close()
         with self._lock:
-            write_extract(self.conn, dest_dir / DB_NAME, rows_from, journal_from, until)
+            write_extract(self.conn, dest_dir / DB_NAME, rows_from, journal_from, until, journal)
         single = sqlite3.connect(dest_dir / DB_NAME)
         single.execute("PRAGMA journal_mode=DELETE")  # everything in the one file that travels
         single.close()
