@@ -9,6 +9,7 @@ import gc
 import logging
 import signal
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
@@ -29,6 +30,7 @@ from .ledger.journal import Journal
 from .probes import Capture, ProbeResult, applicable_phases, make_probe, probe_type
 from .redact import Redactor, redact_url
 from .report import build_report, render
+from .report.sources import serve_ledger
 from .scheduler import LagWatch, Scheduler
 from .sdnotify import Notifier
 from .slo import STATE_NAMES, DayCache, Snapshot, evaluate, service_states
@@ -134,7 +136,7 @@ class Agent:
         self.server = Server(build_app(Endpoints(
             registry=self.registry, ready=self.ready, status=self.status,
             report_json=self._report_json, report_html=self._report_html, journal=self._journal,
-            artifact=self._artifact,
+            artifact=self._artifact, ledger=self._ledger,
             auth=web.check if web and web.users else None)),
             host, port, web.ssl_context() if web else None)
         await self.server.start()
@@ -346,6 +348,10 @@ class Agent:
     async def _artifact(self, sha256: str) -> tuple[str, bytes] | None:
         await self.flush()
         return await asyncio.to_thread(self.store.artifact, sha256)
+
+    async def _ledger(self, start: float, end: float, journal: str, folder: Path) -> tuple[Path, dict[str, str]]:
+        await self.flush()
+        return await asyncio.to_thread(serve_ledger, self.store, start, end, self.cfg, folder, journal)
 
     async def _report_html(self, month: str) -> str:
         return render(await self._report_json(month), "html")

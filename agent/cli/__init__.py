@@ -62,6 +62,7 @@ def _reports(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--format", "-f", choices=tuple(FORMATS), default="text")
     rep.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     rep.add_argument("--verify", metavar="REPORT.json", help="verify a JSON report against the stored ledger")
+    _locations_args(rep)
     ru = sub.add_parser("rules", help="generate Prometheus rules and the Grafana dashboard", description=(
         "Generate Prometheus recording and alerting rules, an Alertmanager config and a Grafana dashboard from "
         "the configuration, so the alerts measure exactly what the report measures."))
@@ -101,6 +102,14 @@ def _maintenance(sub: argparse._SubParsersAction) -> None:
     mr.add_argument("id", type=int)
 
 
+def _locations_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--location", action="append", default=[], metavar="NAME=URL|PATH", help=(
+        "a location's ledger, for one report over several places (repeat it): a running agent's URL "
+        "(https://user:password@agent-paris:9810, its /api/v1/ledger is pulled), or a state directory, a "
+        "ledger.db, a pulled .db.gz. The local ledger joins as agent.location when the config names one."))
+    p.add_argument("--ca-file", metavar="PEM", help="the CA that signs the agents' HTTPS certificates")
+
+
 def _evidence(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("evidence", help="the failure journal, the hash chain, signed bundles", description=(
         "Evidence a vendor cannot wave away: check the hash chain over the stored rows, export a month's "
@@ -117,6 +126,7 @@ def _evidence(sub: argparse._SubParsersAction) -> None:
     _config_arg(ex)
     ex.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current month)")
     ex.add_argument("--output", "-o", metavar="FILE.tar.gz", required=True)
+    _locations_args(ex)
     kg = esub.add_parser("keygen", help="make an Ed25519 key pair for signing reports",
                          description="Write sla-agent-signing.key (private, mode 0600) and sla-agent-signing.pub "
                                      "into DIR; point evidence.signing_key_file at the first.")

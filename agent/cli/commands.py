@@ -104,7 +104,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         err(f"--month must be YYYY-MM, got {month!r}")
         return EXIT_INPUT
     try:
-        doc = build_report(cfg, state_dir(args, cfg), month, now)
+        if args.location:
+            doc = _over_locations(args, cfg, month, now)
+        else:
+            doc = build_report(cfg, state_dir(args, cfg), month, now)
     except ReportError as exc:
         err(str(exc))
         return EXIT_RUNTIME
@@ -115,6 +118,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def _over_locations(args: argparse.Namespace, cfg, month: str, now: float) -> dict:
+    """The report over several locations; what each agent said of the ledger it served goes to stderr."""
+    from ..report.combined import report_over
+
+    doc, locations = report_over(cfg, args.location, state_dir(args, cfg), month, now, args.ca_file)
+    for loc in locations:
+        served = loc.pulled
+        if not served:
+            print(f"location {loc.name}: read from {loc.source}", file=sys.stderr)
+            continue
+        sig = ("not signed" if "signed_by" not in served else
+               f"signed by key {served['signed_by'][:16]}...: " +
+               ("signature valid" if served["signature_valid"] else "SIGNATURE INVALID"))
+        check = "hash as served" if served["hash_matches"] else "HASH DIFFERS FROM WHAT THE AGENT SENT"
+        print(f"location {loc.name}: pulled from {loc.source} ({served['sha256'][:16]}..., {check}; {sig})",
+              file=sys.stderr)
+    return doc
 
 
 def cmd_rules(args: argparse.Namespace) -> int:

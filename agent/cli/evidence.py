@@ -78,7 +78,7 @@ def _export(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     try:
         doc = export_bundle(cfg, state_dir(args, cfg), month, dt.datetime.now(dt.timezone.utc).timestamp(),
-                            Path(args.output))
+                            Path(args.output), args.location, args.ca_file)
     except (ReportError, SigningError) as exc:
         err(str(exc))
         return EXIT_RUNTIME

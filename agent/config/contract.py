@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from ..schema import (MISSING, Field, Reader, Section, choice, clock_time, converted, duration, list_of, one_of,
-                      ratio, read_fields, section, string)
+from ..schema import (MISSING, Field, Reader, Section, choice, clock_time, converted, duration, integer, list_of,
+                      one_of, ratio, read_fields, section, string)
 from ..timeutil import parse_timezone
 from .model import DAYS, PRIORITIES, Contract, LatencyBound, OnceWindow, ServicePolicy, WeeklyWindow
 
@@ -136,11 +136,15 @@ def _fields(tz: dt.tzinfo) -> tuple[Field, ...]:
             Field("columns", converted(section(tuple(Field(c, string()) for c in TICKET_COLUMNS), dict),
                                        lambda d: tuple(d.items())), dest="ticket_columns"),
         ), dict)),
+        Field("locations", section((
+            Field("min_agree", integer(1, 100)),
+            Field("latency_locations", choice("best", "pooled", "each")),
+        ), dict)),
     )
 
 
 KEYS = {"timezone", "maintenance", "exclusions", "availability", "latency", "services", "coverage_floor",
-        "slice_down_ratio", "business_hours", "tickets", "objectives"}
+        "slice_down_ratio", "business_hours", "tickets", "objectives", "locations"}
 
 
 def read_contract(r: Reader, node: yaml.Node | None) -> tuple[dict[str, Any], dict[str, yaml.Node]]:
@@ -152,7 +156,7 @@ def read_contract(r: Reader, node: yaml.Node | None) -> tuple[dict[str, Any], di
     tz = parse_timezone(head.values.get("timezone", DEFAULT_TZ))
     s = read_fields(r, nodes, node, "contract", _fields(tz))
     kw = {**head.values, **s.values}
-    for key in ("availability", "latency", "business_hours", "tickets"):
+    for key in ("availability", "latency", "business_hours", "tickets", "locations"):
         kw.update(kw.pop(key, {}))
     if "maintenance" in kw:
         items = kw.pop("maintenance")

@@ -98,6 +98,10 @@ class Contract:
     latency_objectives: tuple[LatencyBound, ...] = (LatencyBound(0.5, 0.98), LatencyBound(1.0, 0.99))
     ticket_deadlines: tuple[tuple[str, float], ...] = (("P1", 8 * 3600.0), ("P2", 24 * 3600.0), ("P3", 40 * 3600.0))
     ticket_objective: float = 0.95
+    # Several vantage points (contract.locations): how many must see a slice down for it to count, and
+    # which location's latency decides (best: the one most favourable to the vendor; pooled; each).
+    min_agree: int = 2
+    latency_locations: str = "best"
     # The contract's table, one spec per report row. Empty: the annexe's table for services web and api.
     objectives: tuple[ObjectiveSpec, ...] = field(default=())
 

@@ -5,20 +5,25 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import math
 import re
 import ssl
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
+from ..store.extract import JOURNAL_PARTS
 from ..timeutil import parse_month
 from .exposition import generate
 
 log = logging.getLogger("sla_agent.http")
 MAX_REQUEST_BYTES = 16 * 1024
 MAX_JOURNAL = 10_000
+MAX_LEDGER_SPAN = 400 * 86400
 ARTIFACT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "har": "application/json"}
 
 
@@ -31,6 +36,7 @@ class Endpoints:
     report_html: Callable[[str], Awaitable[str]] | None = None
     journal: Callable[[str, str, float, float, int], Awaitable[list]] | None = None  # target, service, from, to, limit
     artifact: Callable[[str], Awaitable[tuple[str, bytes] | None]] | None = None  # sha256 -> (name, content)
+    ledger: Callable[[float, float, str, Path], Awaitable[tuple[Path, dict[str, str]]]] | None = None  # gzip'd extract
     auth: Callable[[web.Request], bool] | None = None  # basic auth check (web.yml)
 
 
@@ -105,9 +111,40 @@ class _Handlers:
         return web.Response(body=data, content_type=kind,
                             headers={"Content-Disposition": f'inline; filename="{sha[:12]}-{name}"'})
 
+    async def ledger(self, request: web.Request) -> web.Response:
+        """The ledger of [from, to) as a gzip'd SQLite extract (docs/locations.md), for a report over
+        several locations; streamed from a temporary file."""
+        if self.ep.ledger is None:
+            raise web.HTTPNotFound()
+        q = request.query
+        if "from" not in q or "to" not in q:
+            raise _bad("from and to are required: ISO 8601 date-times (2026-11-01T00:00:00+01:00) or epoch seconds")
+        try:
+            start, end = instant(q["from"]), instant(q["to"])
+        except ValueError:
+            raise _bad("from and to must be ISO 8601 date-times with their offset, or epoch seconds") from None
+        if end <= start:
+            raise _bad("from must be before to")
+        if end - start > MAX_LEDGER_SPAN:
+            raise _bad(f"a span of at most {MAX_LEDGER_SPAN // 86400} days is served at once")
+        journal = q.get("journal", "all")
+        if journal not in JOURNAL_PARTS:
+            raise _bad(f"journal must be one of {', '.join(JOURNAL_PARTS)}, got {journal!r}")
+        with tempfile.TemporaryDirectory(prefix="sla-ledger-") as tmp:
+            path, headers = await self.ep.ledger(start, end, journal, Path(tmp))
+            resp = web.StreamResponse(headers={**headers, "Content-Type": "application/gzip",
+                                               "Content-Disposition": 'attachment; filename="ledger.db.gz"'})
+            resp.content_length = path.stat().st_size
+            await resp.prepare(request)
+            with open(path, "rb") as f:
+                while chunk := await asyncio.to_thread(f.read, 1 << 20):
+                    await resp.write(chunk)
+            await resp.write_eof()
+            return resp
+
     async def index(self, request: web.Request) -> web.Response:
         return web.Response(text="sla-agent: /metrics /healthz /readyz /api/v1/status /api/v1/report?month=YYYY-MM "
-                                 "/report?month=YYYY-MM /api/v1/journal?from=&to=\n")
+                                 "/report?month=YYYY-MM /api/v1/journal?from=&to= /api/v1/ledger?from=&to=\n")
 
 
 def build_app(ep: Endpoints) -> web.Application:
@@ -116,7 +153,8 @@ def build_app(ep: Endpoints) -> web.Application:
                           handler_args={"max_line_size": 8190, "max_field_size": 8190})
     for path, handler in (("/", h.index), ("/metrics", h.metrics), ("/healthz", h.healthz), ("/readyz", h.readyz),
                           ("/api/v1/status", h.status), ("/api/v1/report", h.report_json), ("/report", h.report_html),
-                          ("/api/v1/journal", h.journal), ("/api/v1/journal/artifact", h.artifact)):
+                          ("/api/v1/journal", h.journal), ("/api/v1/journal/artifact", h.artifact),
+                          ("/api/v1/ledger", h.ledger)):
         app.router.add_get(path, handler)
     return app
 
@@ -137,12 +175,15 @@ def _bad(message: str) -> web.HTTPBadRequest:
 def instant(text: str) -> float:
     """Epoch seconds, or an ISO 8601 date-time with its offset. Raises ValueError."""
     try:
-        return float(text)
+        epoch = float(text)
     except ValueError:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         if value.tzinfo is None:
             raise ValueError("a date-time needs its offset") from None
         return value.timestamp()
+    if not math.isfinite(epoch) or not 0 <= epoch < 1e11:
+        raise ValueError("not a time")
+    return epoch
 
 
 def _dumps(obj: Any) -> str:

@@ -87,7 +87,7 @@ def build(cfg: Config, store: Store, month: str, now: float, sign: bool = True) 
         "agent_version": __version__,
         "rows": sorted((p["row"] for p in parts), key=lambda r: r["row"]),
         "periods": [period for p in parts for period in p.get("periods", ())],
-        "incidents": sorted((i for s in cfg.services for i in sections.incidents(mc.service(s), store,
+        "incidents": sorted((i for s in cfg.services for i in sections.incidents(mc.service(s), [store],
                                                                                   cfg.agent.location)),
                             key=lambda i: (i["start"], i["service"])),
         "maintenance": [w.to_dict(cal.tz) for w in windows if w.kind == "maintenance"],

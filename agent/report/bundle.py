@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tarfile
 import tempfile
@@ -35,6 +36,15 @@ from .verify import check_signature, compare
 MAX_BUNDLE_BYTES = 16 << 30  # what a bundle may unpack to: a bound against a crafted archive
 MEMBERS = ("report.json", "report.html", "journal.jsonl", "ledger.db", "config.yaml", "README.txt", "public_key.pem",
            "MANIFEST.json")
+PER_LOCATION = re.compile(r"(ledger|journal)-([A-Za-z0-9._-]{1,64})\.(db|jsonl)")  # a report over locations
+
+
+def _member(name: str) -> bool:
+    return name in MEMBERS or PER_LOCATION.fullmatch(name) is not None
+
+
+def _order(name: str) -> tuple[int, str]:
+    return (MEMBERS.index(name) if name in MEMBERS else 3), name
 README = """This is the evidence of an SLA report made by sla-agent.
 
 Check it with:   sla-agent evidence verify {name}
@@ -43,6 +53,9 @@ That checks each file against MANIFEST.json (and the manifest's signature, when 
 public_key.pem: compare its fingerprint, printed by the check, with the one the agent's owner gave you);
 walks the hash chain in ledger.db, which seals the stored rows; builds the report again from ledger.db and
 config.yaml and compares every field with report.json; and checks report.json's signature.
+
+A report over several locations carries one ledger-NAME.db and journal-NAME.jsonl per location instead
+of ledger.db and journal.jsonl; each is checked the same way, and the report is built again from all of them.
 
 report.html is the report to read; journal.jsonl lists the failed probes (and one successful probe per
 target and minute) the figures rest on: times, addresses, HTTP status, response headers, error text.
@@ -71,14 +84,19 @@ def _epoch(text: str) -> float:
     return dt.datetime.fromisoformat(text).timestamp()
 
 
-def _write_members(cfg: Config, store: Store, doc: dict[str, Any], folder: Path) -> None:
+def _write_ledger(cfg: Config, store: Store, doc: dict[str, Any], folder: Path, suffix: str = "") -> None:
+    """The extract of the rows the report reads and the month's journal, as ledger{suffix}.db and
+    journal{suffix}.jsonl."""
     start, until = _span(cfg, doc)
     rows_from = min([start] + [_epoch(p["start"]) for p in doc["periods"]])
     store.extract(folder / "extract", rows_from, start, until)
-    (folder / "extract" / "ledger.db").rename(folder / "ledger.db")
+    (folder / "extract" / "ledger.db").rename(folder / f"ledger{suffix}.db")
     shutil.rmtree(folder / "extract")
-    ids = _scope_ids(folder / "ledger.db", cfg)
-    store.journal_lines(folder / "journal.jsonl", start, until, ids)
+    ids = _scope_ids(folder / f"ledger{suffix}.db", cfg)
+    store.journal_lines(folder / f"journal{suffix}.jsonl", start, until, ids)
+
+
+def _write_common(cfg: Config, doc: dict[str, Any], folder: Path) -> None:
     (folder / "report.json").write_text(render(doc, "json"), encoding="utf-8")
     (folder / "report.html").write_text(render(doc, "html"), encoding="utf-8")
     (folder / "config.yaml").write_text(Redactor(cfg.secrets)(Path(cfg.source).read_text(encoding="utf-8")),
@@ -89,7 +107,13 @@ def _write_members(cfg: Config, store: Store, doc: dict[str, Any], folder: Path)
 
 
 def _scope_ids(db: Path, cfg: Config) -> tuple[int, int]:
-    extract = Store(db.parent, thresholds=cfg.contract.thresholds, readonly=True)
+    with tempfile.TemporaryDirectory(dir=db.parent) as tmp:  # a store is a folder holding ledger.db
+        (Path(tmp) / "ledger.db").symlink_to(db.resolve())
+        return _ids_of(Path(tmp), cfg)
+
+
+def _ids_of(folder: Path, cfg: Config) -> tuple[int, int]:
+    extract = Store(folder, thresholds=cfg.contract.thresholds, readonly=True)
     try:
         lo, hi = (extract.extract_scope() or {}).get("journal_ids", (0, -1))
     finally:
@@ -98,31 +122,48 @@ def _scope_ids(db: Path, cfg: Config) -> tuple[int, int]:
 
 
 def _manifest(folder: Path, doc: dict[str, Any], key: Any) -> None:
-    files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.name in MEMBERS}
+    files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if _member(p.name)}
     manifest: dict[str, Any] = {"month": doc["month"], "created_at": time.time(), "files": files}
     if key is not None:
         manifest["signature"] = signing.sign(signing.canonical(manifest), key)
     (folder / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
 
 
-def export_bundle(cfg: Config, state_dir: str, month: str, now: float, output: Path) -> dict[str, Any]:
-    """Writes the bundle; returns the report it holds."""
+def export_bundle(cfg: Config, state_dir: str, month: str, now: float, output: Path,
+                  locations: list[str] | None = None, ca_file: str | None = None) -> dict[str, Any]:
+    """Writes the bundle of one agent's report, or of the report over `locations` (NAME=URL|PATH);
+    returns the report it holds."""
     if not cfg.source or not Path(cfg.source).is_file():
         raise ReportError("the bundle carries the config file: give it with --config")
     key = signing.load_private(cfg.evidence.signing_key_file) if cfg.evidence.signing_key_file else None
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        store = open_store(cfg, state_dir)
-        try:
-            doc = build(cfg, store, month, now)
-            _write_members(cfg, store, doc, folder)
-        finally:
-            store.close()
+        if locations:
+            doc = _write_locations(cfg, state_dir, month, now, folder, locations, ca_file)
+        else:
+            store = open_store(cfg, state_dir)
+            try:
+                doc = build(cfg, store, month, now)
+                _write_ledger(cfg, store, doc, folder)
+            finally:
+                store.close()
+        _write_common(cfg, doc, folder)
         _manifest(folder, doc, key)
         with tarfile.open(output, "w:gz", compresslevel=1) as tar:  # a month of journal: speed over size
-            for path in sorted(folder.iterdir(), key=lambda p: MEMBERS.index(p.name) if p.name in MEMBERS else 99):
+            for path in sorted(folder.iterdir(), key=lambda p: _order(p.name)):
                 tar.add(path, arcname=f"sla-{doc['month']}-evidence/{path.name}", recursive=False,
                         filter=lambda info: _plain(info, now))
+    return doc
+
+
+def _write_locations(cfg: Config, state_dir: str, month: str, now: float, folder: Path, specs: list[str],
+                     ca_file: str | None) -> dict[str, Any]:
+    from .combined import build_locations, opened
+
+    with opened(cfg, specs, state_dir, month, now, ca_file, journal="all") as locs:
+        doc = build_locations(cfg, locs, month, now)
+        for loc in locs:
+            _write_ledger(cfg, loc.store, doc, folder, f"-{loc.name}")
     return doc
 
 
@@ -140,7 +181,7 @@ def _unpack(path: Path, dest: Path) -> list[str]:
         with tarfile.open(path, "r:gz") as tar:
             for m in tar:
                 name = Path(m.name).name
-                if not m.isfile() or name not in MEMBERS:
+                if not m.isfile() or not _member(name):
                     continue
                 total += m.size
                 if total > MAX_BUNDLE_BYTES:
@@ -182,19 +223,54 @@ def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[list[
     except StoreError as exc:
         return [f"ledger.db: {exc}"], {}
     try:
-        scope = store.extract_scope() or {}
-        problems, stats = store.verify(scope.get("journal_from"), scope.get("until"))
-        ids = tuple(scope.get("journal_ids", (0, -1)))
-        if store.journal_lines_digest(scope.get("journal_from", 0), scope.get("until", 0), ids) != \
-                _sha256(folder / "journal.jsonl"):
-            problems.append("journal.jsonl differs from the journal in ledger.db")
-        head = doc["evidence"].get("chain") or {}
-        if head and store.chain_link(int(head["seq"])) != head.get("link"):
-            problems.append(f"the chain link the report was built on ({head['seq']}) is not in the chain")
+        problems, stats = _check_extract(store, folder / "journal.jsonl", doc["evidence"].get("chain"))
         fresh = build(cfg, store, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
+    except (zlib.error, ValueError) as exc:  # a crafted row: a finding, not a crash
+        return [f"ledger.db: a row cannot be read: {exc}"], {}
     finally:
         store.close()
     return [f"ledger.db: {p}" for p in problems] + [f"report.json: {p}" for p in compare(doc, fresh)], stats
+
+
+def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None) -> tuple[list[str], dict[str, Any]]:
+    """One extract: its chain walked, its journal against the journal file, the report's chain head in it."""
+    scope = store.extract_scope() or {}
+    problems, stats = store.verify(scope.get("journal_from"), scope.get("until"))
+    ids = tuple(scope.get("journal_ids", (0, -1)))
+    if not journal_file.exists() or store.journal_lines_digest(scope.get("journal_from", 0), scope.get("until", 0),
+                                                               ids) != _sha256(journal_file):
+        problems.append(f"{journal_file.name} differs from the journal in the ledger")
+    if head and store.chain_link(int(head["seq"])) != head.get("link"):
+        problems.append(f"the chain link the report was built on ({head['seq']}) is not in the chain")
+    return problems, stats
+
+
+def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[list[str], dict[str, Any]]:
+    """Each location's extract checked, then the report over them built again and compared."""
+    from .combined import build_locations
+    from .sources import Location
+
+    problems: list[str] = []
+    locs: list[Location] = []
+    try:
+        for name in doc["locations"]["names"]:
+            db = folder / f"ledger-{name}.db"
+            if not db.exists():
+                return problems + [f"ledger-{name}.db is missing"], {}
+            (folder / name).mkdir()
+            db.rename(folder / name / "ledger.db")
+            locs.append(Location(name, db.name, Store(folder / name, thresholds=cfg.contract.thresholds,
+                                                      readonly=True)))
+            found, _ = _check_extract(locs[-1].store, folder / f"journal-{name}.jsonl",
+                                      doc["evidence"]["locations"].get(name, {}).get("chain"))
+            problems += [f"ledger-{name}.db: {p}" for p in found]
+        fresh = build_locations(cfg, locs, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
+    except (StoreError, zlib.error, ValueError) as exc:  # a crafted file: a finding, not a crash
+        return problems + [f"a ledger cannot be read: {exc}"], {}
+    finally:
+        for loc in locs:
+            loc.store.close()
+    return problems + [f"report.json: {p}" for p in compare(doc, fresh)], {"locations": len(locs)}
 
 
 def verify_bundle(path: Path) -> tuple[list[str], dict[str, Any]]:
@@ -204,12 +280,17 @@ def verify_bundle(path: Path) -> tuple[list[str], dict[str, Any]]:
         _unpack(path, folder)
         problems, key = _check_manifest(folder)
         facts: dict[str, Any] = {"signed by key": signing.key_id(key) if key is not None else "not signed"}
-        needed = ("report.json", "ledger.db", "config.yaml", "journal.jsonl")
+        needed = ("report.json", "config.yaml")
         if problems or not all((folder / n).exists() for n in needed):
             return problems or [f"one of {', '.join(needed)} is missing"], facts
         doc = json.loads((folder / "report.json").read_text(encoding="utf-8"))
         cfg = parse_config((folder / "config.yaml").read_text(encoding="utf-8"), "config.yaml", environ={},
                            offline=True)
-        found, stats = _check_ledger(folder, doc, cfg)
+        if "locations" in doc:
+            found, stats = _check_locations(folder, doc, cfg)
+        elif (folder / "ledger.db").exists():
+            found, stats = _check_ledger(folder, doc, cfg)
+        else:
+            found, stats = ["ledger.db is missing"], {}
         facts.update(stats)
         return found + [f"report.json {p}" for p in check_signature(doc, key)], facts

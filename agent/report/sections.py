@@ -3,7 +3,7 @@ and the readings of the annexe the report states."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -42,10 +42,11 @@ def _during(maint: np.ndarray, excl: np.ndarray) -> str | None:
     return None
 
 
-def incidents(sm: ServiceMonth, store: Store, location: str = "") -> list[dict[str, Any]]:
+def incidents(sm: ServiceMonth, stores: Sequence[Store], location: str = "") -> list[dict[str, Any]]:
     """Failure episodes: runs of minutes with a down probe. Each says how many of its minutes the slice
     rule counts down (the rest are degraded: some probes down, fewer than the rule needs), which fell in a
-    maintenance or exclusion window, the exact error kinds, and the journal's first and last records."""
+    maintenance or exclusion window, the exact error kinds, and the journal's first and last records
+    (over every location's ledger in `stores`)."""
     tz, m0 = sm.ctx.cal.tz, sm.m0
     out = []
     for a, b in sm.episodes():
@@ -54,10 +55,11 @@ def incidents(sm: ServiceMonth, store: Store, location: str = "") -> list[dict[s
         masked = sm.maintenance[a:b] | sm.exclusion[a:b]
         targets = sorted(n for n, failing in sm.failing.items() if failing[a:b].any())
         kinds: dict[str, int] = {}
-        for name in targets:
-            for k, v in store.error_kinds(name, s, e).items():
-                kinds[k] = kinds.get(k, 0) + v
-        ep = store.journal_episode(targets, s, e)
+        for store in stores:
+            for name in targets:
+                for k, v in store.error_kinds(name, s, e).items():
+                    kinds[k] = kinds.get(k, 0) + v
+        ep = _episode([store.journal_episode(targets, s, e) for store in stores])
         out.append({"service": sm.service, "start": iso(s, tz), "end": iso(e, tz), "duration_s": e - s,
                     "down_minutes": int(down.sum()), "degraded_minutes": int((~down).sum()),
                     "counted_minutes": int((down & ~masked).sum()),
@@ -67,6 +69,16 @@ def incidents(sm: ServiceMonth, store: Store, location: str = "") -> list[dict[s
                                 "last": _brief(ep["last"], tz)},
                     "locations": ep["locations"] or ([location] if location else [])})
     return out
+
+
+def _episode(found: list[dict[str, Any]]) -> dict[str, Any]:
+    """The journal of one episode over several ledgers: records added up, the earliest and the latest."""
+    firsts = [f["first"] for f in found if f["first"]]
+    lasts = [f["last"] for f in found if f["last"]]
+    return {"records": sum(f["records"] for f in found),
+            "first": min(firsts, key=lambda r: (r["at"], r["id"])) if firsts else None,
+            "last": max(lasts, key=lambda r: (r["at"], r["id"])) if lasts else None,
+            "locations": sorted({loc for f in found for loc in f["locations"]})}
 
 
 def coverage(sm: ServiceMonth) -> dict[str, Any]:

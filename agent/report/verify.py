@@ -44,6 +44,9 @@ def compare(doc: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
         problems.append(f"the stored ledger rows differ from those the report was computed from "
                         f"(now {fresh['evidence']['ledger_sha256'][:16]}..., report "
                         f"{str(doc['evidence']['ledger_sha256'])[:16]}...)")
+    for name, ev in (fresh["evidence"].get("locations") or {}).items():  # which location's rows changed
+        if ev.get("ledger_sha256") != ((doc["evidence"].get("locations") or {}).get(name) or {}).get("ledger_sha256"):
+            problems.append(f"location {name}: its ledger rows differ from those the report was computed from")
     for key in sorted((set(doc) | set(fresh)) - NOT_COMPARED):
         if json.dumps(fresh.get(key), sort_keys=True) != json.dumps(doc.get(key), sort_keys=True):
             problems.append(f"`{key}` differs from what the stored ledger gives")

@@ -78,6 +78,10 @@ def dashboard(cfg: Config) -> dict[str, Any]:
             ("sum(rate(sla_agent_ticks_skipped_total[$__rate_interval]))", "skipped/s"),
             ("sum(rate(sla_agent_ticks_late_total[$__rate_interval]))", "late/s"),
         ], 0, 38, 24, 7, unit="s"),
+        _panel(14, f"Locations that closed the last minute down (it counts once {c.min_agree} agree)", [
+            ('sla:slice_down_locations:1m{service=~"$service"}', "{{service}} locations down"),
+            ("clamp_max(sla:locations:count, %d)" % c.min_agree, "needed"),
+        ], 0, 45, 24, 7, unit="none", thresholds=[(0, "green"), (c.min_agree, "red")], decimals=0),
     ]
     return {
         "uid": "sla-agent", "title": "SLA: vendor service levels", "tags": ["sla", "sla-agent"],

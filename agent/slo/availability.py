@@ -128,6 +128,8 @@ class AvailabilityObjective(Objective):
             by_objective.setdefault(o.spec.objective, []).append(o.spec.service)
         alerts = [rule for objective, group in by_objective.items()
                   for rule in _alerts(objective, "" if len(by_objective) == 1 else service_selector(group))]
+        recording += _confirmed_down(contract)
+        alerts.append(_confirmed_down_alert(contract))
         return RuleSet({AVAILABILITY_GROUP: recording, WINDOWS_GROUP: windows}, {AVAILABILITY_GROUP: alerts})
 
 
@@ -165,6 +167,31 @@ def _recording(services: list[str], contract: Contract) -> tuple[list[dict[str, 
                  'sum by (service, location) (increase(sla_slices_total{state=~"up|down"}[30d]))'},
     ]
     return rules, windows
+
+
+def _confirmed_down(contract: Contract) -> list[dict[str, Any]]:
+    """The report's rule across locations (slo/locations.py), minute by minute: how many locations closed
+    the last minute down, and how many locations report at all."""
+    return [
+        {"record": "sla:slice_down_locations:1m",
+         "expr": 'count by (service) (increase(sla_slices_total{state="down"}[1m]) > 0)'},
+        {"record": "sla:locations:count", "expr": "count(count by (location) (sla_agent_build_info))"},
+    ]
+
+
+def _confirmed_down_alert(contract: Contract) -> dict[str, Any]:
+    need = contract.min_agree
+    return {
+        "alert": "SLAServiceDownConfirmed",
+        "expr": f"sla:slice_down_locations:1m >= scalar(clamp_max(sla:locations:count, {need}))",
+        "labels": {"severity": "ticket", "slo": "availability"},
+        "annotations": {
+            "summary": "{{ $labels.service }}: the last minute is down at {{ $value }} locations: it counts in the "
+                       "monthly report",
+            "description": f"The report counts a minute down when at least {need} locations (or every location, "
+                           f"when there are fewer) closed it down; one location alone is unconfirmed.",
+        },
+    }
 
 
 def _alerts(objective: float, selector: str) -> list[dict[str, Any]]:

@@ -112,6 +112,11 @@ class LatencyObjective(Objective):
 
     def month(self, mc: Month) -> dict[str, Any]:
         """Every 7-day period overlapping the month; the row is met when every period is met."""
+        periods = self.periods(mc)
+        return {"row": self.row_of(periods), "periods": periods}
+
+    def periods(self, mc: Month) -> list[dict[str, Any]]:
+        """The 7-day periods overlapping the month that have begun by the cut-off, each evaluated."""
         s, tz, ctx = self.spec, mc.ctx.cal.tz, mc.ctx
         periods = []
         for ps, pe in ctx.cal.periods_of_month(mc.year, mc.month):
@@ -121,6 +126,11 @@ class LatencyObjective(Objective):
             digests = [d for n in ctx.names(s.service) for d in ctx.view.digests(n, ps, min(mc.horizon, pe))]
             periods.append({"service": s.service, "start": iso(ps, tz), "end": iso(pe, tz),
                             "complete": mc.horizon >= pe, **lat.to_dict(), "cdf": cdf_points(digests, CDF_POINTS)})
+        return periods
+
+    def row_of(self, periods: list[dict[str, Any]]) -> dict[str, Any]:
+        """The report's row from the periods: the worst fraction of each bound; met when all are met."""
+        s = self.spec
         value = {}
         for b in s.bounds:
             fr = [p["below"][threshold_label(b.below)]["fraction"] for p in periods if p["count"]]
@@ -136,7 +146,7 @@ class LatencyObjective(Objective):
             "details": {"periods": [{"start": p["start"], "end": p["end"], "verdict": p["verdict"]} for p in periods],
                         "rule": "the month is met when every 7-day period overlapping it is met (worst period shown)"},
         }
-        return {"row": row, "periods": periods}
+        return row
 
     def samples(self, window: str, lat: Latency) -> Iterable[Sample]:
         svc, w = ("service", self.spec.service), ("window", window)

@@ -65,6 +65,34 @@ def evidence_line(doc: dict[str, Any]) -> str:
     ev = doc["evidence"]
     chain = ev.get("chain")
     sig = ev.get("signature")
-    return (f"sha256 {ev['ledger_sha256']} over {ev['rows_hashed']} stored rows up to {ev.get('cutoff', '-')}"
+    where = f" from {len(ev['locations'])} locations" if ev.get("locations") else ""
+    return (f"sha256 {ev['ledger_sha256']} over {ev['rows_hashed']} stored rows{where} up to {ev.get('cutoff', '-')}"
             + (f"; chain link {chain['seq']} {chain['link'][:16]}..." if chain else "")
             + (f"; signed (ed25519, key {sig['key_sha256'][:16]}...)" if sig else "; not signed"))
+
+
+def location_rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Per location (a report over several): its availability and coverage per service, its worst
+    latency fraction per bound, its chain head."""
+    loc = doc.get("locations")
+    if not loc:
+        return []
+    out = []
+    for name, entry in loc["by_location"].items():
+        cells = [f"{s} {pct(a['ratio'])} (coverage {pct(a['coverage'], 1)})" for s, a in entry["availability"].items()]
+        for s, periods in entry["latency"].items():
+            worst: dict[str, float] = {}
+            for p in periods:
+                for t, f in p["below"].items():
+                    if f is not None:
+                        worst[t] = min(worst.get(t, 1.0), f)
+            cells.append(f"{s} latency " + (", ".join(f"{pct(f)} < {t} s" for t, f in worst.items()) or "-"))
+        chain = (doc["evidence"].get("locations") or {}).get(name, {}).get("chain")
+        cells.append(f"chain link {chain['seq']} {chain['link'][:12]}..." if chain else "no chain")
+        out.append((name, cells))
+    return out
+
+
+def unconfirmed_line(u: dict[str, Any]) -> str:
+    return (f"{u['start']} -> {u['end'][11:]} {u['service']}: {u['minutes']} min seen down only by "
+            f"{', '.join(u['locations'])}")

@@ -9,8 +9,8 @@ import math
 import urllib.parse
 from typing import Any
 
-from .common import (VERDICT_TEXT, counted, evidence_line, kinds, minutes, ms, pct, record, row_objective,
-                     row_value, ticket_rows)
+from .common import (VERDICT_TEXT, counted, evidence_line, kinds, location_rows, minutes, ms, pct, record,
+                     row_objective, row_value, ticket_rows, unconfirmed_line)
 
 
 def _e(x: Any) -> str:
@@ -50,6 +50,42 @@ def _daily_svg(service: str, days: list[dict[str, Any]], objective: float) -> st
                  f'stroke-dasharray="4 3"/><text x="{w - 60}" y="{y(objective) - 3:.1f}" font-size="10">'
                  f'{objective * 100:g} %</text></svg>')
     return "".join(parts)
+
+
+def _location_strip_svg(service: str, doc: dict[str, Any]) -> str:
+    """Under a daily chart: one strip per location, a cell per day, red as its own down minutes grow."""
+    by = doc["locations"]["by_location"]
+    w, left, row_h = 720, 48, 14
+    n = max((len(e["daily"].get(service, [])) for e in by.values()), default=1) or 1
+    bw = (w - left - 8) / n
+    parts = [f'<svg class="chart locations" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {row_h * len(by) + 4}" '
+             f'width="{w}" height="{row_h * len(by) + 4}" role="img" aria-label="each location, {_e(service)}">']
+    for r, (name, entry) in enumerate(by.items()):
+        y = 2 + r * row_h
+        parts.append(f'<text x="2" y="{y + 10}" font-size="10">{_e(name[:8])}</text>')
+        for i, d in enumerate(entry["daily"].get(service, [])):
+            share = min(1.0, d["down_minutes"] / 60)
+            colour = "#f0f0f0" if d["down_minutes"] == 0 else f"rgb(207,{int(34 + 180 * (1 - share))},46)"
+            parts.append(f'<rect x="{left + i * bw + 1:.1f}" y="{y}" width="{max(bw - 2, 1):.1f}" height="{row_h - 3}" '
+                         f'fill="{colour}"><title>{_e(name)} {_e(d["date"])}: {d["down_minutes"]} min down, '
+                         f'{d["unknown_minutes"]} min without data</title></rect>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _locations(w: Any, doc: dict[str, Any]) -> None:
+    rows = location_rows(doc)
+    if not rows:
+        return
+    w(f'<h2>Locations</h2><p class="small">A slice is down when {doc["locations"]["min_agree"]} locations saw it '
+      'down; seen down by fewer and up by none, it is unconfirmed: counted neither way.</p>'
+      '<table id="locations"><thead><tr><th>Location</th><th>Figures</th></tr></thead><tbody>')
+    for name, cells in rows:
+        w(f"<tr><td>{_e(name)}</td><td>{'<br>'.join(_e(c) for c in cells)}</td></tr>")
+    w('</tbody></table><h3>Unconfirmed minutes</h3><ul id="unconfirmed">')
+    for u in doc["unconfirmed"] or [None]:
+        w(f"<li>{_e(unconfirmed_line(u)) if u else 'none'}</li>")
+    w("</ul>")
 
 
 def _cdf_svg(p: dict[str, Any]) -> str:
@@ -222,6 +258,9 @@ def render(doc: dict[str, Any]) -> str:
     w("<h2>Daily availability</h2>")
     for svc, days in doc["daily"].items():
         w(_daily_svg(svc, days, obj))
+        if doc.get("locations"):
+            w(_location_strip_svg(svc, doc))
+    _locations(w, doc)
     _latency(w, doc)
     _incidents(w, doc)
     _tickets(w, doc)

@@ -5,8 +5,8 @@ import io
 import json
 from typing import Any
 
-from .common import (VERDICT_TEXT, counted, evidence_line, kinds, minutes, ms, pct, record, row_objective,
-                     row_value, ticket_rows)
+from .common import (VERDICT_TEXT, counted, evidence_line, kinds, location_rows, minutes, ms, pct, record,
+                     row_objective, row_value, ticket_rows, unconfirmed_line)
 
 
 def _incidents(w: Any, doc: dict[str, Any]) -> None:
@@ -21,6 +21,19 @@ def _incidents(w: Any, doc: dict[str, Any]) -> None:
         j = i["journal"]
         w(f"| {i['start']} | {i['end']} | {minutes(i)} | {i['service']} | {', '.join(i['targets'])} | {kinds(i)} | "
           f"{counted(i)} | {record(j['first'])} | {record(j['last'])} |\n")
+
+
+def _locations(w: Any, doc: dict[str, Any]) -> None:
+    rows = location_rows(doc)
+    if not rows:
+        return
+    w(f"\n## Locations\n\nA slice is down when {doc['locations']['min_agree']} locations saw it down.\n\n"
+      "| Location | Figures |\n|---|---|\n")
+    for name, cells in rows:
+        w(f"| {name} | {'; '.join(cells)} |\n")
+    w("\nUnconfirmed minutes (seen down by too few locations, counted neither way):\n\n")
+    for u in doc["unconfirmed"] or [None]:
+        w(f"- {unconfirmed_line(u) if u else 'none'}\n")
 
 
 def _tickets(w: Any, doc: dict[str, Any]) -> None:
@@ -59,6 +72,7 @@ def render(doc: dict[str, Any]) -> str:
           " | ".join(pct(b["fraction"]) for b in p["below"].values()) +
           f" | {ms(q.get('0.5'))} | {ms(q.get('0.9'))} | {ms(q.get('0.98'))} | {ms(q.get('0.99'))} | "
           f"{ms(q.get('0.999'))} | {VERDICT_TEXT[p['verdict']]} |\n")
+    _locations(w, doc)
     _incidents(w, doc)
     w("\n## Maintenance and exclusions\n\n")
     for x in doc["maintenance"] + doc["exclusions"]:

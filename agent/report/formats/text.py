@@ -5,8 +5,8 @@ import io
 import json
 from typing import Any
 
-from .common import (VERDICT_TEXT, counted, evidence_line, kinds, minutes, ms, pct, record, row_objective,
-                     row_value, ticket_rows)
+from .common import (VERDICT_TEXT, counted, evidence_line, kinds, location_rows, minutes, ms, pct, record,
+                     row_objective, row_value, ticket_rows, unconfirmed_line)
 
 
 def _periods(w: Any, doc: dict[str, Any]) -> None:
@@ -14,8 +14,23 @@ def _periods(w: Any, doc: dict[str, Any]) -> None:
     for p in doc["periods"]:
         below = ", ".join(f"{pct(b['fraction'])} < {t} s ({b['count']}/{p['count']})" for t, b in p["below"].items())
         q = p["quantiles_s"]
-        w(f"  {p['start'][:10]} -> {p['end'][:10]} {p['service']}: {below}; p50 {ms(q.get('0.5'))} "
+        where = f" [{p['location']}]" if p.get("location") else ""
+        w(f"  {p['start'][:10]} -> {p['end'][:10]} {p['service']}{where}: {below}; p50 {ms(q.get('0.5'))} "
           f"p99 {ms(q.get('0.99'))}; {VERDICT_TEXT[p['verdict']]}{'' if p['complete'] else ' (in progress)'}\n")
+
+
+def _locations(w: Any, doc: dict[str, Any]) -> None:
+    rows = location_rows(doc)
+    if not rows:
+        return
+    loc = doc["locations"]
+    w(f"\nlocations ({len(rows)}; a slice is down when {loc['min_agree']} of them saw it down):\n")
+    for name, cells in rows:
+        w(f"  {name:<12} " + "; ".join(cells) + "\n")
+    w(f"\nunconfirmed minutes ({sum(u['minutes'] for u in doc['unconfirmed'])}; seen down by too few locations, "
+      "counted neither way):\n")
+    for u in doc["unconfirmed"] or [None]:
+        w(f"  {unconfirmed_line(u) if u else 'none'}\n")
 
 
 def _incidents(w: Any, doc: dict[str, Any]) -> None:
@@ -50,6 +65,7 @@ def render(doc: dict[str, Any]) -> str:
     _periods(w, doc)
     w("\ncoverage: " + ", ".join(f"{s} {pct(v['ratio'], 2)}" for s, v in doc["coverage"]["services"].items()) +
       f" (floor {doc['coverage']['floor'] * 100:g} %)\n")
+    _locations(w, doc)
     _incidents(w, doc)
     _tickets(w, doc)
     w(f"\nmaintenance windows applied: {len(doc['maintenance'])}; exclusions: {len(doc['exclusions'])}\n")
