@@ -71,7 +71,8 @@ class Agent:
         self.day_cache = DayCache(self.cal)
         self.notifier = Notifier()
         self.lag = LagWatch(self.clock, cfg.agent.loop_lag_bound, observe=self.metrics.loop_lag.observe)
-        self.scheduler = Scheduler(self.clock, self.pipeline, rate_limit=cfg.agent.rate_limit, lag_watch=self.lag)
+        self.scheduler = Scheduler(self.clock, self.pipeline, rate_limit=cfg.agent.rate_limit, lag_watch=self.lag,
+                                   thresholds=cfg.contract.thresholds)
         self.server: Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
@@ -215,6 +216,7 @@ class Agent:
             self.flusher.redact = self.redact
         self.scheduler.throttle.rate_limit = new.agent.rate_limit
         self.lag.bound = new.agent.loop_lag_bound
+        self.scheduler.thresholds = new.contract.thresholds
         self._set_calendar(Calendar(new.contract))
         self._declared = []
         self._reload_windows()

@@ -73,16 +73,27 @@ class LagWatch:
 
     def stalled(self, start: float, end: float) -> bool:
         """Did a stall longer than the bound overlap [start, end]?"""
+        return self.overlap(start, end) > 0.0
+
+    def overlap(self, start: float, end: float) -> float:
+        """How long stalls longer than the bound overlapped [start, end], in seconds (the timer and the
+        ticks may both record one stall: their union is counted)."""
+        spans = []
         if self._expected is not None:
-            overdue = self.clock.monotonic() - self._expected
-            if overdue > self.bound and self._expected < end:
-                return True
+            now = self.clock.monotonic()
+            if now - self._expected > self.bound and self._expected < end:
+                spans.append((self._expected, now))  # a stall still under way
         for s, e in reversed(self.events):
             if e < start:
                 break
-            if s < end:
-                return True
-        return False
+            spans.append((s, e))
+        total, reach = 0.0, start
+        for s, e in sorted(spans):
+            s, e = max(s, reach), min(e, end)
+            if e > s:
+                total += e - s
+                reach = e
+        return total
 
 
 @dataclass
@@ -98,10 +109,11 @@ class Timeline:
 
 class Scheduler:
     def __init__(self, clock: Clock, sink: Callable[[ProbeResult], None], *, rate_limit: int = 2000,
-                 lag_watch: LagWatch | None = None) -> None:
+                 lag_watch: LagWatch | None = None, thresholds: tuple[float, ...] = ()) -> None:
         self.clock = clock
         self.sink = sink
         self.lag_watch = lag_watch
+        self.thresholds = thresholds  # the latency classes a stall must not blur (the contract's bounds)
         self.throttle = Throttler(rate_limit=rate_limit, period=1.0, retry_interval=0.002)
         self.throttle_waits = 0
         self.timelines: dict[str, Timeline] = {}
@@ -205,7 +217,7 @@ class Scheduler:
         try:
             before = self.clock.monotonic()
             await self.throttle.acquire()
-            if self.clock.monotonic() > before:
+            if self.clock.monotonic() - before >= self.throttle.retry_interval:  # it slept: a real wait
                 self.throttle_waits += 1
             try:
                 result = await tl.probe.run()
@@ -218,11 +230,22 @@ class Scheduler:
                                       f"{type(exc).__name__}")
         finally:
             tl.in_flight -= 1
-        if (self.lag_watch is not None and result.outcome != INCONCLUSIVE
-                and self.lag_watch.stalled(result.mono_start, result.mono_start + result.duration_s)):
-            result = result.replace_outcome(INCONCLUSIVE, "agent_overload",
-                                            f"event loop stalled > {self.lag_watch.bound * 1000:g}ms during the probe")
-        self.sink(result)
+        self.sink(self._after_stall(result, tl.target.timeout))
+
+    def _after_stall(self, result: ProbeResult, timeout: float) -> ProbeResult:
+        """A probe that overlapped a stall keeps its outcome when the stall cannot have changed its class:
+        no latency threshold and no timeout lies between its time minus the stall and its time. Making
+        every overlapping probe inconclusive would drop slow ones more often than fast ones (a slow
+        probe overlaps more stalls), in the vendor's favour."""
+        if self.lag_watch is None or result.outcome == INCONCLUSIVE:
+            return result
+        stall = self.lag_watch.overlap(result.mono_start, result.mono_start + result.duration_s)
+        d = result.duration_s
+        if stall <= 0.0 or not any(d - stall < p <= d for p in (*self.thresholds, timeout)):
+            return result
+        return result.replace_outcome(INCONCLUSIVE, "agent_overload",
+                                      f"event loop stalled {stall * 1000:.0f}ms during the probe, across a "
+                                      f"latency threshold or the timeout")
 
     @property
     def in_flight(self) -> int:

@@ -210,6 +210,19 @@ def test_worked_figures_604800_samples_thresholds():
     assert lat.verdict == MISSED
 
 
+def test_the_rolling_window_and_the_period_count_the_open_minute_alike():
+    """At one evaluation, mid-minute: the `7d` window (ending now) and the period (ending later) both
+    count the requests of the open minute, as Prometheus' increase() over the same span does."""
+    c = cal()
+    ps, pe = c.period_bounds(ts("2026-11-26T12:00:00+01:00"))
+    start = ps + 3 * 86400
+    led = ledger_with([0.1] * 90, start, c)  # 1 probe/s: one closed minute and 30 s of the open one
+    now = start + 90
+    rolling = latency(led, ["api"], c, Contract(coverage_floor=0.0), now - 7 * 86400, now, now)
+    period = latency(led, ["api"], c, Contract(coverage_floor=0.0), ps, pe, now)
+    assert rolling.count == period.count == 90
+
+
 def test_month_row_combines_periods():
     assert combine_verdicts([MET, MET]) == MET
     assert combine_verdicts([MET, MISSED, INSUFFICIENT]) == MISSED

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from agent.probes import ProbeResult, Target
 from agent.probes.http import HttpOptions
 from agent.scheduler import LagWatch, Scheduler, _offsets
@@ -174,3 +176,55 @@ async def test_a_probe_that_raises_is_inconclusive_and_the_timeline_goes_on(fake
     await sched.stop(grace=0)
     assert [(r.outcome, r.error_kind) for r in results] == [("inconclusive", "agent_error")] * 5
     assert results[0].error == "RuntimeError"
+
+
+def test_a_stall_makes_a_probe_inconclusive_only_when_it_may_have_changed_its_class(fake_clock: FakeClock):
+    """A 139 ms stall at 10.000-10.139 s overlapping every probe below; thresholds 0.5 s and 1 s, timeout 2 s.
+    Fast and clearly slow probes keep their outcome; those within the stall of a threshold or of the
+    timeout become inconclusive. Before, all of them did: slow probes overlap more stalls, so the latency
+    population lost slow requests more often than fast ones."""
+    watch = LagWatch(fake_clock, bound=0.05)
+    watch.events.append((10.0, 10.139))
+    sched = Scheduler(fake_clock, lambda r: None, lag_watch=watch, thresholds=(0.5, 1.0))
+
+    def probe(start: float, d: float, outcome: str = "up", kind: str = "") -> str:
+        r = ProbeResult("a", "api", 0.0, start, d, outcome, kind, latency_counted=True)
+        return sched._after_stall(r, timeout=2.0).outcome
+
+    assert probe(9.95, 0.2) == "up"  # fast: 0.061-0.2 s, below 0.5 s either way
+    assert probe(9.9, 0.7) == "up"  # slow: 0.561-0.7 s, between the thresholds either way
+    assert probe(9.9, 1.3) == "up"  # slower than both either way
+    assert probe(9.9, 0.55) == "inconclusive"  # 0.411-0.55 s: maybe below 0.5 s
+    assert probe(9.9, 1.05) == "inconclusive"  # maybe below 1 s
+    assert probe(8.5, 2.0, "down", "timeout") == "inconclusive"  # the stall may have caused the timeout
+    assert probe(9.99, 0.1, "down", "http_status") == "down"  # an answer's status is not a matter of time
+    assert probe(11.0, 0.6) == "up"  # after the stall
+    assert watch.overlap(9.9, 10.6) == pytest.approx(0.139)
+
+
+async def test_throttle_waits_count_only_probes_the_rate_limit_delayed():
+    """Under the limit no probe waits; at 5 probes/s with 12 due at once, the 7 beyond the limit do."""
+    import asyncio
+
+    from agent.clock import SystemClock
+
+    async def run(rate: int, n: int) -> int:
+        sched = Scheduler(SystemClock(), lambda r: None, rate_limit=rate)
+        clock = SystemClock()
+        tl_probe = FastProbe(clock)
+        from agent.scheduler import Timeline
+        tl = Timeline(tgt(max_in_flight=n), tl_probe, 0.0)
+        await asyncio.wait_for(asyncio.gather(*(sched._probe(tl) for _ in range(n))), timeout=10)
+        return sched.throttle_waits
+
+    assert await run(2000, 40) == 0
+    assert await run(5, 12) == 7
+
+
+class FastProbe:
+    def __init__(self, clock) -> None:
+        self.clock = clock
+
+    async def run(self) -> ProbeResult:
+        now = self.clock.monotonic()
+        return ProbeResult("a", "api", self.clock.time(), now, 0.001, "up", latency_counted=True)

@@ -73,7 +73,7 @@ def latency(view: LedgerView, targets: Sequence[str], cal: Calendar, contract: C
     unlike slices), so a live window agrees with Prometheus' rate() over the same span. `bounds`
     defaults to the contract's shorthand."""
     bounds = contract.latency_objectives if bounds is None else bounds
-    m0, m_end = int(start // 60), int(end // 60)
+    m0, m_end = int(start // 60), math.ceil(end / 60)  # a window ending now keeps the open minute too
     m1 = max(m0, min(m_end, math.ceil(now / 60)))
     c = counts(view, targets, coverage_targets_combine, cal, contract, m0, m1, now, cache)
     up, down, unknown, count = int(c[0]), int(c[1]), int(c[2]), int(c[4])
