@@ -91,7 +91,7 @@ def bundle_times(targets: int, up_every: float) -> None:
     folder = Path(tempfile.mkdtemp(prefix="sla-bundle-"))
     try:
         body = "\n".join(f'  - {{name: t{t:03d}, service: api, url: "https://127.0.0.1:9/", interval: 1s, '
-                         f'timeout: 5s, max_in_flight: 5}}' for t in range(targets))
+                         f'timeout: 5s}}' for t in range(targets))
         (folder / "cfg.yaml").write_text(f"agent: {{location: paris}}\ntargets:\n{body}\n")
         cfg = load_config(folder / "cfg.yaml")
         store = Store(folder / "state", thresholds=cfg.contract.thresholds, clock=lambda: NOW)

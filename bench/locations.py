@@ -40,7 +40,7 @@ PLACES = ("paris", "frankfurt", "london", "madrid", "dublin")
 
 def _config(targets: int, place: str = "") -> str:
     body = "\n".join(f'  - {{name: t{t:03d}, service: api, url: "https://127.0.0.1:9/", interval: 1s, '
-                     f'timeout: 5s, max_in_flight: 5}}' for t in range(targets))
+                     f'timeout: 5s}}' for t in range(targets))
     loc = f", location: {place}" if place else ""
     return f'agent: {{listen: "127.0.0.1:0"{loc}}}\ncontract: {{locations: {{min_agree: 2}}}}\ntargets:\n{body}\n'
 

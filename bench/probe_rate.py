@@ -82,7 +82,7 @@ async def run_agent(rate: int, seconds: float, port: int, journal: bool = True, 
     scheme, tls = ("https", f', tls: {{ca_file: "{ca}"}}') if ca else ("http", "")
     targets = "\n".join(
         f'  - {{name: t{i:04d}, service: api, url: "{scheme}://127.0.0.1:{port}/p{i}", interval: 200ms, timeout: 2s, '
-        f'max_in_flight: 10{tls}}}' for i in range(n))
+        f'max_in_flight: 11{tls}}}' for i in range(n))
     if browser:
         targets += (f'\n  - {{name: browser, service: web, type: browser, url: "http://127.0.0.1:{port}/browser", '
                     f'interval: 30s, timeout: 10s}}')

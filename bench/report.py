@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--targets", type=int, default=20)
     args = ap.parse_args()
     body = "\n".join(f'  - {{name: t{t:03d}, service: {"api" if t % 2 else "web"}, url: "https://127.0.0.1:9/", '
-                     f'interval: 1s, timeout: 5s, max_in_flight: 5}}' for t in range(args.targets))
+                     f'interval: 1s, timeout: 5s}}' for t in range(args.targets))
     cfg = parse_config(f"targets:\n{body}\n")
     cal = Calendar(cfg.contract)
     folder = Path(tempfile.mkdtemp(prefix="sla-report-bench-"))

@@ -36,7 +36,7 @@ async def soak(n: int, minutes: float, port: int) -> None:
     from agent.config import parse_config
 
     body = "\n".join(f'  - {{name: t{i:04d}, service: {"api" if i % 2 else "web"}, '
-                     f'url: "http://127.0.0.1:{port}/t{i}", interval: 1s, timeout: 2s, max_in_flight: 2}}' for i in range(n))
+                     f'url: "http://127.0.0.1:{port}/t{i}", interval: 1s, timeout: 2s}}' for i in range(n))
     cfg = parse_config(f'agent: {{listen: "127.0.0.1:0", per_host_concurrency: 10000}}\ntargets:\n{body}\n')
     state = tempfile.mkdtemp(prefix="sla-soak-")
     agent = Agent(cfg, state_dir=state)

@@ -81,8 +81,20 @@ def test_secrets_from_env_and_files_are_collected(tmp_path):
 
 def test_max_in_flight_allows_interval_below_timeout():
     cfg = parse_config('targets: [{name: a, service: api, url: "http://127.0.0.1:1/", interval: 1s, timeout: 5s, '
-                       'max_in_flight: 5}]')
+                       'max_in_flight: 6}]')
     assert cfg.targets[0].interval == 1.0 and cfg.targets[0].timeout == 5.0
+
+
+def test_max_in_flight_is_sized_so_a_hanging_target_never_skips_a_tick():
+    """5 s every 1 s: five probes run while the sixth tick comes (the timeout fires a little after 5 s).
+    Five slots, accepted before, skipped a tick each round; left out it is six, and five is an error."""
+    cfg = parse_config('targets: [{name: a, service: api, url: "http://127.0.0.1:1/", interval: 1s, timeout: 5s}]')
+    assert cfg.targets[0].max_in_flight == 6
+    with pytest.raises(ConfigError, match=r"max_in_flight 5 leaves no free slot .* set max_in_flight >= 6"):
+        parse_config('targets: [{name: a, service: api, url: "http://127.0.0.1:1/", interval: 1s, timeout: 5s, '
+                     'max_in_flight: 5}]')
+    web = parse_config('targets: [{name: w, service: web, url: "http://127.0.0.1:1/", interval: 5s, timeout: 10s}]')
+    assert web.targets[0].max_in_flight == 3
 
 
 def test_iana_and_offset_timezones():

@@ -60,9 +60,9 @@ async def test_exporter_over_http_passes_promtool(tmp_path):
         cfg = parse_config(f"""
 agent: {{listen: "127.0.0.1:0", flush_interval: 1s, location: test-lab}}
 targets:
-  - {{name: api-fast, service: api, url: "{base}/", interval: 200ms, timeout: 2s, max_in_flight: 10}}
-  - {{name: api-slow, service: api, url: "{base}/slow", interval: 200ms, timeout: 2s, max_in_flight: 10}}
-  - {{name: web-ui, service: web, url: "{base}/", interval: 200ms, timeout: 1s, max_in_flight: 5, labels: {{team: crm}}}}
+  - {{name: api-fast, service: api, url: "{base}/", interval: 200ms, timeout: 2s, max_in_flight: 11}}
+  - {{name: api-slow, service: api, url: "{base}/slow", interval: 200ms, timeout: 2s, max_in_flight: 11}}
+  - {{name: web-ui, service: web, url: "{base}/", interval: 200ms, timeout: 1s, max_in_flight: 6, labels: {{team: crm}}}}
 controls:
   - {{name: control, url: "{base}/", interval: 500ms, timeout: 400ms}}
 """)
@@ -115,7 +115,7 @@ controls:
 async def test_control_checks_failing_make_failures_inconclusive(tmp_path):
     from agent.probes import ProbeResult
     cfg = parse_config("""
-targets: [{name: api, service: api, url: "http://127.0.0.1:9/", interval: 1s, timeout: 2s, max_in_flight: 2}]
+targets: [{name: api, service: api, url: "http://127.0.0.1:9/", interval: 1s, timeout: 2s, max_in_flight: 3}]
 controls: [{name: gw, url: "http://127.0.0.1:8/", interval: 1s, timeout: 500ms}]
 """)
     agent = Agent(cfg, state_dir=str(tmp_path))

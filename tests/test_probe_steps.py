@@ -58,7 +58,7 @@ targets:
     service: api
     interval: 2s
     timeout: 2s
-    max_in_flight: 2
+    max_in_flight: 3
     steps:
       - name: list
         url: "{base}/items"

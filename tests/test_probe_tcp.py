@@ -149,7 +149,7 @@ async def test_a_tcp_target_end_to_end_through_the_agent(tmp_path):
     async with raw_server(greeter) as port:
         cfg = parse_config(f'agent: {{listen: "127.0.0.1:0"}}\ntargets:\n'
                            f'  - {{name: smtp, service: mail, type: tcp, address: "127.0.0.1:{port}", '
-                           f'interval: 200ms, timeout: 1s, max_in_flight: 5, expect: "^220"}}\n'
+                           f'interval: 200ms, timeout: 1s, max_in_flight: 6, expect: "^220"}}\n'
                            f'controls:\n  - {{name: gw, type: tcp, address: "127.0.0.1:{port}", interval: 1s, '
                            f'timeout: 500ms}}\n')
         agent = Agent(cfg, state_dir=str(tmp_path))

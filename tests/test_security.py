@@ -55,19 +55,19 @@ targets:
     url: "{base}/?token=${{SLA_TEST_QTOKEN}}"
     interval: 200ms
     timeout: 2s
-    max_in_flight: 10
+    max_in_flight: 11
   - name: with-userinfo
     service: api
     url: "http://svc:{SECRETS['url']}@{host}/"
     interval: 200ms
     timeout: 2s
-    max_in_flight: 10
+    max_in_flight: 11
   - name: with-token
     service: api
     url: "{base}/"
     interval: 200ms
     timeout: 2s
-    max_in_flight: 10
+    max_in_flight: 11
     headers: {{Authorization: "Bearer ${{SLA_TEST_TOKEN}}"}}
     header_files: {{X-Api-Key: key}}
   - name: basic

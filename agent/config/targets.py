@@ -95,7 +95,7 @@ def _target(r: Reader, node: yaml.Node, path: str, control: bool) -> ReadTarget:
     options = ptype.build(r, Section(type_values, nodes, common.ok, node), path)
     if options is not None and "max_in_flight" not in nodes:  # enough slots for the longest run
         longest = ptype.longest(options, common.values.get("timeout", Target.timeout))
-        common.values["max_in_flight"] = max(1, math.ceil(round(longest / common.values["interval"], 6)))
+        common.values["max_in_flight"] = slots_for(longest, common.values["interval"])
     target = Target(options=options, control=control, **common.values) \
         if options is not None and common.ok and "name" in common.values else None
     return ReadTarget(target, common, path, ptype)
@@ -128,6 +128,13 @@ def check_timing(r: Reader, contract: Contract, items: list[ReadTarget]) -> None
             _check_slots(r, it, interval, timeout)
 
 
+def slots_for(longest: float, interval: float) -> int:
+    """Probes of a target that never answers overlap at a tick: the ones started in the last `longest`
+    seconds, and the timeout fires a little after `longest`: one more than longest / interval (5 s every
+    1 s needs 6). One slot fewer skips a tick of a hanging target each round, dropping a slow request."""
+    return math.floor(round(longest / interval, 6)) + 1
+
+
 def _check_slots(r: Reader, it: ReadTarget, interval: float, timeout: float) -> None:
     """Probes still running at a tick make it `skipped` (inconclusive): only a slow vendor causes that, so
     interval x max_in_flight must cover the longest a probe can run. Left out, max_in_flight is sized so."""
@@ -136,18 +143,19 @@ def _check_slots(r: Reader, it: ReadTarget, interval: float, timeout: float) -> 
         return  # sized to fit by default; or an error is already said
     in_flight = s.values["max_in_flight"]
     longest = it.ptype.longest(it.target.options, timeout) if it.ptype and it.target else timeout
-    if interval * in_flight >= longest:
+    need = slots_for(longest, interval)
+    if in_flight >= need:
         return
-    need = math.ceil(longest / interval)
     if longest > timeout:
         r.error(s.node_of("interval"), f"{path}.interval",
-                f"{interval:g}s x max_in_flight {in_flight} is shorter than the {longest:g}s a run of the "
-                f"{round(longest / timeout)} steps can take (each step has the {timeout:g}s timeout); raise "
-                f"interval, lower timeout, or set max_in_flight >= {need}")
+                f"{interval:g}s x max_in_flight {in_flight} leaves no free slot when a run of the "
+                f"{round(longest / timeout)} steps takes its {longest:g}s (each step has the {timeout:g}s timeout); "
+                f"raise interval, lower timeout, or set max_in_flight >= {need}")
     else:
         r.error(s.node_of("interval"), f"{path}.interval",
-                f"{interval:g}s is shorter than the timeout {timeout:g}s: a probe could still be running "
-                f"at the next tick; raise interval, lower timeout, or set max_in_flight >= {need}")
+                f"{interval:g}s x max_in_flight {in_flight} leaves no free slot when probes run to the "
+                f"{timeout:g}s timeout: a tick would be skipped; leave max_in_flight out (it is sized to "
+                f"fit), raise interval, lower timeout, or set max_in_flight >= {need}")
 
 
 def check_unique_names(r: Reader, items: list[ReadTarget]) -> None:
