@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
-import signal
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -22,19 +20,20 @@ from .export.collectors import SloCollector, TargetInfoCollector
 from .export.metrics import LiveMetrics
 from .export.server import Endpoints, Server, build_app
 from .export.status import status_document
-from .export.webconfig import WebConfigError, load_web_config
+from .export.webconfig import load_web_config
 from .ledger import Ledger
 from .logs import set_redactor
 from .pipeline import Pipeline, TargetStates
 from .ledger.journal import Journal
 from .probes import Capture, ProbeResult, applicable_phases, make_probe, probe_type
-from .redact import Redactor, redact_url
+from .redact import Redactor
 from .report import build_report, render
 from .report.sources import serve_ledger
 from .scheduler import LagWatch, Scheduler
 from .sdnotify import Notifier
 from .slo import STATE_NAMES, DayCache, Snapshot, evaluate, service_states
-from .store import Flusher, Store, StoreError
+from .store import Flusher, Store
+from .store.lock import StateLock
 from .view import AgentView
 
 log = logging.getLogger("sla_agent.agent")
@@ -42,9 +41,6 @@ EVAL_INTERVAL = 10.0
 EVAL_SHARE = 0.01  # evaluation may take this share of the time at most...
 EVAL_MAX_INTERVAL = 300.0  # ...but the figures are never older than this
 COMPACT_EVERY = 600.0
-# Fewer young-generation collections: at 1,000 probes/s the defaults run 15-40 collections a second and
-# the full ones pause the loop for tens of ms (bench/probe_rate.py measures the effect).
-GC_THRESHOLDS = (100_000, 50, 1_000)
 
 
 class Agent:
@@ -77,6 +73,8 @@ class Agent:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
         self._restored = False
+        self._lock = StateLock(self.state_dir)
+        self._rewriting = False  # the ledger file was lost: what memory holds is not on disk yet
         self._declared: list[Any] = []
         self._last_compact = 0.0
         self._throttle_seen = 0
@@ -99,6 +97,7 @@ class Agent:
 
     # -- life -------------------------------------------------------------------------------------------
     async def start(self) -> None:
+        self._lock.acquire()
         self.store = await asyncio.to_thread(Store, self.state_dir, thresholds=self.cfg.contract.thresholds)
         self.flusher = Flusher(self.store, journal=self.journal, location=self.cfg.agent.location,
                                redact=self.redact, clock=self.clock.time)
@@ -172,8 +171,17 @@ class Agent:
             await self.server.stop()
         if self.store is not None:
             self.store.close()
+        self._lock.release()
         log.info("stopped after %d probe results; ledger flushed to %s", self.results_seen,
                  self.store.path if self.store else "-")
+
+    async def abandon(self) -> None:
+        """After a failed start: what was opened is closed, the state directory's lock released."""
+        if self.server is not None:
+            await self.server.stop()
+        if self.store is not None:
+            self.store.close()
+        self._lock.release()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -181,13 +189,14 @@ class Agent:
     async def run_until_stopped(self) -> None:
         await self._stop.wait()
 
-    def reload(self) -> bool:
-        """SIGHUP: a bad new config is logged with its errors and the old one keeps running."""
+    async def reload(self) -> bool:
+        """SIGHUP: the new config is read and checked in a worker thread (a large file must not stall
+        the probes); a bad one is logged with its errors and the old one keeps running."""
         if not self.config_path:
             return False
         self.notifier.reloading()
         try:
-            new = load_config(self.config_path)
+            new = await asyncio.to_thread(load_config, self.config_path)
         except ConfigError as exc:
             return self._refuse(f"the running configuration is kept:\n{exc}")
         if new.contract.thresholds != self.cfg.contract.thresholds:
@@ -248,6 +257,8 @@ class Agent:
         if now - self._last_compact >= COMPACT_EVERY:
             compactions = self.ledger.compact(now)
             self._last_compact = now
+        if self.store.lost():
+            self._recreate()
         was_failing = self.flusher.failing
         try:
             await self.flusher.flush(self.ledger, compactions)
@@ -259,9 +270,24 @@ class Agent:
             return False
         if was_failing:
             log.info("ledger writes resumed")
+        if self._rewriting:
+            self._rewriting = False
+            log.info("the new ledger holds what memory held; readiness restored")
         self.metrics.flushes.inc()
         self.metrics.last_flush.set(now)
         return True
+
+    def _recreate(self) -> None:
+        """The database file was deleted or replaced under the running agent: a new one is made and
+        everything memory still holds is written to it at this flush."""
+        log.error("the ledger %s was deleted or replaced while the agent ran: a new one is made from memory "
+                  "(minute counts and digests of the last %d days); journal records, tickets and declared windows "
+                  "stored before are not in memory and are gone: restore them from a backup", self.store.path,
+                  self.ledger.capacity // 1440)
+        self.metrics.ledger_lost.inc()
+        self.store.reopen()
+        self.ledger.mark_all_dirty()
+        self._rewriting = True
 
     async def _flush_loop(self) -> None:
         interval = self.cfg.agent.flush_interval
@@ -329,6 +355,8 @@ class Agent:
     def ready(self) -> tuple[bool, str]:
         if not self._restored:
             return False, "state not restored yet"
+        if self._rewriting:
+            return False, "the ledger file was lost: writing a new one"
         if self.cfg.all_targets and not self.states.decided:
             return False, "no probe has completed yet"
         self.metrics.ready.set(1)
@@ -357,43 +385,3 @@ class Agent:
 
     async def _report_html(self, month: str) -> str:
         return render(await self._report_json(month), "html")
-
-
-def tune_gc() -> None:
-    """Steady state for a long-running probe process: what start-up allocated is frozen out of the
-    collector's sight and young collections run less often (fewer, shorter pauses; see GC_THRESHOLDS).
-    Called by the daemon and the demo once the agent has started, not by library users."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-async def run_agent(cfg: Config, *, state_dir: str | None = None, config_path: str | None = None,
-                    duration: float | None = None, on_started: Callable[[Agent], Any] | None = None) -> int:
-    agent = Agent(cfg, state_dir=state_dir, config_path=config_path)
-    loop = asyncio.get_running_loop()
-    try:
-        await agent.start()
-    except (StoreError, OSError, WebConfigError) as exc:
-        log.error("cannot start: %s", redact_url(str(exc)))
-        return 1
-    tune_gc()
-    loop.add_signal_handler(signal.SIGTERM, agent.request_stop)
-    loop.add_signal_handler(signal.SIGINT, agent.request_stop)
-    loop.add_signal_handler(signal.SIGHUP, agent.reload)
-    extra: list[asyncio.Task[Any]] = []
-    if on_started is not None:
-        extra.append(asyncio.create_task(on_started(agent)))
-    try:
-        if duration is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(agent.run_until_stopped(), duration)
-        else:
-            await agent.run_until_stopped()
-    finally:
-        for t in extra:
-            t.cancel()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
-        await agent.stop()
-    return 0

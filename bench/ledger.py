@@ -94,7 +94,7 @@ def bench_scrape(targets: int) -> tuple[float, float, int]:
                                         phases=(0.0, 0.001, 0.0, 0.098, 0.001), latency_counted=True))
         while agent.snapshot is None:  # the agent's own first (cold) evaluation: let it finish
             await asyncio.sleep(0.05)
-        from agent.app import tune_gc
+        from agent.daemon import tune_gc
 
         tune_gc()  # as the daemon does
         agent.snapshot = await asyncio.to_thread(evaluate, agent.ledger, cfg, agent.cal, NOW)

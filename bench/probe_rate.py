@@ -115,7 +115,7 @@ targets:
 
     agent.listeners.append(listen)
     await agent.start()
-    from agent.app import tune_gc
+    from agent.daemon import tune_gc
 
     tune_gc()  # as the daemon does
     while agent.snapshot is None:  # the first (cold) evaluation of the SLA windows, then steady state

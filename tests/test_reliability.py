@@ -64,7 +64,7 @@ async def test_disk_full_probing_continues_and_writes_resume(small_fs):
     async with http_server(app) as base:
         cfg = parse_config(f'agent: {{listen: "127.0.0.1:0", flush_interval: 200ms}}\ntargets:\n'
                            f'  - {{name: a, service: web, url: "{base}/", interval: 50ms, timeout: 40ms, max_in_flight: 2}}\n'
-                           f'  - {{name: b, service: api, url: "{base}/", interval: 50ms, timeout: 1500ms, max_in_flight: 30}}\n')
+                           f'  - {{name: b, service: api, url: "{base}/", interval: 50ms, timeout: 1500ms, max_in_flight: 31}}\n')
         state = small_fs / "state"
         agent = Agent(cfg, state_dir=str(state))
         await agent.start()
@@ -106,7 +106,7 @@ async def test_wall_clock_jumps_back_an_hour_and_forward_a_day(tmp_path):
     t0 = 1_795_507_200.0  # 2026-11-24T06:00:00+01:00, a Tuesday (no maintenance)
     clock = FakeClock(wall=t0)
     cfg = parse_config('targets: [{name: api, service: api, url: "http://127.0.0.1:9/", interval: 1s, timeout: 2s, '
-                       'max_in_flight: 2}]')
+                       'max_in_flight: 3}]')
     agent = Agent(cfg, state_dir=str(tmp_path), clock=clock)
     agent.ledger.anchor(t0)
     seen: list[ProbeResult] = []

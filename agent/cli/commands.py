@@ -40,7 +40,7 @@ def _event_loop_policy() -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..app import run_agent
+    from ..daemon import run_agent
     from ..logs import setup
     from ..redact import Redactor
 

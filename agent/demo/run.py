@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from ..app import Agent, tune_gc
+from ..app import Agent
+from ..daemon import tune_gc
 from ..config import Config, parse_config
 from ..probes.browser.spec import find_chromium
 from . import SimSettings, Simulator

@@ -93,6 +93,8 @@ class LiveMetrics:
                                 registry=registry)
         self.integrity_failures = Gauge("sla_state_integrity_failures", "State databases found corrupt at start "
                                         "and moved aside (kept, not deleted).", registry=registry)
+        self.ledger_lost = Counter("sla_state_ledger_lost", "Times the ledger file was found deleted or replaced "
+                                   "while the agent ran (a new one is written from memory).", registry=registry)
         self.reloads = Counter("sla_agent_config_reloads", "Configuration reloads by result.", ("result",),
                                registry=registry)
         self.ready = Gauge("sla_agent_ready", "1 once the state is restored and the first probes are done.",

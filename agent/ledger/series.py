@@ -274,6 +274,16 @@ class Ledger:
         else:
             s.hour_digests[start // HOUR] = digest
 
+    def mark_all_dirty(self) -> None:
+        """Every hour and digest held in memory is to be written again (the database was lost)."""
+        for s in self.series.values():
+            if s.base < 0:
+                continue
+            hours = s.data.reshape(-1, 60, self.nf).any(axis=(1, 2))
+            self.dirty_hours.update((s.name, s.base // 60 + int(i)) for i in np.flatnonzero(hours))
+            self.dirty_digests.update((s.name, h * HOUR, HOUR) for h in s.hour_digests)
+            self.dirty_digests.update((s.name, d, DAY) for d in s.day_digests)
+
     def take_dirty(self) -> tuple[list[tuple[str, int, bytes, str]], list[tuple[str, int, int, bytes]]]:
         """Snapshots what changed since the last call (cheap: runs on the loop), for the store to write."""
         hours = []

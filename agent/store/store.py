@@ -14,7 +14,7 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from fastdigest import TDigest
@@ -22,10 +22,9 @@ from fastdigest import TDigest
 from ..ledger import DAY, DTYPE, HOUR, Ledger, minute_errors
 from ..ledger.journal import Record
 from . import chain, journal
-from .extract import SCOPE_KEY, write_extract
+from .journal_tables import JournalTables
 from .records import RecordTables
 from .schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION, tx
-from .verify import verify_store
 
 log = logging.getLogger("sla_agent.store")
 
@@ -34,7 +33,7 @@ class StoreError(Exception):
     pass
 
 
-class Store(RecordTables):
+class Store(RecordTables, JournalTables):
     """The ledger database: its ledger rows, journal and chain here; tickets and windows in records.py."""
 
     def __init__(self, state_dir: str | os.PathLike[str], *, thresholds: tuple[float, ...],
@@ -48,13 +47,14 @@ class Store(RecordTables):
         self._lock = threading.Lock()
         self._ids: dict[str, int] = {}
         self.conn = self._open()
+        self._identity = self._file_identity()
 
     # -- opening ---------------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
         if self.readonly:
             if not self.path.exists():
                 raise StoreError(f"no ledger at {self.path}: has the agent run with this state directory?")
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, timeout=10)
+            conn = self._open_readonly()
             conn.execute("PRAGMA busy_timeout=10000")
             self._check_meta(conn)
             return conn
@@ -126,6 +126,39 @@ class Store(RecordTables):
             raise StoreError(
                 f"{self.path} counts requests below {list(stored)} s but the config asks for "
                 f"{list(self.thresholds)} s: the exact counts cannot be converted; use a new state_dir")
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """Read-only; on a read-only file system too, where SQLite cannot make the WAL's shared-memory
+        file: there nobody can write, so the file is opened as immutable."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, timeout=10)
+        try:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+            if not os.statvfs(self.dir).f_flag & os.ST_RDONLY:
+                raise
+        return sqlite3.connect(f"file:{self.path}?immutable=1", uri=True, check_same_thread=False, timeout=10)
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def lost(self) -> bool:
+        """Was the database file deleted or replaced since it was opened? SQLite goes on writing to a
+        deleted file without an error: every flush would "succeed" into nothing."""
+        return self._file_identity() != self._identity
+
+    def reopen(self) -> None:
+        """A new connection to what is at the path now (a new, empty ledger when the file is gone)."""
+        with self._lock:
+            self.conn.close()
+            self._ids.clear()
+            self.conn = self._open()
+            self._identity = self._file_identity()
 
     def close(self) -> None:
         with self._lock:
@@ -297,75 +330,6 @@ class Store(RecordTables):
                         (name, int(start) - DAY, int(until))):
                     yield f"d|{name}|{s}|{span}|", zlib.decompress(data), 1
             yield from journal.hash_stream(self.conn, targets, start, until, outcomes)
-
-    # -- the journal and the chain -------------------------------------------------------------------
-    def journal(self, targets: list[str], start: float, end: float, *,
-                outcomes: tuple[str, ...] = journal.ALL_OUTCOMES, limit: int = -1,
-                newest: bool = False) -> list[dict[str, Any]]:
-        """Journal records of these targets in [start, end), oldest first (or newest first), with bodies."""
-        with self._lock:
-            rows = self.conn.execute(journal.NEWEST_FIRST if newest else journal.OLDEST_FIRST,
-                                     (*journal.match(targets, start, end, outcomes), limit)).fetchall()
-            found = journal.bodies(self.conn, (r[11] for r in rows))
-        return [journal.as_dict(r, found.get(r[11], b"")) for r in rows]
-
-    def artifact(self, sha256: str) -> tuple[str, bytes] | None:
-        """A screenshot or HAR kept with a journal record: (name, content)."""
-        with self._lock:
-            return journal.artifact(self.conn, sha256)
-
-    def journal_episode(self, targets: list[str], start: float, end: float) -> dict[str, Any]:
-        """The down records of these targets in [start, end): how many, the first and the last, and the
-        locations that recorded them."""
-        args = journal.match(targets, start, end, ("down",))
-        with self._lock:
-            n = self.conn.execute(journal.COUNT, args).fetchone()[0]
-            first = self.conn.execute(journal.OLDEST_FIRST, (*args, 1)).fetchall()
-            last = self.conn.execute(journal.NEWEST_FIRST, (*args, 1)).fetchall()
-            places = [r[0] for r in self.conn.execute(journal.LOCATIONS, args)]
-        return {"records": n, "first": journal.as_dict(first[0]) if first else None,
-                "last": journal.as_dict(last[0]) if last else None, "locations": places}
-
-    def chain_head(self) -> dict[str, Any] | None:
-        with self._lock:
-            row = self.conn.execute("SELECT seq, at, link FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
-        return None if row is None else {"seq": row[0], "at": row[1], "link": row[2]}
-
-    def chain_link(self, seq: int) -> str | None:
-        with self._lock:
-            row = self.conn.execute("SELECT link FROM chain WHERE seq=?", (seq,)).fetchone()
-        return row[0] if row else None
-
-    def extract(self, dest_dir: Path, rows_from: float, journal_from: float, until: float,
-                journal: str = "all") -> Path:
-        """A ledger database in `dest_dir` holding what a report of a month reads (store/extract.py)."""
-        Store(dest_dir, thresholds=self.thresholds).close()
-        with self._lock:
-            write_extract(self.conn, dest_dir / DB_NAME, rows_from, journal_from, until, journal)
-        single = sqlite3.connect(dest_dir / DB_NAME)
-        single.execute("PRAGMA journal_mode=DELETE")  # everything in the one file that travels
-        single.close()
-        return dest_dir / DB_NAME
-
-    def journal_lines(self, dest: Path, start: float, until: float, ids: tuple[int, int] = (0, -1)) -> int:
-        """The journal of [start, until) as JSON lines in `dest` (store/journal.py)."""
-        with self._lock:
-            return journal.write_lines(self.conn, start, until, ids, dest)
-
-    def journal_lines_digest(self, start: float, until: float, ids: tuple[int, int] = (0, -1)) -> str:
-        """The sha256 of what journal_lines() would write."""
-        with self._lock:
-            return journal.lines_digest(self.conn, start, until, ids)
-
-    def extract_scope(self) -> dict[str, Any] | None:
-        with self._lock:
-            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (SCOPE_KEY,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def verify(self, since: float | None = None, until: float | None = None) -> tuple[list[str], dict[str, int]]:
-        """Walks the chain and every sealed row (about [since, until)); returns the problems found."""
-        with self._lock:
-            return verify_store(self.conn, since, until)
 
 
 def _errors_between(errors: str, lo: int, hi: int) -> str:

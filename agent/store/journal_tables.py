@@ -1,0 +1,90 @@
+"""Part of Store: reading the failure journal (records, episodes, artifacts, JSON lines), the hash
+chain's head and links, extracts of a span and the chain walk (the connection and lock are the store's)."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from . import journal
+from .extract import SCOPE_KEY, write_extract
+from .schema import DB_NAME
+from .verify import verify_store
+
+
+class JournalTables:
+    conn: sqlite3.Connection
+    _lock: threading.Lock
+    thresholds: tuple[float, ...]
+
+    # -- the journal and the chain -------------------------------------------------------------------
+    def journal(self, targets: list[str], start: float, end: float, *,
+                outcomes: tuple[str, ...] = journal.ALL_OUTCOMES, limit: int = -1,
+                newest: bool = False) -> list[dict[str, Any]]:
+        """Journal records of these targets in [start, end), oldest first (or newest first), with bodies."""
+        with self._lock:
+            rows = self.conn.execute(journal.NEWEST_FIRST if newest else journal.OLDEST_FIRST,
+                                     (*journal.match(targets, start, end, outcomes), limit)).fetchall()
+            found = journal.bodies(self.conn, (r[11] for r in rows))
+        return [journal.as_dict(r, found.get(r[11], b"")) for r in rows]
+
+    def artifact(self, sha256: str) -> tuple[str, bytes] | None:
+        """A screenshot or HAR kept with a journal record: (name, content)."""
+        with self._lock:
+            return journal.artifact(self.conn, sha256)
+
+    def journal_episode(self, targets: list[str], start: float, end: float) -> dict[str, Any]:
+        """The down records of these targets in [start, end): how many, the first and the last, and the
+        locations that recorded them."""
+        args = journal.match(targets, start, end, ("down",))
+        with self._lock:
+            n = self.conn.execute(journal.COUNT, args).fetchone()[0]
+            first = self.conn.execute(journal.OLDEST_FIRST, (*args, 1)).fetchall()
+            last = self.conn.execute(journal.NEWEST_FIRST, (*args, 1)).fetchall()
+            places = [r[0] for r in self.conn.execute(journal.LOCATIONS, args)]
+        return {"records": n, "first": journal.as_dict(first[0]) if first else None,
+                "last": journal.as_dict(last[0]) if last else None, "locations": places}
+
+    def chain_head(self) -> dict[str, Any] | None:
+        with self._lock:
+            row = self.conn.execute("SELECT seq, at, link FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else {"seq": row[0], "at": row[1], "link": row[2]}
+
+    def chain_link(self, seq: int) -> str | None:
+        with self._lock:
+            row = self.conn.execute("SELECT link FROM chain WHERE seq=?", (seq,)).fetchone()
+        return row[0] if row else None
+
+    def extract(self, dest_dir: Path, rows_from: float, journal_from: float, until: float,
+                journal: str = "all") -> Path:
+        """A ledger database in `dest_dir` holding what a report of a month reads (store/extract.py)."""
+        type(self)(dest_dir, thresholds=self.thresholds).close()  # the schema, made as the store makes it
+        with self._lock:
+            write_extract(self.conn, dest_dir / DB_NAME, rows_from, journal_from, until, journal)
+        single = sqlite3.connect(dest_dir / DB_NAME)
+        single.execute("PRAGMA journal_mode=DELETE")  # everything in the one file that travels
+        single.close()
+        return dest_dir / DB_NAME
+
+    def journal_lines(self, dest: Path, start: float, until: float, ids: tuple[int, int] = (0, -1)) -> int:
+        """The journal of [start, until) as JSON lines in `dest` (store/journal.py)."""
+        with self._lock:
+            return journal.write_lines(self.conn, start, until, ids, dest)
+
+    def journal_lines_digest(self, start: float, until: float, ids: tuple[int, int] = (0, -1)) -> str:
+        """The sha256 of what journal_lines() would write."""
+        with self._lock:
+            return journal.lines_digest(self.conn, start, until, ids)
+
+    def extract_scope(self) -> dict[str, Any] | None:
+        with self._lock:
+            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (SCOPE_KEY,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def verify(self, since: float | None = None, until: float | None = None) -> tuple[list[str], dict[str, int]]:
+        """Walks the chain and every sealed row (about [since, until)); returns the problems found."""
+        with self._lock:
+            return verify_store(self.conn, since, until)
+
