@@ -53,15 +53,32 @@ def parse_instant(text: str, tz: dt.tzinfo) -> dt.datetime:
     return value
 
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+# The years the agent reads and writes. Dates a few years either side of a contract are all it needs; past
+# these, a month's bounds or an instant shown in a +14:00 zone can leave datetime's years 1-9999 and fail
+# long after the value was accepted.
+FIRST_YEAR, LAST_YEAR = 2000, 2199
+FIRST_INSTANT = dt.datetime(FIRST_YEAR, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+END_INSTANT = dt.datetime(LAST_YEAR + 1, 1, 1, tzinfo=dt.timezone.utc).timestamp()
+INSTANT_RANGE = f"{FIRST_YEAR}-01-01 and {LAST_YEAR}-12-31"
 
 
 def parse_month(text: str) -> tuple[int, int]:
-    """'2026-11' -> (2026, 11). Raises ValueError."""
+    """'2026-11' -> (2026, 11). Raises ValueError saying what a valid month is."""
     m = _MONTH.match(text.strip())
     if not m:
-        raise ValueError(f"month must be YYYY-MM, got {text!r}")
-    return int(m.group(1)), int(m.group(2))
+        raise ValueError(f"month must be YYYY-MM, such as 2026-11, got {text!r}")
+    year, month = int(m.group(1)), int(m.group(2))
+    if not 1 <= month <= 12:
+        raise ValueError(f"month must be 01 to 12 in YYYY-MM, got {text!r}")
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValueError(f"month must be between {FIRST_YEAR}-01 and {LAST_YEAR}-12, got {text!r}")
+    return year, month
+
+
+def in_range(epoch: float) -> bool:
+    """Whether an instant lies within the years the agent handles (FIRST_YEAR to LAST_YEAR, UTC)."""
+    return FIRST_INSTANT <= epoch < END_INSTANT
 
 
 def hms(seconds: float) -> str:

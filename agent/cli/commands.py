@@ -100,8 +100,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     month = args.month or "{:04d}-{:02d}".format(*Calendar(cfg.contract).month_of(now))
     try:
         parse_month(month)
-    except ValueError:
-        err(f"--month must be YYYY-MM, got {month!r}")
+    except ValueError as exc:  # its message says what a valid month is
+        err(f"--{exc}")
         return EXIT_INPUT
     try:
         if args.location:

@@ -20,8 +20,8 @@ def _month(args: argparse.Namespace, cal: Calendar) -> str | None:
     month = args.month or "{:04d}-{:02d}".format(*cal.month_of(time.time()))
     try:
         parse_month(month)
-    except ValueError:
-        err(f"--month must be YYYY-MM, got {month!r}")
+    except ValueError as exc:  # its message says what a valid month is
+        err(f"--{exc}")
         return None
     return month
 
