@@ -2,16 +2,37 @@
 and nothing refused leaves the ledger in a state later commands trip over."""
 from __future__ import annotations
 
+import json
+import os
+import resource
+import subprocess
+import sys
+
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from agent.cli import main
+from agent.config import parse_config
 from agent.export.server import _month_of
 from agent.store import Store
+from agent.tickets import TicketFileError, parse_export
 from agent.timeutil import parse_month
 
+from .conftest import ROOT
+
 BASE = 'targets: [{name: a, service: web, url: "http://127.0.0.1:9/"}]\n'
+CSV_HEAD = "id,priority,opened_at,responded_at\n"
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # the limits docs/checks.md states
+MAX_TARGETS = 10_000
+
+
+def _run(args: list[str], env: dict[str, str] | None = None, memory: int | None = None) -> subprocess.CompletedProcess:
+    def limit() -> None:  # a runaway read dies here instead of taking the test machine's memory
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env={**os.environ, **(env or {})}, preexec_fn=limit if memory else None)
 
 
 # -- B: months ------------------------------------------------------------------------------------
@@ -50,3 +71,83 @@ def test_cli_month_out_of_range_exits_2(tmp_path, capsys, command, month, says):
 def test_http_month_out_of_range_is_a_400():
     with pytest.raises(web.HTTPBadRequest):
         _month_of(make_mocked_request("GET", "/api/v1/report?month=9999-12"))
+
+
+# -- C: ticket exports ----------------------------------------------------------------------------
+@pytest.fixture
+def cli(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(BASE)
+    common = ["--config", str(cfg), "--state-dir", str(tmp_path / "s")]
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([args[0], args[1], *common, *args[2:]])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def _import_refused(cli, path, content: str | bytes, *expected: str) -> None:
+    """Refused with these located messages, and `tickets list` still works afterwards."""
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    code, _, err = cli("tickets", "import", str(path))
+    assert code == 2, err
+    assert "Traceback" not in err and "rejected, nothing imported" in err
+    for e in expected:
+        assert e in err
+    code, out, err = cli("tickets", "list")
+    assert code == 0, err
+    assert out.count("\n") == 1  # the heading alone: nothing was imported
+
+
+def test_csv_field_over_the_csv_limit_is_a_located_error(tmp_path, cli):
+    text = CSV_HEAD + "A-1,P1,2026-11-24T10:00:00Z,\n" + '"' + "x" * (200 * 1024) + '",P1,2026-11-24T10:00:00Z,\n'
+    _import_refused(cli, tmp_path / "e.csv", text,
+                    f"{tmp_path / 'e.csv'}:3: a field is longer than 131072 characters")
+    _import_refused(cli, tmp_path / "h.csv", CSV_HEAD.replace("id,", "id," + "x" * (200 * 1024) + ","),
+                    f"{tmp_path / 'h.csv'}:1: a field is longer than 131072 characters")
+
+
+def test_json_nested_very_deep_is_a_located_error(tmp_path, cli):
+    text = '[\n{"id": "A-1", "priority": "P1", "opened_at": "2026-11-24T10:00:00Z"},\n' + "[" * 100_000 + "]" * 100_001
+    _import_refused(cli, tmp_path / "e.json", text, f"{tmp_path / 'e.json'}:3: cannot be read: nested too deeply")
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00", "9999-12-31T23:00:00-10:00",
+                                  "1999-12-31T23:59:59Z", "2200-01-01T00:00:00Z"])
+def test_instants_outside_2000_to_2199_are_refused(tmp_path, cli, when):
+    text = CSV_HEAD + f"A-1,P1,2026-11-24T10:00:00Z,\nA-2,P1,{when},\n"
+    _import_refused(cli, tmp_path / "e.csv", text,
+                    f"{tmp_path / 'e.csv'}:3: opened_at: must be between 2000-01-01 and 2199-12-31, got {when!r}")
+
+
+@pytest.mark.parametrize("bad_id", ["A\x001", "A\n1", "A\r1", "A\t1", "A\x7f1", "A\x851"])
+def test_control_characters_in_ticket_ids_are_refused(tmp_path, cli, bad_id):
+    rows = [{"id": "A-0", "priority": "P1", "opened_at": "2026-11-24T10:00:00Z"},
+            {"id": bad_id, "priority": "P1", "opened_at": "2026-11-24T10:00:00Z"}]
+    where = tmp_path / "e.json"
+    _import_refused(cli, where, "[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]",
+                    f"{where}:3: id: must not hold control characters (such as a NUL or a line break), "
+                    f"got {bad_id!r}")
+    _import_refused(cli, tmp_path / "e.csv", CSV_HEAD + f'A-0,P1,2026-11-24T10:00:00Z,\n"{bad_id}",P1,'
+                                                        f'2026-11-24T10:00:00Z,\n', "id: must not hold control")
+
+
+def test_semicolon_and_tab_separated_exports_are_read():
+    cfg = parse_config(BASE)
+    for sep in (";", "\t"):
+        text = CSV_HEAD.replace(",", sep) + sep.join(["A-1", "P1", "2026-11-24T10:00:00+01:00", ""]) + "\n"
+        assert [(t.id, t.priority) for t in parse_export(cfg, "e.csv", text.encode())] == [("A-1", "P1")]
+
+
+def test_export_with_another_delimiter_names_it():
+    cfg = parse_config(BASE)
+    with pytest.raises(TicketFileError) as exc:
+        parse_export(cfg, "e.csv", b"id|priority|opened_at\nA-1|P1|2026-11-24T10:00:00Z\n")
+    assert exc.value.problems == ["e.csv:1: the header line is separated by '|'; a CSV export must separate its "
+                                  "columns with ',', ';' or a tab"]
+    with pytest.raises(TicketFileError) as exc:
+        parse_export(cfg, "e.csv", b"id;priority;opened\nA-1;P1;2026-11-24T10:00:00Z\n")
+    assert exc.value.problems == ["e.csv:1: header lacks column opened_at (found, separated by ';': id, priority, "
+                                  "opened); map names with contract.tickets.columns"]

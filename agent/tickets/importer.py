@@ -5,20 +5,30 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from typing import Any
 
 from ..calendar import iso
 from ..config.model import PRIORITIES, Config
-from ..timeutil import parse_instant, parse_timezone
+from ..timeutil import INSTANT_RANGE, in_range, parse_instant, parse_timezone
 from .model import FIELDS, REQUIRED, Ticket
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
+DELIMITERS = (",", ";", "\t")  # ';' is what a spreadsheet writes where ',' is the decimal separator
+# Characters that would let an id break a line of `tickets list` or of a report, or hide in it
+_CONTROL = {"Cc", "Cf", "Zl", "Zp"}
 
 
 class TicketFileError(Exception):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class _TooDeep(Exception):
+    def __init__(self, lineno: int) -> None:
+        self.lineno = lineno
+        super().__init__(f"nested too deeply at line {lineno}")
 
 
 def _columns(cfg: Config) -> dict[str, str]:
@@ -59,6 +69,9 @@ def parse_export(cfg: Config, name: str, data: bytes) -> list[Ticket]:
 def _json_records(name: str, text: str, problems: list[str]) -> list[tuple[int, dict[str, Any]]]:
     try:
         items = _json_items(text)
+    except _TooDeep as exc:
+        raise TicketFileError([f"{name}:{exc.lineno}: cannot be read: nested too deeply (a ticket is an object "
+                               f"of plain values)"]) from None
     except ValueError as exc:
         raise TicketFileError([f"{name}:{getattr(exc, 'lineno', 1)}: not valid JSON: {getattr(exc, 'msg', exc)}"]) \
             from None
@@ -72,20 +85,58 @@ def _json_records(name: str, text: str, problems: list[str]) -> list[tuple[int, 
 
 
 def _csv_records(name: str, text: str, cols: dict[str, str], problems: list[str]) -> list[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
-    missing = [cols[f] for f in REQUIRED if cols[f] not in header]
-    if missing:
-        raise TicketFileError([f"{name}:1: header lacks column{'s' if len(missing) > 1 else ''} "
-                               f"{', '.join(missing)} (found: {', '.join(header) or 'nothing'}); "
-                               f"map names with contract.tickets.columns"])
-    records = []
-    for row in reader:
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(name, text, cols))
+    records: list[tuple[int, dict[str, Any]]] = []
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return records
+        except csv.Error as exc:  # the reader cannot go on past it: report it with what came before
+            problems.append(f"{name}:{start}: {_csv_problem(exc)}")
+            return records
         if None in row:
             problems.append(f"{name}:{reader.line_num}: more fields than the header has")
         else:
             records.append((reader.line_num, row))
-    return records
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    if "field limit" in str(exc):
+        return (f"a field is longer than {csv.field_size_limit()} characters, the most a CSV field may hold "
+                f"(is a quote left open?)")
+    return f"cannot be read as CSV: {exc}"
+
+
+def _delimiter(name: str, text: str, cols: dict[str, str]) -> str:
+    """The delimiter with which the header line holds the required columns; else TicketFileError naming
+    the delimiter the header seems to use, and what is missing."""
+    first = text.partition("\n")[0].rstrip("\r")
+    required = [cols[f] for f in REQUIRED]
+
+    def header(d: str) -> list[str]:
+        try:
+            return next(csv.reader([first], delimiter=d), [])
+        except csv.Error as exc:
+            raise TicketFileError([f"{name}:1: {_csv_problem(exc)}"]) from None
+
+    fits = [d for d in DELIMITERS if all(c in header(d) for c in required)]
+    if len(fits) == 1:
+        return fits[0]
+    if fits:
+        raise TicketFileError([f"{name}:1: the header line holds the columns {', '.join(required)} both when "
+                               f"split at {fits[0]!r} and at {fits[1]!r}; rename a column (contract.tickets.columns)"])
+    marks = [c for c in first if not c.isalnum() and c not in " _-.'\""]
+    used = max(marks, key=marks.count) if marks else ","
+    if used not in DELIMITERS:
+        raise TicketFileError([f"{name}:1: the header line is separated by {used!r}; a CSV export must separate "
+                               f"its columns with ',', ';' or a tab"])
+    found = header(used)
+    missing = [c for c in required if c not in found]
+    how = "found" if used == "," else f"found, separated by {used!r}"
+    raise TicketFileError([f"{name}:1: header lacks column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                           f"({how}: {', '.join(found) or 'nothing'}); map names with contract.tickets.columns"])
 
 
 def _value(where: str, col: str, f: str, raw: Any, tz: Any) -> tuple[Any, str]:
@@ -93,7 +144,11 @@ def _value(where: str, col: str, f: str, raw: Any, tz: Any) -> tuple[Any, str]:
     if f == "id":
         if not isinstance(raw, (str, int)) or isinstance(raw, bool):
             return None, f"{where}: {col}: must be text or a number, got {raw!r}"
-        return str(raw).strip(), ""
+        value = str(raw).strip()
+        if any(unicodedata.category(c) in _CONTROL for c in value):
+            return None, f"{where}: {col}: must not hold control characters (such as a NUL or a line break), " \
+                         f"got {value!r}"
+        return value, ""
     if f == "priority":
         p = str(raw).strip().upper()
         p = "P" + p if p in ("1", "2", "3") else p
@@ -101,9 +156,12 @@ def _value(where: str, col: str, f: str, raw: Any, tz: Any) -> tuple[Any, str]:
     if not isinstance(raw, str):
         return None, f"{where}: {col}: must be an ISO 8601 date-time, got {raw!r}"
     try:
-        return parse_instant(raw, tz).timestamp(), ""
+        value = parse_instant(raw, tz).timestamp()
     except (ValueError, OverflowError):
         return None, f"{where}: {col}: must be an ISO 8601 date-time such as 2026-11-24T10:30:00+01:00, got {raw!r}"
+    if not in_range(value):  # stored, it would break every later `tickets list` and report
+        return None, f"{where}: {col}: must be between {INSTANT_RANGE}, got {raw!r}"
+    return value, ""
 
 
 def _ticket(where: str, rec: dict[str, Any], cols: dict[str, str], tz: Any, problems: list[str]) -> Ticket | None:
@@ -149,7 +207,10 @@ def _json_items(text: str) -> list[tuple[int, Any]]:
         return items
     while True:
         line = text.count("\n", 0, pos) + 1
-        obj, pos = dec.raw_decode(text, pos)
+        try:
+            obj, pos = dec.raw_decode(text, pos)
+        except RecursionError:
+            raise _TooDeep(line) from None
         items.append((line, obj))
         pos = skip(pos)
         if pos < n and text[pos] == ",":
