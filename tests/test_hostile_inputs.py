@@ -134,6 +134,26 @@ def test_control_characters_in_ticket_ids_are_refused(tmp_path, cli, bad_id):
                                                         f'2026-11-24T10:00:00Z,\n', "id: must not hold control")
 
 
+def test_tickets_remove_deletes_stored_tickets_and_the_chain_still_verifies(tmp_path, cli):
+    export = tmp_path / "e.csv"
+    export.write_text(CSV_HEAD + "A-1,P1,2026-11-24T10:00:00Z,\nA-2,P2,2026-11-24T10:00:00Z,\n"
+                                 "A-3,P3,2026-11-24T10:00:00Z,\n")
+    assert cli("tickets", "import", str(export))[0] == 0
+    code, out, _ = cli("tickets", "remove", "A-1", "A-3")
+    assert code == 0 and out == "ticket A-1 removed\nticket A-3 removed\n"
+    code, out, err = cli("tickets", "remove", "A-2", "A-9")
+    assert code == 1
+    assert out == "ticket A-2 removed\n"
+    assert err == "sla-agent: no stored ticket with id 'A-9' (see `sla-agent tickets list`)\n"
+    code, out, _ = cli("tickets", "list")
+    assert code == 0 and out.count("\n") == 1
+    code, out, err = cli("evidence", "verify")
+    assert code == 0, err
+    assert cli("tickets", "import", str(export))[0] == 0  # imported again after the removal: sealed again
+    assert cli("evidence", "verify")[0] == 0
+    assert cli("tickets", "list")[1].count("\n") == 4
+
+
 def test_semicolon_and_tab_separated_exports_are_read():
     cfg = parse_config(BASE)
     for sep in (";", "\t"):

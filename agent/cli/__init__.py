@@ -74,13 +74,19 @@ def _tickets(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("tickets", help="support tickets (rows 4-6)", description="Support tickets (rows 4-6).")
     tsub = t.add_subparsers(dest="tickets_command", metavar="ACTION", parser_class=_Parser)
     ti = tsub.add_parser("import", help="load a support-tool export (CSV or JSON), idempotent by ticket id",
-                         description="Load a support-tool export (CSV with a header line, or a JSON list). The whole "
+                         description="Load a support-tool export (CSV with a header line, its columns separated by ',', "
+                                     "';' or a tab, or a JSON list). The whole "
                                      "file is validated first: one bad line rejects it all, every bad line listed.")
     _config_arg(ti)
     ti.add_argument("export", metavar="EXPORT", help="EXPORT.csv or EXPORT.json")
     tl = tsub.add_parser("list", help="list stored tickets with their business response time")
     _config_arg(tl)
     tl.add_argument("--month", metavar="YYYY-MM")
+    tr = tsub.add_parser("remove", help="delete stored tickets by id (one imported by mistake)",
+                         description="Delete stored tickets by id. Each removal is sealed in the hash chain, so "
+                                     "`evidence verify` shows it as a removal. Exit 1 when an id is not stored.")
+    _config_arg(tr)
+    tr.add_argument("ids", metavar="ID", nargs="+")
 
 
 def _maintenance(sub: argparse._SubParsersAction) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 from ..calendar import Calendar, iso
 from ..calendar.business import BusinessHours
 from ..config import Config, TicketResponseSpec
-from ..store import Store, StoreError
+from ..store import Store, StoreError, chain
+from ..store.schema import tx
 from ..tickets import MAX_FILE_BYTES, TicketFileError, evaluate_ticket, parse_export
 from ..timeutil import parse_instant, parse_month
 from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME, err, load, state_dir
@@ -80,9 +81,37 @@ def _list(args: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK
 
 
+def delete_tickets(store: Store, ids: list[str]) -> list[str]:
+    """Deletes the stored tickets among `ids`; returns those that were stored. Each removal is sealed as
+    deleted, as a removed window is, so that `evidence verify` reads a removal and not a missing row. The
+    Store has no method for it and agent/store is not changed here: this works with its connection under
+    its lock, in one transaction."""
+    with store._lock, tx(store.conn):
+        removed = [i for i in dict.fromkeys(ids)
+                   if store.conn.execute("DELETE FROM tickets WHERE id=?", (i,)).rowcount]
+        chain.append_link(store.conn, [chain.Seal(f"t:{i}", None, chain.DELETED) for i in removed], store.clock())
+    return removed
+
+
+def _remove(args: argparse.Namespace, cfg: Config) -> int:
+    store = _open(args, cfg)
+    if store is None:
+        return EXIT_RUNTIME
+    try:
+        removed = delete_tickets(store, args.ids)
+    finally:
+        store.close()
+    for i in removed:
+        print(f"ticket {i} removed")
+    missing = [i for i in dict.fromkeys(args.ids) if i not in removed]
+    for i in missing:
+        err(f"no stored ticket with id {i!r} (see `sla-agent tickets list`)")
+    return EXIT_RUNTIME if missing else EXIT_OK
+
+
 def cmd_tickets(args: argparse.Namespace) -> int:
     if args.tickets_command is None:
-        err("tickets needs an action: import or list")
+        err("tickets needs an action: import, list or remove")
         return EXIT_INPUT
     cfg = load(args)
     if cfg is None:
@@ -95,6 +124,8 @@ def cmd_tickets(args: argparse.Namespace) -> int:
                 err(f"--{exc}")
                 return EXIT_INPUT
         return _list(args, cfg)
+    if args.tickets_command == "remove":
+        return _remove(args, cfg)
     return _import(args, cfg)
 
 
