@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from agent.cli import main
-from agent.config import parse_config
+from agent.config import ConfigError, parse_config
 from agent.export.server import _month_of
 from agent.store import Store
 from agent.tickets import TicketFileError, parse_export
@@ -33,6 +33,39 @@ def _run(args: list[str], env: dict[str, str] | None = None, memory: int | None 
 
     return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=120,
                           cwd=ROOT, env={**os.environ, **(env or {})}, preexec_fn=limit if memory else None)
+
+
+# -- A: the config's size -------------------------------------------------------------------------
+def test_check_config_of_dev_zero_is_refused_without_reading_it_all():
+    proc = _run(["check-config", "/dev/zero"], memory=2 << 30)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert f"/dev/zero:1: the file is larger than {MAX_CONFIG_BYTES} bytes" in proc.stderr
+
+
+def test_config_file_over_the_size_limit_names_its_size(tmp_path, capsys):
+    big = tmp_path / "big.yaml"
+    big.write_text(BASE + "#" * MAX_CONFIG_BYTES + "\n")
+    assert main(["check-config", str(big)]) == 2
+    err = capsys.readouterr().err
+    assert f"{big}:1: the file is {MAX_CONFIG_BYTES + len(BASE) + 1} bytes; a config file may hold at most " \
+           f"{MAX_CONFIG_BYTES}" in err
+
+
+def _targets(n: int, first: int = 0) -> str:
+    return "".join(f'  - {{name: t{i}, service: web, url: "http://127.0.0.1:9/"}}\n' for i in range(first, first + n))
+
+
+def test_too_many_targets_is_one_located_error():
+    with pytest.raises(ConfigError) as exc:
+        parse_config("agent: {rate_limit: 5}\ntargets:\n" + _targets(MAX_TARGETS + 1))
+    assert [str(i) for i in exc.value.issues] == [
+        f"<config>:3: targets: holds {MAX_TARGETS + 1} entries; targets and controls together may be at most "
+        f"{MAX_TARGETS} (split the config between agents)"]
+    with pytest.raises(ConfigError) as exc:
+        parse_config("targets:\n" + _targets(MAX_TARGETS - 1) + "controls:\n" + _targets(2, MAX_TARGETS))
+    assert [(i.line, i.path) for i in exc.value.issues] == [(MAX_TARGETS + 2, "controls")]
+    assert len(parse_config("targets:\n" + _targets(MAX_TARGETS)).targets) == MAX_TARGETS
 
 
 # -- B: months ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 import yaml
@@ -19,6 +20,10 @@ from .targets import check_timing, check_unique_names, read_targets
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster, same nodes and line marks
 TOP_KEYS = {"agent", "contract", "targets", "controls", "evidence"}
+# Bounds on what one agent is asked to read: 10,000 targets of a few options each fit well within 4 MiB,
+# and what lies beyond (a device, a runaway generator) would only end in a MemoryError.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+MAX_TARGETS = 10_000
 
 
 def _split_listen(value: str) -> tuple[str, int] | None:
@@ -71,13 +76,30 @@ EVIDENCE_FIELDS = (
 
 def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
     p = Path(path)
+    return parse_config(_read(p), str(p), environ=environ, base_dir=p.parent)
+
+
+def _read(p: Path) -> str:
+    """The file's text, read no further than the size limit (a device such as /dev/zero never ends)."""
+    def issue(message: str) -> ConfigError:
+        return ConfigError([ConfigIssue(str(p), 1, "", message)])
+
+    limit = f"a config file may hold at most {MAX_CONFIG_BYTES} bytes ({MAX_CONFIG_BYTES >> 20} MiB)"
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            st = os.fstat(f.fileno())
+            if stat.S_ISREG(st.st_mode) and st.st_size > MAX_CONFIG_BYTES:
+                raise issue(f"the file is {st.st_size} bytes; {limit}")
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError([ConfigIssue(str(p), 1, "", f"cannot read the file: {exc.strerror or exc}")]) from None
+        raise issue(f"cannot read the file: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise issue(f"the file is larger than {MAX_CONFIG_BYTES} bytes; {limit}")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError([ConfigIssue(str(p), 1, "", "the file is not UTF-8 text")]) from None
-    return parse_config(text, str(p), environ=environ, base_dir=p.parent)
+        raise issue("the file is not UTF-8 text") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # the universal newlines read_text gave
 
 
 def _compose(text: str, filename: str) -> yaml.Node:
@@ -93,6 +115,20 @@ def _compose(text: str, filename: str) -> yaml.Node:
     return root
 
 
+def _too_many(r: Reader, top: dict[str, yaml.Node]) -> bool:
+    """More entries than one agent probes: refused before any is read, which would take minutes."""
+    total = 0
+    for key in ("targets", "controls"):
+        node = top.get(key)
+        if isinstance(node, yaml.SequenceNode):
+            total += len(node.value)
+            if total > MAX_TARGETS:
+                r.error(node, key, f"holds {len(node.value)} entries; targets and controls together may be at "
+                                   f"most {MAX_TARGETS} (split the config between agents)")
+                return True
+    return False
+
+
 def parse_config(text: str, filename: str = "<config>", *, environ: dict[str, str] | None = None,
                  base_dir: Path | None = None, offline: bool = False) -> Config:
     """`offline`: a copy of a config away from its machine (an evidence bundle's); the environment
@@ -105,6 +141,8 @@ def parse_config(text: str, filename: str = "<config>", *, environ: dict[str, st
     evidence = EvidenceSettings(**read_table(r, top["evidence"], "evidence", EVIDENCE_FIELDS).values) \
         if "evidence" in top else EvidenceSettings()
     contract_kw, contract_nodes = read_contract(r, top.get("contract"))
+    if _too_many(r, top):
+        raise ConfigError(sorted(r.issues, key=lambda i: i.line))
     if "targets" not in top:
         r.error(root, "targets", "is required: a list of at least one target")
     elif isinstance(top["targets"], yaml.SequenceNode) and not top["targets"].value:
