@@ -204,3 +204,21 @@ def test_export_with_another_delimiter_names_it():
         parse_export(cfg, "e.csv", b"id;priority;opened\nA-1;P1;2026-11-24T10:00:00Z\n")
     assert exc.value.problems == ["e.csv:1: header lacks column opened_at (found, separated by ';': id, priority, "
                                   "opened); map names with contract.tickets.columns"]
+
+
+# -- D: secrets in config errors ------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["user:s3cr3tPW@127.0.0.1:1/", "s3cr3tPW\\with'quote", "user:s3cr3tPW@[::1]/"])
+def test_check_config_never_prints_an_environment_value(tmp_path, value):
+    (tmp_path / "c.yaml").write_text('targets: [{name: a, service: web, url: "${SLA_URL}"}]\n')
+    proc = _run(["check-config", str(tmp_path / "c.yaml")], env={"SLA_URL": value})
+    assert proc.returncode == 2
+    assert "s3cr3tPW" not in proc.stdout + proc.stderr
+    assert "targets[0].url: must be an http:// or https:// URL, got " in proc.stderr and "<redacted>" in proc.stderr
+
+
+def test_config_errors_drop_userinfo_of_urls_without_a_scheme(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text('targets: [{name: a, service: web, url: "ops:hunter2pw@127.0.0.1:1/"}]\n')
+    assert main(["check-config", str(tmp_path / "c.yaml")]) == 2
+    out = capsys.readouterr()
+    assert "hunter2pw" not in out.out + out.err
+    assert "got '<redacted>@127.0.0.1:1/'" in out.err

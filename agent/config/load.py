@@ -16,6 +16,7 @@ from ..schema import (ConfigError, ConfigIssue, Field, Reader, boolean, choice, 
 from .contract import read_contract
 from .model import AgentSettings, Config, Contract, EvidenceSettings
 from .objectives import resolve
+from .redaction import redacted, secrets_of
 from .targets import check_timing, check_unique_names, read_targets
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster, same nodes and line marks
@@ -76,7 +77,11 @@ EVIDENCE_FIELDS = (
 
 def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
     p = Path(path)
-    return parse_config(_read(p), str(p), environ=environ, base_dir=p.parent)
+    try:
+        text = _read(p)
+    except ConfigError as exc:
+        raise redacted(exc) from None
+    return parse_config(text, str(p), environ=environ, base_dir=p.parent)
 
 
 def _read(p: Path) -> str:
@@ -134,6 +139,13 @@ def parse_config(text: str, filename: str = "<config>", *, environ: dict[str, st
     """`offline`: a copy of a config away from its machine (an evidence bundle's); the environment
     variables and files it names need not exist."""
     r = Reader(filename, dict(os.environ if environ is None else environ), base_dir or Path("."), offline)
+    try:
+        return _parse(r, text, filename)
+    except ConfigError as exc:
+        raise redacted(exc, secrets_of(text, r.env, r.secrets)) from None
+
+
+def _parse(r: Reader, text: str, filename: str) -> Config:
     root = _compose(text, filename)
     top = r.mapping(root, "", TOP_KEYS)
     agent = AgentSettings(**read_table(r, top["agent"], "agent", AGENT_FIELDS).values) if "agent" in top \
@@ -142,7 +154,7 @@ def parse_config(text: str, filename: str = "<config>", *, environ: dict[str, st
         if "evidence" in top else EvidenceSettings()
     contract_kw, contract_nodes = read_contract(r, top.get("contract"))
     if _too_many(r, top):
-        raise ConfigError(sorted(r.issues, key=lambda i: i.line))
+        raise ConfigError(r.issues)
     if "targets" not in top:
         r.error(root, "targets", "is required: a list of at least one target")
     elif isinstance(top["targets"], yaml.SequenceNode) and not top["targets"].value:
@@ -155,7 +167,7 @@ def parse_config(text: str, filename: str = "<config>", *, environ: dict[str, st
     check_timing(r, contract, targets + controls)
     check_unique_names(r, targets + controls)
     if r.issues:
-        raise ConfigError(sorted(r.issues, key=lambda i: i.line))
+        raise ConfigError(r.issues)  # parse_config redacts and sorts them
     return Config(agent=agent, contract=contract, targets=tuple(t.target for t in targets if t.target),
                   controls=tuple(t.target for t in controls if t.target), evidence=evidence, source=filename,
                   secrets=frozenset(s for s in r.secrets if len(s) >= 3))
