@@ -59,7 +59,9 @@ async def _start_sim(args: argparse.Namespace) -> tuple[Simulator, int]:
     try:
         return sim, await sim.start("127.0.0.1", SIM_PORT)
     except OSError:
-        return sim, await sim.start("127.0.0.1", 0)
+        port = await sim.start("127.0.0.1", 0)
+        print(f"port {SIM_PORT} is taken (another demo or `sla-agent simulate`?): the simulator listens on {port}")
+        return sim, port
 
 
 def _config(port: int, out) -> tuple[Path, Config]:
@@ -91,6 +93,9 @@ async def _start_agent(cfg: Config, state_dir: str, listen) -> Agent:
     try:
         await agent.start()
     except OSError:  # the usual port is taken: any free one
+        await agent.abandon()
+        print(f"{cfg.agent.listen} is taken (another demo or agent?): the agent listens on a free port; its "
+              "address is printed below")
         agent = Agent(dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, listen="127.0.0.1:0")),
                       state_dir=state_dir)
         agent.listeners.append(listen)
@@ -114,7 +119,7 @@ def _banner(out, agent: Agent, port: int, cfg_path: Path, state_dir: str, durati
 
 def _summary(out, agent: Agent, windows: dict[str, _Window]) -> None:
     now = time.time()
-    print(f"\n{dt.datetime.now(agent.cal.tz):%H:%M:%S}  target         probes   up %   last minute: "
+    print(f"\n{dt.datetime.now(agent.cal.tz):%H:%M:%S%z}  target         probes   up %   last minute: "
           f"n    up %  p50 ms  p99 ms", file=out)
     for name, w in windows.items():
         n, upr, p50, p99 = w.line(now)
@@ -143,6 +148,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     sim, port = await _start_sim(args)
     cfg_path, cfg = _config(port, sys.stdout)
     state_dir = args.state_dir or "./sla-demo-state"
+    history = await asyncio.to_thread(_previous_month, cfg, state_dir, sys.stdout)
     windows: dict[str, _Window] = {t.name: _Window() for t in cfg.targets}
 
     def listen(r) -> None:
@@ -152,6 +158,7 @@ async def run_demo(args: argparse.Namespace) -> int:
 
     agent = await _start_agent(cfg, state_dir, listen)
     out = sys.stdout
+    print(f"  the simulated month's report, served live: {agent.server.url}/report?month={history}", file=out)
     _banner(out, agent, port, cfg_path, state_dir, args.duration)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -169,6 +176,25 @@ async def run_demo(args: argparse.Namespace) -> int:
         print(_month_line(svc, snap), file=out)
     print(f"\nledger kept in {Path(state_dir).resolve()}", file=out)
     return 0
+
+
+def _previous_month(cfg: Config, state_dir: str, out) -> str:
+    """The simulated previous month (written once into the demo's ledger), its verdict table and report."""
+    from ..report import build_report, render
+    from ..report.formats.text import rows_table
+    from .history import write_history
+
+    now = time.time()
+    month = write_history(cfg, state_dir, now)
+    doc = build_report(cfg, state_dir, month, now)
+    html = Path(state_dir) / f"report-{month}.html"
+    html.write_text(render(doc, "html"), encoding="utf-8")
+    print(f"\nA SIMULATED previous month ({month}), written into the demo's ledger to show a month's verdict "
+          f"against the contract:\n", file=out)
+    print(rows_table(doc), file=out)
+    print(f"  its report   {html.resolve()}", file=out)
+    out.flush()
+    return month
 
 
 def _month_line(svc: str, snap) -> str:

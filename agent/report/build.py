@@ -97,6 +97,9 @@ def build(cfg: Config, store: Store, month: str, now: float, sign: bool = True) 
         "daily": {s: sections.daily(mc.service(s)) for s in cfg.services},
         "readings": sections.readings(cfg),
     }
+    if doc["month"] in store.simulated_months():
+        doc["readings"]["data"] = ("SIMULATED: these figures were written by `sla-agent demo` to show a month's "
+                                   "verdict; nothing was measured")
     doc["evidence"] = evidence_block(doc, store, cfg, cal, (start, end), until, now,
                                      [w for w in windows if w.source != "weekly"], sign)
     return doc

@@ -164,6 +164,17 @@ class Store(RecordTables, JournalTables):
         with self._lock:
             self.conn.close()
 
+    def simulated_months(self) -> list[str]:
+        """Months whose rows `sla-agent demo` wrote (never measured): their reports say so."""
+        with self._lock:
+            row = self.conn.execute("SELECT value FROM meta WHERE key='simulated_months'").fetchone()
+        return json.loads(row[0]) if row else []
+
+    def mark_simulated(self, month: str) -> None:
+        months = sorted(set(self.simulated_months()) | {month})
+        with self._lock, tx(self.conn):
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('simulated_months', ?)", (json.dumps(months),))
+
     # -- targets ---------------------------------------------------------------------------------
     def _target_id(self, name: str, service: str) -> int:
         tid = self._ids.get(name)

@@ -53,15 +53,20 @@ def _tickets(w: Any, doc: dict[str, Any]) -> None:
           f"{'' if this_month else '  (opened in another month: not counted)'}\n")
 
 
+def rows_table(doc: dict[str, Any]) -> str:
+    """The contract's table with the month's values and verdicts (the report's head; the demo prints it)."""
+    lines = [f"{'row':<4}{'service':<12}{'measure':<16}{'objective':<34}{'measured':<36}verdict"]
+    lines += [f"{r['row']:<4}{r['service']:<12}{r['measure']:<16}{row_objective(r):<34}{row_value(r):<36}"
+              f"{VERDICT_TEXT[r['verdict']]}" for r in doc["rows"]]
+    return "\n".join(lines) + "\n"
+
+
 def render(doc: dict[str, Any]) -> str:
     out = io.StringIO()
     w = out.write
     w(f"SLA report {doc['month']} ({doc['timezone']}), generated {doc['generated_at']}"
       f"{'' if doc['complete'] else ' - month in progress'}\n\n")
-    w(f"{'row':<4}{'service':<12}{'measure':<16}{'objective':<34}{'measured':<36}verdict\n")
-    for r in doc["rows"]:
-        w(f"{r['row']:<4}{r['service']:<12}{r['measure']:<16}{row_objective(r):<34}{row_value(r):<36}"
-          f"{VERDICT_TEXT[r['verdict']]}\n")
+    w(rows_table(doc))
     _periods(w, doc)
     w("\ncoverage: " + ", ".join(f"{s} {pct(v['ratio'], 2)}" for s, v in doc["coverage"]["services"].items()) +
       f" (floor {doc['coverage']['floor'] * 100:g} %)\n")
