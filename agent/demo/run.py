@@ -119,8 +119,8 @@ def _banner(out, agent: Agent, port: int, cfg_path: Path, state_dir: str, durati
 
 def _summary(out, agent: Agent, windows: dict[str, _Window]) -> None:
     now = time.time()
-    print(f"\n{dt.datetime.now(agent.cal.tz):%H:%M:%S%z}  target         probes   up %   last minute: "
-          f"n    up %  p50 ms  p99 ms", file=out)
+    clock = dt.datetime.now(agent.cal.tz).isoformat(timespec="seconds")[11:]  # with its offset, as the report
+    print(f"\n{clock}  target         probes   up %   last minute: n    up %  p50 ms  p99 ms", file=out)
     for name, w in windows.items():
         n, upr, p50, p99 = w.line(now)
         total_up = 100.0 * w.up / w.total if w.total else 0.0
