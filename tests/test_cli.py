@@ -60,3 +60,14 @@ def test_maintenance_add_list_remove_and_the_report_uses_it(tmp_path, capsys):
 def test_module_entry_point():
     proc = subprocess.run([sys.executable, "-m", "agent", "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("sla-agent ")
+
+
+def test_a_mistyped_flag_gets_the_usage_of_its_own_command(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--confg", "x.yaml"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.startswith("usage: sla-agent run ") and "unrecognized arguments: --confg" in err
+    with pytest.raises(SystemExit):
+        main(["evidence", "export", "--bogus"])
+    assert capsys.readouterr().err.startswith("usage: sla-agent evidence export ")

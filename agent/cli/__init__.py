@@ -160,9 +160,25 @@ HANDLERS = {
 }
 
 
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command given, for its usage line in an error."""
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        sub = action.choices.get(getattr(args, "command", None) or "")
+        if sub is None:
+            continue
+        for inner in sub._subparsers._group_actions if sub._subparsers else ():
+            leaf = inner.choices.get(getattr(args, inner.dest, None) or "")
+            if leaf is not None:
+                return leaf
+        return sub
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser, with its usage: not the top-level one
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return EXIT_INPUT
