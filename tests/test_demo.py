@@ -41,3 +41,36 @@ def test_the_demo_prints_the_table_sla_agent_report_prints(tmp_path, capsys):
     assert main(["report", "--config", str(DEMO), "--state-dir", str(state), "--month", month,
                  "--format", "json"]) == 0
     assert "SIMULATED" in json.loads(capsys.readouterr().out)["readings"]["data"]
+
+
+async def test_simulate_serves_what_run_with_the_demo_config_probes(tmp_path):
+    """`run --config config/demo.yaml` alone probed nothing: the simulator only ran inside `demo`."""
+    import asyncio
+    import dataclasses
+    import subprocess
+    import sys
+
+    from agent.app import Agent
+
+    from .test_daemon import wait_for
+
+    sim = subprocess.Popen([sys.executable, "-m", "agent", "simulate", "--duration", "60"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        line = await asyncio.to_thread(sim.stdout.readline)
+        assert "127.0.0.1:9811" in line, line + sim.stderr.read()
+        cfg = load_config(DEMO)
+        cfg = dataclasses.replace(cfg, targets=tuple(t for t in cfg.targets if t.service == "api"),
+                                  agent=dataclasses.replace(cfg.agent, listen="127.0.0.1:0"))
+        seen = []
+        agent = Agent(cfg, state_dir=str(tmp_path / "state"))
+        agent.listeners.append(seen.append)
+        await agent.start()
+        try:
+            await wait_for(lambda: sum(r.outcome == "up" for r in seen) >= 4, "up results from the simulator")
+        finally:
+            await agent.stop()
+    finally:
+        sim.terminate()
+        sim.wait(timeout=20)
+    assert {r.target for r in seen if r.outcome == "up"} == {"api-health", "api-contacts"}

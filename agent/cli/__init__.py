@@ -42,12 +42,22 @@ def _run_and_demo(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--state-dir", metavar="DIR", default=os.environ.get("SLA_AGENT_STATE_DIR"),
                    help="ledger directory (default: ./sla-demo-state)")
     d.add_argument("--summary-every", type=float, default=5.0, metavar="SECONDS", help="live summary period")
-    d.add_argument("--error-rate", type=float, default=None, help="share of simulated 500 answers (0.002)")
-    d.add_argument("--outage-every", type=float, default=None, metavar="SECONDS",
+    _sim_args(d)
+    s = sub.add_parser("simulate", help="run the simulated web UI and API alone (for run --config config/demo.yaml)",
+                       description="Serve the demo's simulated CRM web interface and API on 127.0.0.1:9811, the "
+                                   "address config/demo.yaml probes, until stopped (Ctrl-C, SIGTERM) or --duration.")
+    s.add_argument("--port", type=int, default=9811, help="port on 127.0.0.1 (9811: what config/demo.yaml probes)")
+    s.add_argument("--duration", type=float, metavar="SECONDS", help="stop by itself after this long")
+    _sim_args(s)
+
+
+def _sim_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--error-rate", type=float, default=None, help="share of simulated 500 answers (0.002)")
+    p.add_argument("--outage-every", type=float, default=None, metavar="SECONDS",
                    help="seconds between simulated outages (240; 0 = none)")
-    d.add_argument("--outage-seconds", type=float, default=None, help="length of an outage (20)")
-    d.add_argument("--slow-share", type=float, default=None, help="share of requests in the slow tail (0.015)")
-    d.add_argument("--seed", type=int, default=None, help="random seed for a repeatable run")
+    p.add_argument("--outage-seconds", type=float, default=None, help="length of an outage (20)")
+    p.add_argument("--slow-share", type=float, default=None, help="share of requests in the slow tail (0.015)")
+    p.add_argument("--seed", type=int, default=None, help="random seed for a repeatable run")
 
 
 def _reports(sub: argparse._SubParsersAction) -> None:
@@ -154,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 HANDLERS = {
-    "run": commands.cmd_run, "demo": commands.cmd_demo, "check-config": commands.cmd_check_config,
+    "run": commands.cmd_run, "demo": commands.cmd_demo, "simulate": commands.cmd_simulate, "check-config": commands.cmd_check_config,
     "report": commands.cmd_report, "rules": commands.cmd_rules, "tickets": records.cmd_tickets,
     "maintenance": records.cmd_maintenance, "evidence": evidence.cmd_evidence,
 }

@@ -66,6 +66,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(args))
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from ..demo.run import run_simulator
+
+    _event_loop_policy()
+    return asyncio.run(run_simulator(args))
+
+
 def _verify(args: argparse.Namespace, cfg, state: str) -> int:
     from ..report import ReportError, verify_report
 

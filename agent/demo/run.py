@@ -53,15 +53,42 @@ def _fmt_ms(x: float | None) -> str:
 
 
 async def _start_sim(args: argparse.Namespace) -> tuple[Simulator, int]:
-    sim = Simulator(SimSettings(**{k: v for k, v in {
-        "error_rate": args.error_rate, "outage_every": args.outage_every, "outage_seconds": args.outage_seconds,
-        "slow_share": args.slow_share, "seed": args.seed}.items() if v is not None}))
+    sim = Simulator(_settings(args))
     try:
         return sim, await sim.start("127.0.0.1", SIM_PORT)
     except OSError:
         port = await sim.start("127.0.0.1", 0)
         print(f"port {SIM_PORT} is taken (another demo or `sla-agent simulate`?): the simulator listens on {port}")
         return sim, port
+
+
+async def run_simulator(args: argparse.Namespace) -> int:
+    """`sla-agent simulate`: the simulator alone, until a signal or the duration."""
+    sim = Simulator(_settings(args))
+    try:
+        port = await sim.start("127.0.0.1", args.port)
+    except OSError as exc:
+        print(f"sla-agent: cannot listen on 127.0.0.1:{args.port}: {exc.strerror} (a demo running?)", file=sys.stderr)
+        return 1
+    print(f"simulated CRM web UI and API on http://127.0.0.1:{port}/ ; in another shell: "
+          f"sla-agent run --config config/demo.yaml", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await asyncio.wait_for(stop.wait(), args.duration)
+    except TimeoutError:
+        pass
+    finally:
+        await sim.stop()
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> SimSettings:
+    return SimSettings(**{k: v for k, v in {
+        "error_rate": args.error_rate, "outage_every": args.outage_every, "outage_seconds": args.outage_seconds,
+        "slow_share": args.slow_share, "seed": args.seed}.items() if v is not None})
 
 
 def _config(port: int, out) -> tuple[Path, Config]:
