@@ -74,3 +74,25 @@ async def test_simulate_serves_what_run_with_the_demo_config_probes(tmp_path):
         sim.terminate()
         sim.wait(timeout=20)
     assert {r.target for r in seen if r.outcome == "up"} == {"api-health", "api-contacts"}
+
+
+def test_the_live_table_explains_a_short_outage_by_the_slice_rule():
+    """A 20-second outage showed as DOWN in the log and nowhere else: the table now says why the minute
+    counts up (20 of 60 probes, below the 50 % rule), or that it counts down."""
+    from types import SimpleNamespace
+
+    from agent.calendar import Calendar
+    from agent.demo.run import _explain, _Window
+
+    cfg = load_config(DEMO)
+    agent = SimpleNamespace(cfg=cfg, cal=Calendar(cfg.contract))
+    w = _Window()
+    t0 = 1_795_000_020 - 1_795_000_020 % 60
+    for i in range(60):
+        w.add(t0 + i, 0.1, up=not 10 <= i < 30)
+    for i in range(60):
+        w.add(t0 + 60 + i, 0.1, up=i < 20)
+    lines = _explain("web-ui", w.closed_with_failures(t0 + 130), agent)
+    assert "degraded: 20 of 60 probes failed" in lines[0] and "below the 50 % rule" in lines[0]
+    assert "counts DOWN (40 of 60" in lines[1]
+    assert _explain("web-ui", w.closed_with_failures(t0 + 130), agent) == []  # each minute said once

@@ -31,11 +31,24 @@ class _Window:
         self.items: deque[tuple[float, float, bool]] = deque()
         self.total = 0
         self.up = 0
+        self.minutes: dict[int, list[int]] = {}  # epoch minute -> [probes, down], the last few minutes
 
     def add(self, at: float, duration: float, up: bool) -> None:
         self.items.append((at, duration, up))
         self.total += 1
         self.up += up
+        counts = self.minutes.setdefault(int(at // 60), [0, 0])
+        counts[0] += 1
+        counts[1] += not up
+        for m in [m for m in self.minutes if m < at // 60 - 5]:
+            del self.minutes[m]
+
+    def closed_with_failures(self, now: float) -> list[tuple[int, int, int]]:
+        """(minute, probes, down) of the closed minutes that had down probes, once each."""
+        out = [(m, n, d) for m, (n, d) in sorted(self.minutes.items()) if m < now // 60 and d]
+        for m, _, _ in out:
+            self.minutes[m][1] = 0
+        return out
 
     def line(self, now: float) -> tuple[int, float | None, float | None, float | None]:
         while self.items and self.items[0][0] < now - 60:
@@ -153,7 +166,25 @@ def _summary(out, agent: Agent, windows: dict[str, _Window]) -> None:
         total_up = 100.0 * w.up / w.total if w.total else 0.0
         print(f"          {name:<14} {w.total:6d} {total_up:6.1f}   {n:12d} "
               f"{'   -  ' if upr is None else f'{upr * 100:6.1f}'}  {_fmt_ms(p50)}  {_fmt_ms(p99)}", file=out)
+    for name, w in windows.items():
+        for line in _explain(name, w.closed_with_failures(now), agent):
+            print(line, file=out)
     out.flush()
+
+
+def _explain(name: str, minutes: list[tuple[int, int, int]], agent: Agent) -> list[str]:
+    """Why a minute with failures does or does not count down (the contract's slice rule)."""
+    ratio = agent.cfg.contract.slice_down_ratio
+    out = []
+    for m, n, d in minutes:
+        at = dt.datetime.fromtimestamp(m * 60, agent.cal.tz).isoformat(timespec="minutes")[11:]
+        if d >= ratio * n:
+            out.append(f"          {name}: minute {at} counts DOWN ({d} of {n} probes failed, at least "
+                       f"{ratio * 100:g} %)")
+        else:
+            out.append(f"          {name}: degraded: {d} of {n} probes failed in minute {at}, below the "
+                       f"{ratio * 100:g} % rule: the minute counts up")
+    return out
 
 
 async def _live(out, agent: Agent, windows: dict[str, _Window], args: argparse.Namespace) -> None:
