@@ -164,9 +164,23 @@ h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd
 table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left}
 th{background:#f6f8fa}.verdict{font-weight:bold;color:#fff;padding:2px 6px;border-radius:3px}
 .met{background:#1a7f37}.missed{background:#cf222e}.insufficient_data{background:#9a6700}.no_data{background:#6e7781}
-.small{font-size:12px;color:#57606a}svg{display:block;margin:8px 0}svg.cdf{display:inline-block;margin-right:8px}
+.small{font-size:12px;color:#57606a}.swatch{display:inline-block;width:10px;height:10px;border:1px solid #999}svg{display:block;margin:8px 0}svg.cdf{display:inline-block;margin-right:8px}
 @media print{body{margin:0}h2{page-break-after:avoid}svg,table{page-break-inside:avoid}}
 """
+
+
+def _legend(*items: tuple[str, str]) -> str:
+    """A chart's legend: colour swatches (or a dashed/solid line) and what they mean."""
+    cells = []
+    for colour, text in items:
+        if colour in ("dash", "line"):
+            dash = ' stroke-dasharray="4 3"' if colour == "dash" else ' stroke-width="2"'
+            mark = f'<svg width="18" height="10" style="display:inline"><line x1="0" x2="18" y1="5" y2="5" ' \
+                   f'stroke="#000"{dash}/></svg>'
+        else:
+            mark = f'<span class="swatch" style="background:{colour}"></span>'
+        cells.append(f"{mark} {_e(text)}")
+    return '<p class="legend small">' + " &nbsp; ".join(cells) + "</p>"
 
 
 def _rows(w: Any, doc: dict[str, Any]) -> None:
@@ -182,6 +196,8 @@ def _rows(w: Any, doc: dict[str, Any]) -> None:
 def _latency(w: Any, doc: dict[str, Any]) -> None:
     w("<h2>Latency per 7-day period</h2>")
     w(_weekly_svg(doc["periods"]))
+    w(_legend(("#1a7f37", "share below a bound, objective met"), ("#cf222e", "objective missed"),
+              ("line", "the objective of each bound (one bar per bound, lighter = lower bound)")))
     w('<table id="periods"><thead><tr><th>Period</th><th>Service</th><th>Requests</th><th>Below the bounds</th>'
       "<th>p50</th><th>p99</th><th>Verdict</th></tr></thead><tbody>")
     for p in doc["periods"]:
@@ -191,8 +207,15 @@ def _latency(w: Any, doc: dict[str, Any]) -> None:
           f'<td>{p["count"]}</td><td>{below}</td><td>{_e(ms(q.get("0.5")))}</td><td>{_e(ms(q.get("0.99")))}</td>'
           f'<td><span class="verdict {p["verdict"]}">{VERDICT_TEXT[p["verdict"]]}</span></td></tr>')
     w("</tbody></table>")
+    if any(p["count"] for p in doc["periods"]):
+        w(_legend(("#0969da", "share of requests faster than the time on the x axis"),
+                  ("dash", "the bounds (vertical) and their objectives (horizontal)")))
     for p in doc["periods"]:
-        w(_cdf_svg(p))
+        if p["count"]:
+            w(_cdf_svg(p))
+    empty = [f'{p["start"][:10]} to {p["end"][:10]} ({p["service"]})' for p in doc["periods"] if not p["count"]]
+    if empty:
+        w(f'<p class="small" id="periods-without-data">No request yet in: {_e("; ".join(empty))}.</p>')
 
 
 def _journal_link(i: dict[str, Any]) -> str:
@@ -260,6 +283,8 @@ def render(doc: dict[str, Any]) -> str:
         w(_daily_svg(svc, days, obj))
         if doc.get("locations"):
             w(_location_strip_svg(svc, doc))
+    w(_legend(("#1a7f37", f"day at or above {obj * 100:g} %"), ("#cf222e", "day below it"),
+              ("#f0f0f0", "no data (or not begun)"), ("dash", "the objective")))
     _locations(w, doc)
     _latency(w, doc)
     _incidents(w, doc)
