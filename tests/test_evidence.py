@@ -70,7 +70,7 @@ def scenario(tmp_path):
         app.router.add_get("/", handler)
         async with http_server(app) as base:
             cfg_path = tmp_path / "cfg.yaml"
-            cfg_path.write_text(f'agent: {{location: paris}}\nevidence: {{body_bytes: 64}}\ntargets:\n'
+            cfg_path.write_text(f'agent: {{location: paris, listen: "127.0.0.1:0"}}\nevidence: {{body_bytes: 64}}\ntargets:\n'
                                 f'  - {{name: web-ui, service: web, url: "{base}/", interval: 2s, timeout: 1s}}\n')
             cfg = load_config(cfg_path)
             agent = Agent(cfg, state_dir=str(tmp_path / "state"), clock=clock)
@@ -245,7 +245,7 @@ def test_the_month_in_progress_still_verifies_five_minutes_later(tmp_path):
     """The report stops at the last closed minute; the daemon goes on writing after it."""
     clock = FakeClock(wall=T0)
     cfg_path = tmp_path / "cfg.yaml"
-    cfg_path.write_text('agent: {flush_interval: 5s}\ntargets:\n'
+    cfg_path.write_text('agent: {flush_interval: 5s, listen: "127.0.0.1:0"}\ntargets:\n'
                         '  - {name: api, service: api, url: "http://127.0.0.1:9/", interval: 1s, timeout: 2s, '
                         'max_in_flight: 3}\n')
     cfg = load_config(cfg_path)
