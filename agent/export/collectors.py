@@ -2,6 +2,8 @@
 stand for it), and one info series per target."""
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from typing import Callable, Iterable
 
 from prometheus_client.core import Metric
@@ -34,6 +36,11 @@ class SloCollector(Collector):
         self.snapshot = snapshot
         self.maintenance_active = maintenance_active
         self.extra = (("location", location),) if location else ()
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        self._maintenance = False
 
     def describe(self) -> Iterable:
         return []
@@ -41,13 +48,43 @@ class SloCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         families = {name: Metric(name, doc, mtype) for name, mtype, doc in FAMILIES}
         families["sla_maintenance_active"].add_sample("sla_maintenance_active", dict(self.extra),
-                                                      1.0 if self.maintenance_active() else 0.0)
+                                                      1.0 if self._maintenance_now() else 0.0)
         snap = self.snapshot()
         for objective, results in snap.results if snap is not None else ():
             for window, result in results.items():
                 for s in objective.samples(window, result):
                     families[s.metric].add_sample(s.name or s.metric, dict(s.labels + self.extra), s.value)
         return list(families.values())
+
+
+    def _maintenance_now(self) -> bool:
+        """The maintenance flag, asked on the event loop's thread when a scrape renders in a worker: the
+        pipeline's mask cache behind it is not thread-safe (a torn update there would mask a result)."""
+        loop = self._loop
+        if loop is None or not loop.is_running() or _on(loop):
+            self._maintenance = self.maintenance_active()
+            return self._maintenance
+        answer: concurrent.futures.Future[bool] = concurrent.futures.Future()
+
+        def ask() -> None:
+            try:
+                answer.set_result(self.maintenance_active())
+            except Exception as exc:  # handed to the render, which fails the scrape
+                answer.set_exception(exc)
+
+        try:
+            loop.call_soon_threadsafe(ask)
+            self._maintenance = answer.result(timeout=5)
+        except (RuntimeError, concurrent.futures.TimeoutError):
+            pass  # the loop is closing or stuck: the last answer is the best one left
+        return self._maintenance
+
+
+def _on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 class TargetInfoCollector(Collector):

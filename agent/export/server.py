@@ -40,11 +40,41 @@ class Endpoints:
     auth: Callable[[web.Request], bool] | None = None  # basic auth check (web.yml)
 
 
+class Renderer:
+    """The /metrics text, one rendering at a time, shared by every scrape that arrives while it runs.
+
+    A render takes 4-5 ms, 47 ms at 100 targets; a thousand scrapes at once each rendering on their own
+    kept the worker threads busy and the event loop waiting for the GIL long enough to make half the
+    probes of that moment inconclusive. Joining the render in flight costs a scrape at most one render of
+    staleness, which Prometheus cannot tell from network delay."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.renders = 0
+        self._flight: asyncio.Future[bytes] | None = None
+
+    async def __call__(self) -> bytes:
+        if self._flight is None:
+            self._flight = asyncio.ensure_future(self._render())
+        # shielded: a scraper that hangs up must not cancel the render the others wait for
+        return await asyncio.shield(self._flight)
+
+    async def _render(self) -> bytes:
+        self.renders += 1
+        try:
+            # in a worker thread: the loop keeps running probes meanwhile (the collectors read values
+            # under their locks or hand work back to the loop, see collectors.py)
+            return await asyncio.to_thread(generate, self.registry)
+        finally:
+            self._flight = None
+
+
 class _Handlers:
     """The endpoints' handlers over what the daemon hands over (Endpoints)."""
 
     def __init__(self, ep: Endpoints) -> None:
         self.ep = ep
+        self.render = Renderer(ep.registry)
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
@@ -58,8 +88,7 @@ class _Handlers:
         return await handler(request)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        body = await asyncio.get_running_loop().run_in_executor(None, generate, self.ep.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=await self.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
