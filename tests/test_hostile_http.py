@@ -52,6 +52,17 @@ async def wait_for(predicate, what: str, limit: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def closed_by_server(reader: asyncio.StreamReader, limit: float) -> bool:
+    """Reads until the server closes the connection; False if it is still open after `limit` seconds."""
+    try:
+        await asyncio.wait_for(reader.read(), limit)
+    except asyncio.TimeoutError:
+        return False
+    except ConnectionError:
+        pass
+    return True
+
+
 async def test_concurrent_scrapes_share_one_render(tmp_path, monkeypatch):
     n = 100
     renders: list[int] = []
@@ -96,5 +107,70 @@ async def test_a_render_in_a_worker_reads_the_maintenance_mask_on_the_loop_threa
     text = await asyncio.to_thread(server_mod.generate, registry)
     assert callers == [threading.get_ident()]
     assert b"sla_maintenance_active 1.0" in text
+
+
+async def slowloris(port: int, closed: list[int], limit: float) -> None:
+    """Sends a request head a byte at a time and never finishes it; notes when the server hangs up."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Padding: " + b"a" * 400
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    try:
+        for i in range(len(head)):
+            writer.write(head[i:i + 1])
+            # waits for the server to answer or hang up, at most 0.1 s: then the next byte
+            with contextlib.suppress(asyncio.TimeoutError):
+                if not await asyncio.wait_for(reader.read(1), 0.1):
+                    closed.append(1)
+                    return
+            if loop.time() > deadline:
+                return
+    except ConnectionError:
+        closed.append(1)
+    finally:
+        writer.close()
+
+
+async def test_slowloris_sockets_are_closed_and_healthz_answers(tmp_path, monkeypatch):
+    # raising=False: the same test runs against a server without these settings (and fails there)
+    monkeypatch.setattr(server_mod, "HEADER_TIMEOUT", 0.5, raising=False)
+    monkeypatch.setattr(server_mod, "MAX_CONNECTIONS", 20, raising=False)
+    n = 50
+    async with running_agent(tmp_path) as agent:
+        closed: list[int] = []
+        attack = [asyncio.create_task(slowloris(agent.server.port, closed, limit=5.0)) for _ in range(n)]
+        try:
+            async with aiohttp.ClientSession() as s:
+                for _ in range(5):  # while the sockets hold their connections
+                    async with s.get(agent.server.url + "/healthz") as resp:
+                        assert resp.status == 200
+                        assert await resp.text() == "ok\n"
+                live = len(agent.server._runner.server.connections)
+            await asyncio.gather(*attack)
+        finally:
+            for t in attack:
+                t.cancel()
+    assert (len(closed), live <= 20) == (n, True), \
+        f"{n - len(closed)} of {n} slowloris sockets still open after 5 s; {live} connections held at once"
+
+
+async def test_idle_keepalive_and_unfinished_body_are_closed(tmp_path, monkeypatch):
+    monkeypatch.setattr(server_mod, "IDLE_TIMEOUT", 0.5, raising=False)
+    monkeypatch.setattr(server_mod, "BODY_TIMEOUT", 0.5, raising=False)
+    async with running_agent(tmp_path) as agent:
+        port = agent.server.port
+        idle_r, idle_w = await asyncio.open_connection("127.0.0.1", port)
+        idle_w.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert (await asyncio.wait_for(idle_r.readuntil(b"ok\n"), 5)).startswith(b"HTTP/1.1 200")
+        body_r, body_w = await asyncio.open_connection("127.0.0.1", port)
+        body_w.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
+        assert (await asyncio.wait_for(body_r.readuntil(b"\r\n"), 5)).startswith(b"HTTP/1.1 413")
+        idle_closed, body_closed = await asyncio.gather(closed_by_server(idle_r, 5), closed_by_server(body_r, 5))
+        idle_w.close()
+        body_w.close()
+    assert (idle_closed, body_closed) == (True, True), \
+        "still open after 5 s: " + ", ".join(what for what, closed in (("an idle keep-alive connection", idle_closed),
+                                                                     ("a request whose body never came", body_closed))
+                                             if not closed)
 
 

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from ..store.extract import JOURNAL_PARTS
 from ..timeutil import parse_month
+from .connections import Guard, connection_cap, track
 from .exposition import generate
 
 log = logging.getLogger("sla_agent.http")
@@ -25,6 +26,16 @@ MAX_REQUEST_BYTES = 16 * 1024
 MAX_JOURNAL = 10_000
 MAX_LEDGER_SPAN = 400 * 86400
 ARTIFACT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "har": "application/json"}
+# What a client of the endpoint may hold (connections.py; read when a Server is made, so a test can set
+# them small): connections at once (at most a quarter of the process's descriptors), seconds to send a
+# request head, to send a body nobody reads (every request here is bodiless), and to stay idle between
+# requests. Prometheus sends its whole request at once and scrapes every 15-60 s: a closed idle
+# connection costs it one reconnect.
+MAX_CONNECTIONS = 256
+HEADER_TIMEOUT = 10.0
+BODY_TIMEOUT = 10.0
+IDLE_TIMEOUT = 30.0
+BACKLOG = 512
 
 
 @dataclass
@@ -178,7 +189,7 @@ class _Handlers:
 
 def build_app(ep: Endpoints) -> web.Application:
     h = _Handlers(ep)
-    app = web.Application(middlewares=[h.guard], client_max_size=MAX_REQUEST_BYTES,
+    app = web.Application(middlewares=[track, h.guard], client_max_size=MAX_REQUEST_BYTES,
                           handler_args={"max_line_size": 8190, "max_field_size": 8190})
     for path, handler in (("/", h.index), ("/metrics", h.metrics), ("/healthz", h.healthz), ("/readyz", h.readyz),
                           ("/api/v1/status", h.status), ("/api/v1/report", h.report_json), ("/report", h.report_html),
@@ -219,23 +230,48 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=False)
 
 
+class _GuardedSite(web.BaseSite):
+    """aiohttp's TCPSite, with each connection behind the guard and the TLS handshake under the head's
+    deadline (asyncio's default gives it 60 s)."""
+
+    def __init__(self, runner: web.AppRunner, host: str | None, port: int, guard: Guard,
+                 ssl_context: ssl.SSLContext | None) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=BACKLOG)
+        self.host, self.port, self.guard = host, port, guard
+
+    @property
+    def name(self) -> str:
+        return f"{'https' if self._ssl_context else 'http'}://{self.host or '0.0.0.0'}:{self.port}"  # nosec B104
+
+    async def start(self) -> None:
+        await super().start()
+        tls = {"ssl": self._ssl_context, "ssl_handshake_timeout": self.guard.header_timeout} if self._ssl_context else {}
+        self._server = await asyncio.get_running_loop().create_server(
+            self.guard, self.host, self.port, backlog=self._backlog, reuse_address=True, **tls)
+        sock = self._server.sockets[0] if self._server.sockets else None
+        if sock is not None:
+            self.port = sock.getsockname()[1]
+
+
 class Server:
     def __init__(self, app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
+        self.guard = Guard(connection_cap(MAX_CONNECTIONS), HEADER_TIMEOUT)
+        self.body_timeout = BODY_TIMEOUT
+        self.idle_timeout = IDLE_TIMEOUT
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                     keepalive_timeout=self.idle_timeout, lingering_time=self.body_timeout)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host or None, self.port, ssl_context=self.ssl_context,
-                           reuse_address=True)
+        self.guard.factory = self._runner.server
+        site = _GuardedSite(self._runner, self.host or None, self.port, self.guard, self.ssl_context)
         await site.start()
-        sock = site._server.sockets[0] if site._server and site._server.sockets else None  # type: ignore[union-attr]
-        if sock is not None:
-            self.port = sock.getsockname()[1]
+        self.port = site.port
 
     @property
     def url(self) -> str:
