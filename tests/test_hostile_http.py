@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
 import threading
 from typing import AsyncIterator
 
@@ -13,12 +15,16 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent import logs
 from agent.app import Agent
 from agent.config import parse_config
 from agent.export import server as server_mod
 from agent.export.collectors import SloCollector
+from agent.redact import Redactor
 
 from .servers import http_server
+
+SECRET = "hunter2-s3cr3t-token"
 
 
 async def ok(request):
@@ -174,3 +180,52 @@ async def test_idle_keepalive_and_unfinished_body_are_closed(tmp_path, monkeypat
                                              if not closed)
 
 
+MALFORMED = (
+    f"GET /?token={SECRET} HTTP/1.1 junk after the version\r\n\r\n".encode(),  # bad request line
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000 + b"\r\n\r\n",  # oversize header
+    b"GET / HTTP/1.1\r\nHo\x00st: x\r\n\r\n",  # NUL byte in a header name
+    b"GET /\x00 HTTP/1.1\r\n\r\n",  # NUL byte in the path
+)
+
+
+async def test_malformed_requests_log_one_redacted_line_each_rate_limited(tmp_path, caplog):
+    stream = io.StringIO()
+    logs.setup("info", Redactor([SECRET]), stream=stream)
+    caplog.set_level(logging.INFO)
+    try:
+        async with running_agent(tmp_path) as agent:
+            for i in range(40):
+                reader, writer = await asyncio.open_connection("127.0.0.1", agent.server.port)
+                writer.write(MALFORMED[i % len(MALFORMED)])
+                answer = await asyncio.wait_for(reader.read(), 5)
+                writer.close()
+                assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
+    finally:
+        logs.setup("info")
+    out = stream.getvalue()
+    escaped = [r for r in caplog.records if r.name.startswith("aiohttp")]
+    assert not escaped, f"{len(escaped)} aiohttp records went past the agent's log formatter, e.g. " \
+                        f"{escaped[0].getMessage()!r} with a traceback: {escaped[0].exc_info is not None}"
+    http_lines = [line for line in out.splitlines() if " aiohttp." in line]
+    assert http_lines, "the malformed requests left no line in the agent's log"
+    assert len(http_lines) <= logs.FOREIGN_LINES_PER_MINUTE
+    assert "Traceback" not in out and "^" not in out
+    assert SECRET not in out and "<redacted>" in out
+    for line in out.splitlines():  # every line is a log record of its own: time, level, component
+        assert line[:4].isdigit() and line[19:21] == "Z ", line
+
+
+def test_lines_past_the_limit_become_a_count_on_the_next_line_that_passes():
+    now = [0.0]
+    limit = logs._RateLimit(3, clock=lambda: now[0])
+
+    def record(name: str) -> logging.LogRecord:
+        return logging.makeLogRecord({"name": name, "levelname": "ERROR", "msg": "Error handling request"})
+
+    assert [limit.filter(record("aiohttp.server")) for _ in range(5)] == [True] * 3 + [False] * 2
+    assert limit.filter(record("asyncio"))  # each library has its own budget
+    now[0] = 61.0
+    late = record("aiohttp.web")
+    assert limit.filter(late)
+    line = logs._OneLine(Redactor()).format(late)
+    assert line.endswith("Error handling request [2 more lines of aiohttp dropped in the minute before]"), line
