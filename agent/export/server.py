@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gzip
 import json
 import logging
 import math
 import re
 import ssl
 import tempfile
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -36,6 +38,9 @@ HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 10.0
 IDLE_TIMEOUT = 30.0
 BACKLOG = 512
+ANSWERS_PER_TURN = 8
+REUSE_FACTOR = 10.0
+REUSE_MAX = 1.0
 
 
 @dataclass
@@ -52,32 +57,79 @@ class Endpoints:
 
 
 class Renderer:
-    """The /metrics text, one rendering at a time, shared by every scrape that arrives while it runs.
+    """The /metrics text, one rendering at a time, shared by every scrape that arrives while it runs or
+    shortly after, plain and gzip'd.
 
     A render takes 4-5 ms, 47 ms at 100 targets; a thousand scrapes at once each rendering on their own
     kept the worker threads busy and the event loop waiting for the GIL long enough to make half the
-    probes of that moment inconclusive. Joining the render in flight costs a scrape at most one render of
-    staleness, which Prometheus cannot tell from network delay."""
+    probes of that moment inconclusive. A scrape that joins a render in flight, or takes one finished
+    less than REUSE_FACTOR render times ago (REUSE_MAX at most), reads values that old: Prometheus stamps
+    samples with its own scrape time and cannot tell that from network delay. Renders thus take a tenth
+    of one worker thread at most, whatever the scrape rate."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.renders = 0
-        self._flight: asyncio.Future[bytes] | None = None
+        self._flight: asyncio.Future[tuple[bytes, bytes]] | None = None
+        self._last: tuple[bytes, bytes] | None = None
+        self._fresh_until = 0.0
+        self._turns: deque[asyncio.Future[None]] = deque()
 
-    async def __call__(self) -> bytes:
-        if self._flight is None:
+    async def __call__(self) -> tuple[bytes, bytes]:
+        """(text, gzip'd text)."""
+        last = self._last
+        if self._flight is None and (last is None or asyncio.get_running_loop().time() >= self._fresh_until):
             self._flight = asyncio.ensure_future(self._render())
-        # shielded: a scraper that hangs up must not cancel the render the others wait for
-        return await asyncio.shield(self._flight)
+        if self._flight is not None:
+            # shielded: a scraper that hangs up must not cancel the render the others wait for
+            last = await asyncio.shield(self._flight)
+        await self._turn()
+        return last  # type: ignore[return-value]
 
-    async def _render(self) -> bytes:
+    async def _render(self) -> tuple[bytes, bytes]:
         self.renders += 1
+        loop = asyncio.get_running_loop()
+        start = loop.time()
         try:
             # in a worker thread: the loop keeps running probes meanwhile (the collectors read values
             # under their locks or hand work back to the loop, see collectors.py)
-            return await asyncio.to_thread(generate, self.registry)
+            self._last = await asyncio.to_thread(_render, self.registry)
         finally:
             self._flight = None
+        self._fresh_until = loop.time() + min(REUSE_MAX, REUSE_FACTOR * (loop.time() - start))
+        return self._last
+
+    async def _turn(self) -> None:
+        """Waits for this answer's loop turn: the answers of one render go out ANSWERS_PER_TURN a turn.
+        Hundreds of scrapes woken by the same render, each writing half a megabyte in the same turn,
+        held the loop for tens of milliseconds."""
+        turn = asyncio.get_running_loop().create_future()
+        self._turns.append(turn)
+        if len(self._turns) == 1:
+            turn.get_loop().call_soon(self._next_turn)
+        await turn
+
+    def _next_turn(self) -> None:
+        for _ in range(min(ANSWERS_PER_TURN, len(self._turns))):
+            turn = self._turns.popleft()
+            if not turn.done():
+                turn.set_result(None)
+        if self._turns:
+            self._turns[0].get_loop().call_soon(self._next_turn)
+
+
+def _render(registry: CollectorRegistry) -> tuple[bytes, bytes]:
+    # gzip'd once here rather than per scrape by aiohttp; zlib lets go of the GIL while it compresses
+    text = generate(registry)
+    return text, gzip.compress(text, compresslevel=1, mtime=0)
+
+
+def _accepts_gzip(header: str) -> bool:
+    for coding in header.lower().split(","):
+        name, _, params = coding.partition(";")
+        if name.strip() in ("gzip", "*"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
 
 
 class _Handlers:
@@ -99,7 +151,11 @@ class _Handlers:
         return await handler(request)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=await self.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        text, gzipped = await self.render()
+        headers = {"Content-Type": CONTENT_TYPE_LATEST, "Vary": "Accept-Encoding"}
+        if _accepts_gzip(request.headers.get("Accept-Encoding", "")):  # Prometheus asks; a tenth of the bytes
+            return web.Response(body=gzipped, headers={**headers, "Content-Encoding": "gzip"})
+        return web.Response(body=text, headers=headers)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
