@@ -8,6 +8,7 @@ import contextlib
 import gzip
 import io
 import logging
+import socket
 import threading
 import time
 from types import SimpleNamespace
@@ -21,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent import logs
 from agent.app import Agent
 from agent.config import parse_config
-from agent.export import exposition
+from agent.export import connections, exposition
 from agent.export import server as server_mod
 from agent.export.collectors import SloCollector
 from agent.redact import Redactor
@@ -223,6 +224,39 @@ async def test_slowloris_sockets_are_closed_and_healthz_answers(tmp_path, monkey
                 t.cancel()
     assert (len(closed), live <= 20) == (n, True), \
         f"{n - len(closed)} of {n} slowloris sockets still open after 5 s; {live} connections held at once"
+
+
+async def test_a_thousand_connects_at_once_are_set_up_a_few_per_loop_turn(tmp_path):
+    """asyncio's server sets up everything the kernel has queued in one loop turn: a connect flood held
+    the loop over 100 ms."""
+    n = 200
+    async with running_agent(tmp_path) as agent:
+        guard = agent.server.guard
+        turn, admitted_at = [0], []
+        admit = guard.admit
+
+        def counted(conn):
+            admitted_at.append(turn[0])
+            return admit(conn)
+
+        guard.admit = counted
+
+        def tick() -> None:
+            turn[0] += 1
+            if len(admitted_at) < n:
+                asyncio.get_running_loop().call_soon(tick)
+
+        socks = []
+        try:
+            for _ in range(n):  # blocking connects: all queued in the kernel before the loop runs again
+                socks.append(socket.create_connection(("127.0.0.1", agent.server.port), timeout=5))
+            asyncio.get_running_loop().call_soon(tick)
+            await wait_for(lambda: len(admitted_at) >= n, f"{n} connections set up")
+        finally:
+            for s in socks:
+                s.close()
+    per_turn = max(admitted_at.count(t) for t in set(admitted_at))
+    assert per_turn <= getattr(connections, "ACCEPT_BATCH", 16), f"{per_turn} connections set up in one loop turn"
 
 
 async def test_idle_keepalive_and_unfinished_body_are_closed(tmp_path, monkeypatch):

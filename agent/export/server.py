@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from ..store.extract import JOURNAL_PARTS
 from ..timeutil import parse_month
-from .connections import Guard, connection_cap, track
+from .connections import Guard, GuardedSite, connection_cap, track
 from .exposition import generate
 
 log = logging.getLogger("sla_agent.http")
@@ -286,29 +286,6 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=False)
 
 
-class _GuardedSite(web.BaseSite):
-    """aiohttp's TCPSite, with each connection behind the guard and the TLS handshake under the head's
-    deadline (asyncio's default gives it 60 s)."""
-
-    def __init__(self, runner: web.AppRunner, host: str | None, port: int, guard: Guard,
-                 ssl_context: ssl.SSLContext | None) -> None:
-        super().__init__(runner, ssl_context=ssl_context, backlog=BACKLOG)
-        self.host, self.port, self.guard = host, port, guard
-
-    @property
-    def name(self) -> str:
-        return f"{'https' if self._ssl_context else 'http'}://{self.host or '0.0.0.0'}:{self.port}"  # nosec B104
-
-    async def start(self) -> None:
-        await super().start()
-        tls = {"ssl": self._ssl_context, "ssl_handshake_timeout": self.guard.header_timeout} if self._ssl_context else {}
-        self._server = await asyncio.get_running_loop().create_server(
-            self.guard, self.host, self.port, backlog=self._backlog, reuse_address=True, **tls)
-        sock = self._server.sockets[0] if self._server.sockets else None
-        if sock is not None:
-            self.port = sock.getsockname()[1]
-
-
 class Server:
     def __init__(self, app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
@@ -325,7 +302,7 @@ class Server:
                                      keepalive_timeout=self.idle_timeout, lingering_time=self.body_timeout)
         await self._runner.setup()
         self.guard.factory = self._runner.server
-        site = _GuardedSite(self._runner, self.host or None, self.port, self.guard, self.ssl_context)
+        site = GuardedSite(self._runner, self.host or None, self.port, self.guard, self.ssl_context, BACKLOG)
         await site.start()
         self.port = site.port
 
