@@ -259,6 +259,38 @@ async def test_a_thousand_connects_at_once_are_set_up_a_few_per_loop_turn(tmp_pa
     assert per_turn <= getattr(connections, "ACCEPT_BATCH", 16), f"{per_turn} connections set up in one loop turn"
 
 
+async def test_healthz_answers_when_every_connection_is_busy_scraping(tmp_path, monkeypatch):
+    gate = threading.Event()
+    real = server_mod.generate
+
+    def held(registry):
+        gate.wait(20)  # every scrape connection stays busy until the test has asked /healthz
+        return real(registry)
+
+    monkeypatch.setattr(server_mod, "generate", held)
+    monkeypatch.setattr(server_mod, "MAX_CONNECTIONS", 10, raising=False)
+    async with running_agent(tmp_path) as agent:
+        http = agent.server._runner.server
+        seen = http.requests_count
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+
+            async def get(path: str) -> int:
+                async with s.get(agent.server.url + path) as resp:
+                    await resp.read()
+                    return resp.status
+
+            scrapes = [asyncio.create_task(get("/metrics")) for _ in range(10)]
+            try:
+                await wait_for(lambda: http.requests_count - seen >= 10, "10 scrapes at the server")
+                health = [await get("/healthz") for _ in range(3)]
+                extra = await get("/metrics")
+            finally:
+                gate.set()
+            assert await asyncio.gather(*scrapes) == [200] * 10
+    assert health == [200] * 3, "/healthz went unanswered while scrapes held every connection"
+    assert extra == 503
+
+
 async def test_idle_keepalive_and_unfinished_body_are_closed(tmp_path, monkeypatch):
     monkeypatch.setattr(server_mod, "IDLE_TIMEOUT", 0.5, raising=False)
     monkeypatch.setattr(server_mod, "BODY_TIMEOUT", 0.5, raising=False)

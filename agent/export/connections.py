@@ -42,12 +42,15 @@ class Guard:
     seconds to send a whole request head (from its first byte, or from the connection's start).
 
     At the cap, a new connection closes the one that has waited longest for a request (a slow or idle
-    client), so /healthz still gets in during a slowloris attack; only when every connection is running
-    a request is the new one refused, with a 503."""
+    client), so /healthz still gets in during a slowloris attack. When every connection is running a
+    request (a flood of scrapes), `spare` more are let in for `spare_paths` alone (/healthz: a
+    supervisor restarts an agent that does not answer it); beyond, a new connection gets a 503."""
 
-    def __init__(self, cap: int, header_timeout: float) -> None:
+    def __init__(self, cap: int, header_timeout: float, spare: int = 0, spare_paths: tuple[str, ...] = ()) -> None:
         self.cap = cap
         self.header_timeout = header_timeout
+        self.spare = spare
+        self.spare_paths = spare_paths
         self.factory: Callable[[], asyncio.Protocol] | None = None  # aiohttp's web.Server, once set up
         self.live: set[Connection] = set()
         self.waiting: OrderedDict[Connection, None] = OrderedDict()  # HEAD or IDLE, longest waiting first
@@ -59,14 +62,16 @@ class Guard:
 
     def admit(self, conn: Connection) -> bool:
         if len(self.live) >= self.cap:
-            if not self.waiting:
-                self.refused += 1
-                self._warn()
-                return False
-            victim, _ = self.waiting.popitem(last=False)
-            self.evicted += 1
             self._warn()
-            victim.abort()
+            if self.waiting:
+                victim, _ = self.waiting.popitem(last=False)
+                self.evicted += 1
+                victim.abort()
+            elif len(self.live) < self.cap + self.spare:
+                conn.spare = True
+            else:
+                self.refused += 1
+                return False
         self.live.add(conn)
         return True
 
@@ -85,9 +90,9 @@ class Guard:
         now = time.monotonic()
         if now - self._warned >= 60:
             self._warned = now
-            log.warning("%d HTTP connections at once, the cap: closing those that wait longest for a request, "
-                        "refusing new ones when all are busy (%d closed, %d refused so far)",
-                        self.cap, self.evicted, self.refused)
+            log.warning("%d HTTP connections at once, the cap: closing those that wait longest for a request; "
+                        "when all are busy, %d more for %s, then 503 (%d closed, %d refused so far)",
+                        self.cap, self.spare, " ".join(self.spare_paths) or "nothing", self.evicted, self.refused)
 
 
 class Connection(asyncio.Protocol):
@@ -99,6 +104,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.state = HEAD
         self.pending = False  # bytes of a next request came while one was running
+        self.spare = False  # let in beyond the cap, for the guard's spare_paths alone
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -181,6 +187,10 @@ async def track(request: web.Request, handler: Callable[[web.Request], Awaitable
     conn = transport.get_protocol() if transport is not None else None
     if not isinstance(conn, Connection):
         return await handler(request)
+    if conn.spare and request.path not in conn.guard.spare_paths:
+        conn.guard.refused += 1
+        return web.Response(status=503, text="too many connections: try again\n",
+                            headers={"Retry-After": "1", "Connection": "close"})
     conn.busy()
     try:
         return await handler(request)

@@ -34,6 +34,7 @@ ARTIFACT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "har": "application/j
 # requests. Prometheus sends its whole request at once and scrapes every 15-60 s: a closed idle
 # connection costs it one reconnect.
 MAX_CONNECTIONS = 256
+SPARE_CONNECTIONS = 16  # beyond MAX_CONNECTIONS, for /healthz and /readyz alone
 HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 10.0
 IDLE_TIMEOUT = 30.0
@@ -292,7 +293,7 @@ class Server:
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
-        self.guard = Guard(connection_cap(MAX_CONNECTIONS), HEADER_TIMEOUT)
+        self.guard = Guard(connection_cap(MAX_CONNECTIONS), HEADER_TIMEOUT, SPARE_CONNECTIONS, ("/healthz", "/readyz"))
         self.body_timeout = BODY_TIMEOUT
         self.idle_timeout = IDLE_TIMEOUT
         self._runner: web.AppRunner | None = None
