@@ -321,6 +321,9 @@ MALFORMED = (
 
 async def test_malformed_requests_log_one_redacted_line_each_rate_limited(tmp_path, caplog):
     stream = io.StringIO()
+    # as they were: a later test's records must not go to this test's captured (then closed) stderr
+    saved = {name: (lg.handlers[:], lg.level, lg.propagate)
+             for name, lg in ((n, logging.getLogger(n)) for n in ("sla_agent", "aiohttp", "asyncio"))}
     logs.setup("info", Redactor([SECRET]), stream=stream)
     caplog.set_level(logging.INFO)
     try:
@@ -332,7 +335,10 @@ async def test_malformed_requests_log_one_redacted_line_each_rate_limited(tmp_pa
                 writer.close()
                 assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
     finally:
-        logs.setup("info")
+        for name, (handlers, level, propagate) in saved.items():
+            lg = logging.getLogger(name)
+            lg.handlers[:], lg.propagate = handlers, propagate
+            lg.setLevel(level)
     out = stream.getvalue()
     escaped = [r for r in caplog.records if r.name.startswith("aiohttp")]
     assert not escaped, f"{len(escaped)} aiohttp records went past the agent's log formatter, e.g. " \
