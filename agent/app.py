@@ -19,6 +19,7 @@ from .config import Config, ConfigError, load_config, split_listen
 from .export.collectors import SloCollector, TargetInfoCollector
 from .export.metrics import LiveMetrics
 from .export.server import Endpoints, Server, build_app
+from .export.page import render_page
 from .export.status import status_document
 from .export.webconfig import load_web_config
 from .ledger import Ledger
@@ -75,6 +76,7 @@ class Agent:
         self._restored = False
         self._lock = StateLock(self.state_dir)
         self._rewriting = False  # the ledger file was lost: what memory holds is not on disk yet
+        self._page_report: tuple[str, float, dict] | None = None  # (month, built at, report) for the page
         self._declared: list[Any] = []
         self._last_compact = 0.0
         self._throttle_seen = 0
@@ -136,7 +138,7 @@ class Agent:
         self.server = Server(build_app(Endpoints(
             registry=self.registry, ready=self.ready, status=self.status,
             report_json=self._report_json, report_html=self._report_html, journal=self._journal,
-            artifact=self._artifact, ledger=self._ledger,
+            artifact=self._artifact, ledger=self._ledger, page=self._page,
             auth=web.check if web and web.users else None)),
             host, port, web.ssl_context() if web else None)
         await self.server.start()
@@ -366,6 +368,7 @@ class Agent:
         return status_document(AgentView(self))
 
     async def _report_json(self, month: str) -> dict:
+        month = month or "{:04d}-{:02d}".format(*self.cal.month_of(self.clock.time()))
         await self.flush()
         return await asyncio.to_thread(build_report, self.cfg, self.state_dir, month, self.clock.time())
 
@@ -382,6 +385,16 @@ class Agent:
     async def _ledger(self, start: float, end: float, journal: str, folder: Path) -> tuple[Path, dict[str, str]]:
         await self.flush()
         return await asyncio.to_thread(serve_ledger, self.store, start, end, self.cfg, folder, journal)
+
+    async def _page(self) -> str:
+        """The status page; the month's report in it is rebuilt at most once a minute (it reads the month)."""
+        now = self.clock.time()
+        month = "{:04d}-{:02d}".format(*self.cal.month_of(now))
+        if self._page_report is None or self._page_report[0] != month or now - self._page_report[1] > 60:
+            self._page_report = (month, now, await self._report_json(month))
+        upcoming = [w for w in self.cal.windows(now, now + 8 * 86400) if w.kind == "maintenance" and w.end > now]
+        nxt = upcoming[0].to_dict(self.cal.tz) if upcoming else None
+        return render_page(self.status(), self._page_report[2], nxt)
 
     async def _report_html(self, month: str) -> str:
         return render(await self._report_json(month), "html")

@@ -55,6 +55,7 @@ class Endpoints:
     artifact: Callable[[str], Awaitable[tuple[str, bytes] | None]] | None = None  # sha256 -> (name, content)
     ledger: Callable[[float, float, str, Path], Awaitable[tuple[Path, dict[str, str]]]] | None = None  # gzip'd extract
     auth: Callable[[web.Request], bool] | None = None  # basic auth check (web.yml)
+    page: Callable[[], Awaitable[str]] | None = None  # the status page at /
 
 
 class Renderer:
@@ -240,6 +241,8 @@ class _Handlers:
             return resp
 
     async def index(self, request: web.Request) -> web.Response:
+        if self.ep.page is not None and "text/plain" not in request.headers.get("Accept", ""):
+            return web.Response(text=await self.ep.page(), content_type="text/html")
         return web.Response(text="sla-agent: /metrics /healthz /readyz /api/v1/status /api/v1/report?month=YYYY-MM "
                                  "/report?month=YYYY-MM /api/v1/journal?from=&to= /api/v1/ledger?from=&to=\n")
 
@@ -257,11 +260,14 @@ def build_app(ep: Endpoints) -> web.Application:
 
 
 def _month_of(request: web.Request) -> str:
+    """The month asked for; "" (the current month) when none is."""
     month = request.query.get("month", "")
+    if not month:
+        return ""
     try:
         parse_month(month)
-    except ValueError:
-        raise _bad("month must be YYYY-MM, e.g. ?month=2026-11") from None
+    except ValueError as exc:
+        raise _bad(f"month: {exc} (e.g. ?month=2026-11)") from None
     return month
 
 

@@ -276,6 +276,9 @@ def render(doc: dict[str, Any]) -> str:
     w(f'<h1>SLA report {_e(doc["month"])}</h1><p class="small">Time zone {_e(doc["timezone"])}; generated '
       f'{_e(doc["generated_at"])}{"" if doc["complete"] else " (month in progress)"}; sla-agent '
       f'{_e(doc.get("agent_version", ""))}</p>')
+    if "data" in doc.get("readings", {}):
+        w(f'<p class="simulated" style="background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px">'
+          f'{_e(doc["readings"]["data"])}</p>')
     _rows(w, doc)
     obj = next((r["objective"] for r in doc["rows"] if r["measure"] == "availability"), 0.99)
     w("<h2>Daily availability</h2>")

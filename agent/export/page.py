@@ -1,0 +1,124 @@
+"""The live status page at `/`: the month to date against the contract, at a glance. Server-rendered
+HTML with inline SVG, no script and no external asset; it reloads itself every 30 s and reads on a
+phone. Built from what /api/v1/status and the month's report already hold."""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from ..report.formats.common import VERDICT_TEXT, row_objective, row_value
+
+REFRESH_S = 30
+CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:16px;color:#1f2328;max-width:980px}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:22px 0 6px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:13px;width:100%}th,td{border-bottom:1px solid #e5e7eb;padding:5px 6px;
+text-align:left;vertical-align:top}th{background:#f6f8fa}.small{font-size:12px;color:#57606a}
+.v{font-weight:bold;color:#fff;padding:1px 6px;border-radius:3px;white-space:nowrap}.met,.up{background:#1a7f37}
+.missed,.down{background:#cf222e}.insufficient_data,.inconclusive{background:#9a6700}.no_data,.unknown{background:#6e7781}
+.sim{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px;margin:8px 0}a{color:#0969da}
+@media (max-width:640px){body{margin:8px}td,th{padding:4px 3px;font-size:12px}.wide{display:none}}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape("" if x is None else str(x), quote=True)
+
+
+def _pct(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x * 100:.{digits}f} %"
+
+
+def _budget_svg(remaining: float | None) -> str:
+    """A bar of the month's error budget left (green while more than a quarter is left)."""
+    r = 0.0 if remaining is None else max(0.0, min(1.0, remaining))
+    colour = "#1a7f37" if r > 0.25 else ("#9a6700" if r > 0 else "#cf222e")
+    return (f'<svg class="budget" width="120" height="12" role="img" aria-label="budget left {r * 100:.0f} %">'
+            f'<rect width="120" height="12" fill="#eee"/><rect width="{120 * r:.1f}" height="12" fill="{colour}"/>'
+            "</svg>")
+
+
+def _objectives(w: Any, status: dict[str, Any], report: dict[str, Any]) -> None:
+    w('<h2>The contract, month to date</h2><table id="objectives"><thead><tr><th>Row</th><th>Objective</th>'
+      '<th>Measured</th><th>Budget left</th><th class="wide">Burn rate</th><th>Verdict</th></tr></thead><tbody>')
+    for r in report["rows"]:
+        month = (status["services"].get(r["service"], {}).get("availability", {}).get("month")
+                 if r["measure"] == "availability" else None)
+        budget = burn = ""
+        if month is not None:
+            budget = f'{_budget_svg(month["budget_remaining_ratio"])} {_pct(month["budget_remaining_ratio"], 0)}'
+            burn = "-" if month["burn_rate"] is None else f'{month["burn_rate"]:.2f}'
+        w(f'<tr class="objective"><td>{r["row"]}. {_e(r["service"])} {_e(r["measure"])}</td>'
+          f"<td>{_e(row_objective(r))}</td><td>{_e(row_value(r))}</td><td>{budget}</td>"
+          f'<td class="wide">{_e(burn)}</td><td><span class="v {r["verdict"]}">{VERDICT_TEXT[r["verdict"]]}</span>'
+          "</td></tr>")
+    w("</tbody></table>")
+
+
+def _targets(w: Any, status: dict[str, Any]) -> None:
+    w('<h2>Targets and control checks now</h2><table id="targets"><thead><tr><th>Target</th><th>Service</th>'
+      '<th>State</th><th>Since</th><th class="wide">Last probe</th></tr></thead><tbody>')
+    for name, t in status["targets"].items():
+        outcome = t["outcome"] or "unknown"
+        last = "-" if t["duration_s"] is None else f'{t["duration_s"] * 1000:.0f} ms'
+        if t["error"]:
+            last += f' ({_e(t["error_kind"])}: {_e(t["error"])})'
+        w(f'<tr class="target"><td>{_e(name)}</td><td>{_e("control" if t["control"] else t["service"])}</td>'
+          f'<td><span class="v {outcome}">{_e(outcome)}</span></td><td>{_e((t["state_since"] or "-")[11:19])}</td>'
+          f'<td class="wide">{last}</td></tr>')
+    w("</tbody></table>")
+
+
+def _latency(w: Any, status: dict[str, Any]) -> None:
+    w('<h2>Latency, current 7-day period</h2><table id="latency"><tbody>')
+    for svc, s in status["services"].items():
+        p = s.get("latency", {}).get("period")
+        if p is None:
+            continue
+        below = ", ".join(f'{_pct(b["fraction"])} &lt; {_e(t)} s (objective {b["objective"] * 100:g} %)'
+                          for t, b in p["below"].items())
+        w(f'<tr><td>{_e(svc)}</td><td>{_e(p["start"][:10])} to {_e(p["end"][:10])}</td><td>{p["count"]} requests'
+          f'</td><td>{below}</td><td><span class="v {p["verdict"]}">{VERDICT_TEXT[p["verdict"]]}</span></td></tr>')
+    w("</tbody></table>")
+
+
+def _incidents(w: Any, report: dict[str, Any]) -> None:
+    w("<h2>Incidents this month</h2>")
+    recent = report["incidents"][-10:][::-1]
+    if not recent:
+        w('<p id="no-incidents">No failure episode this month.</p>')
+        return
+    w('<table id="incidents"><thead><tr><th>Start</th><th>Service</th><th>Minutes</th><th class="wide">Errors'
+      "</th><th>Counted down</th></tr></thead><tbody>")
+    for i in recent:
+        kinds = ", ".join(f"{k} x{n}" for k, n in i["error_kinds"].items())
+        w(f'<tr class="incident"><td>{_e(i["start"][5:16].replace("T", " "))}</td><td>{_e(i["service"])}</td>'
+          f'<td>{i["down_minutes"] + i["degraded_minutes"]}</td><td class="wide">{_e(kinds)}</td>'
+          f'<td>{i["counted_minutes"]} min</td></tr>')
+    w("</tbody></table>")
+
+
+def render_page(status: dict[str, Any], report: dict[str, Any], next_window: dict[str, Any] | None) -> str:
+    out: list[str] = []
+    w = out.append
+    month = report["month"]
+    w(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+      f'content="width=device-width,initial-scale=1"><meta http-equiv="refresh" content="{REFRESH_S}">'
+      f"<title>SLA {_e(month)}: status</title><style>{CSS}</style></head><body>")
+    w(f'<h1>SLA status, {_e(month)}</h1><p class="small">Now {_e(status["now"])} (contract time '
+      f'{_e(status["timezone"])}); figures of {_e(status["evaluated_at"])}; this page reloads every {REFRESH_S} s. '
+      f'<a href="report?month={_e(month)}">The month\'s report</a> · <a href="metrics">/metrics</a> · '
+      '<a href="api/v1/status">status as JSON</a></p>')
+    if "data" in report.get("readings", {}):
+        w(f'<p class="sim">{_e(report["readings"]["data"])}</p>')
+    if status["maintenance_active"]:
+        w(f'<p class="sim" id="maintenance-now">Maintenance window now: {_e(status["maintenance"])}</p>')
+    _objectives(w, status, report)
+    _targets(w, status)
+    _latency(w, status)
+    _incidents(w, report)
+    w("<h2>Next maintenance window</h2>")
+    w(f'<p id="next-window">{_e(next_window["start"])} to {_e(next_window["end"][11:])}: {_e(next_window["reason"])}'
+      "</p>" if next_window else '<p id="next-window">None in the next 8 days.</p>')
+    w("</body></html>\n")
+    return "".join(out)
