@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import socket
 from pathlib import Path
 
@@ -57,6 +58,19 @@ class FakeClock:
 
     async def advance(self, dt: float) -> None:
         await self.advance_to(self.mono + dt)
+
+
+@pytest.fixture(autouse=True)
+def _agent_logging_restored():
+    """`main()` run in-process sets up the sla_agent logger (its own handler on the stderr of that test, no
+    propagation). Put it back after each test: a later test's caplog would otherwise see none of the
+    agent's records, and its handler would write to a stream pytest has closed."""
+    logger = logging.getLogger("sla_agent")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 @pytest.fixture
