@@ -1,7 +1,7 @@
 """The result pipeline: every probe result passes here once, on the event loop, on its way to the sinks.
 
 A provider failure seen while every control check fails becomes `inconclusive` (the agent's own network,
-CONTRACT §3); the maintenance mask is looked up once; then each sink gets (result, masked): the ledger,
+docs/contract.md); the maintenance mask is looked up once; then each sink gets (result, masked): the ledger,
 the live metrics, the per-target state (with its log lines), and any listener (the demo's summary).
 """
 from __future__ import annotations

@@ -191,7 +191,7 @@ def test_exactly_half_a_second_is_not_below():
 
 
 def test_worked_figures_604800_samples_thresholds():
-    # CONTRACT §7: 1 probe/s for a week; at most 12,096 may be >= 500 ms and 6,048 >= 1 s
+    # docs/contract.md, worked figures: 1 probe/s for a week; at most 12,096 may be >= 500 ms and 6,048 >= 1 s
     n = 604_800
     c = Calendar(Contract(weekly=()))
     start = c.period_bounds(ts("2026-11-24T12:00:00+01:00"))[0]

@@ -62,7 +62,7 @@ def test_the_months_story(month):
     assert gaps == [{"start": "2026-02-03T02:00:00+01:00", "end": "2026-02-03T05:00:00+01:00", "minutes": 180}]
     assert [p["verdict"] for p in doc["periods"]][1:4] == ["met", "met", "missed"]
     t1 = next(t for t in doc["tickets"]["P1"]["list"] if t["id"] == "T-1")
-    assert t1["business_response_h"] == 2.0  # Friday 17:30 -> Monday 10:00 (CONTRACT §7)
+    assert t1["business_response_h"] == 2.0  # Friday 17:30 -> Monday 10:00 (docs/contract.md, worked deadlines)
 
 
 def test_html_structure_and_self_contained(month):

@@ -26,7 +26,7 @@ PARIS = BusinessHours(Contract(timezone="Europe/Paris"))
 
 
 @pytest.mark.parametrize("opened, answered, hours", [
-    ("2026-11-20T17:30:00+01:00", "2026-11-23T10:00:00+01:00", 2.0),  # Friday -> Monday (CONTRACT §7)
+    ("2026-11-20T17:30:00+01:00", "2026-11-23T10:00:00+01:00", 2.0),  # Friday -> Monday (docs/contract.md, worked deadlines)
     ("2026-11-21T10:00:00+01:00", "2026-11-22T16:00:00+01:00", 0.0),  # all weekend
     ("2026-11-24T07:00:00+01:00", "2026-11-24T10:00:00+01:00", 1.0),  # opened before 09:00
     ("2026-11-24T19:00:00+01:00", "2026-11-25T09:30:00+01:00", 0.5),  # opened after 18:30

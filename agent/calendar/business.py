@@ -1,4 +1,4 @@
-"""Business time for ticket response (CONTRACT §6): 09:00-18:30 on working days in the contract time
+"""Business time for ticket response (docs/contract.md, "Tickets"): 09:00-18:30 on working days in the contract time
 zone, public holidays (the `holidays` package, France by default) and configured closed days excluded."""
 from __future__ import annotations
 

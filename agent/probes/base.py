@@ -1,5 +1,5 @@
 """The probe interface: a target's common options, the result of one probe, the error kinds and their
-outcome (CONTRACT §3), and the registry of probe types.
+outcome (docs/contract.md, "What a single probe says"), and the registry of probe types.
 
 A probe type is a folder under probes/ that registers a ProbeType: its own config fields (read by the
 loader next to the options every target has), the phases its probes spend time in, and the factory of

@@ -1,6 +1,6 @@
 """The SLO engine: pure functions of (ledger view, calendar, now) -> typed results. No clock reads.
 
-slices.py holds the one-minute slice rules and the exact counts (CONTRACT §4, §5); each objective of the
+slices.py holds the one-minute slice rules and the exact counts (docs/contract.md); each objective of the
 contract's table is one class (availability.py, latency.py, tickets.py) with the shared verdict ladder
 (verdict.py); engine.py evaluates them all for the exporter and the status page, month.py prepares a
 month for the report. Verdicts come from exact counts only.

@@ -1,4 +1,4 @@
-"""Availability (CONTRACT §4): up slices / (up + down slices) of a service, with its coverage and budget."""
+"""Availability (docs/contract.md, "Availability"): up slices / (up + down slices) of a service, with its coverage and budget."""
 from __future__ import annotations
 
 from dataclasses import dataclass

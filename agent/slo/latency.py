@@ -1,4 +1,4 @@
-"""Latency (CONTRACT §5): exact shares of requests strictly below each bound, per 7-day period; t-digest
+"""Latency (docs/contract.md, "Latency"): exact shares of requests strictly below each bound, per 7-day period; t-digest
 quantiles shown beside them, never deciding."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One-minute slices and exact counts over ranges of the ledger (CONTRACT §4, §5): pure functions of a
+"""One-minute slices and exact counts over ranges of the ledger (docs/contract.md): pure functions of a
 ledger view, the calendar and the contract's slice rules. No clock reads."""
 from __future__ import annotations
 

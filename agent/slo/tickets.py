@@ -1,4 +1,4 @@
-"""Ticket first response (CONTRACT §6): the share of a priority's tickets opened in the month that were
+"""Ticket first response (docs/contract.md, "Tickets"): the share of a priority's tickets opened in the month that were
 answered within its deadline in business hours."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""First-response time of tickets in business hours, against each priority's deadline (CONTRACT §6)."""
+"""First-response time of tickets in business hours, against each priority's deadline (docs/contract.md, "Tickets")."""
 from __future__ import annotations
 
 import datetime as dt
