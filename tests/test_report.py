@@ -144,3 +144,13 @@ def test_report_cli_formats_and_verify(month, tmp_path, capsys):
     assert "verified" in capsys.readouterr().out
     assert main(["report", "--config", str(config), "--state-dir", str(state), "--month", "2026-13"]) == 2
     assert main(["report", "--config", str(config), "--state-dir", str(tmp_path / "none"), "--month", "2026-02"]) == 1
+
+
+def test_a_period_running_past_a_finished_month_is_judged_on_its_days_in_the_month(month):
+    """February 2026 ends on a Saturday: its last period runs to 2 March. It read `insufficient_data`
+    (coverage 86 %: the two days past the month were counted as unobserved) although every minute of
+    it inside the month was observed."""
+    last = month[2]["periods"][-1]
+    assert last["end"].startswith("2026-03-02") and not last["complete"]
+    assert last["coverage"] == 1.0 and last["verdict"] == "met"
+    assert "its days in this month" in render(month[2], "text")

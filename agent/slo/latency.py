@@ -122,10 +122,13 @@ class LatencyObjective(Objective):
         for ps, pe in ctx.cal.periods_of_month(mc.year, mc.month):
             if ps >= mc.horizon:
                 continue  # not begun by the cut-off
-            lat = self.evaluate(ctx, ps, pe, min(mc.horizon, pe))
-            digests = [d for n in ctx.names(s.service) for d in ctx.view.digests(n, ps, min(mc.horizon, pe))]
+            # the rows read stop at the month's end: a period running past it is judged on its days in the
+            # month (coverage over those), in full in the next month's report
+            stop = min(mc.horizon, pe, mc.until)
+            lat = self.evaluate(ctx, ps, pe, stop)
+            digests = [d for n in ctx.names(s.service) for d in ctx.view.digests(n, ps, stop)]
             periods.append({"service": s.service, "start": iso(ps, tz), "end": iso(pe, tz),
-                            "complete": mc.horizon >= pe, **lat.to_dict(), "cdf": cdf_points(digests, CDF_POINTS)})
+                            "complete": stop >= pe, **lat.to_dict(), "cdf": cdf_points(digests, CDF_POINTS)})
         return periods
 
     def row_of(self, periods: list[dict[str, Any]]) -> dict[str, Any]:

@@ -16,7 +16,13 @@ def _periods(w: Any, doc: dict[str, Any]) -> None:
         q = p["quantiles_s"]
         where = f" [{p['location']}]" if p.get("location") else ""
         w(f"  {p['start'][:10]} -> {p['end'][:10]} {p['service']}{where}: {below}; p50 {ms(q.get('0.5'))} "
-          f"p99 {ms(q.get('0.99'))}; {VERDICT_TEXT[p['verdict']]}{'' if p['complete'] else ' (in progress)'}\n")
+          f"p99 {ms(q.get('0.99'))}; {VERDICT_TEXT[p['verdict']]}{_partial(p, doc)}\n")
+
+
+def _partial(p: dict[str, Any], doc: dict[str, Any]) -> str:
+    if p["complete"]:
+        return ""
+    return " (in progress)" if not doc["complete"] else " (its days in this month; in full in next month's report)"
 
 
 def _locations(w: Any, doc: dict[str, Any]) -> None:
