@@ -28,7 +28,7 @@ class Api:
         self.list_body: dict = {"data": [{"id": 7, "name": "seven"}, {"id": 9}]}
 
     async def items(self, request: web.Request) -> web.Response:
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.6)
         self.log.append((request.path, self.list_status))
         resp = web.json_response(self.list_body, status=self.list_status)
         resp.set_cookie("session", "abc123")
@@ -52,7 +52,7 @@ def _config(base: str, measure_first: bool = False) -> str:
     return f"""
 contract:
   maintenance: []
-  latency: {{services: [api], objectives: [{{below: 200ms, ratio: 0.98}}, {{below: 1s, ratio: 0.99}}]}}
+  latency: {{services: [api], objectives: [{{below: 500ms, ratio: 0.98}}, {{below: 1s, ratio: 0.99}}]}}
 targets:
   - name: items-flow
     service: api
@@ -100,10 +100,11 @@ async def test_only_the_measured_step_enters_the_latency_population(tmp_path):
     gets = [p for p, s in api.log if p.startswith("/items/") and s == 200]
     lists = [p for p, _ in api.log if p == "/items"]
     assert gets == ["/items/7"] * 12 and len(lists) == 12
-    # the list takes 250 ms: a population holding it would have 12 requests above 200 ms
+    # the list takes 600 ms: a population holding it would have 12 requests above 500 ms (the bound leaves
+    # a local GET of the measured step half a second, however loaded the machine)
     lat = snap.of("latency", "api")["period"]
     assert lat.count == len(gets) == 12 and lat.below[0] == 12
-    assert all(r.latency_counted and r.duration_s < 0.2 for r in results)
+    assert all(r.latency_counted and r.duration_s < 0.5 for r in results)
 
 
 async def test_a_failing_first_step_makes_the_transaction_down_and_names_it():
