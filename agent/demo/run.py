@@ -159,7 +159,7 @@ def _banner(out, agent: Agent, port: int, cfg_path: Path, state_dir: str, durati
 
 def _summary(out, agent: Agent, windows: dict[str, _Window]) -> None:
     now = time.time()
-    clock = dt.datetime.now(agent.cal.tz).isoformat(timespec="seconds")[11:]  # with its offset, as the report
+    clock = time.strftime("%H:%M:%SZ", time.gmtime())  # the log's clock (UTC), so the two read together
     print(f"\n{clock}  target         probes   up %   last minute: n    up %  p50 ms  p99 ms", file=out)
     for name, w in windows.items():
         n, upr, p50, p99 = w.line(now)
