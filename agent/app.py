@@ -325,6 +325,7 @@ class Agent:
             try:
                 await asyncio.to_thread(self._reload_windows)
                 await self.evaluate_now()
+                self.ready()
             except Exception:  # noqa: BLE001 - never let a figure kill the daemon
                 log.exception("evaluation failed")
             took = self.clock.monotonic() - started
@@ -355,14 +356,12 @@ class Agent:
 
     # -- what the endpoints serve ----------------------------------------------------------------------------
     def ready(self) -> tuple[bool, str]:
-        if not self._restored:
-            return False, "state not restored yet"
-        if self._rewriting:
-            return False, "the ledger file was lost: writing a new one"
-        if self.cfg.all_targets and not self.states.decided:
-            return False, "no probe has completed yet"
-        self.metrics.ready.set(1)
-        return True, ""
+        """Also sets sla_agent_ready (at each evaluation too, so it does not wait for a /readyz call)."""
+        why = ("state not restored yet" if not self._restored else "the ledger file was lost: writing a new one"
+               if self._rewriting else "no probe has completed yet" if self.cfg.all_targets and not
+               self.states.decided else "")
+        self.metrics.ready.set(0 if why else 1)
+        return not why, why
 
     def status(self) -> dict:
         return status_document(AgentView(self))

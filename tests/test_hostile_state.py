@@ -134,8 +134,9 @@ async def test_the_ledger_deleted_under_a_running_agent_is_written_again_from_me
             agent.store.write = _failing_once(real_write)  # the first write to the new file fails
             assert not await agent.flush()
             assert agent.ready() == (False, "the ledger file was lost: writing a new one")
+            assert agent.metrics.ready._value.get() == 0  # the gauge follows readiness both ways
             assert await agent.flush()
-            assert agent.ready()[0]
+            assert agent.ready()[0] and agent.metrics.ready._value.get() == 1
         finally:
             await agent.stop()
     assert db.exists()

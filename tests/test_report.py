@@ -154,3 +154,15 @@ def test_a_period_running_past_a_finished_month_is_judged_on_its_days_in_the_mon
     assert last["end"].startswith("2026-03-02") and not last["complete"]
     assert last["coverage"] == 1.0 and last["verdict"] == "met"
     assert "its days in this month" in render(month[2], "text")
+
+
+def test_the_time_zone_reading_of_utc_says_it_has_no_summer_time():
+    """It called UTC "a named zone: it follows summer time"."""
+    from agent.config import parse_config
+    from agent.report.sections import readings
+
+    for tz in ("UTC", "+01:00", "Europe/Paris"):
+        cfg = parse_config(f'contract: {{timezone: "{tz}"}}\ntargets: [{{name: a, service: web, url: "http://127.0.0.1:1/"}}]')
+        text = " ".join(str(v) for v in readings(cfg).values())
+        assert ("follows summer time" in text) == (tz == "Europe/Paris"), (tz, text)
+        assert ("UTC has no summer time" in text) == (tz == "UTC")

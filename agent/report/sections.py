@@ -93,7 +93,9 @@ def coverage(sm: ServiceMonth) -> dict[str, Any]:
 
 def _summer(tz_name: str, start: dt.time, end: dt.time) -> str:
     """What a fixed offset's hours mean where clocks move an hour forward in summer."""
-    if not isinstance(parse_timezone(tz_name), dt.timezone) or tz_name in ("UTC", "Z", "GMT"):
+    if tz_name.strip() in ("UTC", "Z", "GMT"):
+        return " all year (UTC has no summer time)"
+    if not isinstance(parse_timezone(tz_name), dt.timezone):
         return " (a named zone: it follows summer time)"
     def later(t: dt.time) -> str:
         return f"{(t.hour + 1) % 24:02d}:{t.minute:02d}"
