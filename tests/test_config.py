@@ -100,3 +100,16 @@ def test_max_in_flight_is_sized_so_a_hanging_target_never_skips_a_tick():
 def test_iana_and_offset_timezones():
     for tz in ("+01:00", "Europe/Paris", "UTC", "-05:30"):
         parse_config(f'contract: {{timezone: "{tz}"}}\ntargets: [{{name: a, service: web, url: "http://127.0.0.1:1/"}}]')
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ('contract: {business_hours: {subdivision: ZZ}}\ntargets: [{name: a, service: web, url: "http://127.0.0.1:1/"}]',
+     "subdivision: 'ZZ' is not a subdivision of FR's holiday calendar"),  # failed only at ticket evaluation
+    ('targets: [{name: a, service: _control, url: "http://127.0.0.1:1/"}]',
+     "service: must not start with '_'"),  # collided with the control checks' label
+    ('targets: [{name: a, service: web, url: "http://127.0.0.1:1/", labels: {url: x, type: y}}]',
+     "labels.type: is reserved"),  # silently overwrote sla_target_info's own labels
+])
+def test_values_that_broke_things_later_are_refused_at_load(yaml_text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(yaml_text)

@@ -92,7 +92,21 @@ def _hours_rule(r: Reader, s: Section, path: str) -> bool:
     if end <= start:
         r.error(s.node, f"{path}.end", "must be later than start")
         return False
-    return True
+    return _subdivision_known(r, s, path)
+
+
+def _subdivision_known(r: Reader, s: Section, path: str) -> bool:
+    """A subdivision the holiday calendar does not know failed only when a ticket was evaluated."""
+    import holidays
+
+    sub = s.values.get("holidays_subdivision")
+    known = holidays.list_supported_countries().get(s.values.get("holidays_country", Contract.holidays_country), [])
+    if sub is None or sub in known:
+        return True
+    r.error(s.node_of("subdivision"), f"{path}.subdivision", f"{sub!r} is not a subdivision of "
+            f"{s.values.get('holidays_country', Contract.holidays_country)}'s holiday calendar; valid: "
+            f"{', '.join(known) or 'none'}")
+    return False
 
 
 def _deadlines(values: dict[str, float]) -> tuple[tuple[str, float], ...]:

@@ -19,7 +19,7 @@ from .model import Contract
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 RESERVED_LABELS = {"service", "target", "outcome", "phase", "le", "quantile", "window", "threshold", "objective",
-                   "priority", "instance", "job", "location"}
+                   "priority", "instance", "job", "location", "url", "type", "control"}  # the last: sla_target_info's
 
 
 def _labels(r: Reader, node: yaml.Node, path: str) -> Any:
@@ -46,7 +46,10 @@ def _name_rule(suffix: str):
 
 
 NAME = Field("name", string(), required=True, check=_name_rule(" (at most 63)"))
-SERVICE = Field("service", string(), required=True, check=_name_rule(""))
+SERVICE = Field("service", string(), required=True,
+                check=lambda v: _name_rule("")(v) or (f"must not start with '_': {CONTROL_SERVICE} and names like it are the "
+                                                       "agent's own (control checks go under controls:)"
+                                                       if v.startswith("_") else None))
 TIMING = (
     Field("timeout", duration(minimum=0.01, maximum=300)),
     Field("interval", duration(minimum=0.05, maximum=86400)),
