@@ -113,3 +113,14 @@ def test_iana_and_offset_timezones():
 def test_values_that_broke_things_later_are_refused_at_load(yaml_text, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(yaml_text)
+
+
+def test_a_quoted_closed_day_is_the_same_date():
+    """'"2026-12-24"' was refused with "must be a date YYYY-MM-DD, got '2026-12-24'"."""
+    cfg = parse_config('contract: {business_hours: {closed_days: ["2026-12-24", 2026-12-31]}}\n'
+                       'targets: [{name: a, service: web, url: "http://127.0.0.1:1/"}]')
+    import datetime as dt
+    assert cfg.contract.closed_days == (dt.date(2026, 12, 24), dt.date(2026, 12, 31))
+    with pytest.raises(ConfigError, match="must be a date YYYY-MM-DD, got '24/12/2026'"):
+        parse_config('contract: {business_hours: {closed_days: ["24/12/2026"]}}\n'
+                     'targets: [{name: a, service: web, url: "http://127.0.0.1:1/"}]')

@@ -65,6 +65,11 @@ def _date(r: Reader, node: yaml.Node, path: str) -> Any:
     v = r.scalar(node, path)
     if v is MISSING or (isinstance(v, dt.date) and not isinstance(v, dt.datetime)):
         return v
+    if isinstance(v, str):  # quoted: YAML left it a string, the same date all the same
+        try:
+            return dt.date.fromisoformat(v.strip())
+        except ValueError:
+            pass
     return r.reject(node, path, f"must be a date YYYY-MM-DD, got {v!r}")
 
 
