@@ -28,6 +28,7 @@ from agent.export.collectors import SloCollector
 from agent.redact import Redactor
 
 from .servers import http_server
+from .test_daemon import wait_for
 
 SECRET = "hunter2-s3cr3t-token"
 
@@ -53,14 +54,6 @@ targets: [{{name: api, service: api, url: "{base}/", interval: 1s, timeout: 2s}}
             await agent.stop()
 
 
-async def wait_for(predicate, what: str, limit: float = 20.0) -> None:
-    """Waits for an event produced by real I/O (not for time to pass), bounded."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def closed_by_server(reader: asyncio.StreamReader, limit: float) -> bool:

@@ -25,22 +25,11 @@ from agent.report.combined import report_over
 from agent.rules import write_all
 
 from .test_deploy import tool
+from .test_evidence import ManualClock
 
 TZ = dt.timezone(dt.timedelta(hours=1))
 T0 = dt.datetime(2026, 3, 10, 10, 0, tzinfo=TZ).timestamp()  # a Tuesday: no maintenance window
 PLACES = ("paris", "frankfurt", "london")
-
-
-class ManualClock:
-    def __init__(self, wall: float) -> None:
-        self.wall = wall
-
-    def time(self) -> float:
-        return self.wall
-
-    def monotonic(self) -> float:
-        import time
-        return time.monotonic()
 
 
 class Proxy:
