@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
@@ -17,9 +16,8 @@ from .calendar import Calendar
 from .clock import Clock, SystemClock
 from .config import Config, ConfigError, load_config, split_listen
 from .export.collectors import SloCollector, TargetInfoCollector
-from .export.metrics import LiveMetrics
+from .export.metrics import LiveMetrics, TicketFeedMetrics
 from .export.server import Endpoints, Server, build_app
-from .export.page import render_page
 from .export.status import status_document
 from .export.webconfig import load_web_config
 from .ledger import Ledger
@@ -28,14 +26,13 @@ from .pipeline import Pipeline, TargetStates
 from .ledger.journal import Journal
 from .probes import Capture, ProbeResult, applicable_phases, make_probe, probe_type
 from .redact import Redactor
-from .report import build_report, render
-from .report.sources import serve_ledger
 from .scheduler import LagWatch, Scheduler
 from .sdnotify import Notifier
 from .slo import STATE_NAMES, DayCache, Snapshot, evaluate, service_states
 from .store import Flusher, Store
 from .store.lock import StateLock
-from .view import AgentView
+from .tickets.feed import TicketFeed
+from .view import AgentView, Served
 
 log = logging.getLogger("sla_agent.agent")
 EVAL_INTERVAL = 10.0
@@ -76,8 +73,10 @@ class Agent:
         self._restored = False
         self._lock = StateLock(self.state_dir)
         self._rewriting = False  # the ledger file was lost: what memory holds is not on disk yet
-        self._page_report: tuple[str, float, dict] | None = None  # (month, built at, report) for the page
         self._declared: list[Any] = []
+        self.feed_metrics: TicketFeedMetrics | None = None
+        self._feed: TicketFeed | None = None
+        self._feed_task: asyncio.Task[None] | None = None
         self._last_compact = 0.0
         self._throttle_seen = 0
 
@@ -112,6 +111,7 @@ class Agent:
         self._install_targets(self.cfg)
         await self._serve()
         self.scheduler.start()
+        self._start_feed()
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("lag-watch", self.lag.run()), ("flush", self._flush_loop()), ("evaluate", self._eval_loop()),
             ("slices", self._slice_loop()), ("watchdog", self._watchdog_loop()))]
@@ -135,11 +135,11 @@ class Agent:
     async def _serve(self) -> None:
         web = load_web_config(self.cfg.agent.web_config_file) if self.cfg.agent.web_config_file else None
         host, port = split_listen(self.listen)
+        s = Served(self)
         self.server = Server(build_app(Endpoints(
-            registry=self.registry, ready=self.ready, status=self.status,
-            report_json=self._report_json, report_html=self._report_html, journal=self._journal,
-            artifact=self._artifact, ledger=self._ledger, page=self._page,
-            auth=web.check if web and web.users else None)),
+            registry=self.registry, ready=self.ready, status=self.status, report_json=s.report_json,
+            report_html=s.report_html, journal=s.journal, artifact=s.artifact, ledger=s.ledger, page=s.page,
+            span=s.span, auth=web.check if web and web.users else None)),
             host, port, web.ssl_context() if web else None)
         await self.server.start()
 
@@ -163,6 +163,7 @@ class Agent:
         cancelled = await self.scheduler.stop(self.cfg.agent.shutdown_grace)
         if cancelled:
             log.warning("%d probes cancelled at shutdown (not recorded)", cancelled)
+        await self._stop_feed()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -204,7 +205,11 @@ class Agent:
         if new.contract.thresholds != self.cfg.contract.thresholds:
             return self._refuse("latency thresholds cannot change under an existing ledger")
         old = {t.name: t.service for t in self.cfg.all_targets}
+        feed_changed = new.tickets != self.cfg.tickets
         self._apply(new)
+        if feed_changed:
+            await self._stop_feed()
+            self._start_feed()
         for name, service in old.items():
             if name not in {t.name for t in new.all_targets}:
                 self.metrics.forget(service, name)
@@ -249,6 +254,24 @@ class Agent:
         if declared != self._declared:
             self._declared = declared
             self._set_calendar(self.cal.with_windows(declared))
+
+    def _start_feed(self) -> None:
+        """The scheduled ticket import (`tickets:`), when the config has one."""
+        if self.cfg.tickets is None:
+            return
+        if self.feed_metrics is None:
+            self.feed_metrics = TicketFeedMetrics(self.registry, self.cfg.agent.location)
+        metrics = self.feed_metrics
+        self._feed = TicketFeed(self.cfg, self.store, self.clock, lambda r: metrics.observe(r, self.clock.time()),
+                                lambda text: self.redact(text))
+        self._feed_task = asyncio.create_task(self._feed.run(), name="tickets")
+
+    async def _stop_feed(self) -> None:
+        if self._feed_task is not None:
+            self._feed_task.cancel()
+            await asyncio.gather(self._feed_task, return_exceptions=True)
+            await self._feed.close()
+        self._feed, self._feed_task = None, None
 
     # -- background loops ---------------------------------------------------------------------------------
     async def flush(self) -> bool:
@@ -365,35 +388,3 @@ class Agent:
 
     def status(self) -> dict:
         return status_document(AgentView(self))
-
-    async def _report_json(self, month: str) -> dict:
-        month = month or "{:04d}-{:02d}".format(*self.cal.month_of(self.clock.time()))
-        await self.flush()
-        return await asyncio.to_thread(build_report, self.cfg, self.state_dir, month, self.clock.time())
-
-    async def _journal(self, target: str, service: str, start: float, end: float, limit: int) -> list:
-        names = [t.name for t in self.cfg.all_targets if (not target or t.name == target)
-                 and (not service or t.service == service)]
-        await self.flush()
-        return await asyncio.to_thread(self.store.journal, names, start, end, limit=limit)
-
-    async def _artifact(self, sha256: str) -> tuple[str, bytes] | None:
-        await self.flush()
-        return await asyncio.to_thread(self.store.artifact, sha256)
-
-    async def _ledger(self, start: float, end: float, journal: str, folder: Path) -> tuple[Path, dict[str, str]]:
-        await self.flush()
-        return await asyncio.to_thread(serve_ledger, self.store, start, end, self.cfg, folder, journal)
-
-    async def _page(self) -> str:
-        """The status page; the month's report in it is rebuilt at most once a minute (it reads the month)."""
-        now = self.clock.time()
-        month = "{:04d}-{:02d}".format(*self.cal.month_of(now))
-        if self._page_report is None or self._page_report[0] != month or now - self._page_report[1] > 60:
-            self._page_report = (month, now, await self._report_json(month))
-        upcoming = [w for w in self.cal.windows(now, now + 8 * 86400) if w.kind == "maintenance" and w.end > now]
-        nxt = upcoming[0].to_dict(self.cal.tz) if upcoming else None
-        return render_page(self.status(), self._page_report[2], nxt)
-
-    async def _report_html(self, month: str) -> str:
-        return render(await self._report_json(month), "html")

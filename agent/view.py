@@ -1,11 +1,20 @@
-"""The read-only face of the daemon that the status page reads (export/status.StatusSource)."""
+"""The daemon's faces: the read-only view the status page reads (export/status.StatusSource), and what
+the HTTP endpoints serve beyond /metrics and /api/v1/status (Served)."""
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from .calendar import Calendar
 from .config import Config
+from .export.page import render_page
+from .export.status import status_document
+from .report import build_report, render
+from .report.sources import serve_ledger
 from .slo import Snapshot
+from .timeutil import parse_month
 
 class AgentView:
     """What the status page may see of the agent: its config and calendar, the latest snapshot, each
@@ -43,3 +52,60 @@ class AgentView:
                 "state": {"path": str(a.store.path) if a.store else None,
                           "write_failing": flusher.failing if flusher else False,
                           "last_error": flusher.last_error if flusher else None}}
+
+
+class Served:
+    """Reports, journal, artifacts, ledger extracts and the status page, each read after a flush (what
+    memory holds is on disk first) in a worker thread."""
+
+    def __init__(self, agent: Any) -> None:  # the app's Agent
+        self._agent = agent
+        self._page_report: tuple[str, float, dict] | None = None  # (month, built at, report) for the page
+
+    def span(self, kind: str, value: str) -> tuple[float, float]:
+        """The bounds of a month (YYYY-MM) or of the 7-day period beginning on a day (YYYY-MM-DD), in the
+        contract's calendar. Raises ValueError."""
+        cal = self._agent.cal
+        if kind == "month":
+            return cal.month_bounds(*parse_month(value))
+        day = dt.date.fromisoformat(value) if len(value) == 10 else None
+        start = cal.local_epoch(day, dt.time(0)) if day else None
+        if start is None or cal.period_bounds(start)[0] != start:
+            raise ValueError(f"{value!r} is not the first day of a 7-day period")
+        return cal.period_bounds(start)
+
+    async def report_json(self, month: str) -> dict:
+        a = self._agent
+        month = month or "{:04d}-{:02d}".format(*a.cal.month_of(a.clock.time()))
+        await a.flush()
+        return await asyncio.to_thread(build_report, a.cfg, a.state_dir, month, a.clock.time())
+
+    async def report_html(self, month: str) -> str:
+        return render(await self.report_json(month), "html")
+
+    async def journal(self, target: str, service: str, start: float, end: float, limit: int) -> list:
+        a = self._agent
+        names = [t.name for t in a.cfg.all_targets if (not target or t.name == target)
+                 and (not service or t.service == service)]
+        await a.flush()
+        return await asyncio.to_thread(a.store.journal, names, start, end, limit=limit)
+
+    async def artifact(self, sha256: str) -> tuple[str, bytes] | None:
+        await self._agent.flush()
+        return await asyncio.to_thread(self._agent.store.artifact, sha256)
+
+    async def ledger(self, start: float, end: float, journal: str, folder: Path) -> tuple[Path, dict[str, str]]:
+        a = self._agent
+        await a.flush()
+        return await asyncio.to_thread(serve_ledger, a.store, start, end, a.cfg, folder, journal)
+
+    async def page(self) -> str:
+        """The status page; the month's report in it is rebuilt at most once a minute (it reads the month)."""
+        a = self._agent
+        now = a.clock.time()
+        month = "{:04d}-{:02d}".format(*a.cal.month_of(now))
+        if self._page_report is None or self._page_report[0] != month or now - self._page_report[1] > 60:
+            self._page_report = (month, now, await self.report_json(month))
+        upcoming = [w for w in a.cal.windows(now, now + 8 * 86400) if w.kind == "maintenance" and w.end > now]
+        nxt = upcoming[0].to_dict(a.cal.tz) if upcoming else None
+        return render_page(status_document(AgentView(a)), self._page_report[2], nxt)

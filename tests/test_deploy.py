@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from agent.app import Agent
 from agent.config import load_config, parse_config
@@ -65,6 +66,41 @@ def test_promtool_rule_unit_tests():
 def test_amtool_checks_alertmanager_config():
     p = run(tool("amtool"), "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml"))
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_amtool_routes_contract_alerts_to_vendor_management_only():
+    """Every generated alert, with its own labels, through the committed Alertmanager routes: the contract
+    alerts reach `sla-contract` and nothing else; the burn-rate and health alerts the on-call's receivers."""
+    config = str(DEPLOY / "alertmanager" / "alertmanager.yml")
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "sla-agent.rules.yml").read_text())
+    alerts = {r["alert"]: r["labels"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    contract = {"SLAMonthLost", "SLAMonthAtRisk", "SLALatencyPeriodLost", "SLALatencyPeriodAtRisk",
+                "SLATicketDeadlineSoon", "SLATicketDeadlineMissed", "SLATicketComplianceLow"}
+    assert contract <= set(alerts)
+    for name, labels in alerts.items():
+        args = [f"alertname={name}"] + [f"{k}={v}" for k, v in labels.items()] + ["service=api", "priority=P1"]
+        p = run(tool("amtool"), "config", "routes", "test", f"--config.file={config}", *args)
+        receivers = p.stdout.split()
+        expected = "sla-contract" if name in contract else \
+            {"page": "sla-page", "ticket": "sla-ticket", "info": "null"}[labels["severity"]]
+        assert receivers == [expected], (name, p.stdout, p.stderr)
+    p = run(tool("amtool"), "config", "routes", "test", f"--config.file={config}", "--verify.receivers=sla-page",
+            "alertname=SLAAvailabilityBurnRateFast1h", "severity=page", "slo=availability", "service=api")
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_contract_receiver_by_email_passes_amtool(tmp_path):
+    cfg = parse_config("""
+alerts: {contract_email: vendor-management@example.com, smtp_smarthost: "smtp.example.com:587",
+         smtp_from: sla-agent@example.com}
+targets: [{name: api, service: api, url: "http://127.0.0.1:9/"}]
+""")
+    write_all(cfg, tmp_path)
+    config = tmp_path / "alertmanager" / "alertmanager.yml"
+    p = run(tool("amtool"), "check-config", str(config))
+    assert p.returncode == 0, p.stdout + p.stderr
+    receiver = next(r for r in yaml.safe_load(config.read_text())["receivers"] if r["name"] == "sla-contract")
+    assert receiver["email_configs"][0]["to"] == "vendor-management@example.com"
 
 
 def test_systemd_unit_verifies_and_is_sandboxed(tmp_path, capsys):

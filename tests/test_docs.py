@@ -166,6 +166,7 @@ async def exported_families(tmp_path: Path) -> dict[str, str]:
     port = closed_port()
     cfg = parse_config(f"""
 agent: {{listen: "127.0.0.1:0", location: docs}}
+tickets: {{url: "http://127.0.0.1:{port}/export.csv"}}
 targets: [{{name: api, service: api, url: "http://127.0.0.1:{port}/", interval: 1s, timeout: 2s}}]
 controls: [{{name: control, url: "http://127.0.0.1:{port}/", interval: 1s, timeout: 2s}}]
 """)

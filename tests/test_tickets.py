@@ -122,11 +122,11 @@ def test_import_is_idempotent_and_updates(tmp_path, capsys):
     export.write_text(CSV_OK)
     args = ["tickets", "import", "--config", str(cfg_file), "--state-dir", str(tmp_path / "s"), str(export)]
     assert main(args) == 0
-    assert "3 tickets added, 0 updated" in capsys.readouterr().out
+    assert "3 tickets added, 0 updated, 0 unchanged" in capsys.readouterr().out
     export.write_text(CSV_OK.replace("A-2,P2,2026-11-24T10:00:00Z,,,", "A-2,P2,2026-11-24T10:00:00Z,"
                                      "2026-11-24T11:00:00Z,,"))
     assert main(args) == 0
-    assert "0 tickets added, 3 updated" in capsys.readouterr().out
+    assert "0 tickets added, 1 updated, 2 unchanged" in capsys.readouterr().out
     store = Store(tmp_path / "s", thresholds=(0.5, 1.0))
     assert len(store.tickets()) == 3
     assert next(t for t in store.tickets() if t.id == "A-2").responded_at == ts("2026-11-24T11:00:00+00:00")

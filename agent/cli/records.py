@@ -53,7 +53,7 @@ def _import(args: argparse.Namespace, cfg: Config) -> int:
         inserted, updated = store.upsert_tickets(tickets)
     finally:
         store.close()
-    print(f"{args.export}: {inserted} tickets added, {updated} updated")
+    print(f"{args.export}: {inserted} tickets added, {updated} updated, {len(tickets) - inserted - updated} unchanged")
     return EXIT_OK
 
 

@@ -12,15 +12,17 @@ from pathlib import Path
 import yaml
 
 from ..schema import (ConfigError, ConfigIssue, Field, Reader, boolean, choice, converted, duration, existing_file,
-                      integer, keys_of, list_of, read_table, string)
+                      integer, keys_of, list_of, ratio, read_table, string)
+from ..probes.addresses import check_url
+from ..probes.http.spec import REQUEST_FIELDS, authorization_once
 from .contract import read_contract
-from .model import AgentSettings, Config, Contract, EvidenceSettings
+from .model import AgentSettings, AlertSettings, Config, Contract, EvidenceSettings, TicketFeedSettings
 from .objectives import resolve
 from .redaction import redacted, secrets_of
 from .targets import check_timing, check_unique_names, read_targets
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster, same nodes and line marks
-TOP_KEYS = {"agent", "contract", "targets", "controls", "evidence"}
+TOP_KEYS = {"agent", "contract", "targets", "controls", "evidence", "alerts", "tickets"}
 # Bounds on what one agent is asked to read: 10,000 targets of a few options each fit well within 4 MiB,
 # and what lies beyond (a device, a runaway generator) would only end in a MemoryError.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -60,6 +62,8 @@ AGENT_FIELDS = (
     Field("shutdown_grace", duration(minimum=0, maximum=300)),
     Field("retention", converted(duration(minimum=86400), lambda s: int(s // 86400)), dest="retention_days"),
     Field("log_level", choice("debug", "info", "warning", "error")),
+    Field("external_url", string(), check=lambda v: check_url(v) and f"{check_url(v)} (the address people use to "
+          f"reach this agent, such as https://sla-agent.example.com)"),
 )
 AGENT_KEYS = keys_of(AGENT_FIELDS)
 _HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -73,6 +77,42 @@ EVIDENCE_FIELDS = (
     Field("signing_key_file", existing_file()),
     Field("public_key_file", existing_file()),
 )
+
+ALERT_FIELDS = (
+    Field("projection_window", duration(minimum=3600, maximum=30 * 86400)),
+    Field("ticket_deadline_soon", ratio(), check=lambda v: None if 0 < v < 1 else
+          f"must be a share of the deadline between 0 and 1 (0.25: warn with a quarter left), got {v:g}"),
+    Field("contract_webhook_url", string(), check=check_url),
+    Field("contract_email", string(), check=lambda v: None if re.fullmatch(r"[^@\s]+@[^@\s]+", v) else
+          f"must be an e-mail address, got {v!r}"),
+    Field("smtp_smarthost", string(), check=lambda v: None if _split_listen(v) else
+          f"must be host:port such as smtp.example.com:587, got {v!r}"),
+    Field("smtp_from", string()),
+)
+
+
+_REQUEST = {f.key: f for f in REQUEST_FIELDS}
+TICKET_FEED_FIELDS = tuple(_REQUEST[k] for k in ("url", "headers", "header_files", "basic_auth", "auth", "tls")) + (
+    Field("every", duration(minimum=60, maximum=86400)),
+    Field("timeout", duration(minimum=1, maximum=600)),
+    Field("format", choice("auto", "csv", "json")),
+)
+
+
+def _ticket_feed(r: Reader, node: yaml.Node) -> TicketFeedSettings | None:
+    s = read_table(r, node, "tickets", TICKET_FEED_FIELDS)
+    headers = s.values.pop("headers", ()) + s.values.pop("header_files", ()) + s.values.pop("basic_auth", ())
+    if not authorization_once(r, s, "tickets", headers) or "url" not in s.values:
+        return None
+    return TicketFeedSettings(headers=headers, **s.values)
+
+
+def _alerts(r: Reader, node: yaml.Node) -> AlertSettings:
+    s = read_table(r, node, "alerts", ALERT_FIELDS)
+    if "contract_email" in s.values and not {"smtp_smarthost", "smtp_from"} <= set(s.values):
+        r.error(s.nodes["contract_email"], "alerts.contract_email", "needs smtp_smarthost and smtp_from beside it "
+                                                                    "(Alertmanager sends the mail through them)")
+    return AlertSettings(**s.values)
 
 
 def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
@@ -152,6 +192,8 @@ def _parse(r: Reader, text: str, filename: str) -> Config:
         else AgentSettings()
     evidence = EvidenceSettings(**read_table(r, top["evidence"], "evidence", EVIDENCE_FIELDS).values) \
         if "evidence" in top else EvidenceSettings()
+    alerts = _alerts(r, top["alerts"]) if "alerts" in top else AlertSettings()
+    feed = _ticket_feed(r, top["tickets"]) if "tickets" in top else None
     contract_kw, contract_nodes = read_contract(r, top.get("contract"))
     if _too_many(r, top):
         raise ConfigError(r.issues)
@@ -169,5 +211,6 @@ def _parse(r: Reader, text: str, filename: str) -> Config:
     if r.issues:
         raise ConfigError(r.issues)  # parse_config redacts and sorts them
     return Config(agent=agent, contract=contract, targets=tuple(t.target for t in targets if t.target),
-                  controls=tuple(t.target for t in controls if t.target), evidence=evidence, source=filename,
+                  controls=tuple(t.target for t in controls if t.target), evidence=evidence, alerts=alerts, tickets=feed,
+                  source=filename,
                   secrets=frozenset(s for s in r.secrets if len(s) >= 3))

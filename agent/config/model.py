@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 from typing import Union
 
 from ..probes.base import Target
+from ..probes.http.oauth2 import OAuth2Options
+from ..probes.tls import TLSOptions
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 PRIORITIES = ("P1", "P2", "P3")
@@ -162,6 +164,11 @@ class AgentSettings:
     shutdown_grace: float = 10.0
     web_config_file: str | None = None
     log_level: str = "info"
+    external_url: str = ""  # how people reach this agent (links in alerts); http://LISTEN when empty
+
+    @property
+    def url(self) -> str:
+        return (self.external_url or f"http://{self.listen}").rstrip("/")
 
 
 DEFAULT_HEADERS = ("Date", "Server", "Via", "X-Request-Id", "CF-Ray", "X-Amz-Cf-Id")
@@ -181,12 +188,39 @@ class EvidenceSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """The alerts on the contract itself (`alerts:`): how they project, when a ticket warns, who gets them."""
+
+    projection_window: float = 86400.0  # projections go on at the burn of this last stretch of time
+    ticket_deadline_soon: float = 0.25  # a ticket warns when this share of its deadline is left
+    contract_webhook_url: str = "http://127.0.0.1:9095/contract"  # the vendor-management receiver
+    contract_email: str | None = None  # ...or an e-mail address, sent through smtp_smarthost
+    smtp_smarthost: str | None = None
+    smtp_from: str | None = None
+
+
+@dataclass(frozen=True)
+class TicketFeedSettings:
+    """A support tool's export fetched on a schedule (`tickets:`), with the auth options of an http target."""
+
+    url: str
+    every: float = 900.0
+    timeout: float = 30.0
+    format: str = "auto"  # auto | csv | json
+    headers: tuple[tuple[str, str], ...] = ()  # headers, header files and basic auth together
+    auth: OAuth2Options | None = None
+    tls: TLSOptions = field(default_factory=TLSOptions)
+
+
+@dataclass(frozen=True)
 class Config:
     agent: AgentSettings
     contract: Contract
     targets: tuple[Target, ...]
     controls: tuple[Target, ...] = ()
     evidence: EvidenceSettings = EvidenceSettings()
+    alerts: AlertSettings = AlertSettings()
+    tickets: TicketFeedSettings | None = None
     source: str = "<memory>"
     secrets: frozenset[str] = frozenset()  # values to redact wherever text leaves the agent
 

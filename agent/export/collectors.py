@@ -22,9 +22,20 @@ FAMILIES = (
     ("sla_error_budget_remaining_ratio", "gauge", "1 untouched, 0 spent, < 0 overspent."),
     ("sla_error_budget_remaining_seconds", "gauge", "Down time left before the availability objective is missed."),
     ("sla_burn_rate", "gauge", "Error rate over the window / allowed error rate."),
+    ("sla_month_budget_seconds", "gauge", "Down time the month's availability objective allows (observed and "
+                                          "eligible time still to come), up to the last closed minute."),
+    ("sla_month_budget_spent_seconds", "gauge", "Down time counted in the month so far."),
+    ("sla_month_budget_remaining_seconds", "gauge", "Budget minus spent; below 0 the month is lost."),
+    ("sla_month_projected_availability_ratio", "gauge", "The month's availability at its end if the recent burn "
+                                                        "goes on."),
+    ("sla_period_slow_requests", "gauge", "Requests at or above the bound in the current 7-day period."),
+    ("sla_period_slow_allowed", "gauge", "Slow requests the period allows at its expected volume."),
+    ("sla_period_slow_projected", "gauge", "Slow requests at the period's end if the recent share goes on."),
     ("sla_maintenance_active", "gauge", "1 inside a maintenance or exclusion window."),
     ("sla_ticket_response_met_ratio", "gauge", "Share of tickets answered in time."),
     ("sla_tickets", "gauge", "Tickets opened in the window by response state."),
+    ("sla_ticket_business_seconds_left", "gauge", "Open tickets: business time left before the first-response "
+                                                  "deadline (< 0: missed)."),
 )
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import platform
-from typing import Collection
+from typing import Any, Collection
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
@@ -149,3 +149,38 @@ class LiveMetrics:
             b.marks(mark).observe(value)
         if r.tls_not_after is not None:
             b.expiry().set(r.tls_not_after)
+
+
+class TicketFeedMetrics:
+    """The health of the scheduled ticket import (`tickets:`): registered when a feed is configured."""
+
+    def __init__(self, registry: CollectorRegistry, location: str = "") -> None:
+        extra = ("location",) if location else ()
+        self.values = (location,) if location else ()
+        self.fetches = Counter("sla_tickets_fetches", "Fetches of the support tool's export, by result (ok, error).",
+                               ("result",) + extra, registry=registry)
+        self.errors = Counter("sla_tickets_fetch_errors", "Failed fetches by reason (network, timeout, auth, http, "
+                              "too_large, invalid, store); the stored tickets are kept.", ("reason",) + extra,
+                              registry=registry)
+        self.success = Gauge("sla_tickets_fetch_success", "1 when the last fetch was imported, 0 when not.", extra,
+                             registry=registry)
+        self.last_success = Gauge("sla_tickets_fetch_last_success_timestamp_seconds", "When an export was last "
+                                  "imported.", extra, registry=registry)
+        self.in_export = Gauge("sla_tickets_fetch_tickets", "Tickets in the last export imported.", extra,
+                               registry=registry)
+
+    def observe(self, result: Any, now: float) -> None:
+        """One fetch's outcome (tickets/feed.FetchResult)."""
+        v = self.values
+        self.fetches.labels("ok" if result.ok else "error", *v).inc()
+        if not result.ok:
+            self.errors.labels(result.reason, *v).inc()
+        _gauge(self.success, v).set(1 if result.ok else 0)
+        if result.ok:
+            _gauge(self.last_success, v).set(now)
+            _gauge(self.in_export, v).set(result.tickets)
+
+
+def _gauge(g: Gauge, values: tuple[str, ...]) -> Gauge:
+    """The gauge itself, or its child for the location label."""
+    return g.labels(*values) if values else g

@@ -56,6 +56,8 @@ class Endpoints:
     ledger: Callable[[float, float, str, Path], Awaitable[tuple[Path, dict[str, str]]]] | None = None  # gzip'd extract
     auth: Callable[[web.Request], bool] | None = None  # basic auth check (web.yml)
     page: Callable[[], Awaitable[str]] | None = None  # the status page at /
+    # ("month", "2026-11") or ("period", "2026-11-23") -> its bounds in the contract's calendar; ValueError
+    span: Callable[[str, str], tuple[float, float]] | None = None
 
 
 class Renderer:
@@ -183,6 +185,15 @@ class _Handlers:
         if self.ep.journal is None:
             raise web.HTTPNotFound()
         q = request.query
+        kind = next((k for k in ("month", "period") if k in q), None)
+        if kind is not None and self.ep.span is not None:
+            try:
+                start, end = self.ep.span(kind, q[kind])
+            except ValueError as exc:
+                raise _bad(f"{kind}: {exc} (e.g. ?month=2026-11, or ?period=2026-11-23 for the 7-day period "
+                           f"that day begins)") from None
+            q = q.copy()
+            q.update({"from": str(start), "to": str(end)})
         try:
             start, end = instant(q.get("from", "0")), instant(q.get("to", "9999999999"))
             limit = int(q.get("limit", "1000"))

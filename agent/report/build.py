@@ -12,7 +12,7 @@ from .. import __version__
 from ..calendar import Calendar, iso
 from ..config.model import Config
 from ..ledger import DTYPE, nfields
-from ..slo import MonthContext, context, objectives_of
+from ..slo import MonthContext, context, objectives_of, settle_of
 from ..store import Store, StoreError
 from ..timeutil import parse_month
 from . import sections
@@ -44,10 +44,8 @@ class StoreView:
 
 
 def cutoff(cfg: Config, now: float) -> float:
-    """The last closed minute: a result lands in the minute its probe started, up to a timeout later, and
-    reaches the database up to a flush after that. Nothing before the cut-off changes any more."""
-    lag = max((t.timeout for t in cfg.all_targets), default=0.0) + cfg.agent.flush_interval
-    return math.floor((now - lag) / 60) * 60.0
+    """The last closed minute: nothing before it changes any more (slo.settle_of)."""
+    return math.floor((now - settle_of(cfg)) / 60) * 60.0
 
 
 def open_store(cfg: Config, state_dir: str) -> Store:

@@ -8,7 +8,8 @@ from typing import Any
 from ..config.model import Config, Contract
 from ..probes import CONTROL_SERVICE
 from ..slo import OBJECTIVE_CLASSES, by_class, objectives_of
-from ..slo.promql import AVAILABILITY_GROUP, GROUPS, HEALTH_GROUP, LATENCY_GROUP, WINDOWS_GROUP
+from ..slo.objective import RuleContext
+from ..slo.promql import GROUPS, HEALTH_GROUP
 
 
 def _health(c: Contract) -> list[dict[str, Any]]:
@@ -48,6 +49,14 @@ def _health(c: Contract) -> list[dict[str, Any]]:
     ]
 
 
+def _ticket_feed(every: float) -> dict[str, Any]:
+    return {"alert": "SLATicketFeedFailing", "expr": "sla_tickets_fetch_success == 0", "for": f"{int(every * 2)}s",
+            "labels": {"severity": "ticket", "slo": "agent"},
+            "annotations": {"summary": "sla-agent {{ $labels.instance }} cannot import the support tool's export",
+                            "description": "The stored tickets are kept but go stale: open tickets answered since "
+                                           "keep their deadline alerts. See the agent's log for the reason."}}
+
+
 def _maintenance() -> dict[str, Any]:
     return {"alert": "SLAMaintenanceWindow", "expr": "max(sla_maintenance_active) > 0",
             "labels": {"severity": "info", "slo": "maintenance"},
@@ -61,12 +70,14 @@ def rule_groups(cfg: Config) -> list[dict[str, Any]]:
     alerts: dict[str, list[dict[str, Any]]] = {g: [] for g in GROUPS}
     alerts[HEALTH_GROUP] += _health(cfg.contract)
     present = by_class(objectives_of(cfg.contract))
+    rc = RuleContext(cfg.contract, cfg.agent.url, cfg.alerts.ticket_deadline_soon, cfg.alerts.projection_window)
     for cls in OBJECTIVE_CLASSES.values():
-        rs = cls.rules(present.get(cls, []), cfg.contract)
+        rs = cls.rules(present.get(cls, []), rc)
         for group, rules in rs.recording.items():
             recording[group] += rules
         for group, rules in rs.alerts.items():
             alerts[group] += rules
+    if cfg.tickets is not None:
+        alerts[HEALTH_GROUP].append(_ticket_feed(cfg.tickets.every))
     alerts[HEALTH_GROUP].append(_maintenance())
-    return [{"name": g, "rules": recording[g] + alerts[g]} for g in (AVAILABILITY_GROUP, LATENCY_GROUP, WINDOWS_GROUP,
-                                                                     HEALTH_GROUP)]
+    return [{"name": g, "rules": recording[g] + alerts[g]} for g in GROUPS if recording[g] or alerts[g]]

@@ -6,10 +6,10 @@ from typing import Any, Iterable, Sequence
 
 from ..calendar import Calendar, iso
 from ..config.model import AvailabilitySpec, Contract
-from .promql import (AVAILABILITY_GROUP, BURN_ALERTS, WINDOWS, WINDOWS_GROUP, burn_expr, burn_name, quorum,
-                     service_selector)
-from .objective import EvalContext, Month, Objective, RuleSet, Sample
-from .slices import DayCache, LedgerView, counts
+from .promql import (AVAILABILITY_GROUP, BURN_ALERTS, CONTRACT, CONTRACT_GROUP, WINDOWS, WINDOWS_GROUP, burn_expr,
+                     burn_name, links, lost_and_at_risk, quorum, second_lowest, service_selector)
+from .objective import EvalContext, Month, Objective, RuleContext, RuleSet, Sample
+from .slices import DayCache, LedgerView, counts, eligible_minutes
 from .verdict import rounded, verdict
 
 
@@ -24,22 +24,27 @@ class Availability:
     ratio: float | None
     coverage: float | None
     objective: float
-    budget_s: float  # allowed down time for the whole window
+    budget_s: float  # down time the verdict allows: (1 - objective) x (observed + eligible time still to come)
     down_s: float
     verdict: str
+    future_s: float = 0.0  # eligible (unmasked) time of the window still to come
+    projected: float | None = None  # the ratio at the window's end if the recent burn goes on
 
     @classmethod
-    def from_counts(cls, start: float, end: float, slices: Sequence[int], eligible_window_min: int, objective: float,
-                    floor: float) -> "Availability":
-        """From the slice counts [up, down, unknown, masked] observed over [start, end) and the unmasked
-        minutes of the whole window (the budget is for the whole window)."""
+    def from_counts(cls, start: float, end: float, slices: Sequence[int], future_min: int, objective: float,
+                    floor: float, recent: Sequence[int] = ()) -> "Availability":
+        """From the slice counts [up, down, unknown, masked] observed over [start, end), the unmasked
+        minutes of the window still to come, and the [up, down] of the recent stretch the projection
+        goes on with (the window's own when empty). Unknown minutes count in neither the ratio nor
+        the budget: the verdict leaves them out."""
         up, down, unknown, masked = (int(x) for x in slices)
         ratio = up / (up + down) if up + down else None
         eligible = up + down + unknown
         coverage = (up + down) / eligible if eligible else None
         v = verdict(up + down > 0, coverage is None or coverage >= floor, ratio is not None and ratio >= objective)
-        return cls(start, end, up, down, unknown, masked, ratio, coverage, objective,
-                   (1 - objective) * eligible_window_min * 60.0, down * 60.0, v)
+        budget = round((1 - objective) * (up + down + future_min) * 60.0, 3)
+        return cls(start, end, up, down, unknown, masked, ratio, coverage, objective, budget, down * 60.0, v,
+                   future_min * 60.0, _projected(up, down, future_min, recent))
 
     @property
     def budget_remaining_ratio(self) -> float | None:
@@ -48,6 +53,11 @@ class Availability:
     @property
     def budget_remaining_s(self) -> float:
         return self.budget_s - self.down_s
+
+    @property
+    def lost(self) -> bool:
+        """Even if every minute still to come is up, the window ends below its objective."""
+        return self.budget_remaining_s < 0
 
     def burn_rate(self) -> float | None:
         if self.ratio is None:
@@ -58,26 +68,51 @@ class Availability:
         return {"ratio": rounded(self.ratio), "coverage": rounded(self.coverage), "objective": self.objective,
                 "slices": {"up": self.up, "down": self.down, "unknown": self.unknown, "masked": self.masked},
                 "down_s": self.down_s, "budget_s": round(self.budget_s, 1),
+                "budget_remaining_s": round(self.budget_remaining_s, 1), "future_s": self.future_s,
                 "budget_remaining_ratio": rounded(self.budget_remaining_ratio), "burn_rate": rounded(self.burn_rate()),
-                "verdict": self.verdict}
+                "projected_ratio": rounded(self.projected), "lost": self.lost, "verdict": self.verdict}
+
+
+def _projected(up: int, down: int, future_min: int, recent: Sequence[int]) -> float | None:
+    """The ratio at the window's end if the minutes still to come fail as often as the recent ones did
+    (as the window's own did, when the recent stretch observed nothing)."""
+    r_up, r_down = (int(recent[0]), int(recent[1])) if len(recent) else (0, 0)
+    if r_up + r_down == 0:
+        r_up, r_down = up, down
+    total = up + down + future_min
+    if r_up + r_down == 0 or not total:
+        return None
+    return (up + future_min * (r_up / (r_up + r_down))) / total
 
 
 def availability(view: LedgerView, targets: Sequence[str], combine_mode: str, cal: Calendar, contract: Contract,
                  start: float, end: float, now: float, cache: DayCache | None = None,
-                 objective: float | None = None) -> Availability:
+                 objective: float | None = None, projection_s: float = 0.0) -> Availability:
     """Availability over [start, end) as observed up to `now` (slices after the last closed minute are
-    not counted). `objective` defaults to the contract's shorthand."""
+    not counted). `objective` defaults to the contract's shorthand. With `projection_s`, the projection
+    goes on at the burn of that last stretch before `now`."""
     m0, m_end = int(start // 60), int(end // 60)
     m1 = max(m0, min(m_end, int(now // 60)))
     c = counts(view, targets, combine_mode, cal, contract, m0, m1, now, cache)
-    eligible_window = int((~cal.mask(m0, m_end)).sum())
+    recent: Sequence[int] = ()
+    if projection_s > 0 and m1 < m_end:
+        recent = counts(view, targets, combine_mode, cal, contract, m1 - int(projection_s // 60), m1, now, cache)[:2]
     obj = contract.availability_objective if objective is None else objective
-    return Availability.from_counts(start, m1 * 60.0, c[:4], eligible_window, obj, contract.coverage_floor)
+    return Availability.from_counts(start, m1 * 60.0, c[:4], eligible_minutes(cal, m1, m_end), obj,
+                                    contract.coverage_floor, recent)
+
+
+@dataclass(frozen=True)
+class MonthBudget:
+    """The calendar month's budget as the report would state it now: up to the last closed minute."""
+
+    month: str  # YYYY-MM
+    a: Availability
 
 
 class AvailabilityObjective(Objective):
     kind = "availability"
-    live_windows = ("month", "30d")
+    live_windows = ("month", "30d", "budget")
     spec: AvailabilitySpec
 
     @property
@@ -89,19 +124,32 @@ class AvailabilityObjective(Objective):
         return availability(ctx.view, ctx.names(s.service), ctx.mode(s.service), ctx.cal, ctx.contract, start, end,
                             now, ctx.cache, s.objective)
 
-    def live(self, ctx: EvalContext, now: float) -> dict[str, Availability]:
+    def live(self, ctx: EvalContext, now: float) -> dict[str, Any]:
         ms, me = ctx.cal.month_bounds(*ctx.cal.month_of(now))
-        return {"month": self.evaluate(ctx, ms, me, now), "30d": self.evaluate(ctx, now - 30 * 86400, now, now)}
+        return {"month": self.evaluate(ctx, ms, me, now), "30d": self.evaluate(ctx, now - 30 * 86400, now, now),
+                "budget": self.budget(ctx, now)}
+
+    def budget(self, ctx: EvalContext, now: float) -> MonthBudget:
+        """The calendar month as the report would state it at `now` (up to the last closed minute), with
+        its projection."""
+        s, (year, month) = self.spec, ctx.cal.month_of(now)
+        ms, me = ctx.cal.month_bounds(year, month)
+        a = availability(ctx.view, ctx.names(s.service), ctx.mode(s.service), ctx.cal, ctx.contract, ms, me,
+                         max(ms, ctx.settled(now)), ctx.cache, s.objective, ctx.projection_s)
+        return MonthBudget(f"{year:04d}-{month:02d}", a)
 
     def month(self, mc: Month) -> dict[str, Any]:
         s = self.spec
-        a = mc.service(s.service).availability(s.objective)
+        a = mc.service(s.service).availability(s.objective, mc.ctx.projection_s)
         return {"row": {
             "row": s.row, "service": s.service, "measure": "availability",
             "description": f"{s.title}: monthly availability, 24/7, maintenance and declared exclusions left out",
             "objective": s.objective, "value": rounded(a.ratio), "verdict": a.verdict, "details": a.to_dict()}}
 
-    def samples(self, window: str, a: Availability) -> Iterable[Sample]:
+    def samples(self, window: str, a: Any) -> Iterable[Sample]:
+        if isinstance(a, MonthBudget):
+            yield from _budget_samples(self.spec.service, a)
+            return
         svc = ("service", self.spec.service)
         w = ("window", window)
         obj = ("objective", "availability")
@@ -115,22 +163,41 @@ class AvailabilityObjective(Objective):
             yield Sample("sla_error_budget_remaining_ratio", (svc, obj, w), a.budget_remaining_ratio)
         yield Sample("sla_error_budget_remaining_seconds", (svc, w), a.budget_remaining_s)
 
-    def status(self, window: str, a: Availability, tz: Any) -> dict[str, Any]:
+    def status(self, window: str, a: Any, tz: Any) -> dict[str, Any]:
+        if isinstance(a, MonthBudget):
+            b = a.a
+            return {"month": a.month, "as_of": iso(b.end, tz), "budget_s": round(b.budget_s, 1),
+                    "spent_s": b.down_s, "remaining_s": round(b.budget_remaining_s, 1),
+                    "projected_ratio": rounded(b.projected), "lost": b.lost}
         return {"start": iso(a.start, tz), "end": iso(a.end, tz), **a.to_dict()}
 
     @classmethod
-    def rules(cls, objectives: Sequence["AvailabilityObjective"], contract: Contract) -> RuleSet:
+    def rules(cls, objectives: Sequence["AvailabilityObjective"], rc: RuleContext) -> RuleSet:
         """Burn rates from the counted probes (maintenance and inconclusive left out), targets combined as
-        the report combines slices; one alert set per objective value."""
+        the report combines slices; one alert set per objective value. The month's own budget, from the
+        agent's gauges, for the contract alerts."""
+        contract = rc.contract
         recording, windows = _recording([o.spec.service for o in objectives], contract)
         by_objective: dict[float, list[str]] = {}
         for o in objectives:
             by_objective.setdefault(o.spec.objective, []).append(o.spec.service)
-        alerts = [rule for objective, group in by_objective.items()
-                  for rule in _alerts(objective, "" if len(by_objective) == 1 else service_selector(group))]
+        selectors = {objective: "" if len(by_objective) == 1 else service_selector(group)
+                     for objective, group in by_objective.items()}
+        alerts = [rule for objective, sel in selectors.items() for rule in _alerts(objective, sel)]
         recording += _confirmed_down(contract)
         alerts.append(_confirmed_down_alert(contract))
-        return RuleSet({AVAILABILITY_GROUP: recording, WINDOWS_GROUP: windows}, {AVAILABILITY_GROUP: alerts})
+        month = [rule for objective, sel in selectors.items() for rule in _month_alerts(objective, sel, rc)]
+        return RuleSet({AVAILABILITY_GROUP: recording, WINDOWS_GROUP: windows},
+                       {AVAILABILITY_GROUP: alerts, CONTRACT_GROUP: month})
+
+
+def _budget_samples(service: str, b: MonthBudget) -> Iterable[Sample]:
+    labels = (("service", service), ("month", b.month))
+    yield Sample("sla_month_budget_seconds", labels, b.a.budget_s)
+    yield Sample("sla_month_budget_spent_seconds", labels, b.a.down_s)
+    yield Sample("sla_month_budget_remaining_seconds", labels, b.a.budget_remaining_s)
+    if b.a.projected is not None:
+        yield Sample("sla_month_projected_availability_ratio", labels, b.a.projected)
 
 
 def _combine_targets(mode: str, expr: str) -> str:
@@ -192,6 +259,25 @@ def _confirmed_down_alert(contract: Contract) -> dict[str, Any]:
                            f"when there are fewer) closed it down; one location alone is unconfirmed.",
         },
     }
+
+
+def _month_alerts(objective: float, selector: str, rc: RuleContext) -> list[dict[str, Any]]:
+    """The month lost (down time beyond what the month allows, whatever comes next) and at risk (at the
+    recent burn it will be), as two locations see them (or the only one)."""
+    sel, by, pct = f"{{{selector}}}" if selector else "", "service, month", f"{objective * 100:g} %"
+    remaining = second_lowest(f"sla_month_budget_remaining_seconds{sel}", by)
+    projected = second_lowest(f"sla_month_projected_availability_ratio{sel}", by)
+    return lost_and_at_risk("SLAMonth", f"-{remaining} > 0", f"{projected} < {objective}", by,
+                            {"severity": "ticket", "slo": "availability", **CONTRACT}, ({
+        "summary": f"{{{{ $labels.service }}}}: the {pct} availability of {{{{ $labels.month }}}} is lost",
+        "description": f"Down time already exceeds the month's budget by {{{{ $value | humanizeDuration }}}}: "
+                       f"even if every minute left is up, the month ends below {pct}. Maintenance and "
+                       f"declared exclusions are left out; seen by two locations, or by the only one.",
+        **links(rc.url)}, {
+        "summary": f"{{{{ $labels.service }}}}: the {pct} availability of {{{{ $labels.month }}}} is at risk",
+        "description": f"At the burn of the last {rc.projection} the month ends at {{{{ $value | humanizePercentage }}}}"
+                       f" (objective {pct}): its budget runs out before the month does.",
+        **links(rc.url)}))
 
 
 def _alerts(objective: float, selector: str) -> list[dict[str, Any]]:

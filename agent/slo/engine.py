@@ -29,10 +29,17 @@ def by_class(objectives: Iterable[Objective]) -> dict[type[Objective], list[Obje
     return out
 
 
+def settle_of(cfg: Config) -> float:
+    """A result lands in the minute its probe started, up to a timeout later, and reaches the database up
+    to a flush after that."""
+    return max((t.timeout for t in cfg.all_targets), default=0.0) + cfg.agent.flush_interval
+
+
 def context(view: LedgerView, cfg: Config, cal: Calendar, *, cache: DayCache | None = None,
             tickets: Callable[[float, float], list[Ticket]] | None = None) -> EvalContext:
     targets = {s: tuple(t.name for t in cfg.targets_of(s)) for s in cfg.services}
-    ctx = EvalContext(view, cal, cfg.contract, targets, cache=cache)
+    ctx = EvalContext(view, cal, cfg.contract, targets, cache=cache, settle=settle_of(cfg),
+                      projection_s=cfg.alerts.projection_window)
     if tickets is not None:
         ctx.tickets = tickets
     return ctx
@@ -54,6 +61,8 @@ class Snapshot:
 def evaluate(view: LedgerView, cfg: Config, cal: Calendar, now: float, cache: DayCache | None = None,
              tickets: Callable[[float, float], list[Ticket]] | None = None) -> Snapshot:
     """Everything the exporter and /api/v1/status show, for `now`."""
+    if cache is not None:
+        cache.new_evaluation()
     ctx = context(view, cfg, cal, cache=cache, tickets=tickets)
     results = tuple((o, o.live(ctx, now)) for o in objectives_of(cfg.contract))
     return Snapshot(now, results, cal.active(now) is not None)

@@ -12,10 +12,10 @@ from fastdigest import TDigest
 from ..calendar import Calendar, iso
 from ..config.model import Contract, LatencyBound, LatencySpec
 from ..ledger import QUANTILES, cdf_points, merged_summary
-from .objective import EvalContext, Month, Objective, RuleSet, Sample
-from .promql import (BURN_ALERTS, LATENCY_GROUP, WINDOWS, WINDOWS_GROUP, burn_expr, burn_name, le, objective_name,
-                     service_selector, threshold_label)
-from .slices import DayCache, LedgerView, counts
+from .objective import EvalContext, Month, Objective, RuleContext, RuleSet, Sample
+from .promql import (BURN_ALERTS, CONTRACT, CONTRACT_GROUP, LATENCY_GROUP, WINDOWS, WINDOWS_GROUP, burn_expr,
+                     burn_name, le, lost_and_at_risk, objective_name, quorum, service_selector, threshold_label)
+from .slices import DayCache, LedgerView, counts, eligible_minutes
 from .verdict import combine_verdicts, rounded, verdict
 
 CDF_POINTS = tuple(round(x, 4) for x in np.geomspace(0.01, 5.0, 40))  # 10 ms to 5 s, log-spaced
@@ -92,9 +92,55 @@ def latency(view: LedgerView, targets: Sequence[str], cal: Calendar, contract: C
                    max(0.0, min(1.0, elapsed)), met, sketch_count, sketch_sum)
 
 
+@dataclass(frozen=True)
+class Allowance:
+    """One bound's slow requests (at or above it) in the current 7-day period: spent so far, allowed at
+    the period's expected volume, and projected to its end at the recent share."""
+
+    below: float
+    ratio: float
+    slow: int
+    allowed: float
+    projected: float
+
+    @property
+    def lost(self) -> bool:
+        """Even if every request still to come is fast, the period ends below its objective."""
+        return self.slow > self.allowed
+
+
+@dataclass(frozen=True)
+class PeriodAllowance:
+    period: str  # the period's first day (YYYY-MM-DD); its month's report lists it
+    expected: float  # requests the period will hold at the rate seen over its eligible time so far
+    bounds: tuple[Allowance, ...]
+
+
+def allowance(ctx: EvalContext, spec: LatencySpec, lat: Latency, ps: float, pe: float, now: float) -> PeriodAllowance:
+    """The period's volume is projected over its unmasked time (a synthetic monitor's volume is its
+    schedule's); the slow share of the last `ctx.projection_s` goes on to the end."""
+    cal, names, mode = ctx.cal, ctx.names(spec.service), ctx.mode(spec.service)
+    m0, m_end = int(ps // 60), int(pe // 60)
+    mn = max(m0, min(m_end, int(now // 60)))
+    part = (now / 60 - mn) if mn < m_end and not cal.mask(mn, mn + 1)[0] else 0.0
+    elapsed = eligible_minutes(cal, m0, mn) + part
+    expected = max(float(lat.count), lat.count * eligible_minutes(cal, m0, m_end) / elapsed if elapsed else 0.0)
+    settled = int(ctx.settled(now) // 60)  # the same last stretch as the month's projection
+    r = counts(ctx.view, names, mode, cal, ctx.contract, settled - int(ctx.projection_s // 60), settled, now,
+               ctx.cache)
+    bounds = []
+    for b, below in zip(spec.bounds, lat.below):
+        slow = lat.count - below
+        r_count, r_slow = int(r[4]), int(r[4]) - int(r[5 + ctx.contract.thresholds.index(b.below)])
+        share = r_slow / r_count if r_count else (slow / lat.count if lat.count else 0.0)
+        bounds.append(Allowance(b.below, b.ratio, slow, (1 - b.ratio) * expected,
+                                slow + (expected - lat.count) * share))
+    return PeriodAllowance(iso(ps, cal.tz)[:10], expected, tuple(bounds))
+
+
 class LatencyObjective(Objective):
     kind = "latency"
-    live_windows = ("period", "7d")
+    live_windows = ("period", "7d", "allowance")
     spec: LatencySpec
 
     @property
@@ -106,9 +152,11 @@ class LatencyObjective(Objective):
         return latency(ctx.view, ctx.names(s.service), ctx.cal, ctx.contract, start, end, now,
                        coverage_targets_combine=ctx.mode(s.service), cache=ctx.cache, bounds=s.bounds)
 
-    def live(self, ctx: EvalContext, now: float) -> dict[str, Latency]:
+    def live(self, ctx: EvalContext, now: float) -> dict[str, Any]:
         ps, pe = ctx.cal.period_bounds(now)
-        return {"period": self.evaluate(ctx, ps, pe, now), "7d": self.evaluate(ctx, now - 7 * 86400, now, now)}
+        period = self.evaluate(ctx, ps, pe, now)
+        return {"period": period, "7d": self.evaluate(ctx, now - 7 * 86400, now, now),
+                "allowance": allowance(ctx, self.spec, period, ps, pe, now)}
 
     def month(self, mc: Month) -> dict[str, Any]:
         """Every 7-day period overlapping the month; the row is met when every period is met."""
@@ -151,7 +199,10 @@ class LatencyObjective(Objective):
         }
         return row
 
-    def samples(self, window: str, lat: Latency) -> Iterable[Sample]:
+    def samples(self, window: str, lat: Any) -> Iterable[Sample]:
+        if isinstance(lat, PeriodAllowance):
+            yield from _allowance_samples(self.spec.service, lat)
+            return
         svc, w = ("service", self.spec.service), ("window", window)
         for th, f, ok, rem in zip(lat.thresholds, lat.fractions(), lat.objective_met, lat.budget_remaining()):
             if f is None:
@@ -170,14 +221,18 @@ class LatencyObjective(Objective):
             yield Sample("sla_latency_quantile_seconds", (svc, w), float(lat.sketch_count),
                          "sla_latency_quantile_seconds_count")
 
-    def status(self, window: str, lat: Latency, tz: Any) -> dict[str, Any]:
+    def status(self, window: str, lat: Any, tz: Any) -> dict[str, Any]:
+        if isinstance(lat, PeriodAllowance):
+            return {"period": lat.period, "expected_requests": round(lat.expected, 1), "below": {
+                threshold_label(a.below): {"slow": a.slow, "allowed": round(a.allowed, 1),
+                                           "projected": round(a.projected, 1), "lost": a.lost} for a in lat.bounds}}
         d = {"start": iso(lat.start, tz), "end": iso(lat.end, tz), **lat.to_dict()}
         for b, r in zip(d["below"].values(), lat.budget_remaining()):
             b["budget_remaining_ratio"] = rounded(r)
         return d
 
     @classmethod
-    def rules(cls, objectives: Sequence["LatencyObjective"], contract: Contract) -> RuleSet:
+    def rules(cls, objectives: Sequence["LatencyObjective"], rc: RuleContext) -> RuleSet:
         """Burn rates from the `le` buckets of the latency population's histogram, per bound."""
         by_bound: dict[float, list[str]] = {}
         for o in objectives:
@@ -193,7 +248,18 @@ class LatencyObjective(Objective):
                     f'\n/\nsum by (service, location) (increase(sla_probe_duration_seconds_count[7d]))',
             "labels": {"threshold": threshold_label(th)}} for th in sorted(by_bound)]
         alerts = [a for o in objectives for b in o.spec.bounds for a in _alerts(o.spec.service, b)]
-        return RuleSet({LATENCY_GROUP: recording, WINDOWS_GROUP: windows}, {LATENCY_GROUP: alerts})
+        period = [a for o in objectives for b in o.spec.bounds for a in _period_alerts(o.spec.service, b, rc)]
+        return RuleSet({LATENCY_GROUP: recording, WINDOWS_GROUP: windows},
+                       {LATENCY_GROUP: alerts, CONTRACT_GROUP: period})
+
+
+def _allowance_samples(service: str, p: PeriodAllowance) -> Iterable[Sample]:
+    for a in p.bounds:
+        labels = (("service", service), ("objective", objective_name(a.below)),
+                  ("threshold", threshold_label(a.below)), ("period", p.period), ("month", p.period[:7]))
+        yield Sample("sla_period_slow_requests", labels, float(a.slow))
+        yield Sample("sla_period_slow_allowed", labels, a.allowed)
+        yield Sample("sla_period_slow_projected", labels, a.projected)
 
 
 def _slow_ratio(th: float, services: list[str], w: str) -> dict[str, Any]:
@@ -203,6 +269,30 @@ def _slow_ratio(th: float, services: list[str], w: str) -> dict[str, Any]:
             f'(rate(sla_probe_duration_seconds_count{{{sel}}}[{w}]))\n)')
     return {"record": f"sla:latency_slow_ratio:rate{w}", "expr": expr,
             "labels": {"threshold": threshold_label(th), "objective": objective_name(th)}}
+
+
+def _period_alerts(service: str, b: LatencyBound, rc: RuleContext) -> list[dict[str, Any]]:
+    """The current 7-day period lost (more slow requests than it allows at its expected volume, whatever
+    comes next) and at risk (at the recent slow share it will be), as two locations see them."""
+    by = "service, objective, threshold, period"
+    sel = f'{{service="{service}",objective="{objective_name(b.below)}"}}'
+    over = quorum(f"sla_period_slow_requests{sel} - sla_period_slow_allowed{sel}", by)
+    projected = quorum(f"sla_period_slow_projected{sel} - sla_period_slow_allowed{sel}", by)
+    terms = f"{b.ratio * 100:g} % of requests < {threshold_label(b.below)} s"
+    where = "{{ $labels.service }}: the 7-day period from {{ $labels.period }}"
+    period_links = {"report": f"{rc.url}/report?month={{{{ $labels.month }}}}",
+                    "evidence": f"{rc.url}/api/v1/journal?period={{{{ $labels.period }}}}&service={service}"}
+    return lost_and_at_risk("SLALatencyPeriod", f"{over} > 0", f"{projected} > 0", by,
+                            {"severity": "ticket", "slo": objective_name(b.below), **CONTRACT}, ({
+        "summary": f"{where} is lost ({terms})",
+        "description": f"{{{{ $value | printf \"%.0f\" }}}} more requests at or above {threshold_label(b.below)} s "
+                       f"than the period allows at its expected volume: even if every request left is fast, "
+                       f"it ends below {b.ratio * 100:g} %.",
+        **period_links}, {
+        "summary": f"{where} is at risk ({terms})",
+        "description": f"At the slow share of the last {rc.projection} the period ends "
+                       f"{{{{ $value | printf \"%.0f\" }}}} slow requests beyond its allowance.",
+        **period_links}))
 
 
 def _alerts(service: str, b: LatencyBound) -> list[dict[str, Any]]:

@@ -67,7 +67,7 @@ class LocationsServiceMonth(ServiceMonth):
     def __init__(self, months: Mapping[str, ServiceMonth], silenced: Mapping[str, np.ndarray], min_agree: int) -> None:
         first = next(iter(months.values()))
         self.__dict__.update({k: getattr(first, k) for k in ("ctx", "service", "start", "end", "until", "m0", "m_end",
-                                                              "m1", "maintenance", "exclusion", "eligible_window")})
+                                                              "m1", "maintenance", "exclusion", "future")})
         self.locations = dict(months)
         self.votes = across({n: _silence(m.states, silenced[n]) for n, m in months.items()}, min_agree)
         raw = across({n: _silence(m.raw, silenced[n]) for n, m in months.items()}, min_agree)
@@ -77,6 +77,11 @@ class LocationsServiceMonth(ServiceMonth):
         for m in months.values():
             for name, f in m.failing.items():
                 self.failing[name] = self.failing.get(name, np.zeros_like(f)) | f
+
+    def recent(self, minutes: int) -> Sequence[int]:
+        """[up, down] of the combined states over the last `minutes` of the month before the cut-off
+        (the combined states begin with the month)."""
+        return self.slices(max(0, self.m1 - self.m0 - minutes))[:2]
 
     def unconfirmed_runs(self) -> Iterator[tuple[int, int, list[str]]]:
         """Runs of unconfirmed minutes, with the locations that saw them down."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from .availability import Availability
 from .objective import EvalContext
 from ..ledger import DOWN_I
-from .slices import S_MASKED, S_UNKNOWN, combine, slice_states
+from .slices import S_MASKED, S_UNKNOWN, combine, counts, eligible_minutes, slice_states
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -47,15 +47,24 @@ class ServiceMonth:
         self.raw = combine(list(self.per_target.values()), mode) if masked else np.full(n, S_UNKNOWN, np.int8)
         self.maintenance = cal.mask(self.m0, self.m1, ("maintenance",))
         self.exclusion = cal.mask(self.m0, self.m1, ("exclusion",))
-        self.eligible_window = int((~cal.mask(self.m0, self.m_end)).sum())
+        self.future = eligible_minutes(cal, self.m1, self.m_end)
 
     def slices(self, a: int = 0, b: int | None = None) -> np.ndarray:
         """[up, down, unknown, masked] over the state indexes [a, b)."""
         return np.bincount(self.states[a:b], minlength=4)[:4]
 
-    def availability(self, objective: float) -> Availability:
-        return Availability.from_counts(self.start, self.m1 * 60.0, self.slices(), self.eligible_window, objective,
-                                        self.ctx.contract.coverage_floor)
+    def availability(self, objective: float, projection_s: float = 0.0) -> Availability:
+        """The month up to the cut-off; the projection goes on at the burn of the last `projection_s`
+        (read through the view, as the live figures are: the stretch may begin in the month before)."""
+        recent = self.recent(int(projection_s // 60)) if projection_s > 0 and self.future else ()
+        return Availability.from_counts(self.start, self.m1 * 60.0, self.slices(), self.future, objective,
+                                        self.ctx.contract.coverage_floor, recent)
+
+    def recent(self, minutes: int) -> Sequence[int]:
+        """[up, down] of the last `minutes` before the cut-off."""
+        ctx = self.ctx
+        return counts(ctx.view, ctx.names(self.service), ctx.mode(self.service), ctx.cal, ctx.contract,
+                      self.m1 - minutes, self.m1, self.until, ctx.cache)[:2]
 
     def days(self) -> Iterator[tuple[dt.date, np.ndarray]]:
         """Each local day of the month that has begun by the cut-off, with its slice counts."""

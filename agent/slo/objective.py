@@ -8,6 +8,7 @@ rule generator only iterate over the objectives.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol
 
@@ -38,6 +39,12 @@ class EvalContext:
     targets: Mapping[str, tuple[str, ...]]
     tickets: Callable[[float, float], list[Ticket]] = field(default=lambda start, end: [])
     cache: DayCache | None = None
+    settle: float = 0.0  # how long after a minute its results may still land (slowest timeout + a flush)
+    projection_s: float = 86400.0  # projections go on at the burn of this last stretch
+
+    def settled(self, now: float) -> float:
+        """The last closed minute as of `now`: nothing before it changes any more (the report's cut-off)."""
+        return math.floor((now - self.settle) / 60) * 60.0
 
     def names(self, service: str) -> list[str]:
         return list(self.targets.get(service, ()))
@@ -60,6 +67,23 @@ class Month(Protocol):
 
     def service(self, name: str) -> Any:
         """The service's ServiceMonth: its minute states, computed once."""
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What the rules of the objectives are generated for: the contract, where people reach the agent
+    (links in the contract alerts), and when a ticket's deadline warns."""
+
+    contract: Contract
+    url: str = "http://127.0.0.1:9810"
+    ticket_deadline_soon: float = 0.25
+    projection_s: float = 86400.0
+
+    @property
+    def projection(self) -> str:
+        """The projection's stretch as the annotations say it: "1 d", "6 h"."""
+        s = self.projection_s
+        return f"{s / 86400:g} d" if s % 86400 == 0 else f"{s / 3600:g} h"
 
 
 @dataclass(frozen=True)
@@ -117,6 +141,6 @@ class Objective:
         return ("services", self.subject, self.kind, window)
 
     @classmethod
-    def rules(cls, objectives: Any, contract: Contract) -> RuleSet:
+    def rules(cls, objectives: Any, rc: RuleContext) -> RuleSet:
         """The Prometheus rules of every objective of this class in the table."""
         return RuleSet()

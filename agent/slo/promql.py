@@ -25,7 +25,9 @@ AVAILABILITY_GROUP = "sla-agent-availability"
 LATENCY_GROUP = "sla-agent-latency"
 WINDOWS_GROUP = "sla-agent-windows"
 HEALTH_GROUP = "sla-agent-health"
-GROUPS = (AVAILABILITY_GROUP, LATENCY_GROUP, WINDOWS_GROUP, HEALTH_GROUP)
+CONTRACT_GROUP = "sla-agent-contract"  # alerts on the contract's own terms, for vendor management
+GROUPS = (AVAILABILITY_GROUP, LATENCY_GROUP, WINDOWS_GROUP, HEALTH_GROUP, CONTRACT_GROUP)
+CONTRACT = {"audience": "contract"}  # Alertmanager routes these to the contract receiver, never the on-call
 
 
 def le(seconds: float) -> str:
@@ -48,6 +50,27 @@ def service_selector(services: Iterable[str]) -> str:
 def quorum(record: str, by: str = "service") -> str:
     """Across locations: the second-highest ratio (two places must agree), or the only one."""
     return f"min by ({by}) (topk by ({by}) (2, {record}))"
+
+
+def second_lowest(expr: str, by: str) -> str:
+    """Across locations, for figures where lower is worse: the second-lowest (two places must agree), or
+    the only one."""
+    return f"max by ({by}) (bottomk by ({by}) (2, {expr}))"
+
+
+def links(url: str, service: str = "{{ $labels.service }}") -> dict[str, str]:
+    """The annotations that point at the month's live report and its failure journal on the agent."""
+    return {"report": f"{url}/report?month={{{{ $labels.month }}}}",
+            "evidence": f"{url}/api/v1/journal?month={{{{ $labels.month }}}}&service={service}"}
+
+
+def lost_and_at_risk(name: str, lost: str, at_risk: str, by: str, labels: dict[str, str],
+                     notes: tuple[dict[str, str], dict[str, str]]) -> list[dict]:
+    """A contract alert pair: `{name}Lost` (nothing later can save the objective) and `{name}AtRisk` (the
+    recent trend will lose it), the second held while the first fires."""
+    return [{"alert": f"{name}Lost", "expr": lost, "labels": dict(labels), "annotations": notes[0]},
+            {"alert": f"{name}AtRisk", "expr": f"{at_risk}\nunless on ({by}) ({lost})", "for": "30m",
+             "labels": dict(labels), "annotations": notes[1]}]
 
 
 def burn_name(prefix: str, severity: str, long_w: str) -> str:

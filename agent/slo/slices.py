@@ -97,13 +97,20 @@ class DayCache:
     the partial first day of a rolling window) instead of a month of minutes for every target.
 
     A day is closed `settle` seconds after it ends. The agent replaces the cache when the calendar or
-    the targets change; a sample written far behind the newest one (a wall-clock jump back) clears it."""
+    the targets change; a sample written far behind the newest one (a wall-clock jump back) clears it.
+    Within one evaluation the parts of days are kept too: several windows end at the same minute (the
+    month's budget and the projections' last day), and the evaluation reads them all at once."""
 
     def __init__(self, cal: Calendar, settle: float = 600.0) -> None:
         self.cal = cal
         self.settle = settle
         self._days: dict[tuple, np.ndarray] = {}
+        self._parts: dict[tuple, np.ndarray] = {}
         self._old_writes = 0
+
+    def new_evaluation(self) -> None:
+        """Parts of days are only good for one evaluation: results keep landing in the open minutes."""
+        self._parts.clear()
 
     def counts(self, view: LedgerView, targets: Sequence[str], mode: str, contract: Contract, m0: int, m1: int,
                now: float) -> np.ndarray:
@@ -125,7 +132,10 @@ class DayCache:
                 if c is None:
                     c = self._days[key] = range_counts(view, targets, mode, self.cal, contract, t, seg_end)
             else:
-                c = range_counts(view, targets, mode, self.cal, contract, t, seg_end)
+                key = (key_targets, mode, t, seg_end)
+                c = self._parts.get(key)
+                if c is None:
+                    c = self._parts[key] = range_counts(view, targets, mode, self.cal, contract, t, seg_end)
             total += c
             t = seg_end
         if len(self._days) > 20_000:  # services x days x windows: bounded
@@ -138,3 +148,8 @@ def counts(view: LedgerView, targets: Sequence[str], mode: str, cal: Calendar, c
     if cache is not None:
         return cache.counts(view, targets, mode, contract, m0, m1, now)
     return range_counts(view, targets, mode, cal, contract, m0, m1)
+
+
+def eligible_minutes(cal: Calendar, m0: int, m1: int) -> int:
+    """Unmasked minutes of [m0, m1)."""
+    return int((~cal.mask(m0, m1)).sum()) if m1 > m0 else 0

@@ -46,20 +46,23 @@ class RecordTables:
 
     # -- tickets -----------------------------------------------------------------------------------
     def upsert_tickets(self, tickets: list[Ticket]) -> tuple[int, int]:
-        """Idempotent by ticket id; each ticket written is sealed. Returns (inserted, updated)."""
+        """Idempotent by ticket id: new and changed tickets are written and sealed, unchanged ones left
+        as they are (an export fetched every few minutes adds no links). Returns (inserted, updated)."""
         now = self.clock()
         with self._lock, tx(self.conn):
-            existing = {r[0] for r in self.conn.execute("SELECT id FROM tickets")}
+            existing = {r[0]: tuple(r) for r in self.conn.execute(
+                "SELECT id, priority, opened_at, responded_at, workaround_at, resolved_at, closed_at FROM tickets")}
+            changed = [t for t in tickets if existing.get(t.id) != ticket_fields(t)]
             self.conn.executemany(
                 "INSERT INTO tickets (id, priority, opened_at, responded_at, workaround_at, resolved_at, closed_at, "
                 "imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                 "priority=excluded.priority, opened_at=excluded.opened_at, responded_at=excluded.responded_at, "
                 "workaround_at=excluded.workaround_at, resolved_at=excluded.resolved_at, closed_at=excluded.closed_at",
-                [(*ticket_fields(t), now) for t in tickets])
-            self._seal_records([chain.Seal(f"t:{t.id}", None, chain.ticket_hash(ticket_fields(t))) for t in tickets],
-                               "tickets", [t.id for t in tickets])
-        inserted = sum(1 for t in tickets if t.id not in existing)
-        return inserted, len(tickets) - inserted
+                [(*ticket_fields(t), now) for t in changed])
+            self._seal_records([chain.Seal(f"t:{t.id}", None, chain.ticket_hash(ticket_fields(t))) for t in changed],
+                               "tickets", [t.id for t in changed])
+        inserted = sum(1 for t in changed if t.id not in existing)
+        return inserted, len(changed) - inserted
 
     def tickets(self, start: float | None = None, end: float | None = None) -> list[Ticket]:
         q = "SELECT id, priority, opened_at, responded_at, workaround_at, resolved_at, closed_at FROM tickets"

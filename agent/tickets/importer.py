@@ -37,8 +37,9 @@ def _columns(cfg: Config) -> dict[str, str]:
     return cols
 
 
-def parse_export(cfg: Config, name: str, data: bytes) -> list[Ticket]:
-    """Parses and validates; raises TicketFileError listing every problem as FILE:LINE: field: reason."""
+def parse_export(cfg: Config, name: str, data: bytes, fmt: str = "auto") -> list[Ticket]:
+    """Parses and validates; raises TicketFileError listing every problem as FILE:LINE: field: reason.
+    `fmt` auto: JSON when the name ends in .json or the text opens a list, CSV otherwise."""
     tz = parse_timezone(cfg.contract.timezone)
     cols = _columns(cfg)
     try:
@@ -46,7 +47,7 @@ def parse_export(cfg: Config, name: str, data: bytes) -> list[Ticket]:
     except UnicodeDecodeError as exc:
         raise TicketFileError([f"{name}:1: the file is not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
     problems: list[str] = []
-    is_json = name.lower().endswith(".json") or text.lstrip().startswith("[")
+    is_json = fmt == "json" or fmt == "auto" and (name.lower().endswith(".json") or text.lstrip().startswith("["))
     records = _json_records(name, text, problems) if is_json else _csv_records(name, text, cols, problems)
     tickets: list[Ticket] = []
     seen: dict[str, int] = {}

@@ -1,0 +1,145 @@
+"""The support tool's export, fetched on a schedule by the daemon (`tickets:` in the config): the same
+reading as `sla-agent tickets import`, all or nothing per fetch. A fetch that fails, or an export with
+one bad line, leaves the stored tickets as they were; its outcome goes to `on_result` (the metrics)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import aiohttp
+
+from ..clock import Clock
+from ..config.model import Config
+from ..probes.http.oauth2 import TokenSource, TokenUnavailable
+from ..probes.tls import client_context
+from .importer import MAX_FILE_BYTES, TicketFileError, parse_export
+from .model import Ticket
+
+log = logging.getLogger("sla_agent.tickets")
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    ok: bool
+    reason: str  # why it failed: network, timeout, auth, http, too_large, invalid, store
+    message: str
+    duration_s: float
+    tickets: int = 0
+    added: int = 0
+    updated: int = 0
+
+
+class FetchError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class TicketFeed:
+    """Fetches now, then every `settings.every`; `store` is the daemon's (upsert_tickets is thread-safe)."""
+
+    def __init__(self, cfg: Config, store: Any, clock: Clock, on_result: Callable[[FetchResult], None],
+                 redact: Callable[[str], str]) -> None:
+        assert cfg.tickets is not None
+        self.cfg, self.s = cfg, cfg.tickets
+        self.store, self.clock, self.on_result, self.redact = store, clock, on_result, redact
+        https = self.s.url.startswith("https:")
+        self._ssl = client_context(self.s.tls) if https else None
+        self._tokens = TokenSource(self.s.auth, clock, client_context(self.s.tls) if
+                                   self.s.auth.token_url.startswith("https:") else False, self.s.timeout) \
+            if self.s.auth else None
+        self._session: aiohttp.ClientSession | None = None
+        self._failing = False
+
+    async def run(self) -> None:
+        next_at = self.clock.monotonic()
+        while True:
+            await self.fetch()
+            next_at += self.s.every
+            await self.clock.sleep_until(next_at)
+
+    async def fetch(self) -> FetchResult:
+        t0 = time.monotonic()
+        try:
+            data, content_type = await asyncio.wait_for(self._download(), self.s.timeout)
+            result = await asyncio.to_thread(self._store, data, content_type, t0)
+        except FetchError as exc:
+            result = FetchResult(False, exc.reason, self.redact(str(exc)), time.monotonic() - t0)
+        except TimeoutError:
+            result = FetchResult(False, "timeout", f"no complete answer within {self.s.timeout:g}s",
+                                 time.monotonic() - t0)
+        except (aiohttp.ClientError, OSError) as exc:
+            result = FetchResult(False, "network", self.redact(f"{type(exc).__name__}: {exc}"), time.monotonic() - t0)
+        self._log(result)
+        self.on_result(result)
+        return result
+
+    def _log(self, r: FetchResult) -> None:
+        where = self.redact(self.s.url)
+        if r.ok:
+            if self._failing or r.added or r.updated:
+                log.info("tickets from %s: %d in the export, %d added, %d updated", where, r.tickets, r.added,
+                         r.updated)
+        else:
+            log.warning("tickets from %s not imported (%s): %s; the stored tickets are kept", where, r.reason,
+                        r.message)
+        self._failing = not r.ok
+
+    async def _download(self) -> tuple[bytes, str]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
+                                                  connector=aiohttp.TCPConnector(ssl=self._ssl or False, limit=2))
+        headers = dict(self.s.headers)
+        token = await self._token(headers)
+        status, body, ctype = await self._get(headers)
+        if status == 401 and token is not None and self._tokens is not None:
+            try:
+                headers["Authorization"] = f"Bearer {await self._tokens.rejected(token, [])}"
+            except TokenUnavailable as exc:
+                raise FetchError("auth", f"no OAuth2 token: {exc}") from None
+            status, body, ctype = await self._get(headers)
+        if status != 200:
+            raise FetchError("http", f"HTTP {status} from the export URL")
+        return body, ctype
+
+    async def _token(self, headers: dict[str, str]) -> str | None:
+        if self._tokens is None:
+            return None
+        try:
+            token = await self._tokens.get([])
+        except TokenUnavailable as exc:
+            raise FetchError("auth", f"no OAuth2 token: {exc}") from None
+        headers["Authorization"] = f"Bearer {token}"
+        return token
+
+    async def _get(self, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        async with self._session.get(self.s.url, headers=headers, allow_redirects=True) as resp:  # type: ignore
+            body = await resp.content.read(MAX_FILE_BYTES + 1)
+            if len(body) > MAX_FILE_BYTES:
+                raise FetchError("too_large", f"the export is larger than {MAX_FILE_BYTES} bytes")
+            return resp.status, body, resp.headers.get("Content-Type", "")
+
+    def _store(self, data: bytes, content_type: str, t0: float) -> FetchResult:
+        fmt = self.s.format
+        if fmt == "auto" and "json" in content_type:
+            fmt = "json"
+        try:
+            tickets: list[Ticket] = parse_export(self.cfg, self.redact(self.s.url), data, fmt)
+        except TicketFileError as exc:
+            shown = exc.problems[:5] + ([f"... and {len(exc.problems) - 5} more"] if len(exc.problems) > 5 else [])
+            raise FetchError("invalid", "rejected, nothing imported: " + "; ".join(shown)) from None
+        try:
+            added, updated = self.store.upsert_tickets(tickets)
+        except Exception as exc:  # noqa: BLE001 - disk full, locked: the next fetch tries again
+            raise FetchError("store", f"cannot write the tickets: {exc}") from None
+        return FetchResult(True, "", "", time.monotonic() - t0, len(tickets), added, updated)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._tokens is not None:
+            await self._tokens.close()

@@ -1,0 +1,151 @@
+"""The scheduled ticket import (`tickets:`) against a real local HTTP server: a changed export is picked up
+at the next fetch, a bad one leaves the stored tickets untouched and shows in the fetch metrics; basic
+auth and OAuth2 as for targets; the open-ticket gauge follows."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import urllib.request
+
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.app import Agent
+from agent.config import parse_config
+from agent.demo.tokens import TokenIssuer
+
+from .conftest import FakeClock, free_port
+from .test_daemon import wait_for
+
+TZ = dt.timezone(dt.timedelta(hours=1))
+NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=TZ).timestamp()
+V1 = b"""id,priority,opened_at,responded_at,workaround_at,resolved_at
+S-1,P1,2026-11-25T09:30:00+01:00,,,
+S-2,P2,2026-11-24T10:00:00+01:00,2026-11-24T11:00:00+01:00,,
+"""
+V2 = V1.replace(b"S-1,P1,2026-11-25T09:30:00+01:00,,,", b"S-1,P1,2026-11-25T09:30:00+01:00,2026-11-25T10:00:30+01:00,,") \
+    + b"S-3,P3,2026-11-25T09:45:00+01:00,,,\n"
+BAD = V2 + b"S-4,P9,yesterday,,,\n"
+PASSWORD = "feed-pass-7781"
+
+
+class Export:
+    """The support tool: serves whatever `body` holds, behind basic auth or an OAuth2 bearer token."""
+
+    def __init__(self) -> None:
+        self.body, self.status, self.requests = V1, 200, 0
+        self.issuer = TokenIssuer(client_id="sla", client_secret="oauth-secret-5521")
+
+    def authorized(self, request: web.Request) -> bool:
+        basic = "Basic " + base64.b64encode(f"sla:{PASSWORD}".encode()).decode()
+        return request.headers.get("Authorization") == basic or self.issuer.valid(request)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        if not self.authorized(request):
+            return web.Response(status=401)
+        return web.Response(status=self.status, body=self.body, content_type="text/csv")
+
+    def app(self) -> web.Application:
+        a = web.Application()
+        a.router.add_get("/export", self.handle)
+        a.router.add_post("/token", self.issuer.handle)
+        return a
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as resp:  # nosec - loopback
+        return resp.read().decode()
+
+
+def _samples(text: str, prefix: str) -> dict[str, float]:
+    return {f"{s.name}{sorted(s.labels.items())}": s.value for f in text_string_to_metric_families(text)
+            for s in f.samples if s.name.startswith(prefix)}
+
+
+async def _running(export: Export, auth: str, tmp_path):
+    runner = web.AppRunner(export.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    auth = auth.replace("{port}", str(port))
+    cfg = parse_config(f"""
+agent: {{listen: "127.0.0.1:0"}}
+tickets: {{url: "http://127.0.0.1:{port}/export", every: 1m, {auth}}}
+targets: [{{name: api, service: api, url: "http://127.0.0.1:{free_port()}/"}}]
+""")
+    clock = FakeClock(wall=NOW)
+    agent = Agent(cfg, state_dir=str(tmp_path / "state"), clock=clock)
+    await agent.start()
+    await agent.scheduler.stop(0)
+    return runner, agent, clock
+
+
+def _fetches(agent: Agent, result: str) -> float:
+    return agent.feed_metrics.fetches.labels(result)._value.get()
+
+
+async def test_scheduled_import_follows_the_export_and_keeps_the_tickets_on_a_bad_one(tmp_path, caplog):
+    export = Export()
+    runner, agent, clock = await _running(export, f'basic_auth: {{username: sla, password: "{PASSWORD}"}}', tmp_path)
+    try:
+        await wait_for(lambda: _fetches(agent, "ok") == 1, "the first fetch, at start")
+        assert {t.id: t.responded_at for t in agent.store.tickets()} == {
+            "S-1": None, "S-2": dt.datetime(2026, 11, 24, 11, 0, tzinfo=TZ).timestamp()}
+        await agent.evaluate_now()
+        text = await asyncio.to_thread(_get, agent.server.url + "/metrics")
+        left = _samples(text, "sla_ticket_business_seconds_left")
+        assert list(left.values()) == [8 * 3600 - 1800]  # S-1 opened 09:30, now 10:00: 30 business minutes used
+
+        export.body = V2  # S-1 answered, S-3 opened
+        await clock.advance(60)
+        await wait_for(lambda: _fetches(agent, "ok") == 2, "the next fetch, a minute later")
+        stored = {t.id: t.responded_at for t in agent.store.tickets()}
+        assert stored["S-1"] == dt.datetime(2026, 11, 25, 10, 0, 30, tzinfo=TZ).timestamp() and "S-3" in stored
+        await agent.evaluate_now()
+        text = await asyncio.to_thread(_get, agent.server.url + "/metrics")
+        assert [k for k in _samples(text, "sla_ticket_business_seconds_left")] == [
+            "sla_ticket_business_seconds_left[('month', '2026-11'), ('priority', 'P3'), ('ticket', 'S-3')]"]
+        last_ok = _samples(text, "sla_tickets_fetch_last_success")
+
+        for body, status, reason in ((BAD, 200, "invalid"), (V2, 503, "http")):
+            export.body, export.status = body, status
+            await clock.advance(60)
+            await wait_for(lambda: agent.feed_metrics.errors.labels(reason)._value.get() == 1, f"a {reason} error")
+            assert {t.id: t.responded_at for t in agent.store.tickets()} == stored  # untouched
+        text = await asyncio.to_thread(_get, agent.server.url + "/metrics")
+        health = _samples(text, "sla_tickets_fetch")
+        assert health["sla_tickets_fetch_success[]"] == 0
+        assert health["sla_tickets_fetch_errors_total[('reason', 'invalid')]"] == 1
+        assert health["sla_tickets_fetch_errors_total[('reason', 'http')]"] == 1
+        assert _samples(text, "sla_tickets_fetch_last_success") == last_ok
+        assert "line 5" not in caplog.text and ":5: priority" in caplog.text  # the bad line is named
+        assert PASSWORD not in caplog.text and PASSWORD not in text
+
+        export.status = 200
+        await clock.advance(60)
+        await wait_for(lambda: agent.feed_metrics.success._value.get() == 1, "recovery")
+    finally:
+        await agent.stop()
+        await runner.cleanup()
+    assert export.requests == 5
+
+
+async def test_oauth2_as_for_targets(tmp_path):
+    export = Export()
+    runner, agent, clock = await _running(
+        export, 'auth: {oauth2: {token_url: "http://127.0.0.1:{port}/token", client_id: sla, '
+                'client_secret: "oauth-secret-5521"}}', tmp_path)
+    try:
+        await wait_for(lambda: _fetches(agent, "ok") == 1, "a fetch with a bearer token")
+        assert len(agent.store.tickets()) == 2 and export.issuer.requests == 1
+        export.issuer.revoke_all()  # the export answers 401 once: one new token, then the export
+        export.body = V2
+        await clock.advance(60)
+        await wait_for(lambda: _fetches(agent, "ok") == 2, "a fetch after a revoked token")
+        assert export.issuer.requests == 2 and len(agent.store.tickets()) == 3
+    finally:
+        await agent.stop()
+        await runner.cleanup()
