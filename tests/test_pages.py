@@ -4,6 +4,7 @@ of any other host. A screenshot of each is kept with the test's files."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 
 import pytest
@@ -13,6 +14,8 @@ from agent.config import load_config
 from agent.demo.history import write_history
 from agent.probes import probe_type
 from agent.probes.browser.spec import find_chromium
+from agent.store import Store
+from agent.tickets import Ticket
 
 from .conftest import ROOT
 from .test_daemon import wait_for
@@ -55,6 +58,9 @@ async def test_the_status_page_and_the_report_in_chromium(tmp_path):
     cfg = dataclasses.replace(cfg, targets=tuple(t for t in cfg.targets if probe_type(t).name != "browser"),
                               agent=dataclasses.replace(cfg.agent, listen="127.0.0.1:0"))
     month = write_history(cfg, str(tmp_path / "state"), time.time())
+    store = Store(tmp_path / "state", thresholds=cfg.contract.thresholds)
+    store.upsert_tickets([Ticket("OPEN-7", "P1", time.time() - 3600)])  # unanswered: its deadline is shown
+    store.close()
     agent = Agent(cfg, state_dir=str(tmp_path / "state"))
     await agent.start()
     try:
@@ -73,6 +79,8 @@ async def test_the_status_page_and_the_report_in_chromium(tmp_path):
     assert len(page["verdicts"]) == 6 and page["budget"] == 2 and page["targets"] == len(cfg.targets)
     assert page["noIncident"] or page["incidents"] > 0
     assert "Next maintenance window" in page["text"] and "The month's report" in page["text"]
+    assert "Tickets waiting for a first response" in page["text"] and "OPEN-7" in page["text"]
+    assert re.search(r"(\d+ h \d\d min left|lost)", page["text"]), page["text"]
     assert len(report["verdicts"]) >= 6 and {"MET", "MISSED"} <= set(report["verdicts"])
     assert report["legends"] == 3 and report["incidents"] >= 5
     assert "SIMULATED" in report["text"]

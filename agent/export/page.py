@@ -38,16 +38,43 @@ def _budget_svg(remaining: float | None) -> str:
             "</svg>")
 
 
+def _budget_text(d: dict[str, Any]) -> str:
+    """What is left of the month's down time, and where the recent burn leads."""
+    left = d["budget_remaining_s"]
+    text = "lost" if d["lost"] else f"{hm(left)} left"
+    if d.get("projected_ratio") is not None and not d["lost"]:
+        text += f", heading for {_pct(d['projected_ratio'])}"
+    return _e(text)
+
+
+def _open_tickets(w: Any, status: dict[str, Any]) -> None:
+    rows = sorted((t for figures in status["tickets"].values() for t in figures.get("open", [])),
+                  key=lambda t: t["business_left_s"])
+    if not rows:
+        return
+    w('<h2>Tickets waiting for a first response</h2><table id="open-tickets"><thead><tr><th>Ticket</th>'
+      '<th>Priority</th><th>Opened</th><th>Business time left</th></tr></thead><tbody>')
+    for t in rows:
+        left = t["business_left_s"]
+        w(f'<tr><td>{_e(t["id"])}</td><td>{_e(t["priority"])}</td><td>{_e(t["opened_at"])}</td>'
+          f'<td>{"missed by " + hm(-left) if left < 0 else hm(left)}</td></tr>')
+    w("</tbody></table>")
+
+
+def hm(seconds: float) -> str:
+    m = int(abs(seconds) // 60)
+    return f"{m // 60} h {m % 60:02d} min"
+
+
 def _objectives(w: Any, status: dict[str, Any], report: dict[str, Any]) -> None:
     w('<h2>The contract, month to date</h2><table id="objectives"><thead><tr><th>Row</th><th>Objective</th>'
       '<th>Measured</th><th>Budget left</th><th class="wide">Burn rate</th><th>Verdict</th></tr></thead><tbody>')
     for r in report["rows"]:
-        month = (status["services"].get(r["service"], {}).get("availability", {}).get("month")
-                 if r["measure"] == "availability" else None)
+        d = r["details"] if r["measure"] == "availability" else None
         budget = burn = ""
-        if month is not None:
-            budget = f'{_budget_svg(month["budget_remaining_ratio"])} {_pct(month["budget_remaining_ratio"], 0)}'
-            burn = "-" if month["burn_rate"] is None else f'{month["burn_rate"]:.2f}'
+        if d is not None:
+            budget = f'{_budget_svg(d["budget_remaining_ratio"])} {_budget_text(d)}'
+            burn = "-" if d["burn_rate"] is None else f'{d["burn_rate"]:.2f}'
         w(f'<tr class="objective"><td>{r["row"]}. {_e(r["service"])} {_e(r["measure"])}</td>'
           f"<td>{_e(row_objective(r))}</td><td>{_e(row_value(r))}</td><td>{budget}</td>"
           f'<td class="wide">{_e(burn)}</td><td><span class="v {r["verdict"]}">{VERDICT_TEXT[r["verdict"]]}</span>'
@@ -114,6 +141,7 @@ def render_page(status: dict[str, Any], report: dict[str, Any], next_window: dic
     if status["maintenance_active"]:
         w(f'<p class="sim" id="maintenance-now">Maintenance window now: {_e(status["maintenance"])}</p>')
     _objectives(w, status, report)
+    _open_tickets(w, status)
     _targets(w, status)
     _latency(w, status)
     _incidents(w, report)
