@@ -205,10 +205,13 @@ class Agent:
         if new.contract.thresholds != self.cfg.contract.thresholds:
             return self._refuse("latency thresholds cannot change under an existing ledger")
         old = {t.name: t.service for t in self.cfg.all_targets}
-        feed_changed = new.tickets != self.cfg.tickets
+        feed_changed = (new.tickets, new.contract) != (self.cfg.tickets, self.cfg.contract)  # columns, time zone
         self._apply(new)
         if feed_changed:
             await self._stop_feed()
+            if new.tickets is None and self.feed_metrics is not None:
+                self.feed_metrics.unregister()
+                self.feed_metrics = None
             self._start_feed()
         for name, service in old.items():
             if name not in {t.name for t in new.all_targets}:
@@ -262,8 +265,8 @@ class Agent:
         if self.feed_metrics is None:
             self.feed_metrics = TicketFeedMetrics(self.registry, self.cfg.agent.location)
         metrics = self.feed_metrics
-        self._feed = TicketFeed(self.cfg, self.store, self.clock, lambda r: metrics.observe(r, self.clock.time()),
-                                lambda text: self.redact(text))
+        self._feed = TicketFeed(lambda: self.cfg, self.store, self.clock,
+                                lambda r: metrics.observe(r, self.clock.time()), lambda text: self.redact(text))
         self._feed_task = asyncio.create_task(self._feed.run(), name="tickets")
 
     async def _stop_feed(self) -> None:

@@ -168,7 +168,7 @@ class Month:
         return {"summary": "api: the 99 % availability of 2026-09 is lost",
                 "description": f"Down time already exceeds the month's budget by {humanize_duration(over)}: even if "
                                f"every minute left is up, the month ends below 99 %. Maintenance and declared "
-                               f"exclusions are left out; seen by two locations, or by the only one.",
+                               f"exclusions are left out.",
                 **LINKS}
 
     def risk_annotations(self, t: float) -> dict:
@@ -176,8 +176,9 @@ class Month:
         r_up, r_down, _ = self.counted(t, since=int((t - SETTLE) // 60) * 60 - 86400)
         projected = (up + future * r_up / (r_up + r_down)) / (up + down + future)
         return {"summary": "api: the 99 % availability of 2026-09 is at risk",
-                "description": f"At the burn of the last 1 d the month ends at {humanize_percentage(projected)} "
-                               f"(objective 99 %): its budget runs out before the month does.", **LINKS}
+                "description": f"At the burn of the last 1 d the month ends with {humanize_percentage(1 - projected)} "
+                               f"of its time down (at most 1 % keeps 99 %): its budget runs out before the month "
+                               f"does.", **LINKS}
 
     def at(self, day: int, hour: int = 0, minute: int = 0) -> float:
         return dt.datetime(2026, 9, day, hour, minute, tzinfo=TZ).timestamp()

@@ -149,3 +149,72 @@ async def test_oauth2_as_for_targets(tmp_path):
     finally:
         await agent.stop()
         await runner.cleanup()
+
+
+async def test_a_streamed_export_is_read_whole_and_redirects_keep_credentials_home(tmp_path):
+    """20,000 lines sent in small chunks are all imported; a redirect to another origin gets none of the
+    configured headers; a redirect loop ends in an error result, and the schedule goes on."""
+    lines = [b"id,priority,opened_at,responded_at"] + [
+        f"Z-{i},P3,2026-11-2{i % 5}T10:00:00+01:00,2026-11-2{i % 5}T11:00:00+01:00".encode() for i in range(20_000)]
+    seen: list[str | None] = []
+
+    async def streamed(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/csv"})
+        await resp.prepare(request)
+        body = b"\n".join(lines) + b"\n"
+        for i in range(0, len(body), 16384):
+            await resp.write(body[i:i + 16384])
+        await resp.write_eof()
+        return resp
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("X-Api-Key"))
+        return web.Response(body=V1, content_type="text/csv")
+
+    other = web.Application()
+    other.router.add_get("/export", elsewhere)
+    other_runner = web.AppRunner(other)
+    await other_runner.setup()
+    other_site = web.TCPSite(other_runner, "127.0.0.1", 0)
+    await other_site.start()
+    other_port = other_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    target = {"to": "/big"}
+
+    async def hop(request: web.Request) -> web.Response:
+        raise web.HTTPFound(target["to"])
+
+    app = web.Application()
+    app.router.add_get("/big", streamed)
+    app.router.add_get("/hop", hop)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    cfg = parse_config(f"""
+agent: {{listen: "127.0.0.1:0"}}
+tickets: {{url: "http://127.0.0.1:{port}/hop", every: 1m, headers: {{X-Api-Key: "key-8812-secret"}}}}
+targets: [{{name: api, service: api, url: "http://127.0.0.1:{free_port()}/"}}]
+""")
+    clock = FakeClock(wall=NOW)
+    agent = Agent(cfg, state_dir=str(tmp_path / "state"), clock=clock)
+    await agent.start()
+    await agent.scheduler.stop(0)
+    try:
+        await wait_for(lambda: _fetches(agent, "ok") == 1, "the streamed export, through one same-origin redirect")
+        assert len(agent.store.tickets()) == 20_000
+        target["to"] = f"http://127.0.0.1:{other_port}/export"
+        await clock.advance(60)
+        await wait_for(lambda: _fetches(agent, "ok") == 2, "the export on another origin")
+        assert seen == [None]  # the key stayed home
+        target["to"] = "/hop"  # a loop
+        await clock.advance(60)
+        await wait_for(lambda: _fetches(agent, "error") == 1, "an error result")
+        assert agent.feed_metrics.errors.labels("http")._value.get() == 1
+        target["to"] = "/big"
+        await clock.advance(60)
+        await wait_for(lambda: _fetches(agent, "ok") == 3, "the schedule going on")
+    finally:
+        await agent.stop()
+        await runner.cleanup()
+        await other_runner.cleanup()

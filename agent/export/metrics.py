@@ -156,11 +156,12 @@ class TicketFeedMetrics:
 
     def __init__(self, registry: CollectorRegistry, location: str = "") -> None:
         extra = ("location",) if location else ()
+        self.registry = registry
         self.values = (location,) if location else ()
         self.fetches = Counter("sla_tickets_fetches", "Fetches of the support tool's export, by result (ok, error).",
                                ("result",) + extra, registry=registry)
         self.errors = Counter("sla_tickets_fetch_errors", "Failed fetches by reason (network, timeout, auth, http, "
-                              "too_large, invalid, store); the stored tickets are kept.", ("reason",) + extra,
+                              "too_large, invalid, store, error); the stored tickets are kept.", ("reason",) + extra,
                               registry=registry)
         self.success = Gauge("sla_tickets_fetch_success", "1 when the last fetch was imported, 0 when not.", extra,
                              registry=registry)
@@ -168,6 +169,11 @@ class TicketFeedMetrics:
                                   "imported.", extra, registry=registry)
         self.in_export = Gauge("sla_tickets_fetch_tickets", "Tickets in the last export imported.", extra,
                                registry=registry)
+
+    def unregister(self) -> None:
+        """The feed is gone from the config: its series go too (no stale 0 left to alert on)."""
+        for m in (self.fetches, self.errors, self.success, self.last_success, self.in_export):
+            self.registry.unregister(m)
 
     def observe(self, result: Any, now: float) -> None:
         """One fetch's outcome (tickets/feed.FetchResult)."""

@@ -6,8 +6,8 @@ from typing import Any, Iterable, Sequence
 
 from ..calendar import Calendar, iso
 from ..config.model import AvailabilitySpec, Contract
-from .promql import (AVAILABILITY_GROUP, BURN_ALERTS, CONTRACT, CONTRACT_GROUP, WINDOWS, WINDOWS_GROUP, burn_expr,
-                     burn_name, links, lost_and_at_risk, quorum, second_lowest, service_selector)
+from .promql import (AVAILABILITY_GROUP, agreed, BURN_ALERTS, CONTRACT, CONTRACT_GROUP, WINDOWS, WINDOWS_GROUP, burn_expr,
+                     burn_name, links, lost_and_at_risk, quorum, service_selector)
 from .objective import EvalContext, Month, Objective, RuleContext, RuleSet, Sample
 from .slices import DayCache, LedgerView, counts, eligible_minutes
 from .verdict import rounded, verdict
@@ -32,11 +32,12 @@ class Availability:
 
     @classmethod
     def from_counts(cls, start: float, end: float, slices: Sequence[int], future_min: int, objective: float,
-                    floor: float, recent: Sequence[int] = ()) -> "Availability":
+                    floor: float, recent: Sequence[int] = (), min_observed: int = 0) -> "Availability":
         """From the slice counts [up, down, unknown, masked] observed over [start, end), the unmasked
         minutes of the window still to come, and the [up, down] of the recent stretch the projection
-        goes on with (the window's own when empty). Unknown minutes count in neither the ratio nor
-        the budget: the verdict leaves them out."""
+        goes on with. Unknown minutes count in neither the ratio nor the budget: the verdict leaves
+        them out. A stretch with fewer than `min_observed` minutes observed does not project (the
+        window's own minutes do when they are enough; else nothing is projected)."""
         up, down, unknown, masked = (int(x) for x in slices)
         ratio = up / (up + down) if up + down else None
         eligible = up + down + unknown
@@ -44,7 +45,7 @@ class Availability:
         v = verdict(up + down > 0, coverage is None or coverage >= floor, ratio is not None and ratio >= objective)
         budget = round((1 - objective) * (up + down + future_min) * 60.0, 3)
         return cls(start, end, up, down, unknown, masked, ratio, coverage, objective, budget, down * 60.0, v,
-                   future_min * 60.0, _projected(up, down, future_min, recent))
+                   future_min * 60.0, _projected(up, down, future_min, recent, min_observed))
 
     @property
     def budget_remaining_ratio(self) -> float | None:
@@ -73,16 +74,18 @@ class Availability:
                 "projected_ratio": rounded(self.projected), "lost": self.lost, "verdict": self.verdict}
 
 
-def _projected(up: int, down: int, future_min: int, recent: Sequence[int]) -> float | None:
+def _projected(up: int, down: int, future_min: int, recent: Sequence[int], min_observed: int) -> float | None:
     """The ratio at the window's end if the minutes still to come fail as often as the recent ones did
-    (as the window's own did, when the recent stretch observed nothing)."""
-    r_up, r_down = (int(recent[0]), int(recent[1])) if len(recent) else (0, 0)
-    if r_up + r_down == 0:
-        r_up, r_down = up, down
+    (as the window's own did, when the recent stretch observed too little)."""
     total = up + down + future_min
-    if r_up + r_down == 0 or not total:
+    if not total:
         return None
-    return (up + future_min * (r_up / (r_up + r_down))) / total
+    if not future_min:
+        return up / total
+    for r_up, r_down in ((int(recent[0]), int(recent[1])) if len(recent) else (0, 0), (up, down)):
+        if r_up + r_down >= max(1, min_observed):
+            return (up + future_min * (r_up / (r_up + r_down))) / total
+    return None
 
 
 def availability(view: LedgerView, targets: Sequence[str], combine_mode: str, cal: Calendar, contract: Contract,
@@ -99,7 +102,12 @@ def availability(view: LedgerView, targets: Sequence[str], combine_mode: str, ca
         recent = counts(view, targets, combine_mode, cal, contract, m1 - int(projection_s // 60), m1, now, cache)[:2]
     obj = contract.availability_objective if objective is None else objective
     return Availability.from_counts(start, m1 * 60.0, c[:4], eligible_minutes(cal, m1, m_end), obj,
-                                    contract.coverage_floor, recent)
+                                    contract.coverage_floor, recent, min_observed(projection_s))
+
+
+def min_observed(projection_s: float) -> int:
+    """A projection needs half its stretch observed: one down minute of thirty is not a trend."""
+    return int(projection_s // 120)
 
 
 @dataclass(frozen=True)
@@ -263,20 +271,22 @@ def _confirmed_down_alert(contract: Contract) -> dict[str, Any]:
 
 def _month_alerts(objective: float, selector: str, rc: RuleContext) -> list[dict[str, Any]]:
     """The month lost (down time beyond what the month allows, whatever comes next) and at risk (at the
-    recent burn it will be), as two locations see them (or the only one)."""
+    recent burn it will be), when `min_agree` locations say so (or every one, when fewer report)."""
     sel, by, pct = f"{{{selector}}}" if selector else "", "service, month", f"{objective * 100:g} %"
-    remaining = second_lowest(f"sla_month_budget_remaining_seconds{sel}", by)
-    projected = second_lowest(f"sla_month_projected_availability_ratio{sel}", by)
-    return lost_and_at_risk("SLAMonth", f"-{remaining} > 0", f"{projected} < {objective}", by,
+    k = rc.contract.min_agree
+    overrun = agreed(f"-sla_month_budget_remaining_seconds{sel}", by, k)
+    down_share = agreed(f"(1 - sla_month_projected_availability_ratio{sel})", by, k)
+    return lost_and_at_risk("SLAMonth", f"{overrun} > 0", f"{down_share} > {round(1 - objective, 9)}", by,
                             {"severity": "ticket", "slo": "availability", **CONTRACT}, ({
         "summary": f"{{{{ $labels.service }}}}: the {pct} availability of {{{{ $labels.month }}}} is lost",
         "description": f"Down time already exceeds the month's budget by {{{{ $value | humanizeDuration }}}}: "
                        f"even if every minute left is up, the month ends below {pct}. Maintenance and "
-                       f"declared exclusions are left out; seen by two locations, or by the only one.",
+                       f"declared exclusions are left out.",
         **links(rc.url)}, {
         "summary": f"{{{{ $labels.service }}}}: the {pct} availability of {{{{ $labels.month }}}} is at risk",
-        "description": f"At the burn of the last {rc.projection} the month ends at {{{{ $value | humanizePercentage }}}}"
-                       f" (objective {pct}): its budget runs out before the month does.",
+        "description": f"At the burn of the last {rc.projection} the month ends with {{{{ $value | "
+                       f"humanizePercentage }}}} of its time down (at most {(1 - objective) * 100:g} % keeps "
+                       f"{pct}): its budget runs out before the month does.",
         **links(rc.url)}))
 
 

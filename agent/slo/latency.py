@@ -14,7 +14,8 @@ from ..config.model import Contract, LatencyBound, LatencySpec
 from ..ledger import QUANTILES, cdf_points, merged_summary
 from .objective import EvalContext, Month, Objective, RuleContext, RuleSet, Sample
 from .promql import (BURN_ALERTS, CONTRACT, CONTRACT_GROUP, LATENCY_GROUP, WINDOWS, WINDOWS_GROUP, burn_expr,
-                     burn_name, le, lost_and_at_risk, objective_name, quorum, service_selector, threshold_label)
+                     across_places, burn_name, le, lost_and_at_risk, objective_name, service_selector, threshold_label)
+from .availability import min_observed
 from .slices import DayCache, LedgerView, counts, eligible_minutes
 from .verdict import combine_verdicts, rounded, verdict
 
@@ -117,23 +118,30 @@ class PeriodAllowance:
 
 
 def allowance(ctx: EvalContext, spec: LatencySpec, lat: Latency, ps: float, pe: float, now: float) -> PeriodAllowance:
-    """The period's volume is projected over its unmasked time (a synthetic monitor's volume is its
-    schedule's); the slow share of the last `ctx.projection_s` goes on to the end."""
+    """The period's volume goes on at the rate of its observed minutes over its unmasked minutes still to
+    come (a synthetic monitor's volume is its schedule's); the slow share of the last `ctx.projection_s`
+    (the period's own when that stretch observed too little) goes on to the end."""
     cal, names, mode = ctx.cal, ctx.names(spec.service), ctx.mode(spec.service)
     m0, m_end = int(ps // 60), int(pe // 60)
     mn = max(m0, min(m_end, int(now // 60)))
-    part = (now / 60 - mn) if mn < m_end and not cal.mask(mn, mn + 1)[0] else 0.0
-    elapsed = eligible_minutes(cal, m0, mn) + part
-    expected = max(float(lat.count), lat.count * eligible_minutes(cal, m0, m_end) / elapsed if elapsed else 0.0)
-    settled = int(ctx.settled(now) // 60)  # the same last stretch as the month's projection
+    settled = max(m0, min(mn, int(ctx.settled(now) // 60)))  # the closed minutes, as the month's budget
+    so_far = counts(ctx.view, names, mode, cal, ctx.contract, m0, settled, now, ctx.cache)
+    observed, in_so_far = int(so_far[0] + so_far[1]), int(so_far[4])
+    to_come = eligible_minutes(cal, mn, m_end)
+    if mn < m_end and not cal.mask(mn, mn + 1)[0]:
+        to_come -= now / 60 - mn  # the open minute's part gone by: its results are in lat.count already
+    expected = lat.count + (in_so_far / observed * to_come if observed else 0.0)
     r = counts(ctx.view, names, mode, cal, ctx.contract, settled - int(ctx.projection_s // 60), settled, now,
                ctx.cache)
+    recent_ok = r[0] + r[1] >= max(1, min_observed(ctx.projection_s)) and r[4] > 0
     bounds = []
     for b, below in zip(spec.bounds, lat.below):
         slow = lat.count - below
-        r_count, r_slow = int(r[4]), int(r[4]) - int(r[5 + ctx.contract.thresholds.index(b.below)])
-        share = r_slow / r_count if r_count else (slow / lat.count if lat.count else 0.0)
-        bounds.append(Allowance(b.below, b.ratio, slow, (1 - b.ratio) * expected,
+        if recent_ok:
+            share = (int(r[4]) - int(r[5 + ctx.contract.thresholds.index(b.below)])) / int(r[4])
+        else:
+            share = slow / lat.count if lat.count else 0.0
+        bounds.append(Allowance(b.below, b.ratio, slow, round((1 - b.ratio) * expected, 6),
                                 slow + (expected - lat.count) * share))
     return PeriodAllowance(iso(ps, cal.tz)[:10], expected, tuple(bounds))
 
@@ -273,11 +281,14 @@ def _slow_ratio(th: float, services: list[str], w: str) -> dict[str, Any]:
 
 def _period_alerts(service: str, b: LatencyBound, rc: RuleContext) -> list[dict[str, Any]]:
     """The current 7-day period lost (more slow requests than it allows at its expected volume, whatever
-    comes next) and at risk (at the recent slow share it will be), as two locations see them."""
-    by = "service, objective, threshold, period"
+    comes next) and at risk (at the recent slow share it will be), across locations as the report decides."""
+    by = "service, objective, threshold, period, month"
     sel = f'{{service="{service}",objective="{objective_name(b.below)}"}}'
-    over = quorum(f"sla_period_slow_requests{sel} - sla_period_slow_allowed{sel}", by)
-    projected = quorum(f"sla_period_slow_projected{sel} - sla_period_slow_allowed{sel}", by)
+    c = rc.contract
+    over = across_places(f"(sla_period_slow_requests{sel} - sla_period_slow_allowed{sel})", by, c.min_agree,
+                         c.latency_locations)
+    projected = across_places(f"(sla_period_slow_projected{sel} - sla_period_slow_allowed{sel})", by, c.min_agree,
+                              c.latency_locations)
     terms = f"{b.ratio * 100:g} % of requests < {threshold_label(b.below)} s"
     where = "{{ $labels.service }}: the 7-day period from {{ $labels.period }}"
     period_links = {"report": f"{rc.url}/report?month={{{{ $labels.month }}}}",

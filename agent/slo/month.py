@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .availability import Availability
+from .availability import Availability, min_observed
 from .objective import EvalContext
 from ..ledger import DOWN_I
 from .slices import S_MASKED, S_UNKNOWN, combine, counts, eligible_minutes, slice_states
@@ -58,7 +58,7 @@ class ServiceMonth:
         (read through the view, as the live figures are: the stretch may begin in the month before)."""
         recent = self.recent(int(projection_s // 60)) if projection_s > 0 and self.future else ()
         return Availability.from_counts(self.start, self.m1 * 60.0, self.slices(), self.future, objective,
-                                        self.ctx.contract.coverage_floor, recent)
+                                        self.ctx.contract.coverage_floor, recent, min_observed(projection_s))
 
     def recent(self, minutes: int) -> Sequence[int]:
         """[up, down] of the last `minutes` before the cut-off."""

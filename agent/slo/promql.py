@@ -52,10 +52,23 @@ def quorum(record: str, by: str = "service") -> str:
     return f"min by ({by}) (topk by ({by}) (2, {record}))"
 
 
-def second_lowest(expr: str, by: str) -> str:
-    """Across locations, for figures where lower is worse: the second-lowest (two places must agree), or
-    the only one."""
-    return f"max by ({by}) (bottomk by ({by}) (2, {expr}))"
+def agreed(expr: str, by: str, k: int) -> str:
+    """Across locations, for figures where higher is worse: the k-th highest (k places must agree, as a
+    minute counts down in the report over several places), or the lowest when fewer report."""
+    return f"min by ({by}) (topk by ({by}) ({k}, {expr}))"
+
+
+def across_places(expr: str, by: str, contract_min_agree: int, latency_locations: str = "") -> str:
+    """A figure where higher is worse (an overrun), across locations as the report over several places
+    decides: latency by the place most favourable to the vendor (`best`: all must be over), any place
+    (`each`), all places' requests together (`pooled`), or `min_agree` places for availability."""
+    if latency_locations == "best":
+        return f"min by ({by}) ({expr})"
+    if latency_locations == "each":
+        return f"max by ({by}) ({expr})"
+    if latency_locations == "pooled":  # counts add up across places, and so do the allowances
+        return f"sum by ({by}) ({expr})"
+    return agreed(expr, by, max(1, contract_min_agree))
 
 
 def links(url: str, service: str = "{{ $labels.service }}") -> dict[str, str]:

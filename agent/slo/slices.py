@@ -135,6 +135,8 @@ class DayCache:
                 key = (key_targets, mode, t, seg_end)
                 c = self._parts.get(key)
                 if c is None:
+                    if len(self._parts) > 10_000:  # a caller that never starts a new evaluation
+                        self._parts.clear()
                     c = self._parts[key] = range_counts(view, targets, mode, self.cal, contract, t, seg_end)
             total += c
             t = seg_end

@@ -33,8 +33,9 @@ class OpenTickets:
 
 
 def _open(t: Ticket) -> bool:
-    """Not answered, and not resolved or closed without an answer either (nothing left to wait for)."""
-    return t.responded_at is None and t.resolved_at is None and t.closed_at is None
+    """Not answered. A ticket resolved or closed without a first response is still one: the report counts
+    it pending, then missed."""
+    return t.responded_at is None
 
 
 class TicketResponseObjective(Objective):

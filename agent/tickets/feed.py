@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import aiohttp
+from yarl import URL
 
 from ..clock import Clock
 from ..config.model import Config
@@ -19,17 +20,29 @@ from .importer import MAX_FILE_BYTES, TicketFileError, parse_export
 from .model import Ticket
 
 log = logging.getLogger("sla_agent.tickets")
+MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True)
 class FetchResult:
     ok: bool
-    reason: str  # why it failed: network, timeout, auth, http, too_large, invalid, store
+    reason: str  # why it failed: network, timeout, auth, http, too_large, invalid, store, error
     message: str
     duration_s: float
     tickets: int = 0
     added: int = 0
     updated: int = 0
+
+
+async def _body(resp: aiohttp.ClientResponse) -> bytes:
+    """The whole body, refused beyond the import's size limit (it may arrive in any number of chunks)."""
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise FetchError("too_large", f"the export is larger than {MAX_FILE_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class FetchError(Exception):
@@ -39,12 +52,14 @@ class FetchError(Exception):
 
 
 class TicketFeed:
-    """Fetches now, then every `settings.every`; `store` is the daemon's (upsert_tickets is thread-safe)."""
+    """Fetches now, then every `settings.every`; `store` is the daemon's (upsert_tickets is thread-safe).
+    `cfg` gives the running config: the export is read with its current columns and time zone."""
 
-    def __init__(self, cfg: Config, store: Any, clock: Clock, on_result: Callable[[FetchResult], None],
+    def __init__(self, cfg: Callable[[], Config], store: Any, clock: Clock, on_result: Callable[[FetchResult], None],
                  redact: Callable[[str], str]) -> None:
-        assert cfg.tickets is not None
-        self.cfg, self.s = cfg, cfg.tickets
+        settings = cfg().tickets
+        assert settings is not None
+        self.cfg, self.s = cfg, settings
         self.store, self.clock, self.on_result, self.redact = store, clock, on_result, redact
         https = self.s.url.startswith("https:")
         self._ssl = client_context(self.s.tls) if https else None
@@ -62,20 +77,25 @@ class TicketFeed:
             await self.clock.sleep_until(next_at)
 
     async def fetch(self) -> FetchResult:
+        """One fetch; whatever goes wrong ends in a result (the schedule goes on), never in the task."""
         t0 = time.monotonic()
         try:
             data, content_type = await asyncio.wait_for(self._download(), self.s.timeout)
             result = await asyncio.to_thread(self._store, data, content_type, t0)
         except FetchError as exc:
-            result = FetchResult(False, exc.reason, self.redact(str(exc)), time.monotonic() - t0)
+            result = self._failed(exc.reason, str(exc), t0)
         except TimeoutError:
-            result = FetchResult(False, "timeout", f"no complete answer within {self.s.timeout:g}s",
-                                 time.monotonic() - t0)
+            result = self._failed("timeout", f"no complete answer within {self.s.timeout:g}s", t0)
         except (aiohttp.ClientError, OSError) as exc:
-            result = FetchResult(False, "network", self.redact(f"{type(exc).__name__}: {exc}"), time.monotonic() - t0)
+            result = self._failed("network", f"{type(exc).__name__}: {exc}", t0)
+        except Exception as exc:  # noqa: BLE001 - an answer aiohttp cannot take (a redirect to user:pw@...)
+            result = self._failed("error", f"{type(exc).__name__}: {exc}", t0)
         self._log(result)
         self.on_result(result)
         return result
+
+    def _failed(self, reason: str, message: str, t0: float) -> FetchResult:
+        return FetchResult(False, reason, self.redact(message), time.monotonic() - t0)
 
     def _log(self, r: FetchResult) -> None:
         where = self.redact(self.s.url)
@@ -102,7 +122,7 @@ class TicketFeed:
                 raise FetchError("auth", f"no OAuth2 token: {exc}") from None
             status, body, ctype = await self._get(headers)
         if status != 200:
-            raise FetchError("http", f"HTTP {status} from the export URL")
+            raise FetchError("auth" if status in (401, 403) else "http", f"HTTP {status} from the export URL")
         return body, ctype
 
     async def _token(self, headers: dict[str, str]) -> str | None:
@@ -116,18 +136,28 @@ class TicketFeed:
         return token
 
     async def _get(self, headers: dict[str, str]) -> tuple[int, bytes, str]:
-        async with self._session.get(self.s.url, headers=headers, allow_redirects=True) as resp:  # type: ignore
-            body = await resp.content.read(MAX_FILE_BYTES + 1)
-            if len(body) > MAX_FILE_BYTES:
-                raise FetchError("too_large", f"the export is larger than {MAX_FILE_BYTES} bytes")
-            return resp.status, body, resp.headers.get("Content-Type", "")
+        """GET with redirects followed by hand: the configured headers (keys, tokens) go to the export's
+        own origin only, and never from https down to http."""
+        url = URL(self.s.url)
+        for _ in range(MAX_REDIRECTS + 1):
+            async with self._session.get(url, headers=headers, allow_redirects=False) as resp:  # type: ignore
+                location = resp.headers.get("Location") if resp.status in (301, 302, 303, 307, 308) else None
+                if location is None:
+                    return resp.status, await _body(resp), resp.headers.get("Content-Type", "")
+            nxt = url.join(URL(location))
+            if url.scheme == "https" and nxt.scheme != "https":
+                raise FetchError("http", "the export redirects from https to plain http: not followed")
+            if nxt.origin() != url.origin():
+                headers = {}  # another host: none of our credentials
+            url = nxt
+        raise FetchError("http", f"more than {MAX_REDIRECTS} redirects")
 
     def _store(self, data: bytes, content_type: str, t0: float) -> FetchResult:
         fmt = self.s.format
-        if fmt == "auto" and "json" in content_type:
-            fmt = "json"
+        if fmt == "auto" and ("json" in content_type or URL(self.s.url).path.lower().endswith(".json")):
+            fmt = "json"  # else parse_export looks at the text itself
         try:
-            tickets: list[Ticket] = parse_export(self.cfg, self.redact(self.s.url), data, fmt)
+            tickets: list[Ticket] = parse_export(self.cfg(), self.redact(self.s.url), data, fmt)
         except TicketFileError as exc:
             shown = exc.problems[:5] + ([f"... and {len(exc.problems) - 5} more"] if len(exc.problems) > 5 else [])
             raise FetchError("invalid", "rejected, nothing imported: " + "; ".join(shown)) from None

@@ -171,4 +171,8 @@ def authorization_once(r: Reader, s: Section, path: str, headers: tuple) -> bool
         r.error(s.nodes["auth"], f"{path}.auth", "sets the Authorization header itself: drop the Authorization "
                                                   "header (or basic_auth)")
         ok = False
+    if "auth" in s.values and "url" in s.values and urlsplit(s.values["url"]).username is not None:
+        r.error(s.nodes["url"], f"{path}.url", "has user:password@ credentials and `auth` sets the Authorization "
+                                               "header: keep one of them")
+        ok = False
     return ok
