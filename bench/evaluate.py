@@ -42,11 +42,10 @@ def measure(targets: int, repeats: int) -> dict:
     digest = TDigest.from_values(rng.lognormal(np.log(0.12), 0.45, 3600).tolist())
     for t in cfg.targets:
         s = led.ensure(t.name, t.service)
-        rows = led.capacity - 1440
-        s.data[:rows, 0] = 60
-        s.data[:rows, 3] = 60
-        s.data[:rows, 4] = 59
-        s.data[:rows, 5] = 60
+        hour = np.zeros((60, led.nf), dtype=np.uint16)
+        hour[:, 0], hour[:, 3], hour[:, 4], hour[:, 5] = 60, 60, 59, 60
+        for h in range((led.capacity - 1440) // 60):  # as a restore writes them
+            led.load_hour(s.name, s.service, s.base // 60 + h, hour, {})
         for h in range(int(NOW // HOUR) - 7 * 24, int(NOW // HOUR)):
             s.hour_digests[h] = digest
     tickets = [Ticket(f"T-{i}", ("P1", "P2", "P3")[i % 3], NOW - 3600 * (i + 1)) for i in range(20)]

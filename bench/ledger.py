@@ -55,11 +55,10 @@ def week_ledger(targets: int, c: Calendar) -> Ledger:
     rng = np.random.default_rng(2)
     for t in range(targets):
         s = led.ensure(f"t{t:03d}", "api")
-        rows = led.capacity - 1440
-        s.data[:rows, 0] = 60
-        s.data[:rows, 3] = 60
-        s.data[:rows, 4] = 59
-        s.data[:rows, 5] = 60
+        hour = np.zeros((60, led.nf), dtype=np.uint16)
+        hour[:, 0], hour[:, 3], hour[:, 4], hour[:, 5] = 60, 60, 59, 60
+        for h in range((led.capacity - 1440) // 60):  # as a restore writes them
+            led.load_hour(s.name, s.service, s.base // 60 + h, hour, {})
         for h in range(int(NOW // HOUR) - 7 * 24, int(NOW // HOUR)):
             s.hour_digests[h] = TDigest.from_values(rng.lognormal(np.log(0.12), 0.45, 3600).tolist())
     return led

@@ -3,11 +3,28 @@ Quantiles are shown beside the verdicts, never deciding them."""
 from __future__ import annotations
 
 import time
-from typing import Iterable, Sequence
+import zlib
+from typing import Iterable, Sequence, Union
 
 from fastdigest import TDigest, merge_all
 
 QUANTILES = (0.5, 0.9, 0.98, 0.99, 0.999)
+# A digest no more samples are expected in (a closed hour, a finished day) is held as its compressed bytes:
+# a third of the live object's memory, and TDigest.from_bytes(to_bytes(d)) merges exactly as d does.
+Held = Union[TDigest, bytes]
+
+
+def freeze(d: TDigest) -> bytes:
+    return zlib.compress(d.to_bytes(), 1)
+
+
+def thaw(d: Held) -> TDigest:
+    return TDigest.from_bytes(zlib.decompress(d)) if isinstance(d, bytes) else d
+
+
+def blob(d: Held) -> bytes:
+    """The digest's to_bytes(), as the store keeps it."""
+    return zlib.decompress(d) if isinstance(d, bytes) else d.to_bytes()
 
 
 def merge_chunked(digests: list[TDigest], chunk: int = 8) -> TDigest:

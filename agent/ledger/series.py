@@ -6,8 +6,8 @@ Per target, per epoch minute, exact counts (uint16 columns):
 Per target, per hour, a t-digest (fastdigest) of the latency population; hours of finished local days
 are merged into one digest per day (quantiles are shown beside the verdict, never decide it).
 
-Minutes live in one contiguous numpy array per target covering the last `hot_days` days, so any window
-(month to date, 30 days, 7 days) is a slice. Older data is read back from the store.
+Minutes cover the last `hot_days` days per target (minutes.py: the last two dense, older days compressed);
+older data is read back from the store. Closed digests are held compressed as well (digest.py).
 """
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ import numpy as np
 from fastdigest import TDigest, merge_all
 
 from ..probes.base import DOWN, INCONCLUSIVE, UP, ProbeResult
-from .digest import merge_chunked
+from .digest import Held, blob, freeze, merge_chunked, thaw
+from .minutes import DTYPE, MinuteStore
 
 UP_I, DOWN_I, INC_I, LAT_I, BELOW0_I = 0, 1, 2, 3, 4
-DTYPE = np.uint16
 HOUR = 3600
 DAY = 86400
 
@@ -38,10 +38,10 @@ class TargetSeries:
     service: str
     nf: int
     capacity: int  # minutes
-    base: int = -1  # epoch minute of row 0 (hour aligned); -1 until the first sample
-    data: np.ndarray = field(init=False)
-    hour_digests: dict[int, TDigest] = field(default_factory=dict)  # epoch hour -> digest
-    day_digests: dict[int, TDigest] = field(default_factory=dict)  # local day start (epoch s) -> digest
+    first: int = -1  # epoch minute the window starts at (hour aligned); -1 until the first sample
+    minutes: MinuteStore = field(init=False)
+    hour_digests: dict[int, Held] = field(default_factory=dict)  # epoch hour -> digest (closed ones frozen)
+    day_digests: dict[int, Held] = field(default_factory=dict)  # local day start (epoch s) -> digest (frozen)
     errors: dict[int, Counter] = field(default_factory=dict)  # epoch minute -> error_kind counts of down probes
     hour_errors: dict[int, Counter] = field(default_factory=dict)  # epoch hour -> counts kept per hour only
     newest_hour: int = -1  # the hour samples arrive in now; every older digest is "closed"
@@ -50,7 +50,17 @@ class TargetSeries:
     merged: dict[tuple, TDigest] = field(default_factory=dict)  # window key -> merge of its closed digests
 
     def __post_init__(self) -> None:
-        self.data = np.zeros((self.capacity, self.nf), dtype=DTYPE)
+        self.minutes = MinuteStore(self.nf, self.capacity, self.first)
+
+    @property
+    def base(self) -> int:
+        """Epoch minute of the window's first row."""
+        return self.minutes.base
+
+    @property
+    def data(self) -> np.ndarray:
+        """The whole window as one array (a copy: for inspection, not for writing)."""
+        return self.minutes.block(self.base, self.base + self.capacity)
 
 
 class Ledger:
@@ -74,7 +84,7 @@ class Ledger:
         self._anchor_base = (int(now // 60) // 60) * 60 - (self.capacity - 1440)
         for s in self.series.values():
             if s.base < 0:
-                s.base = self._anchor_base
+                s.minutes.base = self._anchor_base
 
     # -- registration ------------------------------------------------------------------------------
     def ensure(self, target: str, service: str) -> TargetSeries:
@@ -93,11 +103,10 @@ class Ledger:
             s.newest_minute = minute
         elif minute < s.newest_minute - 15:
             self.old_writes += 1  # far behind the newest sample: a wall-clock jump back (cached days are stale)
-        idx = self._index(s, minute)
-        if idx < 0:
+        row = self._row(s, minute)
+        if row is None:
             self.dropped_old += 1
             return
-        row = s.data[idx]
         outcome = r.outcome
         if outcome == UP:
             row[UP_I] += 1
@@ -119,38 +128,30 @@ class Ledger:
                 self._digest(s, minute // 60).update(d)
         self.dirty_hours.add((r.target, minute // 60))
 
-    def _index(self, s: TargetSeries, minute: int) -> int:
+    def _row(self, s: TargetSeries, minute: int) -> np.ndarray | None:
         if s.base < 0:
-            s.base = (minute // 60) * 60 - (self.capacity - 1440)  # room behind for restored history
-        idx = minute - s.base
-        if idx >= self.capacity:
-            shift = ((idx - self.capacity) // 1440 + 1) * 1440
-            if shift >= self.capacity:
-                s.data[:] = 0
-            else:
-                s.data[:-shift] = s.data[shift:]
-                s.data[-shift:] = 0
-            s.base += shift
-            idx -= shift
-        return idx
+            s.minutes.base = (minute // 60) * 60 - (self.capacity - 1440)  # room behind for restored history
+        return s.minutes.row(minute)
 
     def _digest(self, s: TargetSeries, hour: int) -> TDigest:
+        """The digest a latency sample of `hour` goes into, live (a frozen one thaws: a late sample)."""
         start = hour * HOUR
         if start < self.compacted_before:
             s.version += 1
             day = int(self.day_start(start))
-            d = s.day_digests.get(day)
-            if d is None:
-                d = s.day_digests[day] = TDigest()
+            held = s.day_digests.get(day)
+            d = s.day_digests[day] = TDigest() if held is None else thaw(held)
             self.dirty_digests.add((s.name, day, DAY))
             return d
         if hour > s.newest_hour:
+            closed = s.hour_digests.get(s.newest_hour)
+            if isinstance(closed, TDigest):
+                s.hour_digests[s.newest_hour] = freeze(closed)
             s.newest_hour = hour
         elif hour < s.newest_hour:
             s.version += 1  # a late sample for a closed hour
-        d = s.hour_digests.get(hour)
-        if d is None:
-            d = s.hour_digests[hour] = TDigest()
+        held = s.hour_digests.get(hour)
+        d = s.hour_digests[hour] = TDigest() if held is None else thaw(held)
         self.dirty_digests.add((s.name, start, HOUR))
         return d
 
@@ -159,17 +160,9 @@ class Ledger:
         """Counts for epoch minutes [m0, m1) (zeros where nothing is known). A read-only view of the
         ledger when the range is in memory: evaluation copies nothing."""
         s = self.series.get(target)
-        if s is not None and s.base >= 0 and s.base <= m0 <= m1 <= s.base + self.capacity:
-            view = s.data[m0 - s.base:m1 - s.base]
-            view.flags.writeable = False
-            return view
-        out = np.zeros((max(0, m1 - m0), self.nf), dtype=DTYPE)
-        if s is None or s.base < 0 or m1 <= m0:
-            return out
-        a, b = max(m0, s.base), min(m1, s.base + self.capacity)
-        if a < b:
-            out[a - m0:b - m0] = s.data[a - s.base:b - s.base]
-        return out
+        if s is None:
+            return np.zeros((max(0, m1 - m0), self.nf), dtype=DTYPE)
+        return s.minutes.block(m0, m1)
 
     def digests(self, target: str, start: float, end: float) -> list[TDigest]:
         """The target's latency sketch over buckets starting in [start, end) (whole days for compacted
@@ -189,14 +182,14 @@ class Ledger:
         key = (tuple(days), closed_hours, s.version)
         merged = s.merged.get(key)
         if merged is None:
-            parts = [s.day_digests[d] for d in days] + [s.hour_digests[h] for h in closed_hours]
+            parts = [thaw(s.day_digests[d]) for d in days] + [thaw(s.hour_digests[h]) for h in closed_hours]
             merged = merge_chunked(parts)
-            if len(s.merged) >= 4:  # the live windows: current period, rolling 7 days (and a spare)
+            if len(s.merged) >= 2:  # the live windows: current period, rolling 7 days
                 s.merged.pop(next(iter(s.merged)))
             s.merged[key] = merged
         out = [merged]
         if s.newest_hour in hours:
-            out.append(s.hour_digests[s.newest_hour])
+            out.append(thaw(s.hour_digests[s.newest_hour]))
         return out
 
     # -- maintenance ------------------------------------------------------------------------------
@@ -212,10 +205,10 @@ class Ledger:
                     by_day.setdefault(int(self.day_start(h * HOUR)), []).append(h)
             for day, hours in by_day.items():
                 s.version += 1
-                parts = [s.hour_digests.pop(h) for h in hours]
+                parts = [thaw(s.hour_digests.pop(h)) for h in hours]
                 if day in s.day_digests:
-                    parts.append(s.day_digests[day])
-                s.day_digests[day] = merge_all(parts)
+                    parts.append(thaw(s.day_digests[day]))
+                s.day_digests[day] = freeze(merge_all(parts))
                 self.dirty_digests.add((s.name, day, DAY))
                 for h in hours:
                     self.dirty_digests.discard((s.name, h * HOUR, HOUR))
@@ -228,35 +221,29 @@ class Ledger:
                 del s.errors[m]
             for h in [h for h in s.hour_errors if h * 60 < s.base]:
                 del s.hour_errors[h]
+            s.minutes.freeze()
+            _freeze_closed(s)
         self.compacted_before = today
         return done
 
     # -- persistence helpers ------------------------------------------------------------------------
     def hour_blob(self, target: str, hour: int) -> tuple[bytes, str] | None:
         s = self.series.get(target)
-        if s is None:
-            return None
-        i = hour * 60 - s.base
-        if i < 0 or i + 60 > self.capacity:
+        if s is None or s.base < 0 or not s.base <= hour * 60 <= s.base + self.capacity - 60:
             return None
         errors = {str(m - hour * 60): dict(c) for m in range(hour * 60, hour * 60 + 60) if (c := s.errors.get(m))}
         if hour in s.hour_errors:
             errors["h"] = dict(s.hour_errors[hour])
-        return s.data[i:i + 60].tobytes(), json.dumps(errors, sort_keys=True) if errors else ""
+        rows = s.minutes.block(hour * 60, hour * 60 + 60)
+        return rows.tobytes(), json.dumps(errors, sort_keys=True) if errors else ""
 
     def load_hour(self, target: str, service: str, hour: int, counts: np.ndarray, errors: dict) -> bool:
         s = self.ensure(target, service)
         m = hour * 60
         if s.base < 0:
-            self._index(s, m)
-        i = m - s.base
-        if i < 0 or i + 60 > self.capacity:
-            if i + 60 > self.capacity:
-                self._index(s, m + 59)
-                i = m - s.base
-            if i < 0:
-                return False
-        s.data[i:i + 60] = counts
+            s.minutes.base = m - (self.capacity - 1440)
+        if not s.minutes.write(m, counts):
+            return False
         self.old_writes += 1  # restored history: nothing cached about it is valid
         for key, kinds in minute_errors(errors).items():
             if key == "h":
@@ -270,17 +257,14 @@ class Ledger:
         s.version += 1
         s.newest_hour = max(s.newest_hour, start // HOUR)
         if span == DAY:
-            s.day_digests[start] = digest
+            s.day_digests[start] = freeze(digest)
         else:
-            s.hour_digests[start // HOUR] = digest
+            s.hour_digests[start // HOUR] = freeze(digest)
 
     def mark_all_dirty(self) -> None:
         """Every hour and digest held in memory is to be written again (the database was lost)."""
         for s in self.series.values():
-            if s.base < 0:
-                continue
-            hours = s.data.reshape(-1, 60, self.nf).any(axis=(1, 2))
-            self.dirty_hours.update((s.name, s.base // 60 + int(i)) for i in np.flatnonzero(hours))
+            self.dirty_hours.update((s.name, h) for h in s.minutes.hours_with_data())
             self.dirty_digests.update((s.name, h * HOUR, HOUR) for h in s.hour_digests)
             self.dirty_digests.update((s.name, d, DAY) for d in s.day_digests)
 
@@ -288,9 +272,9 @@ class Ledger:
         """Snapshots what changed since the last call (cheap: runs on the loop), for the store to write."""
         hours = []
         for target, hour in self.dirty_hours:
-            blob = self.hour_blob(target, hour)
-            if blob is not None:
-                hours.append((target, hour, blob[0], blob[1]))
+            held = self.hour_blob(target, hour)
+            if held is not None:
+                hours.append((target, hour, held[0], held[1]))
         digests = []
         for target, start, span in self.dirty_digests:
             s = self.series.get(target)
@@ -298,10 +282,18 @@ class Ledger:
                 continue
             d = s.day_digests.get(start) if span == DAY else s.hour_digests.get(start // HOUR)
             if d is not None:
-                digests.append((target, start, span, d.to_bytes()))
+                digests.append((target, start, span, blob(d)))
         self.dirty_hours = set()
         self.dirty_digests = set()
         return hours, digests
+
+
+def _freeze_closed(s: TargetSeries) -> None:
+    """Digests a late sample thawed are frozen again; only the open hour's stays live."""
+    for book in (s.day_digests, s.hour_digests):
+        for key, d in book.items():
+            if isinstance(d, TDigest) and not (book is s.hour_digests and key == s.newest_hour):
+                book[key] = freeze(d)
 
 
 def minute_errors(errors: dict) -> dict[str, dict[str, int]]:

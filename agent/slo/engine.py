@@ -62,7 +62,7 @@ def evaluate(view: LedgerView, cfg: Config, cal: Calendar, now: float, cache: Da
              tickets: Callable[[float, float], list[Ticket]] | None = None) -> Snapshot:
     """Everything the exporter and /api/v1/status show, for `now`."""
     if cache is not None:
-        cache.new_evaluation()
+        cache.new_evaluation(now)
     ctx = context(view, cfg, cal, cache=cache, tickets=tickets)
     results = tuple((o, o.live(ctx, now)) for o in objectives_of(cfg.contract))
     return Snapshot(now, results, cal.active(now) is not None)

@@ -92,6 +92,9 @@ def range_counts(view: LedgerView, targets: Sequence[str], combine_mode: str, ca
     return np.concatenate([slices, lat])
 
 
+KEEP_DAYS = 33  # the month to date reaches 31 days back, the rolling window 30: a spare day each way
+
+
 class DayCache:
     """The counts of closed local days, so that a live evaluation recomputes only today's minutes (and
     the partial first day of a rolling window) instead of a month of minutes for every target.
@@ -108,9 +111,13 @@ class DayCache:
         self._parts: dict[tuple, np.ndarray] = {}
         self._old_writes = 0
 
-    def new_evaluation(self) -> None:
-        """Parts of days are only good for one evaluation: results keep landing in the open minutes."""
+    def new_evaluation(self, now: float) -> None:
+        """Parts of days are only good for one evaluation: results keep landing in the open minutes. Days
+        older than any live window reaches (a month, 30 days) are let go."""
         self._parts.clear()
+        cut = int(now // 60) - KEEP_DAYS * 1440
+        for key in [k for k in self._days if k[2] < cut]:
+            del self._days[key]
 
     def counts(self, view: LedgerView, targets: Sequence[str], mode: str, contract: Contract, m0: int, m1: int,
                now: float) -> np.ndarray:
