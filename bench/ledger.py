@@ -34,12 +34,13 @@ def line(name: str, value: str, target: str, ok: bool) -> None:
 
 
 def bench_ingest(n: int) -> float:
+    """20 targets at 1 probe/s each: the results of the last n / 20 seconds, in the order they land."""
     c = Calendar(Contract())
     led = Ledger((0.5, 1.0), day_start=c.day_start)
     led.anchor(NOW)
     rng = np.random.default_rng(1)
     durations = rng.lognormal(np.log(0.12), 0.45, n).tolist()
-    results = [ProbeResult(f"t{i % 20}", "api", NOW - n + i, 0.0, d, "up" if i % 97 else "down",
+    results = [ProbeResult(f"t{i % 20}", "api", NOW - (n - i) / 20, 0.0, d, "up" if i % 97 else "down",
                            "" if i % 97 else "http_status", latency_counted=True) for i, d in enumerate(durations)]
     t0 = time.perf_counter()
     for r in results:

@@ -17,6 +17,12 @@ DAY_MIN = 1440
 HOT_DAYS = 2
 MAX_THAWED = 2
 LEVEL = 1  # zlib level: 6 saves a few hundred bytes a day at four times the cost
+# The last frozen days decompressed, whichever targets': a window read again (a week for the quantiles'
+# population, the hours of one day written again in a row after the database was lost) decompresses each
+# day once. Keyed by the bytes object itself (kept alive in the entry), so a day frozen again is never
+# read from an older copy; a few days' rows is all it holds, for the whole ledger.
+_READ: dict[int, tuple[bytes, np.ndarray]] = {}
+READ_DAYS = 8
 
 
 class MinuteStore:
@@ -26,14 +32,21 @@ class MinuteStore:
         self.nf, self.capacity = nf, capacity
         self.hot_rows = min(capacity, HOT_DAYS * DAY_MIN)
         self.hot = np.zeros((self.hot_rows, nf), dtype=DTYPE)
-        self.frozen: dict[int, bytes] = {}  # closed day's first minute -> compressed rows
-        self.thawed: dict[int, np.ndarray] = {}  # closed days being written to (at most MAX_THAWED)
+        # closed day's first minute -> its rows, compressed (frozen) or an array being written to (thawed):
+        # one dict, changed by one assignment, so that an evaluation reading in its thread finds every day
+        self.closed: dict[int, bytes | np.ndarray] = {}
+        self._thawed: list[int] = []  # the thawed days, oldest first (at most MAX_THAWED)
         self.base = base
 
     @property
-    def hot_base(self) -> int:
-        return self.base + self.capacity - self.hot_rows
+    def base(self) -> int:
+        return self._base
 
+    @base.setter
+    def base(self, value: int) -> None:
+        self._base = value
+        # a plain attribute, read by every add(); before the first sample no minute falls in the dense days
+        self.hot_base = value + self.capacity - self.hot_rows if value >= 0 else -(1 << 62)
     # -- writing ------------------------------------------------------------------------------------
     def row(self, minute: int) -> np.ndarray | None:
         """The minute's writable row; None when it lies before the window. A minute past the window
@@ -67,13 +80,13 @@ class MinuteStore:
         return self.base + (minute - self.base) // DAY_MIN * DAY_MIN
 
     def _thaw(self, day: int) -> np.ndarray:
-        block = self.thawed.get(day)
-        if block is None:
-            block = self._closed(day).copy()
-            self.frozen.pop(day, None)
-            self.thawed[day] = block
-            while len(self.thawed) > MAX_THAWED:  # restore writes day after day: keep it small as it goes
-                self._freeze_one(next(iter(self.thawed)))
+        held = self.closed.get(day)
+        if isinstance(held, np.ndarray):
+            return held
+        block = self.closed[day] = self._rows(held).copy()
+        self._thawed.append(day)
+        while len(self._thawed) > MAX_THAWED:  # restore writes day after day: keep it small as it goes
+            self._freeze_one(self._thawed[0])
         return block
 
     def _advance(self, minute: int) -> None:
@@ -84,36 +97,50 @@ class MinuteStore:
         for k in range(0, closing, DAY_MIN):
             rows = self.hot[k:k + DAY_MIN]
             if rows.any():
-                self.frozen[old_hot_base + k] = zlib.compress(rows.tobytes(), LEVEL)
+                self.closed[old_hot_base + k] = zlib.compress(rows.tobytes(), LEVEL)
         if shift >= self.hot_rows:
             self.hot[:] = 0
         else:
             self.hot[:-shift] = self.hot[shift:]
             self.hot[-shift:] = 0
-        self.base += shift
-        for day in [d for d in list(self.frozen) + list(self.thawed) if d < self.base]:
-            self.frozen.pop(day, None)
-            self.thawed.pop(day, None)
+        self.base = self.base + shift
+        for day in [d for d in list(self.closed) if d < self.base]:
+            del self.closed[day]
+        self._thawed = [d for d in self._thawed if d >= self.base]
 
     def freeze(self) -> None:
         """Every thawed day closes again (compaction calls this)."""
-        for day in list(self.thawed):
-            self._freeze_one(day)
+        while self._thawed:
+            self._freeze_one(self._thawed[0])
 
     def _freeze_one(self, day: int) -> None:
-        block = self.thawed.pop(day)
+        self._thawed.remove(day)
+        block = self.closed.get(day)
+        if not isinstance(block, np.ndarray):
+            return
         if block.any():
-            self.frozen[day] = zlib.compress(block.tobytes(), LEVEL)
+            self.closed[day] = zlib.compress(block.tobytes(), LEVEL)
+        else:
+            del self.closed[day]
 
     # -- reading ------------------------------------------------------------------------------------
-    def _closed(self, day: int) -> np.ndarray:
-        block = self.thawed.get(day)
-        if block is not None:
-            return block
-        blob = self.frozen.get(day)
-        if blob is None:
+    def _rows(self, held: bytes | np.ndarray | None) -> np.ndarray:
+        """A closed day's rows, from what `closed` holds for it (a thawed array is the live one)."""
+        if held is None:
             return np.zeros((DAY_MIN, self.nf), dtype=DTYPE)
-        return np.frombuffer(zlib.decompress(blob), dtype=DTYPE).reshape(DAY_MIN, self.nf)
+        if isinstance(held, np.ndarray):
+            return held
+        hit = _READ.get(id(held))
+        if hit is not None and hit[0] is held:
+            return hit[1]
+        rows = np.frombuffer(zlib.decompress(held), dtype=DTYPE).reshape(DAY_MIN, self.nf)
+        try:
+            while len(_READ) >= READ_DAYS:
+                _READ.pop(next(iter(_READ)))
+        except (RuntimeError, KeyError, StopIteration):  # the other thread was at it too
+            _READ.clear()
+        _READ[id(held)] = (held, rows)
+        return rows
 
     def block(self, m0: int, m1: int) -> np.ndarray:
         """Rows [m0, m1): a read-only view when they lie in the dense days, else a copy (zeros outside
@@ -134,8 +161,9 @@ class MinuteStore:
                 break
             day = self._day(t)
             end = min(b, day + DAY_MIN)
-            if day in self.frozen or day in self.thawed:
-                out[t - m0:end - m0] = self._closed(day)[t - day:end - day]
+            held = self.closed.get(day)
+            if held is not None:
+                out[t - m0:end - m0] = self._rows(held)[t - day:end - day]
             t = end
         return out
 
@@ -144,13 +172,12 @@ class MinuteStore:
         if self.base < 0:
             return []
         hours = []
-        for day in sorted(set(self.frozen) | set(self.thawed)):
-            hours += [day // 60 + int(h) for h in np.flatnonzero(self._closed(day).reshape(-1, 60, self.nf).any(
+        for day, held in sorted(self.closed.items()):
+            hours += [day // 60 + int(h) for h in np.flatnonzero(self._rows(held).reshape(-1, 60, self.nf).any(
                 axis=(1, 2)))]
         hot = self.hot.reshape(-1, 60, self.nf).any(axis=(1, 2))
         return hours + [self.hot_base // 60 + int(h) for h in np.flatnonzero(hot)]
 
     @property
     def nbytes(self) -> int:
-        return self.hot.nbytes + sum(len(b) for b in self.frozen.values()) + \
-            sum(a.nbytes for a in self.thawed.values())
+        return self.hot.nbytes + sum(len(b) if isinstance(b, bytes) else b.nbytes for b in self.closed.values())

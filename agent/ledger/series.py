@@ -125,13 +125,20 @@ class Ledger:
                 if d < th:
                     row[BELOW0_I + i] += 1
             if not masked:
-                self._digest(s, minute // 60).update(d)
+                hour = minute // 60
+                self._digest(s, hour).update(d)
+                if hour < s.newest_hour:
+                    s.version += 1  # a closed bucket changed: a merge made meanwhile is stale
         self.dirty_hours.add((r.target, minute // 60))
 
     def _row(self, s: TargetSeries, minute: int) -> np.ndarray | None:
-        if s.base < 0:
-            s.minutes.base = (minute // 60) * 60 - (self.capacity - 1440)  # room behind for restored history
-        return s.minutes.row(minute)
+        m = s.minutes
+        i = minute - m.hot_base
+        if 0 <= i < m.hot_rows:  # where results land: the dense days
+            return m.hot[i]
+        if m.base < 0:
+            m.base = (minute // 60) * 60 - (self.capacity - 1440)  # room behind for restored history
+        return m.row(minute)
 
     def _digest(self, s: TargetSeries, hour: int) -> TDigest:
         """The digest a latency sample of `hour` goes into, live (a frozen one thaws: a late sample)."""
@@ -139,8 +146,9 @@ class Ledger:
         if start < self.compacted_before:
             s.version += 1
             day = int(self.day_start(start))
-            held = s.day_digests.get(day)
-            d = s.day_digests[day] = TDigest() if held is None else thaw(held)
+            d = s.day_digests.get(day)
+            if type(d) is not TDigest:  # none yet, or frozen
+                d = s.day_digests[day] = TDigest() if d is None else thaw(d)
             self.dirty_digests.add((s.name, day, DAY))
             return d
         if hour > s.newest_hour:
@@ -150,8 +158,9 @@ class Ledger:
             s.newest_hour = hour
         elif hour < s.newest_hour:
             s.version += 1  # a late sample for a closed hour
-        held = s.hour_digests.get(hour)
-        d = s.hour_digests[hour] = TDigest() if held is None else thaw(held)
+        d = s.hour_digests.get(hour)
+        if type(d) is not TDigest:  # none yet, or frozen (a late sample)
+            d = s.hour_digests[hour] = TDigest() if d is None else thaw(d)
         self.dirty_digests.add((s.name, start, HOUR))
         return d
 
@@ -175,21 +184,21 @@ class Ledger:
         s = self.series.get(target)
         if s is None:
             return []
-        days = sorted(day for day, _ in list(s.day_digests.items())
-                      if start <= day < end or (day <= start < day + DAY and day < end))
-        hours = sorted(h for h, _ in list(s.hour_digests.items()) if start <= h * HOUR < end)
-        closed_hours = tuple(h for h in hours if h != s.newest_hour)
-        key = (tuple(days), closed_hours, s.version)
+        version, newest = s.version, s.newest_hour  # read first: a change during the merge makes it stale
+        day_items = sorted((day, d) for day, d in list(s.day_digests.items())
+                           if start <= day < end or (day <= start < day + DAY and day < end))
+        hour_items = sorted((h, d) for h, d in list(s.hour_digests.items()) if start <= h * HOUR < end)
+        closed = [(h, d) for h, d in hour_items if h != newest]
+        key = (tuple(day for day, _ in day_items), tuple(h for h, _ in closed), version)
         merged = s.merged.get(key)
         if merged is None:
-            parts = [thaw(s.day_digests[d]) for d in days] + [thaw(s.hour_digests[h]) for h in closed_hours]
-            merged = merge_chunked(parts)
-            if len(s.merged) >= 2:  # the live windows: current period, rolling 7 days
-                s.merged.pop(next(iter(s.merged)))
-            s.merged[key] = merged
+            merged = merge_chunked([thaw(d) for _, d in day_items] + [thaw(d) for _, d in closed])
+            if s.version == version and s.newest_hour == newest:
+                if len(s.merged) >= 2:  # the live windows: current period, rolling 7 days
+                    s.merged.pop(next(iter(s.merged)))
+                s.merged[key] = merged
         out = [merged]
-        if s.newest_hour in hours:
-            out.append(thaw(s.hour_digests[s.newest_hour]))
+        out += [thaw(d) for h, d in hour_items if h == newest]
         return out
 
     # -- maintenance ------------------------------------------------------------------------------
@@ -252,14 +261,16 @@ class Ledger:
                 s.errors[hour * 60 + int(key)] = Counter(kinds)
         return True
 
-    def load_digest(self, target: str, service: str, start: int, span: int, digest: TDigest) -> None:
+    def load_digest(self, target: str, service: str, start: int, span: int, digest: Held) -> None:
+        """A stored digest: a TDigest, or the zlib-compressed to_bytes() the store keeps (held as is)."""
         s = self.ensure(target, service)
         s.version += 1
         s.newest_hour = max(s.newest_hour, start // HOUR)
+        held = digest if isinstance(digest, bytes) else freeze(digest)
         if span == DAY:
-            s.day_digests[start] = freeze(digest)
+            s.day_digests[start] = held
         else:
-            s.hour_digests[start // HOUR] = freeze(digest)
+            s.hour_digests[start // HOUR] = held
 
     def mark_all_dirty(self) -> None:
         """Every hour and digest held in memory is to be written again (the database was lost)."""
@@ -271,7 +282,7 @@ class Ledger:
     def take_dirty(self) -> tuple[list[tuple[str, int, bytes, str]], list[tuple[str, int, int, bytes]]]:
         """Snapshots what changed since the last call (cheap: runs on the loop), for the store to write."""
         hours = []
-        for target, hour in self.dirty_hours:
+        for target, hour in sorted(self.dirty_hours):  # a closed day's hours in a row: decompressed once
             held = self.hour_blob(target, hour)
             if held is not None:
                 hours.append((target, hour, held[0], held[1]))

@@ -271,7 +271,7 @@ class Store(RecordTables, JournalTables):
                     "SELECT target_id, start, span, data FROM digests WHERE start >= ?",
                     (int(digest_since - DAY),)):
                 name, service = names[tid]
-                ledger.load_digest(name, service, start, span, TDigest.from_bytes(zlib.decompress(data)))
+                ledger.load_digest(name, service, start, span, bytes(data))  # held as stored: compressed
         return n
 
     @staticmethod
