@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
+
+from _trees import enter, in_tree, roots
 
 NOW = 1_795_000_000.0 - (1_795_000_000.0 % 3600) + 1830.0
 
@@ -72,19 +71,15 @@ def main() -> None:
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        sys.path.insert(0, str(Path(args.root[-1]).resolve()))
+        enter(args.root[-1])
         print(json.dumps(measure(args.targets, args.repeats)))
         return
-    roots = args.root or [str(Path(__file__).resolve().parent.parent)]
-    found: dict[str, list[dict]] = {r: [] for r in roots}
+    trees = roots(args.root)
+    found: dict[str, list[dict]] = {r: [] for r in trees}
     for _ in range(args.rounds):
-        for r in roots:
-            p = subprocess.run([sys.executable, __file__, "--worker", "--root", r, "--targets", str(args.targets),
-                                "--repeats", str(args.repeats)], capture_output=True, text=True, timeout=600,
-                               cwd="/")
-            if p.returncode:
-                sys.exit(f"{r}: {p.stderr[-2000:]}")
-            found[r].append(json.loads(p.stdout))
+        for r in trees:
+            found[r].append(in_tree(__file__, r, ["--targets", str(args.targets), "--repeats", str(args.repeats)],
+                                    600))
     print(f"evaluation of {args.targets} targets (one snapshot, every objective's live windows), "
           f"{args.rounds} alternating rounds of {args.repeats}")
     for r, runs in found.items():

@@ -16,12 +16,12 @@ import argparse
 import asyncio
 import gc
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from pathlib import Path
+
+from _trees import enter, in_tree, roots
 
 START = 1_788_217_200.0  # 2026-09-01T00:00:00+01:00
 
@@ -177,17 +177,11 @@ def main() -> None:
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        sys.path.insert(0, str(Path(args.root[-1]).resolve()))
+        enter(args.root[-1])
         print(json.dumps(simulate(args.targets, args.days)))
         return
-    roots = args.root or [str(Path(__file__).resolve().parent.parent)]
-    results = {}
-    for r in roots:
-        p = subprocess.run([sys.executable, __file__, "--worker", "--root", r, "--targets", str(args.targets),
-                            "--days", str(args.days)], capture_output=True, text=True, timeout=7200, cwd="/")
-        if p.returncode:
-            sys.exit(f"{r}: {p.stderr[-3000:]}")
-        results[r] = json.loads(p.stdout)
+    results = {r: in_tree(__file__, r, ["--targets", str(args.targets), "--days", str(args.days)], 7200)
+               for r in roots(args.root)}
     for r, rows in results.items():
         report(r, rows, args.targets)
 

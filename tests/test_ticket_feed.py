@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import urllib.request
+from typing import AsyncIterator
 
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,6 +18,7 @@ from agent.config import parse_config
 from agent.demo.tokens import TokenIssuer
 
 from .conftest import FakeClock, free_port
+from .servers import http_server
 from .test_daemon import wait_for
 
 TZ = dt.timezone(dt.timedelta(hours=1))
@@ -64,23 +67,22 @@ def _samples(text: str, prefix: str) -> dict[str, float]:
             for s in f.samples if s.name.startswith(prefix)}
 
 
-async def _running(export: Export, auth: str, tmp_path):
-    runner = web.AppRunner(export.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    auth = auth.replace("{port}", str(port))
+@contextlib.asynccontextmanager
+async def _agent(tickets: str, tmp_path) -> AsyncIterator[tuple[Agent, FakeClock]]:
+    """An agent whose only work is the ticket feed (`tickets`: the section's flow mapping), on a fake clock."""
     cfg = parse_config(f"""
 agent: {{listen: "127.0.0.1:0"}}
-tickets: {{url: "http://127.0.0.1:{port}/export", every: 1m, {auth}}}
+tickets: {tickets}
 targets: [{{name: api, service: api, url: "http://127.0.0.1:{free_port()}/"}}]
 """)
     clock = FakeClock(wall=NOW)
     agent = Agent(cfg, state_dir=str(tmp_path / "state"), clock=clock)
     await agent.start()
     await agent.scheduler.stop(0)
-    return runner, agent, clock
+    try:
+        yield agent, clock
+    finally:
+        await agent.stop()
 
 
 def _fetches(agent: Agent, result: str) -> float:
@@ -89,8 +91,9 @@ def _fetches(agent: Agent, result: str) -> float:
 
 async def test_scheduled_import_follows_the_export_and_keeps_the_tickets_on_a_bad_one(tmp_path, caplog):
     export = Export()
-    runner, agent, clock = await _running(export, f'basic_auth: {{username: sla, password: "{PASSWORD}"}}', tmp_path)
-    try:
+    async with http_server(export.app()) as base, _agent(
+            f'{{url: "{base}/export", every: 1m, basic_auth: {{username: sla, password: "{PASSWORD}"}}}}',
+            tmp_path) as (agent, clock):
         await wait_for(lambda: _fetches(agent, "ok") == 1, "the first fetch, at start")
         assert {t.id: t.responded_at for t in agent.store.tickets()} == {
             "S-1": None, "S-2": dt.datetime(2026, 11, 24, 11, 0, tzinfo=TZ).timestamp()}
@@ -127,18 +130,14 @@ async def test_scheduled_import_follows_the_export_and_keeps_the_tickets_on_a_ba
         export.status = 200
         await clock.advance(60)
         await wait_for(lambda: agent.feed_metrics.success._value.get() == 1, "recovery")
-    finally:
-        await agent.stop()
-        await runner.cleanup()
     assert export.requests == 5
 
 
 async def test_oauth2_as_for_targets(tmp_path):
     export = Export()
-    runner, agent, clock = await _running(
-        export, 'auth: {oauth2: {token_url: "http://127.0.0.1:{port}/token", client_id: sla, '
-                'client_secret: "oauth-secret-5521"}}', tmp_path)
-    try:
+    async with http_server(export.app()) as base, _agent(
+            f'{{url: "{base}/export", every: 1m, auth: {{oauth2: {{token_url: "{base}/token", client_id: sla, '
+            f'client_secret: "oauth-secret-5521"}}}}}}', tmp_path) as (agent, clock):
         await wait_for(lambda: _fetches(agent, "ok") == 1, "a fetch with a bearer token")
         assert len(agent.store.tickets()) == 2 and export.issuer.requests == 1
         export.issuer.revoke_all()  # the export answers 401 once: one new token, then the export
@@ -146,9 +145,6 @@ async def test_oauth2_as_for_targets(tmp_path):
         await clock.advance(60)
         await wait_for(lambda: _fetches(agent, "ok") == 2, "a fetch after a revoked token")
         assert export.issuer.requests == 2 and len(agent.store.tickets()) == 3
-    finally:
-        await agent.stop()
-        await runner.cleanup()
 
 
 async def test_a_streamed_export_is_read_whole_and_redirects_keep_credentials_home(tmp_path):
@@ -173,11 +169,6 @@ async def test_a_streamed_export_is_read_whole_and_redirects_keep_credentials_ho
 
     other = web.Application()
     other.router.add_get("/export", elsewhere)
-    other_runner = web.AppRunner(other)
-    await other_runner.setup()
-    other_site = web.TCPSite(other_runner, "127.0.0.1", 0)
-    await other_site.start()
-    other_port = other_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     target = {"to": "/big"}
 
     async def hop(request: web.Request) -> web.Response:
@@ -186,24 +177,11 @@ async def test_a_streamed_export_is_read_whole_and_redirects_keep_credentials_ho
     app = web.Application()
     app.router.add_get("/big", streamed)
     app.router.add_get("/hop", hop)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    cfg = parse_config(f"""
-agent: {{listen: "127.0.0.1:0"}}
-tickets: {{url: "http://127.0.0.1:{port}/hop", every: 1m, headers: {{X-Api-Key: "key-8812-secret"}}}}
-targets: [{{name: api, service: api, url: "http://127.0.0.1:{free_port()}/"}}]
-""")
-    clock = FakeClock(wall=NOW)
-    agent = Agent(cfg, state_dir=str(tmp_path / "state"), clock=clock)
-    await agent.start()
-    await agent.scheduler.stop(0)
-    try:
+    async with http_server(other) as other_base, http_server(app) as base, _agent(
+            f'{{url: "{base}/hop", every: 1m, headers: {{X-Api-Key: "key-8812-secret"}}}}', tmp_path) as (agent, clock):
         await wait_for(lambda: _fetches(agent, "ok") == 1, "the streamed export, through one same-origin redirect")
         assert len(agent.store.tickets()) == 20_000
-        target["to"] = f"http://127.0.0.1:{other_port}/export"
+        target["to"] = f"{other_base}/export"
         await clock.advance(60)
         await wait_for(lambda: _fetches(agent, "ok") == 2, "the export on another origin")
         assert seen == [None]  # the key stayed home
@@ -214,7 +192,3 @@ targets: [{{name: api, service: api, url: "http://127.0.0.1:{free_port()}/"}}]
         target["to"] = "/big"
         await clock.advance(60)
         await wait_for(lambda: _fetches(agent, "ok") == 3, "the schedule going on")
-    finally:
-        await agent.stop()
-        await runner.cleanup()
-        await other_runner.cleanup()
