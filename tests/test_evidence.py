@@ -336,6 +336,35 @@ def _edit_member(src: Path, dest: Path, name: str) -> None:
             tout.addfile(m, io.BytesIO(data))
 
 
+def test_a_ticket_edited_in_an_unsigned_bundle_with_its_manifest_redone_is_named(tmp_path, capsys):
+    """Without a signature the manifest can be made again: the chain in the extract still names the ticket."""
+    import hashlib
+    state = tmp_path / "state"
+    build_month(state)
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(MONTH_CONFIG)
+    bundle = tmp_path / "feb.tar.gz"
+    assert main(["evidence", "export", "--config", str(cfg_path), "--state-dir", str(state), "--month", "2026-02",
+                 "--output", str(bundle)]) == 0
+    folder = tmp_path / "unpacked"
+    with tarfile.open(bundle) as tar:
+        tar.extractall(folder, filter="data")
+    (inner,) = folder.iterdir()
+    conn = sqlite3.connect(inner / "ledger.db")
+    conn.execute("UPDATE tickets SET responded_at = responded_at - 86400 WHERE id = 'T-1'")  # answered in time
+    conn.commit()
+    conn.close()
+    manifest = json.loads((inner / "MANIFEST.json").read_text())
+    manifest["files"] = {n: hashlib.sha256((inner / n).read_bytes()).hexdigest() for n in manifest["files"]}
+    (inner / "MANIFEST.json").write_text(json.dumps(manifest))
+    with tarfile.open(tmp_path / "edited.tar.gz", "w:gz") as tar:
+        tar.add(inner, arcname=inner.name)
+    problems, _ = verify_bundle(tmp_path / "edited.tar.gz")
+    assert any(p.startswith("ledger.db: ticket T-1 (sealed in link") and p.endswith("differs from what was sealed")
+               for p in problems), problems
+    assert not any("T-2" in p for p in problems), problems
+
+
 def test_a_body_is_redacted_before_it_is_cut(tmp_path):
     """A secret across the end of the kept excerpt must not survive in part."""
     from agent.ledger.journal import Record

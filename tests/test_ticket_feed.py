@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import sqlite3
 import urllib.request
 from typing import AsyncIterator
 
@@ -14,6 +15,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.app import Agent
+from agent.cli import main
 from agent.config import parse_config
 from agent.demo.tokens import TokenIssuer
 
@@ -192,3 +194,57 @@ async def test_a_streamed_export_is_read_whole_and_redirects_keep_credentials_ho
         target["to"] = "/big"
         await clock.advance(60)
         await wait_for(lambda: _fetches(agent, "ok") == 3, "the schedule going on")
+
+
+def _changing_export(n: int, version: int) -> bytes:
+    """`n` tickets, every one of them answered a minute later in each version of the export."""
+    return b"\n".join([b"id,priority,opened_at,responded_at"] + [
+        f"C-{i},P2,2026-11-24T10:00:00+01:00,2026-11-24T11:{version:02d}:00+01:00".encode() for i in range(n)]) + b"\n"
+
+
+def _chain_rows(db) -> tuple[int, int]:
+    conn = sqlite3.connect(db)
+    try:
+        return tuple(conn.execute("SELECT (SELECT COUNT(*) FROM chain), (SELECT COUNT(*) FROM seals)").fetchone())
+    finally:
+        conn.close()
+
+
+async def test_an_export_whose_every_ticket_changes_adds_one_seal_a_fetch_and_a_tampered_ticket_is_named(tmp_path,
+                                                                                                        capsys):
+    export = Export()
+    export.body = _changing_export(400, 0)
+    db = tmp_path / "state" / "ledger.db"
+    async with http_server(export.app()) as base, _agent(
+            f'{{url: "{base}/export", every: 1m, basic_auth: {{username: sla, password: "{PASSWORD}"}}}}',
+            tmp_path) as (agent, clock):
+        await wait_for(lambda: _fetches(agent, "ok") == 1, "the first fetch, at start")
+        sizes = [_chain_rows(db)]
+        for version in range(1, 6):
+            export.body = _changing_export(400, version)
+            await clock.advance(60)
+            await wait_for(lambda: _fetches(agent, "ok") == version + 1, f"fetch {version + 1}")
+            assert {t.responded_at for t in agent.store.tickets()} == {
+                dt.datetime(2026, 11, 24, 11, version, tzinfo=TZ).timestamp()}
+            sizes.append(_chain_rows(db))
+    assert [(b[0] - a[0], b[1] - a[1]) for a, b in zip(sizes, sizes[1:])] == [(1, 1)] * 5  # links, seals
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text('targets: [{name: api, service: api, url: "http://127.0.0.1:9/"}]\n')
+    verify = ["evidence", "verify", "--config", str(cfg), "--state-dir", str(tmp_path / "state")]
+    assert main(verify) == 0, capsys.readouterr().err
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE tickets SET responded_at = responded_at + 3600 WHERE id = 'C-217'")
+    conn.commit()
+    conn.close()
+    capsys.readouterr()
+    assert main(verify) == 1
+    err = capsys.readouterr().err
+    assert "ticket C-217 (sealed in link" in err and "differs from what was sealed" in err, err
+    assert "C-216" not in err and "C-218" not in err
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE tickets SET responded_at = responded_at - 3600 WHERE id = 'C-217'")  # as it was
+    conn.execute("DELETE FROM tickets WHERE id = 'C-3'")
+    conn.commit()
+    conn.close()
+    assert main(verify) == 1
+    assert "the tickets (sealed in link 6): 399 stored where 400 were sealed" in capsys.readouterr().err

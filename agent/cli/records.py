@@ -10,8 +10,7 @@ from pathlib import Path
 from ..calendar import Calendar, iso
 from ..calendar.business import BusinessHours
 from ..config import Config, TicketResponseSpec
-from ..store import Store, StoreError, chain
-from ..store.schema import tx
+from ..store import Store, StoreError
 from ..tickets import MAX_FILE_BYTES, TicketFileError, evaluate_ticket, parse_export
 from ..timeutil import parse_instant, parse_month
 from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME, err, load, state_dir
@@ -81,24 +80,12 @@ def _list(args: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK
 
 
-def delete_tickets(store: Store, ids: list[str]) -> list[str]:
-    """Deletes the stored tickets among `ids`; returns those that were stored. Each removal is sealed as
-    deleted, as a removed window is, so that `evidence verify` reads a removal and not a missing row. The
-    Store has no method for it and agent/store is not changed here: this works with its connection under
-    its lock, in one transaction."""
-    with store._lock, tx(store.conn):
-        removed = [i for i in dict.fromkeys(ids)
-                   if store.conn.execute("DELETE FROM tickets WHERE id=?", (i,)).rowcount]
-        chain.append_link(store.conn, [chain.Seal(f"t:{i}", None, chain.DELETED) for i in removed], store.clock())
-    return removed
-
-
 def _remove(args: argparse.Namespace, cfg: Config) -> int:
     store = _open(args, cfg)
     if store is None:
         return EXIT_RUNTIME
     try:
-        removed = delete_tickets(store, args.ids)
+        removed = store.remove_tickets(args.ids)
     finally:
         store.close()
     for i in removed:

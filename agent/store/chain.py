@@ -1,13 +1,15 @@
 """Tamper evidence: a hash chain over the stored rows.
 
 A row is sealed once it is final: an hour of minute counts SEAL_DELAY after the hour ends (no late sample
-can change it then), a day's digest the same after the day, a ticket or a declared window when written,
-and the journal's records in runs (each record keeps its own hash; a seal covers a run of record ids, at
-most every JOURNAL_SEAL_EVERY seconds, so that links stay few). Sealing records the hashes in `seals`
-under the sequence number of a new link; the link hashes those seals and the previous link. A row
-rewritten later (a late sample, a re-imported ticket) is sealed again by a later link; a sealed row that
-goes away (a removed window) is sealed as deleted. Hour digests are not sealed: they live a day, then are
-merged into the day's digest, which is.
+can change it then), a day's digest the same after the day, a declared window when written, the journal's
+records in runs (each record keeps its own hash; a seal covers a run of record ids, at most every
+JOURNAL_SEAL_EVERY seconds, so that links stay few), and the tickets as one: each ticket keeps its own
+hash, and an import or removal that changes any seals them all again under the one key TICKETS (a feed
+whose every ticket changes at each fetch adds one seal a fetch, not one per ticket; tickets sealed one by
+one before, as `t:<id>`, are covered by the next such seal). Sealing records the hashes in `seals` under
+the sequence number of a new link; the link hashes those seals and the previous link. A row rewritten
+later (a late sample) is sealed again by a later link; a sealed window that goes away is sealed as
+deleted. Hour digests are not sealed: they live a day, then are merged into the day's digest, which is.
 
 verify() recomputes every link from its seals and its predecessor, and every row from its latest seal,
 and names the first places that do not match.
@@ -61,13 +63,30 @@ def ticket_hash(row: tuple) -> str:
     return row_hash("t", *(repr(v) if isinstance(v, float) else v for v in row))
 
 
+TICKETS = "tickets"  # the key of the seal over every stored ticket (no `t:<id>` key can be it)
+TICKET_ROW = "SELECT id, priority, opened_at, responded_at, workaround_at, resolved_at, closed_at FROM tickets"
+
+
+def tickets_digest(hashes: list[str | None]) -> str:
+    """The seal's value over the tickets' own hashes in id order: their number, then the hash of them all."""
+    return f"{len(hashes)}:{hashlib.sha256(''.join(map(str, hashes)).encode()).hexdigest()}"
+
+
+def tickets_seal(conn: sqlite3.Connection) -> Seal:
+    """Inside the caller's transaction: every stored ticket under one seal. A ticket without its own hash
+    (just written) gets it from its row as stored, what verification will read back."""
+    rows = conn.execute(TICKET_ROW + " WHERE hash IS NULL").fetchall()
+    conn.executemany("UPDATE tickets SET hash=? WHERE id=?", [(ticket_hash(r), r[0]) for r in rows])
+    return Seal(TICKETS, None, tickets_digest([h for (h,) in conn.execute("SELECT hash FROM tickets ORDER BY id")]))
+
+
 def window_hash(row: tuple) -> str:
     return row_hash("w", *(repr(v) if isinstance(v, float) else v for v in row))
 
 
 @dataclass(frozen=True)
 class Seal:
-    key: str  # m:<target>:<hour>  d:<target>:<start>:<span>  j:<first id>:<last id>  t:<ticket>  w:<window>
+    key: str  # m:<target>:<hour>  d:<target>:<start>:<span>  j:<first id>:<last id>  tickets  w:<window>
     t: float | None  # the time the row is about (retention and the scope of a check); None: always in scope
     hash: str
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DB_NAME = "ledger.db"
 
 # Each entry brings the schema from version i to i+1. Never edit a released step; append a new one.
@@ -50,6 +50,12 @@ MIGRATIONS: list[list[str]] = [
     ],
     [  # 4: the failures alone, in time order: what a report over several locations reads and hashes
         "CREATE INDEX journal_failed ON journal (at_us) WHERE outcome != 'up'",
+    ],
+    [  # 5: the tickets sealed as one (store/chain.py: TICKETS), each keeping its own hash as a journal record
+        # does; a ticket sealed alone before keeps the hash it was sealed with, not one made from its row now
+        "ALTER TABLE tickets ADD COLUMN hash TEXT",
+        "UPDATE tickets SET hash = (SELECT s.hash FROM seals s WHERE s.key = 't:' || tickets.id "
+        "ORDER BY s.seq DESC LIMIT 1)",
     ],
 ]
 

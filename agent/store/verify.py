@@ -95,12 +95,13 @@ def _name_records(conn: sqlite3.Connection, a: int, b: int, seq: int, problems: 
 
 
 def _records(conn: sqlite3.Connection, sealed: dict[str, tuple[int, str]], problems: list[str]) -> int:
-    """Tickets and declared windows."""
-    stored = {f"t:{r[0]}": chain.ticket_hash(r) for r in conn.execute(
-        "SELECT id, priority, opened_at, responded_at, workaround_at, resolved_at, closed_at FROM tickets")}
+    """Tickets and declared windows. A ticket's seal of its own (`t:<id>`, before the tickets were sealed
+    as one) is judged only where no seal of all the tickets came after it."""
+    covered = sealed.get(chain.TICKETS, (0, ""))[0]
+    stored = {f"t:{r[0]}": chain.ticket_hash(r) for r in conn.execute(chain.TICKET_ROW)}
     stored.update({f"w:{r[0]}": chain.window_hash(r) for r in conn.execute(
         "SELECT id, kind, start, end, reason FROM windows")})
-    keys = sorted(k for k in sealed if k[:2] in ("t:", "w:"))
+    keys = sorted(k for k in sealed if k[:2] == "w:" or k[:2] == "t:" and sealed[k][0] > covered)
     for key in keys:
         seq, want = sealed[key]
         what = ("ticket " if key[0] == "t" else "declared window ") + key[2:]
@@ -111,7 +112,26 @@ def _records(conn: sqlite3.Connection, sealed: dict[str, tuple[int, str]], probl
             problems.append(f"{what} (sealed in link {seq}): missing")
         elif stored[key] != want:
             problems.append(f"{what} (sealed in link {seq}): differs from what was sealed")
-    return len(keys)
+    return len(keys) + (_tickets(conn, sealed[chain.TICKETS], problems) if covered else 0)
+
+
+def _tickets(conn: sqlite3.Connection, seal: tuple[int, str], problems: list[str]) -> int:
+    """Each ticket against its own hash, then the tickets' hashes against their last seal (a ticket added,
+    removed, or rewritten along with its hash)."""
+    seq, want = seal
+    before = len(problems)
+    rows = conn.execute(chain.TICKET_ROW.replace(" FROM", ", hash, link FROM") + " ORDER BY id").fetchall()
+    for *fields, own, link in rows:
+        if link is None or link > seq:
+            problems.append(f"ticket {fields[0]}: not sealed (the tickets were last sealed in link {seq})")
+        elif chain.ticket_hash(tuple(fields)) != own:
+            problems.append(f"ticket {fields[0]} (sealed in link {link}): differs from what was sealed")
+    if chain.tickets_digest([r[-2] for r in rows]) != want and len(problems) == before:
+        sealed_n = want.split(":")[0]
+        why = f"{len(rows)} stored where {sealed_n} were sealed" if str(len(rows)) != sealed_n else \
+            "a ticket was rewritten along with its own hash"
+        problems.append(f"the tickets (sealed in link {seq}): {why}")
+    return len(rows)
 
 
 def verify_store(conn: sqlite3.Connection, since: float | None = None,
