@@ -76,6 +76,20 @@ def parse_month(text: str) -> tuple[int, int]:
     return year, month
 
 
+def parse_day(text: str) -> dt.date:
+    """'2026-11-23' -> that date, within the years parse_month takes. Raises ValueError saying what a valid
+    day is."""
+    try:
+        day = dt.date.fromisoformat(text.strip()) if len(text.strip()) == 10 else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise ValueError(f"must be a day YYYY-MM-DD, such as 2026-11-23, got {text!r}")
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise ValueError(f"must be a day between {INSTANT_RANGE}, got {text!r}")
+    return day
+
+
 def in_range(epoch: float) -> bool:
     """Whether an instant lies within the years the agent handles (FIRST_YEAR to LAST_YEAR, UTC)."""
     return FIRST_INSTANT <= epoch < END_INSTANT

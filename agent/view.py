@@ -14,7 +14,7 @@ from .export.status import status_document
 from .report import build_report, render
 from .report.sources import serve_ledger
 from .slo import Snapshot
-from .timeutil import parse_month
+from .timeutil import parse_day, parse_month
 
 class AgentView:
     """What the status page may see of the agent: its config and calendar, the latest snapshot, each
@@ -68,9 +68,8 @@ class Served:
         cal = self._agent.cal
         if kind == "month":
             return cal.month_bounds(*parse_month(value))
-        day = dt.date.fromisoformat(value) if len(value) == 10 else None
-        start = cal.local_epoch(day, dt.time(0)) if day else None
-        if start is None or cal.period_bounds(start)[0] != start:
+        start = cal.local_epoch(parse_day(value), dt.time(0))
+        if cal.period_bounds(start)[0] != start:
             raise ValueError(f"{value!r} is not the first day of a 7-day period")
         return cal.period_bounds(start)
 

@@ -400,5 +400,18 @@ async def test_the_journal_endpoint_checks_its_span(tmp_path):
             for bad in ("?from=yesterday", "?from=100&to=50", "?limit=0", "?from=2026-03-10T10:00:00"):
                 status, body = await get(bad)
                 assert status == 400 and "error" in body, bad
+            # past the years a month may name: a 400 that says so, never a 500 (datetime's years end at 9999)
+            for bad, said in (("?period=9999-12-31", "between 2000-01-01 and 2199-12-31"),
+                              ("?period=9999-12-25", "between 2000-01-01 and 2199-12-31"),
+                              ("?period=0001-01-01", "between 2000-01-01 and 2199-12-31"),
+                              ("?period=2026-02-30", "must be a day YYYY-MM-DD"),
+                              ("?month=9999-12", "between 2000-01 and 2199-12"),
+                              ("?from=9999-12-01T00:00:00Z&to=9999-12-31T00:00:00Z", "after the year 5137"),
+                              ("?from=1969-12-31T00:00:00Z", "before 1970")):
+                status, body = await get(bad)
+                assert status == 400 and said in body["error"], (bad, body)
+            async with s.get(f"{agent.server.url}/api/v1/ledger?from=9999-12-01T00:00:00Z&to=9999-12-31T00:00:00Z") \
+                    as resp:
+                assert resp.status == 400 and "after the year 5137" in (await resp.json())["error"]
     finally:
         await agent.stop()

@@ -197,8 +197,8 @@ class _Handlers:
         try:
             start, end = instant(q.get("from", "0")), instant(q.get("to", "9999999999"))
             limit = int(q.get("limit", "1000"))
-        except ValueError:
-            raise _bad("from and to must be ISO 8601 date-times or epoch seconds; limit a number") from None
+        except ValueError as exc:
+            raise _bad(f"from and to must be ISO 8601 date-times or epoch seconds; limit a number ({exc})") from None
         if end <= start or not 1 <= limit <= MAX_JOURNAL:
             raise _bad(f"from must be before to, and limit between 1 and {MAX_JOURNAL}")
         records = await self.ep.journal(q.get("target", ""), q.get("service", ""), start, end, limit)
@@ -230,8 +230,8 @@ class _Handlers:
             raise _bad("from and to are required: ISO 8601 date-times (2026-11-01T00:00:00+01:00) or epoch seconds")
         try:
             start, end = instant(q["from"]), instant(q["to"])
-        except ValueError:
-            raise _bad("from and to must be ISO 8601 date-times with their offset, or epoch seconds") from None
+        except ValueError as exc:
+            raise _bad(f"from and to must be ISO 8601 date-times with their offset, or epoch seconds ({exc})") from None
         if end <= start:
             raise _bad("from must be before to")
         if end - start > MAX_LEDGER_SPAN:
@@ -294,9 +294,9 @@ def instant(text: str) -> float:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         if value.tzinfo is None:
             raise ValueError("a date-time needs its offset") from None
-        return value.timestamp()
+        epoch = value.timestamp()
     if not math.isfinite(epoch) or not 0 <= epoch < 1e11:
-        raise ValueError("not a time")
+        raise ValueError(f"{text!r} is before 1970 or after the year 5137")
     return epoch
 
 
