@@ -16,7 +16,8 @@ from ..schema import (ConfigError, ConfigIssue, Field, Reader, boolean, choice, 
 from ..probes.addresses import check_url
 from ..probes.http.spec import REQUEST_FIELDS, authorization_once
 from .contract import read_contract
-from .model import AgentSettings, AlertSettings, Config, Contract, EvidenceSettings, TicketFeedSettings
+from .model import (LOCATION_NAME_RULE, AgentSettings, AlertSettings, Config, Contract, EvidenceSettings,
+                    TicketFeedSettings, is_location_name)
 from .objectives import resolve
 from .redaction import redacted, secrets_of
 from .targets import check_timing, check_unique_names, read_targets
@@ -52,8 +53,8 @@ AGENT_FIELDS = (
           f"must be host:port such as 127.0.0.1:9810 or [::1]:9810, got {v!r}"),
     Field("state_dir", string()),
     Field("web_config_file", string()),
-    Field("location", string(allow_empty=True), check=lambda v: None if not v or re.fullmatch(
-        r"[A-Za-z0-9_.-]{1,63}", v) else "must be letters, digits, '.', '_' or '-' (it becomes a label)"),
+    Field("location", string(allow_empty=True), check=lambda v: None if not v or is_location_name(v) else
+          f"must be {LOCATION_NAME_RULE} (it becomes a label and names files), got {v!r}"),
     Field("rate_limit", integer(1, 100_000)),
     Field("per_host_concurrency", integer(1, 10_000)),
     Field("browser_workers", integer(1, 32)),

@@ -2,12 +2,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field, replace
 from typing import Union
 
 from ..probes.base import Target
 from ..probes.http.oauth2 import OAuth2Options
 from ..probes.tls import TLSOptions
+
+LOCATION_NAME_RULE = "letters, digits, '.', '_' or '-', at most 63 of them, and not '.' or '..'"
+
+
+def is_location_name(value: object) -> bool:
+    """A location's name (agent.location, `--location NAME=`, a bundle's report): it becomes a label and
+    names a folder and files, so it holds only LOCATION_NAME_RULE's characters and is no path."""
+    return isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,63}", value) is not None \
+        and value not in (".", "..")
+
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 PRIORITIES = ("P1", "P2", "P3")

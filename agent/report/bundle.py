@@ -22,10 +22,11 @@ import tarfile
 import tempfile
 import time
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..config import Config, parse_config
+from ..config import Config, ConfigError, parse_config
+from ..config.model import LOCATION_NAME_RULE, is_location_name
 from ..redact import Redactor
 from ..store import Store, StoreError
 from . import signing
@@ -34,9 +35,10 @@ from .formats import render
 from .verify import check_signature, compare
 
 MAX_BUNDLE_BYTES = 16 << 30  # what a bundle may unpack to: a bound against a crafted archive
+MAX_FILE_BYTES = 64 << 20  # each file but the ledgers and journals: far above what the agent writes
 MEMBERS = ("report.json", "report.html", "journal.jsonl", "ledger.db", "config.yaml", "README.txt", "public_key.pem",
            "MANIFEST.json")
-PER_LOCATION = re.compile(r"(ledger|journal)-([A-Za-z0-9._-]{1,64})\.(db|jsonl)")  # a report over locations
+PER_LOCATION = re.compile(r"(ledger|journal)-([A-Za-z0-9._-]{1,63})\.(db|jsonl)")  # a report over locations
 
 
 def _member(name: str) -> bool:
@@ -175,23 +177,73 @@ def _plain(info: tarfile.TarInfo, now: float) -> tarfile.TarInfo:
 
 
 def _unpack(path: Path, dest: Path) -> list[str]:
-    """The bundle's regular files into `dest`, by their base name only; returns their names."""
-    names, total = [], 0
+    """The bundle's files into `dest`, by their base name only. Stops at the first member it refuses
+    (_refused) and returns the problem naming it; nothing of that member is written."""
+    names: list[str] = []
+    total = 0
     try:
         with tarfile.open(path, "r:gz") as tar:
             for m in tar:
-                name = Path(m.name).name
+                name = PurePosixPath(m.name).name
+                why = _refused(m, name, names, total, dest)
+                if why:
+                    return [f"{m.name!r} in the archive: {why}; the bundle is not checked further"]
                 if not m.isfile() or not _member(name):
                     continue
                 total += m.size
-                if total > MAX_BUNDLE_BYTES:
-                    raise ReportError(f"{path}: unpacks to more than {MAX_BUNDLE_BYTES} bytes")
                 with tar.extractfile(m) as src, open(dest / name, "wb") as out:  # type: ignore[union-attr]
                     shutil.copyfileobj(src, out, 1 << 20)
                 names.append(name)
     except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
         raise ReportError(f"{path}: not a readable .tar.gz: {exc}") from None
-    return names
+    return []
+
+
+_NOT_FILES = {tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link", tarfile.CHRTYPE: "a device",
+              tarfile.BLKTYPE: "a device", tarfile.FIFOTYPE: "a named pipe"}
+
+
+def _refused(m: tarfile.TarInfo, name: str, unpacked: list[str], total: int, dest: Path) -> str:
+    """Why a member is refused ("": it is not): what the agent never writes into a bundle (anything but
+    plain files and folders, a path leaving the bundle's folder, a file twice), or a file larger than its
+    kind can be, judged on its header before any of it is read."""
+    path = PurePosixPath(m.name)
+    if path.is_absolute():
+        return "an absolute path"
+    if ".." in path.parts:
+        return "a '..' in its path"
+    if not (m.isfile() or m.isdir()):
+        return _NOT_FILES.get(m.type, "not a plain file")
+    if m.isdir() or not _member(name):
+        return ""
+    if name in unpacked:
+        return f"a second {name}"
+    if name not in ("ledger.db", "journal.jsonl") and not PER_LOCATION.fullmatch(name) and m.size > MAX_FILE_BYTES:
+        return f"{m.size} bytes, more than the {MAX_FILE_BYTES} bytes a {name} may hold"
+    if total + m.size > MAX_BUNDLE_BYTES:
+        return f"the bundle would unpack to more than {MAX_BUNDLE_BYTES} bytes"
+    free = shutil.disk_usage(dest).free
+    return f"{m.size} bytes, more than the {free} bytes free where it is unpacked" if m.size > free else ""
+
+
+def _read_report(folder: Path) -> tuple[dict[str, Any], list[str]]:
+    """report.json, and what in it cannot be a report's (before any of it names a file or a folder)."""
+    try:
+        doc = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError too
+        return {}, [f"report.json: not a report: {exc}"]
+    ev = doc.get("evidence") if isinstance(doc, dict) else None
+    if not isinstance(ev, dict) or not isinstance(doc.get("month"), str) or \
+            not isinstance(ev.get("generated_epoch"), (int, float)) or not isinstance(ev.get("chain") or {}, dict):
+        return {}, ["report.json: not a report: it lacks month, evidence or evidence.generated_epoch"]
+    if "locations" not in doc:
+        return doc, []
+    names = (doc["locations"] or {}).get("names") if isinstance(doc["locations"], dict) else None
+    if not isinstance(names, list) or not isinstance(ev.get("locations"), dict):
+        return {}, ["report.json: locations.names: must be a list of location names"]
+    bad = [f"{n!r} is not a location name ({LOCATION_NAME_RULE})" for n in names if not is_location_name(n)]
+    bad += [f"{n!r} is named twice" for i, n in enumerate(names) if n in names[:i] and is_location_name(n)]
+    return ({}, [f"report.json: locations.names: {b}" for b in bad]) if bad else (doc, [])
 
 
 def _check_manifest(folder: Path) -> tuple[list[str], Any]:
@@ -257,10 +309,10 @@ def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[li
             db = folder / f"ledger-{name}.db"
             if not db.exists():
                 return problems + [f"ledger-{name}.db is missing"], {}
-            (folder / name).mkdir()
-            db.rename(folder / name / "ledger.db")
-            locs.append(Location(name, db.name, Store(folder / name, thresholds=cfg.contract.thresholds,
-                                                      readonly=True)))
+            place = folder.parent / "locations" / name  # a checked name (_read_report), beside the files
+            place.mkdir(parents=True)
+            db.rename(place / "ledger.db")
+            locs.append(Location(name, db.name, Store(place, thresholds=cfg.contract.thresholds, readonly=True)))
             found, _ = _check_extract(locs[-1].store, folder / f"journal-{name}.jsonl",
                                       doc["evidence"]["locations"].get(name, {}).get("chain"))
             problems += [f"ledger-{name}.db: {p}" for p in found]
@@ -276,16 +328,24 @@ def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[li
 def verify_bundle(path: Path) -> tuple[list[str], dict[str, Any]]:
     """Everything a bundle claims, checked offline. Returns (problems, facts to print)."""
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        _unpack(path, folder)
+        folder = Path(tmp) / "files"  # a location's folder is made beside it, never among the files
+        folder.mkdir()
+        refused = _unpack(path, folder)
+        if refused:
+            return refused, {}
         problems, key = _check_manifest(folder)
         facts: dict[str, Any] = {"signed by key": signing.key_id(key) if key is not None else "not signed"}
         needed = ("report.json", "config.yaml")
         if problems or not all((folder / n).exists() for n in needed):
             return problems or [f"one of {', '.join(needed)} is missing"], facts
-        doc = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-        cfg = parse_config((folder / "config.yaml").read_text(encoding="utf-8"), "config.yaml", environ={},
-                           offline=True)
+        doc, problems = _read_report(folder)
+        if problems:
+            return problems, facts
+        try:
+            cfg = parse_config((folder / "config.yaml").read_text(encoding="utf-8"), "config.yaml", environ={},
+                               offline=True)
+        except (ConfigError, ValueError) as exc:  # UnicodeDecodeError too
+            return [f"config.yaml: not a config this agent reads: {exc}"], facts
         if "locations" in doc:
             found, stats = _check_locations(folder, doc, cfg)
         elif (folder / "ledger.db").exists():

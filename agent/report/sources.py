@@ -8,7 +8,6 @@ import base64
 import gzip
 import hashlib
 import json
-import re
 import shutil
 import ssl
 import urllib.error
@@ -18,13 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config.model import Config
+from ..config.model import LOCATION_NAME_RULE, Config, is_location_name
 from ..redact import redact_url
 from ..store import DB_NAME, SCHEMA_VERSION, Store, StoreError
 from . import signing
 from .build import ReportError
 
-NAME = re.compile(r"[A-Za-z0-9_.-]{1,63}")
 PULL_TIMEOUT = 300.0
 MAX_PULL_BYTES = 8 << 30
 
@@ -39,9 +37,9 @@ class Location:
 
 def parse_spec(spec: str) -> tuple[str, str]:
     name, sep, where = spec.partition("=")
-    if not sep or not where or not NAME.fullmatch(name):
-        raise ReportError(f"--location {spec!r}: must be NAME=URL or NAME=PATH, NAME being letters, digits, "
-                          "'.', '_' or '-' (such as paris=https://agent-paris:9810 or london=/srv/london/ledger.db)")
+    if not sep or not where or not is_location_name(name):
+        raise ReportError(f"--location {spec!r}: must be NAME=URL or NAME=PATH, NAME being {LOCATION_NAME_RULE} "
+                          "(such as paris=https://agent-paris:9810 or london=/srv/london/ledger.db)")
     return name, where
 
 

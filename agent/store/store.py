@@ -54,9 +54,15 @@ class Store(RecordTables, JournalTables):
         if self.readonly:
             if not self.path.exists():
                 raise StoreError(f"no ledger at {self.path}: has the agent run with this state directory?")
-            conn = self._open_readonly()
-            conn.execute("PRAGMA busy_timeout=10000")
-            self._check_meta(conn)
+            conn = None
+            try:
+                conn = self._open_readonly()
+                conn.execute("PRAGMA busy_timeout=10000")
+                self._check_meta(conn)
+            except (sqlite3.DatabaseError, ValueError) as exc:  # another file, or a crafted one (a bundle's)
+                if conn is not None:
+                    conn.close()
+                raise StoreError(f"{self.path} is not a ledger this agent can read: {exc}") from None
             return conn
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
