@@ -8,6 +8,8 @@ import re
 import shutil
 import sqlite3
 import subprocess
+from html import unescape
+from html.parser import HTMLParser
 
 import pytest
 
@@ -166,3 +168,73 @@ def test_the_time_zone_reading_of_utc_says_it_has_no_summer_time():
         text = " ".join(str(v) for v in readings(cfg).values())
         assert ("follows summer time" in text) == (tz == "Europe/Paris"), (tz, text)
         assert ("UTC has no summer time" in text) == (tz == "UTC")
+
+
+class _Cells(HTMLParser):
+    """The text of each table cell of rendered HTML, row by row, per table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.in_cell = False
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.tables[-1][-1].append("")
+            self.in_cell = True
+
+    def handle_endtag(self, tag: str) -> None:
+        self.in_cell = self.in_cell and tag not in ("td", "th")
+
+    def handle_data(self, data: str) -> None:
+        if self.in_cell:
+            self.tables[-1][-1][-1] += data
+
+
+HOSTILE = ["<script>alert(7)</script>", "A|B", "C\\|D", "E`F`G", "[x](javascript:alert(1))", "H&lt;I", "*bold*",
+           "_u_", "back\\slash", "~~s~~", "<http://evil.example>", "![i](http://evil.example/i.png)"]
+
+
+def test_markdown_shows_values_from_data_as_written_and_never_as_markup(month, tmp_path):
+    """Ticket ids, a window's reason, a target and a service holding Markdown and HTML: a real CommonMark
+    renderer with tables (markdown-it-py, as a wiki would) shows each as written, in the cell it belongs to."""
+    from markdown_it import MarkdownIt
+
+    from agent.store import Store
+    from agent.tickets import Ticket
+    cfg, state, _ = month
+    copy = tmp_path / "state"
+    shutil.copytree(state, copy)
+    store = Store(copy, thresholds=cfg.contract.thresholds)
+    opened = 1771000000.0  # 13 February 2026
+    store.upsert_tickets([Ticket(i, "P2", opened + k * 60, opened + k * 60 + 600) for k, i in enumerate(HOSTILE)])
+    store.add_window("exclusion", opened, opened + 60, "cut | here\nand <b>there</b> & [more]")
+    store.close()
+    doc = build_report(cfg, str(copy), "2026-02", NOW)
+    doc["incidents"][0]["targets"] = ["<img src=x onerror=alert(1)>|t"]
+    doc["incidents"][0]["service"] = "s|v`c"
+    text = render(doc, "markdown")
+    assert "<script>" not in text and "<img" not in text and "<b>" not in text
+
+    lines = text.splitlines()
+    for k, line in enumerate(lines):  # every row of a table has as many cells as its header
+        if line.startswith("|") and not lines[k - 1].startswith("|"):
+            header = len(re.findall(r"(?<!\\)(?:\\\\)*\|", line))
+        if line.startswith("|"):
+            assert len(re.findall(r"(?<!\\)(?:\\\\)*\|", line)) == header, line
+
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    assert "<script" not in html and "<img" not in html and "<a " not in html and "<em>" not in html
+    assert html.count("<code>") == 1 and "<b>" not in html  # the one code span is the report's own command
+    parsed = _Cells()
+    parsed.feed(html)
+    tickets = next(t for t in parsed.tables if t[0][0] == "Ticket")
+    assert [r[0] for r in tickets[1:] if r[0] in HOSTILE] == HOSTILE  # each id whole, in its own cell
+    assert all(len(r) == len(tickets[0]) for r in tickets)
+    episodes = next(t for t in parsed.tables if t[0][0] == "Start")
+    assert episodes[1][3:5] == ["s|v`c", "<img src=x onerror=alert(1)>|t"]
+    assert "cut | here and <b>there</b> & [more]" in unescape(re.sub(r"<[^>]+>", "", html))  # tags, then entities
