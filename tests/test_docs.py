@@ -2,8 +2,9 @@
 
 Links and `docs/...` paths in README.md and docs/*.md resolve to files of this repository (no web links,
 nothing outside it); docs/metrics.md names every metric the agent exports, every generated rule and
-alert, and every HTTP path; docs/configuration.md names every configuration key the loader accepts; and
-the worked figures of docs/contract.md are what the code computes.
+alert, and every HTTP path; docs/configuration.md names every configuration key the loader accepts; the
+worked figures of docs/contract.md are what the code computes; and the columns of the stored minute
+counts that docs/locations.md lists are those a stored minute holds.
 """
 from __future__ import annotations
 
@@ -321,3 +322,40 @@ def test_worked_latency_allowance():
     assert (requests - slow_500) / requests >= 0.98 > (requests - slow_500 - 1) / requests
     assert (requests - slow_1s) / requests >= 0.99 > (requests - slow_1s - 1) / requests
     assert "| 604,800 | 12,096 | 6,048 |" in contract_text()
+
+
+# -- the stored layout docs/locations.md gives is the store's ----------------------------------------------
+def test_the_minute_count_columns_of_locations_md_are_those_stored(tmp_path):
+    """A report host reading a pulled ledger goes by this list: each named column must hold what its name
+    says, in that order, and no column may be listed that is not stored (a `masked` one was)."""
+    import sqlite3
+    import zlib
+
+    import numpy as np
+
+    from agent.ledger import DTYPE, Ledger
+    from agent.probes import ProbeResult
+    from agent.store import Store
+    text = re.sub(r"\s+", " ", (ROOT / "docs" / "locations.md").read_text(encoding="utf-8"))
+    bullet = re.search(r"`minutes`: (.+?);", text).group(1)
+    spans = code_spans(bullet.partition("columns")[2])
+    assert "below" in spans, f"docs/locations.md must list the columns of `minutes` by name: {bullet}"
+    named = spans[:spans.index("below") + 1]
+    thresholds = (0.5, 1.0)
+    t0 = 1_780_000_000 - 1_780_000_000 % 3600
+    led = Ledger(thresholds, day_start=lambda t: t - t % 86400)
+    led.anchor(t0 + 3600)
+    for when, dur, outcome, kind, counted in ((t0 + 1, 0.1, "up", "", True), (t0 + 2, 0.7, "up", "", True),
+                                              (t0 + 3, 1.5, "up", "", True), (t0 + 4, 5.0, "down", "timeout", True),
+                                              (t0 + 5, 0.0, "down", "connect_refused", False),
+                                              (t0 + 6, 0.0, "inconclusive", "agent_error", False)):
+        led.add(ProbeResult("t", "web", when, 0.0, dur, outcome, kind, latency_counted=counted), masked=True)
+    store = Store(tmp_path, thresholds=thresholds)
+    store.write(*led.take_dirty(), {"t": "web"}, now=t0 + 60)
+    store.close()
+    with sqlite3.connect(tmp_path / "ledger.db") as conn:
+        (blob,) = conn.execute("SELECT counts FROM minutes").fetchone()
+    stored = np.frombuffer(zlib.decompress(blob), dtype=DTYPE).reshape(60, -1)[0].tolist()
+    meaning = {"up": 3, "down": 2, "inconclusive": 1, "latency": 4}  # what each name says of this minute
+    expected = [meaning.get(name, -1) for name in named[:-1]] + [1, 2]  # below 0.5 s, below 1 s
+    assert stored == expected, f"docs/locations.md lists {named}; a minute stores {stored}"
