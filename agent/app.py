@@ -28,7 +28,7 @@ from .probes import Capture, ProbeResult, applicable_phases, make_probe, probe_t
 from .redact import Redactor
 from .scheduler import LagWatch, Scheduler
 from .sdnotify import Notifier
-from .slo import STATE_NAMES, DayCache, Snapshot, evaluate, service_states
+from .slo import STATE_NAMES, DayCache, Snapshot, evaluate, service_states, settle_of
 from .store import Flusher, Store
 from .store.lock import StateLock
 from .tickets.feed import TicketFeed
@@ -56,7 +56,7 @@ class Agent:
         self.ledger = Ledger(cfg.contract.thresholds, day_start=lambda t: self.cal.day_start(t))
         self.states = TargetStates()
         ev = cfg.evidence
-        self.journal = Journal(ev.failures_per_minute, ev.sample_up_every) if ev.journal else None
+        self.journal = Journal(ev.failures_per_minute, ev.sample_up_every, settle_of(cfg)) if ev.journal else None
         sinks = [self._record, self.metrics.observe, self.states] + ([self.journal] if self.journal else [])
         self.pipeline = Pipeline(self.cal, cfg.controls, sinks)
         self.store: Store | None = None
@@ -163,6 +163,8 @@ class Agent:
         cancelled = await self.scheduler.stop(self.cfg.agent.shutdown_grace)
         if cancelled:
             log.warning("%d probes cancelled at shutdown (not recorded)", cancelled)
+        if self.journal is not None:
+            self.journal.release()
         await self._stop_feed()
         for task in self._tasks:
             task.cancel()
@@ -236,6 +238,8 @@ class Agent:
         self.scheduler.throttle.rate_limit = new.agent.rate_limit
         self.lag.bound = new.agent.loop_lag_bound
         self.scheduler.thresholds = new.contract.thresholds
+        if self.journal is not None:
+            self.journal.settle = settle_of(new)
         self._set_calendar(Calendar(new.contract))
         self._declared = []
         self._reload_windows()

@@ -101,10 +101,10 @@ def test_journal_records_match_what_the_server_sent(scenario):
     cfg = load_config(cfg_path)
     doc = build_report(cfg, str(state), "2026-03", T0 + 3600)
     first, second = doc["incidents"]
-    # three whole minutes down: 90 failed probes, exact, although the journal keeps 20 a minute
+    # three whole minutes down: 90 failed probes, exact, although the journal keeps 20 a minute and the last
     assert (first["start"], first["end"]) == ("2026-03-10T10:03:00+01:00", "2026-03-10T10:06:00+01:00")
     assert (first["down_minutes"], first["degraded_minutes"], first["counted_minutes"]) == (3, 0, 3)
-    assert first["error_kinds"] == {"http_status": 90} and first["journal"]["records"] == 60
+    assert first["error_kinds"] == {"http_status": 90} and first["journal"]["records"] == 63
     assert first["locations"] == ["paris"]
     # 20 s of one minute: 10 of 30 probes down, below the 50 % rule: degraded, shown, not counted
     assert (second["down_minutes"], second["degraded_minutes"], second["counted_minutes"]) == (0, 1, 0)
@@ -125,7 +125,7 @@ def test_journal_records_match_what_the_server_sent(scenario):
         assert headers["Server"] == "vendor-edge/1.2" and headers["Via"] == "1.1 cdn"
         assert r["body"] == ("maintenance in progress; " + "x" * 200)[:64] and r["status"] == 503
         assert r["address"].startswith("127.0.0.1:") and r["error_kind"] == "http_status"
-    assert len(failed) == 60 + 10
+    assert len(failed) == 63 + 10
     assert len(ups) == 10 - 3  # one up record per minute with an up result: proof of health
     assert all(u["body"] == "<html>CRM360</html>" for u in ups)
 
@@ -141,6 +141,23 @@ def test_text_markdown_and_html_show_the_episodes(scenario):
     assert "| 1 min: 0 down, 1 degraded |" in md
     first_id = doc["incidents"][0]["journal"]["first"]["id"]
     assert html.count('href="api/v1/journal?service=web') == 2 and f"first #{first_id} 10:03:00 web-ui" in html
+
+
+def test_the_last_failed_probe_of_each_minute_is_kept_beyond_the_cap(scenario):
+    """30 failed probes a minute, 20 kept a minute (evidence.failures_per_minute): the journal also keeps
+    the minute's last failure, so the episode's last record is when the outage was last seen, the probe
+    the vendor can match in their own logs (its X-Request-Id)."""
+    cfg_path, state, sent = scenario
+    doc = build_report(load_config(cfg_path), str(state), "2026-03", T0 + 3600)
+    episode = doc["incidents"][0]
+    assert episode["journal"]["last"]["at"] == "2026-03-10T10:05:58+01:00"  # the outage ends before 10:06:00
+    last = _rows(state / "ledger.db", "SELECT headers FROM journal WHERE id = %d" % episode["journal"]["last"]["id"])
+    assert dict(json.loads(last[0][0]))["X-Request-Id"] == [rid for t, rid in sent if t < T0 + 360][-1]
+    per_minute = _rows(state / "ledger.db", "SELECT at_us / 60000000, COUNT(*), MAX(at_us) FROM journal WHERE outcome = "
+                                            "'down' GROUP BY 1 ORDER BY 1")
+    full = [(n, last_us) for m, n, last_us in per_minute if m * 60 in (T0 + 180, T0 + 240, T0 + 300)]
+    assert [n for n, _ in full] == [21, 21, 21]  # the first 20, and the last one
+    assert [last_us / 1e6 % 60 for _, last_us in full] == [58, 58, 58]
 
 
 def _rows(path: Path, sql: str) -> list:

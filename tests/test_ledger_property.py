@@ -132,3 +132,31 @@ def test_day_cache_gives_the_same_figures(raw, now_offset, tz):
     evaluate(led, cfg, c, T0 + SPAN + 86400, cache)
     led.add(ProbeResult("a", "api", T0 + 10, 0.0, 0.1, "down", "timeout", latency_counted=True))
     assert evaluate(led, cfg, c, T0 + SPAN + 86400, cache) == evaluate(led, cfg, c, T0 + SPAN + 86400)
+
+
+failure = st.tuples(st.integers(min_value=0, max_value=4),  # the minute
+                    st.floats(min_value=0, max_value=59.999, allow_nan=False),  # second within it
+                    st.floats(min_value=0, max_value=10, allow_nan=False))  # how long the probe ran
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(failure, max_size=120), st.integers(min_value=1, max_value=5))
+def test_the_journal_keeps_the_first_failures_and_the_last_of_each_minute(raw, cap):
+    """Failures reach the journal when their probe ends (out of start order), and flushes come every
+    5 s: each minute keeps its first `cap` arrivals and, beyond them, its latest-started failure, handed
+    over once the minute is settled (10 s, the longest probe, after it ends) and only once; every
+    failure is either kept or counted as dropped."""
+    from agent.ledger.journal import Journal
+    journal = Journal(per_minute=cap, settle=10.0)
+    arrivals = sorted((T0 + m * 60 + s + d, T0 + m * 60 + s) for m, s, d in raw)
+    kept, i = [], 0
+    for now in np.arange(T0, T0 + 6 * 60 + 15, 5.0).tolist():
+        while i < len(arrivals) and arrivals[i][0] <= now:
+            journal(ProbeResult("t", "web", arrivals[i][1], 0.0, 0.1, "down", "timeout"), False)
+            i += 1
+        kept += journal.take(now)
+    assert i == len(arrivals) and len(kept) + journal.dropped == len(arrivals)
+    for m in range(int(T0 // 60), int(T0 // 60) + 5):
+        starts = [start for _, start in arrivals if int(start // 60) == m]  # in the order they arrived
+        mine = sorted(r.at for r in kept if int(r.at // 60) == m)
+        assert mine == sorted(starts[:cap] + ([max(starts[cap:])] if starts[cap:] else [])), (m, starts)

@@ -45,7 +45,7 @@ class Flusher:
         batch.digests.update({(t, s, span): data for t, s, span, data in digests})
         batch.compactions.extend(compactions)
         if self.journal is not None:
-            batch.records.extend(self.journal.take())
+            batch.records.extend(self.journal.take(self.clock()))
         batch.services = {name: s.service for name, s in ledger.series.items()}
         return batch
 
