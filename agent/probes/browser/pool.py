@@ -2,7 +2,8 @@
 
 A worker is `python -m agent.probes.browser.worker` in its own session (process group); Chromium, which
 Playwright starts detached, exits when its pipe to the killed driver closes. A worker that does not
-answer by the check's deadline is killed with its group and replaced; so is one that dies.
+answer by the check's deadline is killed with its group and replaced; so is one that dies, and one whose
+answer cannot be read or names another job: once out of step, its answers would land on other targets.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class BrowserUnavailable(Exception):
 class Worker:
     def __init__(self, executable: str) -> None:
         self.executable = executable
+        self.line_limit = LINE_LIMIT  # the worker is told, and keeps its answers within it
         self.proc: asyncio.subprocess.Process | None = None
         self.version = ""
         self._stderr: asyncio.Task | None = None
@@ -42,18 +44,14 @@ class Worker:
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "agent.probes.browser.worker", self.executable, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=LINE_LIMIT)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+            limit=self.line_limit)
         self._stderr = asyncio.get_running_loop().create_task(self._drain_stderr(self.proc))
-        try:
-            first = await asyncio.wait_for(self.proc.stdout.readline(), START_SECONDS)  # type: ignore[union-attr]
-        except TimeoutError:
-            await self.kill()
-            raise BrowserUnavailable(f"the browser worker did not start within {START_SECONDS:g}s") from None
-        doc = json.loads(first) if first else {"fatal": "the browser worker exited at start"}
+        doc = await self._answer(START_SECONDS, f"the browser worker did not start within {START_SECONDS:g}s")
         if "ready" not in doc:
             await self.kill()
-            raise BrowserUnavailable(doc.get("fatal", "the browser worker did not start"))
-        self.version = doc["ready"]
+            raise BrowserUnavailable("the browser worker did not start")
+        self.version = str(doc["ready"])
         log.info("browser worker %d started: Chromium %s", self.proc.pid, self.version)
 
     @staticmethod
@@ -64,29 +62,51 @@ class Worker:
             log.debug("browser worker %d: %s", proc.pid, line.decode(errors="replace").rstrip())
 
     async def run(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """The job's result; BrowserUnavailable when the worker dies or is late (then it is killed)."""
+        """The job's result; BrowserUnavailable when the worker dies, is late or answers out of step (then
+        it is killed: whatever it says next could be taken for the next job's answer)."""
         if not self.alive:
             await self.start()
-        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None  # noqa: S101
+        assert self.proc is not None and self.proc.stdin is not None  # noqa: S101
+        job = {**job, "answer_bytes": self.line_limit}
         try:
             self.proc.stdin.write(json.dumps(job).encode() + b"\n")
             await self.proc.stdin.drain()
-            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout + ANSWER_SLACK)
-        except TimeoutError:
-            await self.kill()
-            raise BrowserUnavailable(f"the browser did not answer within {timeout + ANSWER_SLACK:g}s: "
-                                     "killed and restarted") from None
         except (ConnectionError, OSError) as exc:
             await self.kill()
             raise BrowserUnavailable(f"the browser worker is gone: {exc}") from None
-        except asyncio.CancelledError:  # its answer would be read as the next job's: the worker goes
+        except asyncio.CancelledError:
             self._signal()
             raise
-        doc = json.loads(line) if line else {"fatal": "the browser worker exited"}
-        if "fatal" in doc:
+        wait = timeout + ANSWER_SLACK
+        doc = await self._answer(wait, f"the browser did not answer within {wait:g}s: killed and restarted")
+        if doc.get("id") != job["id"]:
             await self.kill()
-            raise BrowserUnavailable(doc["fatal"])
+            raise BrowserUnavailable(f"the browser answered check {str(doc.get('id'))[:40]!r} instead of "
+                                     f"{job['id']}: killed and restarted")
         return doc
+
+    async def _answer(self, seconds: float, late: str) -> dict[str, Any]:
+        """The worker's next line, a JSON object. Failing to read one kills the worker: the rest of a line
+        over the limit, or an answer still coming, would otherwise be read as a later job's."""
+        assert self.proc is not None and self.proc.stdout is not None  # noqa: S101
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), seconds)
+            doc = json.loads(line) if line else {"fatal": "the browser worker exited"}
+        except TimeoutError:
+            problem = late
+        except (ConnectionError, OSError) as exc:
+            problem = f"the browser worker is gone: {exc}"
+        except ValueError as exc:  # over the line limit, or not JSON
+            problem = f"unreadable answer from the browser ({str(exc)[:200]}): killed and restarted"
+        except asyncio.CancelledError:
+            self._signal()
+            raise
+        else:
+            if isinstance(doc, dict) and "fatal" not in doc:
+                return doc
+            problem = str(doc["fatal"]) if isinstance(doc, dict) else "the browser worker's answer is not an object"
+        await self.kill()
+        raise BrowserUnavailable(problem)
 
     def _signal(self) -> asyncio.subprocess.Process | None:
         proc, self.proc = self.proc, None

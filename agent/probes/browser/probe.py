@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from ..base import DOWN, ERROR_KINDS, INCONCLUSIVE, UP, Capture, Detail, ProbeRe
 from .pool import BrowserPool, BrowserUnavailable, pool_for, release
 from .spec import BrowserOptions
 
+log = logging.getLogger("sla_agent.browser")
 PHASES = ("ttfb", "dom_content_loaded", "load", "interaction")
 FILES_KEPT = 200  # per target, when the journal is off: the oldest go first
 
@@ -43,7 +45,8 @@ class BrowserProbe:
         return {"url": o.url, "timeout": self.target.timeout, "expect_selector": o.expect_selector,
                 "actions": [{"kind": a.kind, "selector": a.selector, "value": a.value, "describe": a.describe()}
                             for a in o.actions],
-                "fail_on": list(o.fail_on), "viewport": list(o.viewport), "artifacts": artifacts}
+                "fail_on": list(o.fail_on), "viewport": list(o.viewport), "artifacts": artifacts,
+                "max_bytes": o.artifacts.max_bytes}
 
     def _artifacts_allowed(self, wall: float) -> bool:
         hour = int(wall // 3600)
@@ -66,7 +69,7 @@ class BrowserProbe:
         t, kind = self.target, doc["kind"]
         total = max(doc["total"], t.timeout) if kind == "timeout" else doc["total"]
         outcome = UP if not kind else ERROR_KINDS.get(kind, DOWN)
-        files = self._keep(doc.get("artifacts", ()), wall)
+        files = self._keep(doc.get("artifacts", ()), doc.get("left_out", ()), wall)
         timings = doc.get("timings")
         return ProbeResult(
             target=t.name, service=t.service, started_at=wall, mono_start=mono, duration_s=total, outcome=outcome,
@@ -77,8 +80,11 @@ class BrowserProbe:
             marks=(("lcp", timings["lcp"] / 1000),) if timings and timings.get("lcp") else (),
         )
 
-    def _keep(self, raw: Any, wall: float) -> tuple[tuple[str, bytes], ...]:
+    def _keep(self, raw: Any, left_out: Any, wall: float) -> tuple[tuple[str, bytes], ...]:
         """The artifacts, redacted and within the size bound: for the journal, or written to files."""
+        for a in left_out:
+            log.info("%s: %s of %d bytes left out: over artifacts.max_bytes or the answer's bound",
+                     self.target.name, a["name"], a["bytes"])
         files = []
         for a in raw:
             data = base64.b64decode(a["data"])

@@ -3,8 +3,11 @@
     python -m agent.probes.browser.worker CHROMIUM_PATH
 
 It answers on stdout, one JSON line per line read on stdin: first {"ready": version} (or {"fatal": why}),
-then one result per job. It runs apart from the agent so that a browser that hangs or crashes can never
-stall the probe loop: the agent kills the whole process group when an answer is late.
+then one result per job, carrying the job's id. An answer never exceeds the job's `answer_bytes` (the
+agent's bound on a line): an artifact over `max_bytes`, or that would take the line past it, is left out
+and named in `left_out`, and the check keeps its verdict. It runs apart from the agent so that a browser
+that hangs or crashes can never stall the probe loop: the agent kills the whole process group when an
+answer is late.
 
 Every call into the page is bounded by the check's deadline: a page whose scripts never yield (the
 renderer busy) fails as `timeout` like a page that never loads, and its context is closed. When even
@@ -25,13 +28,15 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any, Awaitable
+from pathlib import Path
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
 # After the check's own timeout: the screenshot of a failed check, then closing its context (a hung
 # renderer is killed by it). The agent waits for the answer this much longer than the timeout, and more.
 ARTIFACT_SECONDS = 3.0
 CLOSE_SECONDS = 5.0
+ERROR_CHARS = 2000  # an error past this is cut: a URL in it can be megabytes long
 LCP_SCRIPT = """window.__slaLcp = null;
 try {
   new PerformanceObserver(list => { for (const e of list.getEntries()) window.__slaLcp = e.startTime; })
@@ -137,9 +142,11 @@ class Check:
             await self._expect()
             self._fail_fast()
         except Failed as exc:
-            out["kind"], out["error"] = exc.kind, str(exc)
+            out["kind"], out["error"] = exc.kind, str(exc)[:ERROR_CHARS]
         out["total"] = time.monotonic() - t0
-        out["artifacts"] = await self._artifacts(out)
+        budget = Budget(self.job, out)
+        await self._artifacts(out, budget)
+        out["artifacts"], out["left_out"] = budget.kept, budget.left_out
         return out
 
     async def _navigate(self, out: dict[str, Any]) -> None:
@@ -179,14 +186,13 @@ class Check:
             self._fail_fast()  # the resource or script that failed explains the missing element
             raise
 
-    async def _artifacts(self, out: dict[str, Any]) -> list[dict[str, str]]:
-        """A screenshot and the HAR of a failed check; the context is closed either way."""
-        files = []
+    async def _artifacts(self, out: dict[str, Any], budget: Budget) -> None:
+        """A screenshot and the HAR of a failed check, as the budget allows; the context is closed either way."""
         try:
             if out["kind"] and self.job["artifacts"]:
                 try:
                     shot = await asyncio.wait_for(self.page.screenshot(type="jpeg", quality=60), ARTIFACT_SECONDS)
-                    files.append({"name": "screenshot.jpg", "data": base64.b64encode(shot).decode()})
+                    budget.take("screenshot.jpg", len(shot), lambda: shot)
                 except (TimeoutError, asyncio.TimeoutError, self.pw_error):
                     pass  # a hung renderer takes no screenshot; the HAR still says what happened
             try:
@@ -194,11 +200,31 @@ class Check:
             except (TimeoutError, asyncio.TimeoutError):
                 self.stuck = True
             if out["kind"] and self.har and os.path.exists(self.har):
-                with open(self.har, "rb") as f:
-                    files.append({"name": "page.har", "data": base64.b64encode(f.read()).decode()})
+                har = Path(self.har)
+                budget.take("page.har", har.stat().st_size, har.read_bytes)
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
-        return files
+
+
+class Budget:
+    """What one answer may still carry: each file at most `max_bytes`, the whole line within `answer_bytes`.
+    A file over either is left out unread (a page's HAR can be gigabytes), never the check's verdict."""
+
+    SLACK = 512  # the id, the keys and the list of what was left out
+
+    def __init__(self, job: dict[str, Any], out: dict[str, Any]) -> None:
+        self.max_bytes = job["max_bytes"]
+        self.left = job["answer_bytes"] - len(json.dumps(out)) - self.SLACK
+        self.kept: list[dict[str, str]] = []
+        self.left_out: list[dict[str, Any]] = []
+
+    def take(self, name: str, size: int, read: Callable[[], bytes]) -> None:
+        cost = 4 * -(-size // 3) + len(name) + 32  # base64, quoted, with its keys
+        if size > self.max_bytes or cost > self.left:
+            self.left_out.append({"name": name, "bytes": size})
+            return
+        self.left -= cost
+        self.kept.append({"name": name, "data": base64.b64encode(read()).decode()})
 
 
 async def serve(executable: str) -> int:
