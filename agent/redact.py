@@ -28,6 +28,7 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.secrets = tuple(values)  # for the readers that also look for their encodings (url_encoded)
         self._pattern = re.compile("|".join(re.escape(v) for v in values)) if values else None
 
     def __call__(self, text: str) -> str:
@@ -35,3 +36,15 @@ class Redactor:
         if self._pattern is not None:
             text = self._pattern.sub(MASK, text)
         return text
+
+
+def url_encoded(secret: str) -> str:
+    """A regular expression for the secret however a URL or a form carries it: each character as itself or
+    as %XX of its UTF-8 bytes (hex in either case), a space also as '+'. Browsers, forms and page scripts
+    each escape a different set of characters, so no single encoded string covers them all."""
+    def char(c: str) -> str:
+        hexes = "".join(f"%{b:02X}" for b in c.encode())
+        escaped = "".join(f"[{h}{h.lower()}]" if h.isalpha() else h for h in hexes)
+        return "(?:" + "|".join([re.escape(c), escaped] + ([r"\+"] if c == " " else [])) + ")"
+
+    return "".join(char(c) for c in secret)

@@ -1,8 +1,13 @@
 """Browser checks against hostile pages, with the real headless Chromium: a page whose HAR outgrows the
-worker's answer, a worker that falls out of step with the agent."""
+worker's answer, a worker that falls out of step with the agent, a password typed into a form and sent
+in its URL (hidden in the screenshot, redacted in every encoding in the HAR)."""
 from __future__ import annotations
 
+import base64
+import html
 import json
+import re
+from urllib.parse import quote, quote_plus
 
 import pytest
 from aiohttp import web
@@ -12,6 +17,7 @@ from agent.config import parse_config
 from agent.probes import Capture, ProbeResult, make_probe
 from agent.probes.browser import pool as browser_pool
 from agent.probes.browser.spec import find_chromium
+from agent.redact import Redactor
 
 from .servers import http_server
 
@@ -105,3 +111,122 @@ async def test_a_worker_out_of_step_is_replaced_and_no_answer_lands_on_another_t
         (out_of_step.outcome, out_of_step.error)
     assert "killed and restarted" in out_of_step.error
     assert seen == [("down", "http_status"), ("up", ""), ("down", "http_status")]
+
+
+SECRET, DECOY = "Hunter2 Secret/Pw!", "Wqmbzk5 Tlopxa/Rv?"  # nosec B105 - a test credential, and one as long
+FIELD = 'style="font: 48px monospace; width: 1100px"'
+FORM = f'<form action="/login" method="get"><input id="user" name="user" {FIELD}><button id="go">Go</button></form>'
+# Compares three JPEGs (decoded by Chromium): over the pixels where the page showing the secret and the same
+# page showing the decoy differ (the glyphs), how far the probe's screenshot is from the one with the secret.
+COMPARE = """async ([secret, decoy, probe]) => {
+  const pixels = src => new Promise((ok, fail) => {
+    const img = new Image();
+    img.onload = () => {
+      const c = document.createElement("canvas");
+      [c.width, c.height] = [img.width, img.height];
+      const g = c.getContext("2d");
+      g.drawImage(img, 0, 0);
+      ok(g.getImageData(0, 0, img.width, img.height).data);
+    };
+    img.onerror = fail;
+    img.src = "data:image/jpeg;base64," + src;
+  });
+  const [a, b, s] = await Promise.all([secret, decoy, probe].map(pixels));
+  const d = (p, q, k) => Math.abs(p[k] - q[k]) + Math.abs(p[k + 1] - q[k + 1]) + Math.abs(p[k + 2] - q[k + 2]);
+  let n = 0, toDecoy = 0, toProbe = 0;
+  for (let k = 0; k < a.length; k += 4) {
+    if (d(a, b, k) > 90) { n++; toDecoy += d(a, b, k); toProbe += d(a, s, k); }
+  }
+  return {pixels: n, decoy: toDecoy / n, probe: toProbe / n, same_size: a.length === s.length};
+}"""
+
+
+def _form_app() -> web.Application:
+    async def form(request: web.Request) -> web.Response:
+        return web.Response(text=FORM, content_type="text/html")
+
+    async def login(request: web.Request) -> web.Response:  # echoes what was sent, as many sign-in pages do
+        user = html.escape(request.query.get("user", ""))
+        return web.Response(text=f'<p id=echo {FIELD}>Unknown user {user}</p><input value="{user}" {FIELD}>'
+                                 '<img src="/pixel.gif">', content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/form", form)
+    app.router.add_get("/login", login)
+    return app
+
+
+def _form_targets(base: str) -> str:
+    fill = '{fill: {selector: "#user", value: "${WEB_PASSWORD}"}}'
+    return f"""
+targets:
+  - {{name: typed, service: web, type: browser, url: "{base}/form", interval: 30s, timeout: 2s,
+     actions: [{fill}], expect_selector: "#dashboard"}}
+  - {{name: sent, service: web, type: browser, url: "{base}/form", interval: 30s, timeout: 3s,
+     actions: [{fill}, click: "#go", wait_for_selector: "#echo"], expect_selector: "#dashboard"}}
+"""
+
+
+async def _failed_check(base: str, index: int) -> tuple[ProbeResult, dict[str, bytes]]:
+    cfg = parse_config(_form_targets(base), environ={"WEB_PASSWORD": SECRET})
+    probe = make_probe(cfg.targets[index], clock=SystemClock(), capture=Capture(), redactor=Redactor(cfg.secrets))
+    try:
+        r = await probe.run()
+    finally:
+        await probe.close()
+    assert (r.outcome, r.error_kind) == ("down", "assertion"), r.error
+    return r, dict(r.detail.artifacts)
+
+
+async def _likeness(shot: bytes, show) -> dict:
+    """The probe's screenshot against the same page rendered by Chromium with the secret and with the decoy."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=find_chromium(), args=["--disable-gpu", "--mute-audio"])
+        try:
+            refs = []
+            for value in (SECRET, DECOY):
+                ctx = await browser.new_context(viewport={"width": 1280, "height": 800})
+                page = await ctx.new_page()
+                await show(page, value)
+                refs.append(await page.screenshot(type="jpeg", quality=60))
+                await ctx.close()
+            page = await browser.new_page()
+            return await page.evaluate(COMPARE, [base64.b64encode(x).decode() for x in (*refs, shot)])
+        finally:
+            await browser.close()
+
+
+def _assert_hidden(seen: dict) -> None:
+    assert seen["same_size"] and seen["pixels"] > 500, seen  # the secret's glyphs: a region that can be compared
+    # shown, the probe's shot is the secret's render (JPEG noise apart); hidden, it is as far as another text
+    assert seen["probe"] > seen["decoy"] / 2, seen
+
+
+async def test_a_secret_typed_into_a_field_is_not_in_the_screenshot():
+    async with http_server(_form_app()) as base:
+        _, files = await _failed_check(base, 0)
+
+        async def typed(page, value: str) -> None:
+            await page.goto(f"{base}/form")
+            await page.fill("#user", value)
+
+        _assert_hidden(await _likeness(files["screenshot.jpg"], typed))
+
+
+async def test_a_secret_sent_by_a_get_form_is_in_no_encoding_in_the_har_nor_in_the_echoing_page():
+    async with http_server(_form_app()) as base:
+        _, files = await _failed_check(base, 1)
+
+        async def echoed(page, value: str) -> None:
+            await page.goto(f"{base}/login?user={quote_plus(value)}")
+
+        seen = await _likeness(files["screenshot.jpg"], echoed)
+    har = files["page.har"]
+    urls = [e["request"]["url"] for e in json.loads(har)["log"]["entries"]]
+    assert any(u.endswith("/login?user=<redacted>") for u in urls), urls  # the request is there, redacted
+    forms = {SECRET, quote(SECRET), quote(SECRET, safe=""), quote_plus(SECRET), quote_plus(SECRET, safe="/")}
+    forms |= {re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), f) for f in forms}
+    assert [f for f in sorted(forms) if f.encode() in har] == []
+    _assert_hidden(seen)

@@ -2,7 +2,8 @@
 
 Phases are consecutive: ttfb (navigation to the first byte of the page), dom_content_loaded, load, and
 interaction (the scripted actions and the wait for the expected selector); they sum to the duration.
-A failed check keeps a screenshot and the HAR (headers and cookies of secrets masked, bodies omitted),
+A failed check keeps a screenshot (the secrets filled into the page hidden) and the HAR (headers and
+cookies of secrets masked, the secrets redacted however a URL encodes them, bodies omitted),
 at most `artifacts.per_hour` times an hour: in the journal, or as files under the state directory when
 the journal is off.
 """
@@ -11,12 +12,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ...clock import Clock
-from ...redact import MASK, SECRET_HEADER, Redactor
+from ...redact import MASK, SECRET_HEADER, Redactor, url_encoded
 from ..base import DOWN, ERROR_KINDS, INCONCLUSIVE, UP, Capture, Detail, ProbeResult, Target, inconclusive
 from .pool import BrowserPool, BrowserUnavailable, pool_for, release
 from .spec import BrowserOptions
@@ -43,7 +45,8 @@ class BrowserProbe:
     def _job(self, artifacts: bool) -> dict[str, Any]:
         o = self.o
         return {"url": o.url, "timeout": self.target.timeout, "expect_selector": o.expect_selector,
-                "actions": [{"kind": a.kind, "selector": a.selector, "value": a.value, "describe": a.describe()}
+                "actions": [{"kind": a.kind, "selector": a.selector, "value": a.value, "describe": a.describe(),
+                             "secret": a.kind == "fill" and self.redact(a.value) != a.value}  # hidden in shots
                             for a in o.actions],
                 "fail_on": list(o.fail_on), "viewport": list(o.viewport), "artifacts": artifacts,
                 "max_bytes": o.artifacts.max_bytes}
@@ -119,12 +122,19 @@ def _phases(timings: dict[str, float] | None, total: float) -> tuple[float, ...]
 
 def scrub_har(data: bytes, redact: Redactor) -> bytes:
     """Cookies and secret-looking headers masked, posted form data redacted, every text through the
-    agent's redactor (the secrets of the config: a password filled into the page, say)."""
+    agent's redactor (the secrets of the config: a password filled into the page, say), and the secrets
+    also as a URL or a form encodes them (a form sent with GET puts the password in the URL)."""
+    encoded = re.compile("|".join(url_encoded(s) for s in redact.secrets)) if redact.secrets else None
+
+    def clean(text: str) -> str:
+        text = redact(text)
+        return encoded.sub(MASK, text) if encoded else text
+
     try:
         har = json.loads(data)
         entries = har["log"]["entries"]
     except (ValueError, KeyError, TypeError):
-        return redact(data.decode("utf-8", errors="replace")).encode()
+        return clean(data.decode("utf-8", errors="replace")).encode()
     for e in entries:
         for part in (e.get("request", {}), e.get("response", {})):
             for h in part.get("headers", ()):
@@ -137,7 +147,18 @@ def scrub_har(data: bytes, redact: Redactor) -> bytes:
             post["text"] = MASK
             for p in post.get("params", ()):
                 p["value"] = MASK
-    return redact(json.dumps(har, ensure_ascii=False)).encode()
+    return json.dumps(_texts(har, clean), ensure_ascii=False).encode()
+
+
+def _texts(node: Any, clean: Callable[[str], str]) -> Any:
+    """Every string of the HAR, decoded: a secret with a quote in it is escaped in the JSON text."""
+    if isinstance(node, str):
+        return clean(node)
+    if isinstance(node, list):
+        return [_texts(v, clean) for v in node]
+    if isinstance(node, dict):
+        return {k: _texts(v, clean) for k, v in node.items()}
+    return node
 
 
 def write_files(folder: Path, wall: float, files: list[tuple[str, bytes]]) -> None:

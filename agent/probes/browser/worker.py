@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
+from ...redact import MASK
+
 # After the check's own timeout: the screenshot of a failed check, then closing its context (a hung
 # renderer is killed by it). The agent waits for the answer this much longer than the timeout, and more.
 ARTIFACT_SECONDS = 3.0
@@ -46,6 +48,19 @@ TIMING_SCRIPT = """() => {
   const n = performance.getEntriesByType("navigation")[0];
   return n ? {ttfb: n.responseStart, dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd, lcp: window.__slaLcp}
            : null;
+}"""
+# Before a screenshot: the secrets filled into the page, wherever the page shows them (a field, text it
+# echoes, in shadow roots too), read as the mask. The page has these values already: it was given them.
+HIDE_SCRIPT = """([secrets, mask]) => {
+  const holds = t => secrets.some(x => t.includes(x));
+  const hide = t => secrets.reduce((s, x) => s.split(x).join(mask), t);
+  const visit = root => {
+    for (const el of root.querySelectorAll("input, textarea")) if (holds(el.value)) el.value = hide(el.value);
+    const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let n = walk.nextNode(); n; n = walk.nextNode()) if (holds(n.data)) n.data = hide(n.data);
+    for (const el of root.querySelectorAll("*")) if (el.shadowRoot) visit(el.shadowRoot);
+  };
+  visit(document);
 }"""
 # Chromium's net errors -> the agent's error kinds (the rest are connect_error)
 NET_ERRORS = (("ERR_NAME_NOT_RESOLVED", "dns"), ("ERR_NAME_RESOLUTION_FAILED", "dns"),
@@ -191,10 +206,10 @@ class Check:
         try:
             if out["kind"] and self.job["artifacts"]:
                 try:
-                    shot = await asyncio.wait_for(self.page.screenshot(type="jpeg", quality=60), ARTIFACT_SECONDS)
+                    shot = await asyncio.wait_for(self._screenshot(), ARTIFACT_SECONDS)
                     budget.take("screenshot.jpg", len(shot), lambda: shot)
                 except (TimeoutError, asyncio.TimeoutError, self.pw_error):
-                    pass  # a hung renderer takes no screenshot; the HAR still says what happened
+                    pass  # a hung renderer, or secrets that could not be hidden: the HAR still says what happened
             try:
                 await asyncio.wait_for(self.ctx.close(), CLOSE_SECONDS)
             except (TimeoutError, asyncio.TimeoutError):
@@ -204,6 +219,16 @@ class Check:
                 budget.take("page.har", har.stat().st_size, har.read_bytes)
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    async def _screenshot(self) -> bytes:
+        """The page as the check left it, the secret values filled into it out of sight: replaced wherever
+        the page shows them, and the fields they were filled into covered."""
+        fills = [a for a in self.job["actions"] if a.get("secret")]
+        if fills:
+            for frame in self.page.frames:
+                await frame.evaluate(HIDE_SCRIPT, [[a["value"] for a in fills], MASK])
+        return await self.page.screenshot(type="jpeg", quality=60,
+                                          mask=[self.page.locator(a["selector"]) for a in fills])
 
 
 class Budget:
