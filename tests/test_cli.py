@@ -1,13 +1,16 @@
 """The command line: help, version, maintenance windows, exit statuses."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from agent import __version__
 from agent.cli import main
+from agent.probes.browser import spec as browser_spec
 
 BASE = 'targets: [{name: a, service: web, url: "http://127.0.0.1:9/"}]\n'
 
@@ -71,3 +74,36 @@ def test_a_mistyped_flag_gets_the_usage_of_its_own_command(capsys):
     with pytest.raises(SystemExit):
         main(["evidence", "export", "--bogus"])
     assert capsys.readouterr().err.startswith("usage: sla-agent evidence export ")
+
+
+def test_commands_that_only_read_the_ledger_need_no_chromium(tmp_path, monkeypatch, capsys):
+    """A report host has no browser: only `run` (and `demo`) start one; check-config warns."""
+    monkeypatch.setattr(browser_spec, "CHROMIUM_PATHS", ())  # none where distributions put it
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # nor on PATH
+    assert browser_spec.find_chromium() is None
+    config = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"  # a browser target, no executable_path
+    common = ["--config", str(config), "--state-dir", str(tmp_path / "s")]
+    commands = [
+        ["maintenance", "add", *common, "--start", "2026-11-24T22:00", "--end", "2026-11-25T01:00", "--reason", "x"],
+        ["maintenance", "list", *common],
+        ["tickets", "list", *common],
+        ["report", *common, "--month", "2026-11", "--format", "json", "--output", str(tmp_path / "r.json")],
+        ["evidence", "verify", *common],
+        ["evidence", "export", *common, "--month", "2026-11", "--output", str(tmp_path / "b.tar.gz")],
+        ["rules", "--config", str(config), "--output-dir", str(tmp_path / "rules")],
+    ]
+    seen = []
+    for argv in commands:
+        code = main(argv)
+        seen.append((argv[0:2], code, capsys.readouterr().err))
+    assert [(cmd, code) for cmd, code, _ in seen] == [(argv[0:2], 0) for argv in commands], seen
+    assert not any("Chromium" in err for _, _, err in seen)
+    assert main(["check-config", str(config)]) == 0
+    out = capsys.readouterr()
+    assert "OK" in out.out
+    assert re.search(rf"^{re.escape(str(config))}:\d+: targets\[1\]\.executable_path: no Chromium found .*warning",
+                     out.err, re.M), out.err
+    assert main(["run", *common]) == 2  # the one that probes refuses, as before
+    err = capsys.readouterr().err
+    assert "targets[1].executable_path: no Chromium found" in err and "warning" not in err

@@ -18,13 +18,14 @@ def print_issues(exc: ConfigError) -> None:
         print(issue, file=sys.stderr)
 
 
-def load(args: argparse.Namespace) -> Config | None:
-    """The config of --config (or $SLA_AGENT_CONFIG); None after printing why not."""
+def load(args: argparse.Namespace, *, probing: bool = False) -> Config | None:
+    """The config of --config (or $SLA_AGENT_CONFIG); None after printing why not. Only a command that
+    probes needs what probing needs on this machine (a Chromium): a report host has none."""
     if not args.config:
         err("no configuration: pass --config FILE or set SLA_AGENT_CONFIG")
         return None
     try:
-        return load_config(args.config)
+        return load_config(args.config, probing=probing)
     except ConfigError as exc:
         print_issues(exc)
         return None

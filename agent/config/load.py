@@ -116,13 +116,14 @@ def _alerts(r: Reader, node: yaml.Node) -> AlertSettings:
     return AlertSettings(**s.values)
 
 
-def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None, *,
+                probing: bool = True) -> Config:
     p = Path(path)
     try:
         text = _read(p)
     except ConfigError as exc:
         raise redacted(exc) from None
-    return parse_config(text, str(p), environ=environ, base_dir=p.parent)
+    return parse_config(text, str(p), environ=environ, base_dir=p.parent, probing=probing)
 
 
 def _read(p: Path) -> str:
@@ -176,10 +177,11 @@ def _too_many(r: Reader, top: dict[str, yaml.Node]) -> bool:
 
 
 def parse_config(text: str, filename: str = "<config>", *, environ: dict[str, str] | None = None,
-                 base_dir: Path | None = None, offline: bool = False) -> Config:
+                 base_dir: Path | None = None, offline: bool = False, probing: bool = True) -> Config:
     """`offline`: a copy of a config away from its machine (an evidence bundle's); the environment
-    variables and files it names need not exist."""
-    r = Reader(filename, dict(os.environ if environ is None else environ), base_dir or Path("."), offline)
+    variables and files it names need not exist. `probing` false: read to report on what is stored, so
+    what only probing needs (a Chromium) may be missing here; it is in `Config.warnings`."""
+    r = Reader(filename, dict(os.environ if environ is None else environ), base_dir or Path("."), offline, probing)
     try:
         return _parse(r, text, filename)
     except ConfigError as exc:
@@ -213,5 +215,5 @@ def _parse(r: Reader, text: str, filename: str) -> Config:
         raise ConfigError(r.issues)  # parse_config redacts and sorts them
     return Config(agent=agent, contract=contract, targets=tuple(t.target for t in targets if t.target),
                   controls=tuple(t.target for t in controls if t.target), evidence=evidence, alerts=alerts, tickets=feed,
-                  source=filename,
-                  secrets=frozenset(s for s in r.secrets if len(s) >= 3))
+                  source=filename, secrets=frozenset(s for s in r.secrets if len(s) >= 3),
+                  warnings=tuple(redacted(ConfigError(r.warnings), r.secrets).issues))

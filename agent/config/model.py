@@ -9,6 +9,7 @@ from typing import Union
 from ..probes.base import Target
 from ..probes.http.oauth2 import OAuth2Options
 from ..probes.tls import TLSOptions
+from ..schema import ConfigIssue
 
 LOCATION_NAME_RULE = "letters, digits, '.', '_' or '-', at most 63 of them, and not '.' or '..'"
 
@@ -234,6 +235,7 @@ class Config:
     tickets: TicketFeedSettings | None = None
     source: str = "<memory>"
     secrets: frozenset[str] = frozenset()  # values to redact wherever text leaves the agent
+    warnings: tuple[ConfigIssue, ...] = ()  # what probing would need on this machine, when read only to report
 
     @property
     def all_targets(self) -> tuple[Target, ...]:

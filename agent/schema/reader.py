@@ -48,14 +48,19 @@ def join(path: str, key: str) -> str:
 class Reader:
     """Reads values out of YAML nodes; every problem becomes a ConfigIssue and the value MISSING."""
 
-    def __init__(self, filename: str, environ: dict[str, str], base_dir: Path, offline: bool = False) -> None:
+    def __init__(self, filename: str, environ: dict[str, str], base_dir: Path, offline: bool = False,
+                 probing: bool = True) -> None:
         self.file = filename
         self.env = environ
         self.base = base_dir
         # A copy read away from its machine (an evidence bundle's): environment variables and files it names
         # are not there; what the report needs (contract, targets, timeouts) does not depend on them.
         self.offline = offline
+        # Read to probe from this machine (run, demo, a reload): what probing needs here, a Chromium, must be
+        # found. Read to report on what is stored (report, evidence, tickets...), its absence is a warning.
+        self.probing = probing
         self.issues: list[ConfigIssue] = []
+        self.warnings: list[ConfigIssue] = []
         self.secrets: set[str] = set()
         # Inside a transaction's step: the variables earlier steps extract. A ${name} among them is left for
         # the probe to fill at run time; any other ${NAME} comes from the environment.
@@ -64,6 +69,13 @@ class Reader:
     def error(self, node: yaml.Node | None, path: str, message: str) -> None:
         line = node.start_mark.line + 1 if node is not None else 1
         self.issues.append(ConfigIssue(self.file, line, path, message))
+
+    def need(self, node: yaml.Node | None, path: str, message: str) -> None:
+        """Something only probing needs is missing on this machine: an error when the config is read to
+        probe, a warning otherwise."""
+        self.error(node, path, message)
+        if not self.probing:
+            self.warnings.append(self.issues.pop())
 
     def reject(self, node: yaml.Node | None, path: str, message: str) -> Any:
         """Records the error; the value is missing."""

@@ -111,7 +111,9 @@ def _executable(r: Reader, node: yaml.Node, path: str) -> Any:
     if name is MISSING or r.offline:
         return name
     p = str(r.path_of(name))
-    return p if os.access(p, os.X_OK) else r.reject(node, path, f"{p} is not an executable file")
+    if not os.access(p, os.X_OK):
+        r.need(node, path, f"{p} is not an executable file")
+    return p
 
 
 ARTIFACT_FIELDS = (Field("per_hour", integer(0, 3600)), Field("max_bytes", integer(1024, 64 << 20)))
@@ -144,8 +146,7 @@ def build(r: Reader, s: Section, path: str) -> BrowserOptions | None:
     if "executable_path" not in kw and not r.offline:
         found = find_chromium()
         if found is None:
-            r.error(s.node, f"{path}.executable_path", f"no Chromium found (looked at {', '.join(CHROMIUM_PATHS)}): "
-                                                       "install the chromium package, or give its path here")
-            return None
-        kw["executable_path"] = found
+            r.need(s.node, f"{path}.executable_path", f"no Chromium found (looked at {', '.join(CHROMIUM_PATHS)}): "
+                                                      "install the chromium package, or give its path here")
+        kw["executable_path"] = found or ""  # read to report only: no browser is started
     return BrowserOptions(**kw)
