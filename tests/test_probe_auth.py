@@ -4,8 +4,10 @@ a 401 that triggers one refresh, and no token or client secret in any text the a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
+import pytest
 from aiohttp import web
 from prometheus_client import generate_latest
 
@@ -16,7 +18,7 @@ from agent.probes import Capture, make_probe
 from agent.report import build_report, render
 
 from .conftest import FakeClock
-from .servers import http_server
+from .servers import http_server, raw_server
 
 SECRET = "s3cr3t-client-value"  # nosec B105 - a test credential
 QUIET = dict(web_median_ms=1, api_median_ms=1, sigma=0.1, slow_share=0.0, error_rate=0.0, outage_every=0, seed=3)
@@ -175,3 +177,54 @@ agent: {{state_dir: "{tmp_path / 'state'}"}}
     assert "<redacted>" in journal[0]["body"] and SECRET not in journal[0]["body"]
     assert all("<redacted>" in r.error or r.error_kind == "http_status" for r in results)
     assert any(b"<redacted>" in r.detail.body for r in results if r.detail)
+
+
+async def _request_read(reader: asyncio.StreamReader) -> None:
+    """The whole request (head and form body): a socket closed with unread bytes would be reset."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(
+        b"content-length:")), 0)
+    await reader.readexactly(length)
+
+
+@pytest.mark.parametrize("framing", ["chunked", "content-length"])
+async def test_a_token_answer_in_pieces_is_read_whole(framing):
+    """The token JSON arrives in two pieces, the second held back until the client has had the first (or
+    has given up on it): the whole answer is read, as a large JWT arrives over the internet."""
+    doc = json.dumps({"access_token": "tok-" + "x" * 3000, "token_type": "Bearer", "expires_in": 300}).encode()
+    pieces = (doc[:100], doc[100:])
+    sent, go = asyncio.Event(), asyncio.Event()
+
+    async def token(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request_read(reader)
+        head = "Transfer-Encoding: chunked" if framing == "chunked" else f"Content-Length: {len(doc)}"
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{head}\r\n\r\n".encode())
+        for i, piece in enumerate(pieces):
+            if i:
+                sent.set()
+                await go.wait()
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if framing == "chunked" else piece)
+            await writer.drain()
+        writer.write(b"0\r\n\r\n" if framing == "chunked" else b"")
+        await writer.drain()
+
+    async def contacts(request: web.Request) -> web.Response:
+        ok = request.headers.get("Authorization") == "Bearer tok-" + "x" * 3000
+        return web.json_response({"data": [{"id": 1}]}, status=200 if ok else 401)
+
+    api = web.Application()
+    api.router.add_get("/api/v1/contacts", contacts)
+    async with raw_server(token) as port, http_server(api) as base:
+        cfg = _load(_config(base, f"http://127.0.0.1:{port}/token"))
+        probe = make_probe(cfg.targets[0], clock=FakeClock())
+        run = asyncio.create_task(probe.run())
+        await sent.wait()
+        for _ in range(100):  # loop turns, not time: the client takes in the first piece meanwhile
+            if run.done():
+                break
+            await asyncio.sleep(0)
+        go.set()
+        result = await run
+        await probe.close()
+    assert (result.outcome, result.error) == ("up", "")
+    assert [(t.result, t.reason) for t in result.token_requests] == [("ok", "first")]

@@ -14,6 +14,7 @@ from yarl import URL
 
 from ..clock import Clock
 from ..config.model import Config
+from ..probes.http.body import read_limited
 from ..probes.http.oauth2 import TokenSource, TokenUnavailable
 from ..probes.tls import client_context
 from .importer import MAX_FILE_BYTES, TicketFileError, parse_export
@@ -32,17 +33,6 @@ class FetchResult:
     tickets: int = 0
     added: int = 0
     updated: int = 0
-
-
-async def _body(resp: aiohttp.ClientResponse) -> bytes:
-    """The whole body, refused beyond the import's size limit (it may arrive in any number of chunks)."""
-    chunks, size = [], 0
-    async for chunk in resp.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > MAX_FILE_BYTES:
-            raise FetchError("too_large", f"the export is larger than {MAX_FILE_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class FetchError(Exception):
@@ -143,7 +133,10 @@ class TicketFeed:
             async with self._session.get(url, headers=headers, allow_redirects=False) as resp:  # type: ignore
                 location = resp.headers.get("Location") if resp.status in (301, 302, 303, 307, 308) else None
                 if location is None:
-                    return resp.status, await _body(resp), resp.headers.get("Content-Type", "")
+                    body, too_large = await read_limited(resp, MAX_FILE_BYTES)
+                    if too_large:
+                        raise FetchError("too_large", f"the export is larger than {MAX_FILE_BYTES} bytes")
+                    return resp.status, body, resp.headers.get("Content-Type", "")
             nxt = url.join(URL(location))
             if url.scheme == "https" and nxt.scheme != "https":
                 raise FetchError("http", "the export redirects from https to plain http: not followed")

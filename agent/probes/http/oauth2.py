@@ -21,6 +21,7 @@ from ...clock import Clock
 from ...schema import (MISSING, Field, Reader, Section, choice, list_of, ratio, read_table, string)
 from ..addresses import check_url
 from ..base import DOWN, INCONCLUSIVE, TokenRequest
+from .body import read_limited
 
 # A token this close to its expiry (seconds, or share of its life if less) is not sent: it could expire on
 # its way to the server.
@@ -138,7 +139,10 @@ class TokenSource:
         async with self._session.post(o.token_url, data=urlencode(o.form()),  # type: ignore[union-attr]
                                       headers={**o.headers(), "Content-Type": "application/x-www-form-urlencoded"},
                                       allow_redirects=False) as resp:
-            raw = await resp.content.read(MAX_TOKEN_RESPONSE)
+            raw, too_large = await read_limited(resp, MAX_TOKEN_RESPONSE)
+            if too_large:
+                raise TokenUnavailable(f"token endpoint answered HTTP {resp.status} with more than "
+                                       f"{MAX_TOKEN_RESPONSE} bytes")
             try:
                 doc = json.loads(raw.decode("utf-8"))
             except ValueError:

@@ -21,14 +21,12 @@ from ...redact import MASK, Redactor
 from ..base import (DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, Detail, ProbeResult, Target,
                     TokenRequest)
 from ..tls import cert_not_after, client_context, fingerprint
+from .body import read_limited
 from .checks import Answer, run_checks
 from .connector import CURRENT, Recorder, TracedConnector, now, reuse_trace
 from .errors import classify
 from .oauth2 import OAuth2Options, TokenSource, TokenUnavailable
 from .spec import HttpOptions
-
-READ_CHUNK = 64 * 1024
-
 
 @dataclass
 class Attempt:
@@ -251,16 +249,3 @@ def _phases(rec: Recorder, t0: float, end: float, total: float) -> tuple[float, 
     ttfb = max(0.0, total - rec.dns - rec.connect - rec.tls - transfer)
     return (rec.dns, rec.connect, rec.tls, ttfb, transfer)
 
-
-async def read_limited(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await resp.content.read(min(READ_CHUNK, limit + 1 - size) if limit + 1 - size > 0 else 1)
-        if not chunk:
-            return b"".join(chunks), False
-        size += len(chunk)
-        if size > limit:
-            resp.close()  # stop the transfer: the rest of the body is never read
-            return b"".join(chunks), True
-        chunks.append(chunk)
