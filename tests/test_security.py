@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import html
 import io
 import json
 import logging
+import re
 import shutil
+import sqlite3
 import ssl
 import subprocess
 import sys
+import tarfile
+import time
+from urllib.parse import quote, unquote, unquote_plus
 
 import aiohttp
 import bcrypt
@@ -20,8 +26,11 @@ from aiohttp import web
 from agent import logs
 from agent.app import Agent
 from agent.config import parse_config
+from agent.redact import Redactor
 from agent.report import build_report
 from agent.report import render
+from agent.report.bundle import export_bundle
+from agent.store import DB_NAME
 
 from .conftest import ROOT
 from .servers import closed_port, http_server, make_certs
@@ -136,6 +145,102 @@ targets:
             assert secret not in text, f"{name} secret leaked into {where}"
     assert "<redacted>" in outputs["logs"]
     logs.setup("info")
+
+
+OAUTH_SECRET = "S3cret+Value/42=xyz&q"  # nosec B105 - a test credential, with characters a form escapes
+
+
+def _forms_of_secret(text: str) -> list[str]:
+    """How the OAuth2 secret shows in `text` under any encoding: as is (after HTML escapes), after
+    percent-decoding either way, or five bytes of it (or of its percent-encoded form) inside base64
+    at any alignment."""
+    found = []
+    plain = html.unescape(text)
+    for name, decoded in (("plain", plain), ("percent", unquote(plain)), ("form", unquote_plus(plain))):
+        if OAUTH_SECRET in decoded:
+            found.append(name)
+    pieces = {form[i:i + 5].encode() for form in (OAUTH_SECRET, quote(OAUTH_SECRET, safe=""))
+              for i in range(len(form) - 4)}
+    for run in re.findall(r"[A-Za-z0-9+/]{7,}", plain):
+        for pad in range(4):
+            chunk = "A" * pad + run
+            raw = base64.b64decode(chunk[:len(chunk) // 4 * 4])
+            found += [f"base64 {run}" for piece in pieces if piece in raw][:1]
+    return found
+
+
+async def test_credentials_a_token_endpoint_echoes_are_redacted_in_every_encoding(tmp_path):
+    """A token endpoint that quotes the request in its error: the Authorization header (HTTP Basic, base64
+    of `id:secret` percent-encoded) and the form body (client_secret percent-encoded, '+' for a space).
+    No form of the secret reaches the log, /api/v1/status, the status page, the journal or the bundle."""
+    echoed: list[str] = []
+
+    async def token(request: web.Request) -> web.Response:
+        echoed.append(f"bad client: {request.headers.get('Authorization', '-')} {await request.text()}")
+        return web.json_response({"error": echoed[-1]}, status=400)
+    app = web.Application()
+    app.router.add_post("/token", token)
+    stream = io.StringIO()
+    async with http_server(app) as base:
+        targets = "".join(f"""
+  - name: oauth-{how}
+    service: api
+    url: "{base}/api"
+    interval: 200ms
+    timeout: 2s
+    max_in_flight: 11
+    auth: {{oauth2: {{token_url: "{base}/token", client_id: cid, client_secret: "${{SLA_TEST_OAUTH}}",
+                     client_auth: {how}}}}}""" for how in ("basic", "post"))
+        (tmp_path / "cfg.yaml").write_text(f'agent: {{listen: "127.0.0.1:0", flush_interval: 200ms}}\n'
+                                           f'targets:{targets}\n')
+        cfg = parse_config((tmp_path / "cfg.yaml").read_text(), str(tmp_path / "cfg.yaml"),
+                           environ={"SLA_TEST_OAUTH": OAUTH_SECRET})
+        logs.setup("debug", Redactor(cfg.secrets), stream=stream)
+        agent = Agent(cfg, state_dir=str(tmp_path / "state"))
+        results: list = []
+        agent.listeners.append(results.append)
+        await agent.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while {r.target for r in results} != {"oauth-basic", "oauth-post"} or len(results) < 6:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.05)
+        await agent.flush()
+        async with aiohttp.ClientSession() as s:
+            texts = {}
+            for path in ("/api/v1/status", "/", "/api/v1/journal"):
+                async with s.get(agent.server.url + path) as resp:
+                    texts[path] = await resp.text()
+        await agent.stop()
+    logs.setup("info")
+    bundle = tmp_path / "b.tar.gz"
+    export_bundle(cfg, str(tmp_path / "state"), time.strftime("%Y-%m", time.gmtime()), time.time() + 60, bundle)
+    with tarfile.open(bundle) as tar:
+        texts["bundle"] = "\n".join(tar.extractfile(m).read().decode("utf-8", "replace") for m in tar.getmembers()
+                                    if m.isfile())
+    with sqlite3.connect(tmp_path / "state" / DB_NAME) as db:
+        texts["journal rows"] = json.dumps(db.execute("SELECT * FROM journal").fetchall())
+    texts["log"] = stream.getvalue()
+    texts["errors"] = json.dumps([r.error for r in results])
+    # the endpoint did echo the secret, in the three encodings, and the echo reached every output
+    sent = "\n".join(echoed)
+    assert "Basic Y2lk" in sent and "client_secret=S3cret%2BValue%2F42%3Dxyz%26q" in sent
+    assert {f.split()[0] for f in _forms_of_secret(sent)} == {"percent", "form", "base64"}
+    for where, text in texts.items():
+        assert _forms_of_secret(text) == [], f"the secret leaked into {where}"
+        assert where == "/" or "bad client" in text and "<redacted>" in text, where  # the page shows no errors
+
+
+def test_file_headers_and_url_passwords_are_redacted_as_sent(tmp_path):
+    """A header file's token is masked when echoed alone, as a secret header's is; a URL password with a
+    percent-escape is sent decoded (in the Basic credentials aiohttp builds): both forms are masked."""
+    (tmp_path / "auth").write_text("Bearer fileBearer-4242aa\n")
+    cfg = parse_config('targets: [{name: a, service: web, url: "http://svc:p%40ss-Word9@127.0.0.1:9/", '
+                       'header_files: {X-Upstream-Auth: auth}}]\n', base_dir=tmp_path)
+    redact = Redactor(cfg.secrets)
+    basic = base64.b64encode(b"svc:p@ss-Word9").decode()
+    text = redact(f"token fileBearer-4242aa; password p@ss-Word9; Basic {basic}")
+    assert text == "token <redacted>; password <redacted>; Basic <redacted>", text
 
 
 def test_check_config_errors_do_not_echo_secrets(tmp_path):

@@ -6,7 +6,7 @@ import base64
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
@@ -61,9 +61,10 @@ def _url(r: Reader, node: yaml.Node, path: str) -> Any:
     if problem:
         return r.reject(node, path, problem)
     parts = urlsplit(url)
-    if parts.password:  # a secret, also as it travels in the Authorization header aiohttp builds from it
-        r.secrets.add(parts.password)
-        r.secrets.add(base64.b64encode(f"{parts.username or ''}:{parts.password}".encode()).decode())
+    if parts.password:  # a secret, also as it travels in the Authorization header aiohttp builds from it,
+        # percent-escapes decoded
+        user, password = unquote(parts.username or ""), unquote(parts.password)
+        r.secrets.update((parts.password, password, base64.b64encode(f"{user}:{password}".encode()).decode()))
     return url
 
 
@@ -83,10 +84,16 @@ def _headers(r: Reader, node: yaml.Node, path: str) -> Any:
             ok = False
             continue
         if SECRET_HEADER.search(name) and value:
-            r.secrets.add(value)
-            r.secrets.update(part for part in value.split() if len(part) >= 8)
+            _secret_header(r, value)
         out.append((name, value))
     return tuple(out) if ok else MISSING
+
+
+def _secret_header(r: Reader, value: str) -> None:
+    """The value is a secret, and so is each of its words (the token of `Bearer <token>`), which a server
+    may echo alone."""
+    r.secrets.add(value)
+    r.secrets.update(part for part in value.split() if len(part) >= 8)
 
 
 def _header_files(r: Reader, node: yaml.Node, path: str) -> Any:
@@ -94,7 +101,11 @@ def _header_files(r: Reader, node: yaml.Node, path: str) -> Any:
     if pairs is None:
         return MISSING
     values = [(str(k.value), r.secret_file(v, f"{path}.{k.value}")) for k, v in pairs]
-    return MISSING if any(v is MISSING for _, v in values) else tuple(values)
+    if any(v is MISSING for _, v in values):
+        return MISSING
+    for _, value in values if not r.offline else ():  # offline, the value only stands for the file
+        _secret_header(r, value)
+    return tuple(values)
 
 
 def _basic_auth(r: Reader, node: yaml.Node, path: str) -> Any:
