@@ -8,6 +8,7 @@ import pytest
 from aiohttp import web
 
 from agent.clock import SystemClock
+from agent.config import parse_config
 from agent.probes import ERROR_KINDS, Target, make_probe
 from agent.probes.http import HttpOptions, JsonAssertion, TLSOptions, json_lookup
 
@@ -174,6 +175,45 @@ async def test_redirects_followed_or_not_and_loops():
     assert (not_followed.outcome, not_followed.error_kind, not_followed.status) == ("down", "http_status", 302)
     assert not_followed_ok.outcome == "up"
     assert (looping.outcome, looping.error_kind) == ("down", "too_many_redirects")
+
+
+
+async def test_a_redirect_to_another_origin_gets_the_request_without_its_secrets(tmp_path):
+    """A -> A (same origin: every header and the URL's credentials) -> B (another port, so another
+    origin): B gets the request and the plain header, not the header file's key, the header made from an
+    environment variable, nor the URL's credentials."""
+    seen: dict[str, dict[str, str]] = {}
+
+    async def landing(request: web.Request) -> web.Response:
+        seen["B"] = dict(request.headers)
+        return web.Response(text="landed")
+    other = web.Application()
+    other.router.add_get("/landing", landing)
+    (tmp_path / "key").write_text("key-from-file-7731\n")
+    async with http_server(other) as b:
+        async def start(request: web.Request) -> web.Response:
+            raise web.HTTPFound("/next")
+
+        async def next_(request: web.Request) -> web.Response:
+            seen["A"] = dict(request.headers)
+            raise web.HTTPFound(f"{b}/landing")
+        app = web.Application()
+        app.router.add_get("/start", start)
+        app.router.add_get("/next", next_)
+        async with http_server(app) as a:
+            cfg = parse_config(f"""targets:
+  - name: t
+    service: web
+    url: "http://svc:UrlPw-1234@{a.split('//')[1]}/start"
+    header_files: {{X-Api-Key: key}}
+    headers: {{X-Account: "acct-${{SLA_TEST_ACCOUNT}}", X-Plain: hello}}
+""", environ={"SLA_TEST_ACCOUNT": "4711"}, base_dir=tmp_path)
+            r = await probe(cfg.targets[0])
+    assert (r.outcome, r.status) == ("up", 200)
+    assert (seen["A"]["X-Api-Key"], seen["A"]["X-Account"], seen["A"]["Authorization"][:6]) == (
+        "key-from-file-7731", "acct-4711", "Basic ")
+    assert seen["B"]["X-Plain"] == "hello"
+    assert not {"X-Api-Key", "X-Account", "Authorization"} & set(seen["B"]), seen["B"]
 
 
 async def test_50mb_body_read_stops_at_the_limit():

@@ -170,3 +170,43 @@ class _Wall:
 
     def monotonic(self) -> float:
         return SystemClock().monotonic()
+
+
+async def test_a_step_redirected_to_another_origin_sends_no_secret_header(tmp_path):
+    """A step's header that carries a secret variable, and the target's header file, stay with the
+    step's own origin; the redirected request still reaches the other origin with the plain header."""
+    seen: list[dict[str, str]] = []
+
+    async def data(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.json_response({"ok": True})
+    other = web.Application()
+    other.router.add_get("/data", data)
+    (tmp_path / "key").write_text("key-from-file-5150\n")
+    async with http_server(other) as b:
+        async def login(request: web.Request) -> web.Response:
+            return web.json_response({"token": "sess-0c0ffee-91"})
+
+        async def moved(request: web.Request) -> web.Response:
+            assert request.headers["X-Session"] == "sess-0c0ffee-91"
+            raise web.HTTPTemporaryRedirect(f"{b}/data")
+        app = web.Application()
+        app.router.add_get("/login", login)
+        app.router.add_get("/data", moved)
+        async with http_server(app) as a:
+            cfg = parse_config(f"""targets:
+  - name: flow
+    service: api
+    header_files: {{X-Api-Key: key}}
+    steps:
+      - {{name: login, url: "{a}/login", extract: {{tok: {{json: token, secret: true}}}}}}
+      - {{name: data, url: "{a}/data", headers: {{X-Session: "${{tok}}", X-Step: two}}}}
+""", base_dir=tmp_path)
+            p = make_probe(cfg.targets[0], clock=SystemClock())
+            try:
+                r = await p.run()
+            finally:
+                await p.close()
+    assert (r.outcome, r.status, r.error) == ("up", 200, "")
+    assert len(seen) == 1 and seen[0]["X-Step"] == "two"
+    assert not {"X-Session", "X-Api-Key"} & set(seen[0]), seen[0]

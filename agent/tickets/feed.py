@@ -16,6 +16,7 @@ from ..clock import Clock
 from ..config.model import Config
 from ..probes.http.body import read_limited
 from ..probes.http.oauth2 import TokenSource, TokenUnavailable
+from ..probes.http.redirects import DowngradeRefused, follow
 from ..probes.tls import client_context
 from .importer import MAX_FILE_BYTES, TicketFileError, parse_export
 from .model import Ticket
@@ -126,24 +127,21 @@ class TicketFeed:
         return token
 
     async def _get(self, headers: dict[str, str]) -> tuple[int, bytes, str]:
-        """GET with redirects followed by hand: the configured headers (keys, tokens) go to the export's
-        own origin only, and never from https down to http."""
-        url = URL(self.s.url)
-        for _ in range(MAX_REDIRECTS + 1):
-            async with self._session.get(url, headers=headers, allow_redirects=False) as resp:  # type: ignore
-                location = resp.headers.get("Location") if resp.status in (301, 302, 303, 307, 308) else None
-                if location is None:
-                    body, too_large = await read_limited(resp, MAX_FILE_BYTES)
-                    if too_large:
-                        raise FetchError("too_large", f"the export is larger than {MAX_FILE_BYTES} bytes")
-                    return resp.status, body, resp.headers.get("Content-Type", "")
-            nxt = url.join(URL(location))
-            if url.scheme == "https" and nxt.scheme != "https":
-                raise FetchError("http", "the export redirects from https to plain http: not followed")
-            if nxt.origin() != url.origin():
-                headers = {}  # another host: none of our credentials
-            url = nxt
-        raise FetchError("http", f"more than {MAX_REDIRECTS} redirects")
+        """GET with redirects followed: the configured headers (keys, tokens) go to the export's own origin
+        only, and never from https down to http."""
+        try:
+            # aiohttp's count: the redirect after the fifth is refused
+            async with follow(self._session, "GET", URL(self.s.url), headers=headers,  # type: ignore[arg-type]
+                              private={k.lower() for k in headers}, max_redirects=MAX_REDIRECTS + 1,
+                              downgrade=False) as resp:
+                body, too_large = await read_limited(resp, MAX_FILE_BYTES)
+                if too_large:
+                    raise FetchError("too_large", f"the export is larger than {MAX_FILE_BYTES} bytes")
+                return resp.status, body, resp.headers.get("Content-Type", "")
+        except DowngradeRefused:
+            raise FetchError("http", "the export redirects from https to plain http: not followed") from None
+        except aiohttp.TooManyRedirects:
+            raise FetchError("http", f"more than {MAX_REDIRECTS} redirects") from None
 
     def _store(self, data: bytes, content_type: str, t0: float) -> FetchResult:
         fmt = self.s.format

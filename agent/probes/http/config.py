@@ -10,7 +10,7 @@ import yaml
 
 from ...schema import Field, Reader, Section
 from .oauth2 import OAuth2Options
-from .spec import REQUEST_FIELDS, HttpOptions, authorization_once, request_options
+from .spec import REQUEST_FIELDS, HttpOptions, authorization_once, private_headers, request_options
 from .steps import Step, TransactionOptions, read_steps, step_fields
 
 CONNECTION = ("tls", "ip_family", "keepalive", "headers", "header_files", "basic_auth", "auth")
@@ -36,7 +36,7 @@ def build(r: Reader, s: Section, path: str) -> HttpOptions | TransactionOptions 
         return None
     if not ok or "url" not in s.values:
         return None
-    return request_options(s.values)
+    return request_options({**s.values, "private_headers": private_headers(s)})
 
 
 def _transaction(r: Reader, s: Section, path: str, headers: tuple) -> TransactionOptions | None:
@@ -51,7 +51,7 @@ def _transaction(r: Reader, s: Section, path: str, headers: tuple) -> Transactio
     if auth is not None:  # the target's auth is every step's, unless the step has its own
         steps = tuple(st if st.request.auth else _with_auth(st, auth) for st in steps)
     kw = {k: v for k, v in s.values.items() if k in ("tls", "ip_family", "keepalive")}
-    return TransactionOptions(steps, headers=headers, **kw)
+    return TransactionOptions(steps, headers=headers, private_headers=private_headers(s), **kw)
 
 
 def _with_auth(step: Step, auth: OAuth2Options) -> Step:

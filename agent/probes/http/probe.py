@@ -26,6 +26,7 @@ from .checks import Answer, run_checks
 from .connector import CURRENT, Recorder, TracedConnector, now, reuse_trace
 from .errors import classify
 from .oauth2 import OAuth2Options, TokenSource, TokenUnavailable
+from .redirects import follow
 from .spec import HttpOptions
 
 @dataclass
@@ -83,7 +84,7 @@ class HttpProbe:
         return aiohttp.ClientSession(
             connector=connector, trace_configs=[reuse_trace()] if o.keepalive else None,
             timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None, sock_read=None),
-            headers=dict(o.headers), cookie_jar=self._cookie_jar(), auto_decompress=True,
+            cookie_jar=self._cookie_jar(), auto_decompress=True,  # headers: per request (see _request)
             skip_auto_headers=("User-Agent",) if any(k.lower() == "user-agent" for k, _ in o.headers) else (),
         )
 
@@ -156,9 +157,14 @@ class HttpProbe:
 
     async def _request(self, o: HttpOptions, url: URL, body: bytes | None, headers: dict[str, str] | None,
                        a: Attempt, sample: bool) -> None:
-        async with self._session.request(  # type: ignore[union-attr]
-                o.method, url, data=body, headers=headers, allow_redirects=o.redirects == "follow",
-                max_redirects=o.max_redirects, trace_request_ctx=a.rec, server_hostname=self.o.tls.server_name) as resp:
+        sent = dict(self.o.headers)  # the target's, then the request's own: a step's header wins
+        if headers:
+            own = {k.lower() for k in headers}
+            sent = {k: v for k, v in sent.items() if k.lower() not in own} | headers
+        async with follow(self._session, o.method, url, data=body, headers=sent,  # type: ignore[arg-type]
+                          private=self.private_headers(o), allow_redirects=o.redirects == "follow",
+                          max_redirects=o.max_redirects, trace_request_ctx=a.rec,
+                          server_hostname=self.o.tls.server_name) as resp:
             a.rec.headers_at = now()
             a.status = resp.status
             a.headers = resp.headers
@@ -170,6 +176,10 @@ class HttpProbe:
                 a.kind, a.error, a.failed = run_checks(o.checks, Answer(resp.status, a.body))
             if a.rec.capture and (a.kind or (sample and self._first_up(a.wall))):
                 a.detail = self.captured(a)
+
+    def private_headers(self, o: HttpOptions) -> frozenset[str]:
+        """The headers a redirect to another origin does not get (the bearer token is always kept home)."""
+        return o.private_headers
 
     def captured(self, a: Attempt) -> Detail:
         """What the journal keeps of a response: the configured headers, the first bytes of the body."""

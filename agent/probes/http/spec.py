@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable
 from urllib.parse import unquote, urlsplit
 
 import yaml
 
 from ...redact import SECRET_HEADER
-from ...schema import MISSING, Field, Reader, Section, boolean, choice, integer, list_of, regex, string
+from ...schema import ENV_REF, MISSING, Field, Reader, Section, boolean, choice, integer, list_of, regex, string
 from ..tls import TLSOptions, read_tls
 from .checks import Check, JsonAssertion, response_checks
 from ..addresses import check_url
@@ -41,6 +41,7 @@ class HttpOptions:
     ip_family: str = "any"  # any | ipv4 | ipv6
     keepalive: bool = False
     auth: OAuth2Options | None = None
+    private_headers: frozenset[str] = frozenset()  # lower-case names sent to the URL's own origin only
     checks: tuple[Check, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -162,6 +163,19 @@ REQUEST_FIELDS = (
     Field("ip_family", choice("any", "ipv4", "ipv6")),
     Field("keepalive", boolean()),
 )
+
+
+def private_headers(s: Section, variables: Iterable[str] = ()) -> frozenset[str]:
+    """The headers that follow a redirect to the target's own origin only: basic_auth, header files,
+    a secret-looking name, a value that names an environment variable (`variables`: those of a step,
+    which the probe judges by whether they are secret)."""
+    names = {k.lower() for k, _ in s.values.get("header_files", ()) + s.values.get("basic_auth", ())}
+    node = s.nodes.get("headers")
+    for knode, vnode in node.value if isinstance(node, yaml.MappingNode) else ():
+        name, raw = str(knode.value), vnode.value if isinstance(vnode, yaml.ScalarNode) else ""
+        if SECRET_HEADER.search(name) or set(ENV_REF.findall(str(raw))) - set(variables):
+            names.add(name.lower())
+    return frozenset(names)
 
 
 def request_options(kw: dict[str, Any]) -> HttpOptions:

@@ -17,7 +17,7 @@ from ...schema import ENV_REF, MISSING, Field, Reader, boolean, read_table, stri
 from ..tls import TLSOptions
 from .checks import Answer, json_lookup
 from ...redact import SECRET_HEADER
-from .spec import JSON_PATH, HttpOptions, authorization_once
+from .spec import JSON_PATH, HttpOptions, authorization_once, private_headers
 
 _VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -76,6 +76,7 @@ class TransactionOptions:
 
     steps: tuple[Step, ...]
     headers: tuple[tuple[str, str], ...] = ()  # sent by every step (a step's own header wins)
+    private_headers: frozenset[str] = frozenset()  # of `headers`: sent to each step's own origin only
     tls: TLSOptions = field(default_factory=TLSOptions)
     ip_family: str = "any"
     keepalive: bool = False
@@ -161,8 +162,9 @@ def read_steps(r: Reader, node: yaml.Node, path: str, fields: tuple[Field, ...],
                                                                   "already has measure: true")
                 s.ok = False
             measured = spath
+        values = {**s.values, "private_headers": private_headers(s, defined)}
         defined += [e.var for e in s.values.get("extract", ())]
-        steps.append(_step(s.values, build) if s.ok else MISSING)
+        steps.append(_step(values, build) if s.ok else MISSING)
     if MISSING in steps or not steps:
         return MISSING
     if measured is None:  # the last step by default

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import aiohttp
 
+from ...schema import ENV_REF
 from ..base import ProbeResult
 from .checks import Answer
 from .oauth2 import TokenUnavailable
 from .probe import Attempt, HttpProbe, Run
+from .spec import HttpOptions
 from .steps import Step, TransactionOptions, secret_names
 
 
@@ -18,6 +20,11 @@ class TransactionProbe(HttpProbe):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._secret_vars = secret_names(self.o.steps)
+
+    def private_headers(self, o: HttpOptions) -> frozenset[str]:
+        """The target's and the step's, and a step's header that carries a secret variable."""
+        carrying = {k.lower() for k, v in o.headers if set(ENV_REF.findall(v)) & self._secret_vars}
+        return self.o.private_headers | o.private_headers | carrying
 
     def _uses_https(self) -> bool:
         return any(s.request.url.startswith("https:") for s in self.o.steps)
