@@ -19,6 +19,7 @@ from agent.report import build_report, render
 
 from .conftest import FakeClock
 from .servers import http_server, raw_server
+from .test_probe_http import DEEP_JSON, scheduled
 
 SECRET = "s3cr3t-client-value"  # nosec B105 - a test credential
 QUIET = dict(web_median_ms=1, api_median_ms=1, sigma=0.1, slow_share=0.0, error_rate=0.0, outage_every=0, seed=3)
@@ -228,3 +229,19 @@ async def test_a_token_answer_in_pieces_is_read_whole(framing):
         await probe.close()
     assert (result.outcome, result.error) == ("up", "")
     assert [(t.result, t.reason) for t in result.token_requests] == [("ok", "first")]
+async def test_a_token_response_nested_too_deeply_is_down_auth(caplog):
+    """The token endpoint's broken answer is the vendor's: `down (auth)`, not the agent's error."""
+    async def token(request: web.Request) -> web.Response:
+        return web.Response(text=DEEP_JSON, content_type="application/json")
+
+    async def api(request: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": 1}]})
+
+    app = web.Application()
+    app.router.add_post("/token", token)
+    app.router.add_get("/api/v1/contacts", api)
+    async with http_server(app) as base:
+        r = await scheduled(_load(_config(base, f"{base}/token")).targets[0])
+    assert (r.outcome, r.error_kind) == ("down", "auth"), r.error
+    assert r.error == "no OAuth2 token: token endpoint answered without an access_token"
+    assert not [rec for rec in caplog.records if rec.exc_info or rec.levelno >= 40]  # no traceback logged

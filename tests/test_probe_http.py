@@ -9,8 +9,9 @@ from aiohttp import web
 
 from agent.clock import SystemClock
 from agent.config import parse_config
-from agent.probes import ERROR_KINDS, Target, make_probe
+from agent.probes import ERROR_KINDS, ProbeResult, Target, make_probe
 from agent.probes.http import HttpOptions, JsonAssertion, TLSOptions, json_lookup
+from agent.scheduler import Scheduler, Timeline
 
 from .servers import closed_port, full_backlog, http_server, make_certs, raw_server
 
@@ -26,6 +27,18 @@ async def probe(t: Target):
         return await p.run()
     finally:
         await p.close()
+
+
+async def scheduled(t: Target) -> ProbeResult:
+    """One probe as the scheduler runs it, where whatever a probe raises becomes `inconclusive
+    (agent_error)` with a traceback in the log."""
+    results: list[ProbeResult] = []
+    p = make_probe(t, clock=SystemClock())
+    try:
+        await Scheduler(SystemClock(), results.append)._probe(Timeline(t, p, 0.0))
+    finally:
+        await p.close()
+    return results[0]
 
 
 def app_with(**routes) -> web.Application:
@@ -92,6 +105,19 @@ async def test_body_regex_and_json_assertions():
     assert (bad.outcome, bad.error_kind) == ("down", "assertion")
     assert bad.failed_assertions == ("body does not match /nope/", "body matches /ok/",
                                      "json status is 'ok', expected 'down'", "json data.missing is absent")
+
+
+DEEP_JSON = "[" * 5000  # past the decoder's recursion limit long before it could see the body is cut
+
+
+async def test_json_nested_too_deeply_is_the_vendors_failed_check(caplog):
+    async def deep(request):
+        return web.Response(text=DEEP_JSON + "]" * 5000, content_type="application/json")
+    async with http_server(app_with(root=deep)) as base:
+        r = await scheduled(target(base + "/", json=(JsonAssertion("status", "ok"),)))
+    assert (r.outcome, r.error_kind, r.status) == ("down", "assertion", 200), r.error
+    assert r.error == "body is JSON nested too deeply to read"
+    assert not [rec for rec in caplog.records if rec.exc_info or rec.levelno >= 40]  # no traceback logged
 
 
 def test_json_lookup():

@@ -14,6 +14,7 @@ from agent.config import parse_config
 from agent.probes import make_probe
 
 from .servers import http_server
+from .test_probe_http import DEEP_JSON, scheduled
 
 TZ = dt.timezone(dt.timedelta(hours=1))
 T0 = dt.datetime(2026, 3, 10, 10, 0, tzinfo=TZ).timestamp()  # a Tuesday: no maintenance window
@@ -210,3 +211,55 @@ async def test_a_step_redirected_to_another_origin_sends_no_secret_header(tmp_pa
     assert (r.outcome, r.status, r.error) == ("up", 200, "")
     assert len(seen) == 1 and seen[0]["X-Step"] == "two"
     assert not {"X-Session", "X-Api-Key"} & set(seen[0]), seen[0]
+def _two_steps(base: str, extract: str, header: str = "X-Trace") -> str:
+    return f"""
+targets:
+  - name: flow
+    service: api
+    steps:
+      - {{name: list, url: "{base}/items", extract: {{first: {extract}}}}}
+      - {{name: get, url: "{base}/items/1", headers: {{{header}: "t-${{first}}"}}}}
+"""
+
+
+async def _flow(body: str, extract: str, caplog) -> tuple:
+    """The transaction against a list answering `body`; (result, paths the server saw)."""
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.Response(text=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/items", handler)
+    app.router.add_get("/items/{id}", handler)
+    async with http_server(app) as base:
+        r = await scheduled(parse_config(_two_steps(base, extract)).targets[0])
+    assert not [rec for rec in caplog.records if rec.exc_info or rec.levelno >= 40]  # no traceback logged
+    return r, seen
+
+
+async def test_an_extract_from_json_nested_too_deeply_fails_the_step(caplog):
+    r, seen = await _flow(DEEP_JSON, '{json: "data[0].id"}', caplog)
+    assert (r.outcome, r.error_kind, r.status) == ("down", "assertion", 200), r.error
+    assert r.error == "step 1/2 'list': extract first: json data[0].id: body is JSON nested too deeply to read"
+    assert seen == ["/items"]
+
+
+async def test_a_body_that_is_not_json_fails_the_extracting_step(caplog):
+    r, seen = await _flow("<html>maintenance</html>", '{json: "data[0].id"}', caplog)
+    assert (r.outcome, r.error_kind) == ("down", "assertion"), r.error
+    assert r.error == "step 1/2 'list': extract first: json data[0].id: body is not JSON"
+
+
+async def test_an_extracted_line_break_bound_for_a_header_fails_the_step(caplog):
+    """aiohttp refuses to send it (header injection): the agent's own error, inconclusive, until now. The
+    value comes from the vendor's answer: the step that extracted it fails."""
+    for body, extract in (('{"data": [{"id": "7\\r\\nX-Injected: 1"}]}', '{json: "data[0].id"}'),
+                          ("id=7\nX-Injected: 1;", "{regex: 'id=([^;]*)'}"),
+                          ('{"data": [{"id": "7\\u0000"}]}', '{json: "data[0].id"}')):
+        r, seen = await _flow(body, extract, caplog)
+        assert (r.outcome, r.error_kind, r.status) == ("down", "assertion", 200), r.error
+        assert r.error.startswith("step 1/2 'list': extract first: ") and r.error.endswith(
+            " gave a value that cannot go in a header (it holds a line break or another control character)")
+        assert seen == ["/items"]  # nothing was sent with it

@@ -5,20 +5,19 @@ an expected status and report every failure. The body is decoded once, and only 
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from .jsonbody import NotJson, decode_json
+
+_UNREAD = object()
 
 
 @dataclass(frozen=True)
 class JsonAssertion:
     path: str  # dotted path with [index]: "data.items[0].status"
     equals: Any
-
-
-class _NotJson(Exception):
-    pass
 
 
 class Answer:
@@ -29,7 +28,7 @@ class Answer:
     def __init__(self, status: int, body: bytes) -> None:
         self.status, self.body = status, body
         self._text: str | None = None
-        self._doc: Any = _NotJson
+        self._doc: Any = _UNREAD  # or the NotJson it raised: the body is decoded once either way
 
     @property
     def text(self) -> str:
@@ -38,11 +37,14 @@ class Answer:
         return self._text
 
     def json(self) -> Any:
-        if self._doc is _NotJson:
+        """The decoded body; raises NotJson."""
+        if self._doc is _UNREAD:
             try:
-                self._doc = json.loads(self.text)
-            except ValueError:
-                raise _NotJson from None
+                self._doc = decode_json(self.text)
+            except NotJson as exc:
+                self._doc = exc
+        if isinstance(self._doc, NotJson):
+            raise NotJson(str(self._doc))
         return self._doc
 
 
@@ -107,8 +109,8 @@ def run_checks(checks: tuple[Check, ...], answer: Answer) -> tuple[str, str, tup
     for check in checks:
         try:
             problem = check.failure(answer)
-        except _NotJson:
-            failures.append("body is not JSON")
+        except NotJson as exc:
+            failures.append(str(exc))
             break
         if problem is not None:
             if check.kind == "http_status":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from ...schema import (MISSING, Field, Reader, Section, choice, list_of, ratio, 
 from ..addresses import check_url
 from ..base import DOWN, INCONCLUSIVE, TokenRequest
 from .body import read_limited
+from .jsonbody import NotJson, decode_json
 
 # A token this close to its expiry (seconds, or share of its life if less) is not sent: it could expire on
 # its way to the server.
@@ -144,8 +144,8 @@ class TokenSource:
                 raise TokenUnavailable(f"token endpoint answered HTTP {resp.status} with more than "
                                        f"{MAX_TOKEN_RESPONSE} bytes")
             try:
-                doc = json.loads(raw.decode("utf-8"))
-            except ValueError:
+                doc = decode_json(raw)
+            except NotJson:
                 doc = None
             if resp.status != 200:
                 detail = f" ({doc['error']})" if isinstance(doc, dict) and isinstance(doc.get("error"), str) else ""

@@ -20,6 +20,9 @@ from ...redact import SECRET_HEADER
 from .spec import JSON_PATH, HttpOptions, authorization_once, private_headers
 
 _VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What a header value may not hold (RFC 9110 §5.5: CR, LF and NUL are refused, other controls are not
+# field characters); aiohttp refuses CR and LF itself, as an error of the agent rather than of the value.
+NOT_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class Extraction:
     secret: bool = False
 
     def value(self, answer: Answer, headers: Any) -> str | None:
-        """The extracted text, None when the response does not have it."""
+        """The extracted text, None when the response does not have it; raises NotJson (a json source)."""
         if self.source == "header":
             return headers.get(self.expr) if headers is not None else None
         if self.source == "regex":
@@ -176,6 +179,11 @@ def _step(values: dict[str, Any], build: Callable[[dict[str, Any]], HttpOptions]
     kw = dict(values)
     name, extract, measure = kw.pop("name"), kw.pop("extract", ()), kw.pop("measure", False)
     return Step(name, build(kw), extract, measure)
+
+
+def header_names(steps: tuple[Step, ...]) -> set[str]:
+    """Variables some step sends in a header value."""
+    return {name for s in steps for _, v in s.request.headers for name in ENV_REF.findall(v)}
 
 
 def secret_names(steps: tuple[Step, ...]) -> set[str]:

@@ -8,10 +8,11 @@ import aiohttp
 from ...schema import ENV_REF
 from ..base import ProbeResult
 from .checks import Answer
+from .jsonbody import NotJson
 from .oauth2 import TokenUnavailable
 from .probe import Attempt, HttpProbe, Run
 from .spec import HttpOptions
-from .steps import Step, TransactionOptions, secret_names
+from .steps import NOT_IN_HEADER, Step, TransactionOptions, header_names, secret_names
 
 
 class TransactionProbe(HttpProbe):
@@ -20,6 +21,7 @@ class TransactionProbe(HttpProbe):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._secret_vars = secret_names(self.o.steps)
+        self._header_vars = header_names(self.o.steps)
 
     def private_headers(self, o: HttpOptions) -> frozenset[str]:
         """The target's and the step's, and a step's header that carries a secret variable."""
@@ -56,12 +58,22 @@ class TransactionProbe(HttpProbe):
         return self._result(measured, run)
 
     def _extract(self, step: Step, a: Attempt, values: dict[str, str], run: Run) -> None:
-        """The step's variables into `values`; a value the response lacks fails the step."""
+        """The step's variables into `values`; a value the response lacks, or one that a later step could
+        not send as it must, fails the step: the vendor's answer is what is wrong."""
         answer = Answer(a.status or 0, a.body)
         for e in step.extract:
-            value = e.value(answer, a.headers)
+            problem = ""
+            try:
+                value = e.value(answer, a.headers)
+            except NotJson as exc:
+                value, problem = None, f"{e.describe()}: {exc}"
             if value is None:
-                a.kind, a.error = "assertion", f"extract {e.var}: {e.describe()} is absent from the response"
+                problem = problem or f"{e.describe()} is absent from the response"
+            elif e.var in self._header_vars and NOT_IN_HEADER.search(value):
+                problem = (f"{e.describe()} gave a value that cannot go in a header (it holds a line break or "
+                           f"another control character)")
+            if problem:
+                a.kind, a.error = "assertion", f"extract {e.var}: {problem}"
                 a.failed = (a.error,)
                 if a.rec.capture and a.detail is None:
                     a.detail = self.captured(a)
