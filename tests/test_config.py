@@ -1,6 +1,7 @@
 """The strict config loader: every invalid file in tests/data/config gives exactly its expected errors."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -124,3 +125,22 @@ def test_a_quoted_closed_day_is_the_same_date():
     with pytest.raises(ConfigError, match="must be a date YYYY-MM-DD, got '24/12/2026'"):
         parse_config('contract: {business_hours: {closed_days: ["24/12/2026"]}}\n'
                      'targets: [{name: a, service: web, url: "http://127.0.0.1:1/"}]')
+
+
+# pattern, text: where RE2 reads Python's syntax another way, the agent's regexes keep Python's meaning
+PYTHON_MEANING = [
+    (r"^ok$", "ok\n"), (r"\d+$", "total 42\n"), (r'"id": (\d+)$', '"id": 7\n'), (r"\s+$", "x \n\n"),
+    (r"\w+", "café crème"), (r"\d", "x٣"), (r"\s", "a\u00a0b"), (r"[\w.]+", "é.x"), (r"[^\d]", "٣é"),
+    (r"a{,2}", "aaa"), (r"x{}", "x{}"), (r"[[:alpha:]]+", ":a]"), (r"[]a]+", "]a"), (r"a\Z|b$", "a\nb\n"),
+    (r"\u00e9|\N{EM DASH}", "—"), (r"\101", "A"), (r"[\b]", "\x08"), (r"(?#note)(?i)OK", "ok"),
+    (r"(?P<n>\d+)", "n=12"), (r"(?s)a.b", "a\nb"), (r"(?m)^b$", "a\nb\nc"), (r"\bword\b", "a word."),
+]
+
+
+@pytest.mark.parametrize("pattern, text", PYTHON_MEANING)
+def test_a_config_regex_finds_what_pythons_re_finds(pattern, text):
+    cfg = parse_config('targets: [{name: a, service: web, url: "http://127.0.0.1:9/", body_regex: [%s]}]'
+                       % json.dumps(pattern))
+    ours, python = cfg.targets[0].options.body_regex[0].search(text), re.search(pattern, text)
+    assert python is not None
+    assert ours is not None and (ours.group(0), ours.groups()) == (python.group(0), python.groups())

@@ -11,9 +11,10 @@ from agent.clock import SystemClock
 from agent.config import parse_config
 from agent.probes import ERROR_KINDS, ProbeResult, Target, make_probe
 from agent.probes.http import HttpOptions, JsonAssertion, TLSOptions, json_lookup
-from agent.scheduler import Scheduler, Timeline
+from agent.scheduler import LagWatch, Scheduler, Timeline
 
 from .servers import closed_port, full_backlog, http_server, make_certs, raw_server
+from .test_daemon import wait_for
 
 
 def target(url: str, **kw) -> Target:
@@ -118,6 +119,53 @@ async def test_json_nested_too_deeply_is_the_vendors_failed_check(caplog):
     assert (r.outcome, r.error_kind, r.status) == ("down", "assertion", 200), r.error
     assert r.error == "body is JSON nested too deeply to read"
     assert not [rec for rec in caplog.records if rec.exc_info or rec.levelno >= 40]  # no traceback logged
+
+
+async def test_a_backtracking_regex_holds_neither_the_loop_nor_other_targets():
+    """`^(a|aa)+$` over forty `a` and a `!`: Python's re tries every way to split the `a`s (about 10^8)
+    before it fails, 19 s on the loop every probe shares (ticks missed, probes of other targets
+    inconclusive). The agent's engine takes time linear in the body: microseconds. The loop-lag bound of
+    a second lies four orders of magnitude above the one and an order below the other, so a loaded
+    machine does not reach it and the old code cannot pass under it; on the old code this test fails
+    after one such stall."""
+    async def aa(request):
+        return web.Response(text="a" * 40 + "!")
+    async with http_server(app_with(root=ok, aa=aa)) as base:
+        cfg = parse_config(f"""
+targets:
+  - {{name: backtrack, service: web, url: "{base}/aa", interval: 5s, timeout: 2s, body_regex: ['^(a|aa)+$']}}
+  - {{name: other, service: web, url: "{base}/", interval: 250ms, timeout: 250ms}}
+""")
+        clock = SystemClock()
+        results: list[ProbeResult] = []
+        watch = LagWatch(clock, bound=1.0)
+        sched = Scheduler(clock, results.append, lag_watch=watch, thresholds=cfg.contract.thresholds)
+        probes = [make_probe(t, clock=clock) for t in cfg.targets]
+        sched.set_targets(list(zip(cfg.targets, probes)))
+        watching = asyncio.create_task(watch.run())
+        sched.start()
+        of = lambda name: [r for r in results if r.target == name]  # noqa: E731
+        try:
+            await wait_for(lambda: of("backtrack") and len(of("other")) >= 8, "probes of both targets", limit=60)
+        finally:
+            await sched.stop(grace=0)
+            watching.cancel()
+            for p in probes:
+                await p.close()
+    assert {(r.outcome, r.error_kind, r.error) for r in of("backtrack")} == {
+        ("down", "assertion", "body does not match /^(a|aa)+$/")}
+    assert {r.outcome for r in of("other")} == {"up"}, [r.error for r in of("other")]
+    assert watch.max_lag < 1.0
+
+
+async def test_checks_of_a_large_body_run_off_the_loop():
+    """RE2's cost per byte still depends on the pattern (up to ~1 µs): a large body is judged in a thread."""
+    import threading
+
+    from agent.probes.http.checks import INLINE_BYTES, Answer, off_loop
+    here = threading.get_ident()
+    assert await off_loop(Answer(200, b"a" * INLINE_BYTES), threading.get_ident) == here
+    assert await off_loop(Answer(200, b"a" * (INLINE_BYTES + 1)), threading.get_ident) != here
 
 
 def test_json_lookup():

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import yaml
 
 from ..timeutil import parse_duration, parse_instant
+from .regex import Refused, Regex
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
 OFFLINE = "offline"  # stands for an environment variable or a file of a config read offline
@@ -266,9 +267,11 @@ class Reader:
         if text is MISSING:
             return MISSING
         try:
-            return re.compile(text)
+            return Regex(text)
         except re.error as exc:
             return self.reject(node, path, f"invalid regular expression: {exc}")
+        except Refused as exc:
+            return self.reject(node, path, str(exc))
 
 
 def kind_of(node: yaml.Node) -> str:

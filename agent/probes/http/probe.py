@@ -22,7 +22,7 @@ from ..base import (DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, 
                     TokenRequest)
 from ..tls import cert_not_after, client_context, fingerprint
 from .body import read_limited
-from .checks import Answer, run_checks
+from .checks import Answer, off_loop, run_checks
 from .connector import CURRENT, Recorder, TracedConnector, now, reuse_trace
 from .errors import classify
 from .oauth2 import OAuth2Options, TokenSource, TokenUnavailable
@@ -173,7 +173,8 @@ class HttpProbe:
             if too_large:
                 a.kind, a.error = "body_too_large", f"body larger than max_body_bytes={o.max_body_bytes}"
             else:
-                a.kind, a.error, a.failed = run_checks(o.checks, Answer(resp.status, a.body))
+                answer = Answer(resp.status, a.body)
+                a.kind, a.error, a.failed = await off_loop(answer, run_checks, o.checks, answer)
             if a.rec.capture and (a.kind or (sample and self._first_up(a.wall))):
                 a.detail = self.captured(a)
 

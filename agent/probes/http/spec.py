@@ -11,7 +11,8 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from ...redact import SECRET_HEADER
-from ...schema import ENV_REF, MISSING, Field, Reader, Section, boolean, choice, integer, list_of, regex, string
+from ...schema import (ENV_REF, MISSING, Field, Reader, Regex, Section, boolean, choice, integer, list_of, regex,
+                       string)
 from ..tls import TLSOptions, read_tls
 from .checks import Check, JsonAssertion, response_checks
 from ..addresses import check_url
@@ -31,8 +32,8 @@ class HttpOptions:
     headers: tuple[tuple[str, str], ...] = ()
     body: str | None = None
     expect_status: tuple[int, ...] = ()  # empty: any 2xx
-    body_regex: tuple[re.Pattern[str], ...] = ()
-    body_not_regex: tuple[re.Pattern[str], ...] = ()
+    body_regex: tuple[Regex, ...] = ()
+    body_not_regex: tuple[Regex, ...] = ()
     json: tuple[JsonAssertion, ...] = ()
     max_body_bytes: int = 10 * 1024 * 1024
     tls: TLSOptions = field(default_factory=TLSOptions)

@@ -16,6 +16,7 @@ from yarl import URL
 from ...schema import ENV_REF, MISSING, Field, Reader, boolean, read_table, string
 from ..tls import TLSOptions
 from .checks import Answer, json_lookup
+from .jsonbody import NotJson
 from ...redact import SECRET_HEADER
 from .spec import JSON_PATH, HttpOptions, authorization_once, private_headers
 
@@ -29,7 +30,7 @@ NOT_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 class Extraction:
     var: str
     source: str  # json | regex | header
-    expr: Any  # a dotted JSON path, a compiled pattern, a header name
+    expr: Any  # a dotted JSON path, a Regex, a header name
     secret: bool = False
 
     def value(self, answer: Answer, headers: Any) -> str | None:
@@ -38,7 +39,7 @@ class Extraction:
             return headers.get(self.expr) if headers is not None else None
         if self.source == "regex":
             m = self.expr.search(answer.text)
-            return None if m is None else (m.group(1) if m.re.groups else m.group(0))
+            return None if m is None else (m.group(1) if self.expr.groups else m.group(0))
         try:
             found = json_lookup(answer.json(), self.expr)
         except (LookupError, ValueError):
@@ -179,6 +180,25 @@ def _step(values: dict[str, Any], build: Callable[[dict[str, Any]], HttpOptions]
     kw = dict(values)
     name, extract, measure = kw.pop("name"), kw.pop("extract", ()), kw.pop("measure", False)
     return Step(name, build(kw), extract, measure)
+
+
+def extracted(extract: tuple[Extraction, ...], answer: Answer, headers: Any,
+              header_vars: set[str]) -> tuple[dict[str, str], str]:
+    """The values of a step's extractions, and what failed the step ("" if nothing): a value the response
+    lacks, or one bound for a header that a header cannot carry. Either is the vendor's answer."""
+    found: dict[str, str] = {}
+    for e in extract:
+        try:
+            value = e.value(answer, headers)
+        except NotJson as exc:
+            return found, f"extract {e.var}: {e.describe()}: {exc}"
+        if value is None:
+            return found, f"extract {e.var}: {e.describe()} is absent from the response"
+        if e.var in header_vars and NOT_IN_HEADER.search(value):
+            return found, (f"extract {e.var}: {e.describe()} gave a value that cannot go in a header (it holds a "
+                           f"line break or another control character)")
+        found[e.var] = value
+    return found, ""
 
 
 def header_names(steps: tuple[Step, ...]) -> set[str]:

@@ -7,12 +7,11 @@ import aiohttp
 
 from ...schema import ENV_REF
 from ..base import ProbeResult
-from .checks import Answer
-from .jsonbody import NotJson
+from .checks import Answer, off_loop
 from .oauth2 import TokenUnavailable
 from .probe import Attempt, HttpProbe, Run
 from .spec import HttpOptions
-from .steps import NOT_IN_HEADER, Step, TransactionOptions, header_names, secret_names
+from .steps import Step, TransactionOptions, extracted, header_names, secret_names
 
 
 class TransactionProbe(HttpProbe):
@@ -51,33 +50,20 @@ class TransactionProbe(HttpProbe):
             if step.measure:
                 measured = a
             if not a.kind:
-                self._extract(step, a, values, run)
+                await self._extract(step, a, values, run)
             if a.kind:
                 return self._result(measured or a, run, fail=a, label=label, counted=measured is not None)
         assert measured is not None  # noqa: S101 - read_steps marks one step measured
         return self._result(measured, run)
 
-    def _extract(self, step: Step, a: Attempt, values: dict[str, str], run: Run) -> None:
-        """The step's variables into `values`; a value the response lacks, or one that a later step could
-        not send as it must, fails the step: the vendor's answer is what is wrong."""
+    async def _extract(self, step: Step, a: Attempt, values: dict[str, str], run: Run) -> None:
+        """The step's variables into `values`; a value it cannot extract fails the step."""
         answer = Answer(a.status or 0, a.body)
-        for e in step.extract:
-            problem = ""
-            try:
-                value = e.value(answer, a.headers)
-            except NotJson as exc:
-                value, problem = None, f"{e.describe()}: {exc}"
-            if value is None:
-                problem = problem or f"{e.describe()} is absent from the response"
-            elif e.var in self._header_vars and NOT_IN_HEADER.search(value):
-                problem = (f"{e.describe()} gave a value that cannot go in a header (it holds a line break or "
-                           f"another control character)")
-            if problem:
-                a.kind, a.error = "assertion", f"extract {e.var}: {problem}"
-                a.failed = (a.error,)
-                if a.rec.capture and a.detail is None:
-                    a.detail = self.captured(a)
-                return
-            values[e.var] = value
-            if e.var in self._secret_vars:
-                run.secrets.append(value)
+        found, problem = await off_loop(answer, extracted, step.extract, answer, a.headers, self._header_vars)
+        if problem:
+            a.kind, a.error, a.failed = "assertion", problem, (problem,)
+            if a.rec.capture and a.detail is None:
+                a.detail = self.captured(a)
+            return
+        values.update(found)
+        run.secrets.extend(v for k, v in found.items() if k in self._secret_vars)

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from ...schema import MISSING, Field, Reader, Section, choice, regex, string
+from ...schema import MISSING, Field, Reader, Regex, Section, choice, regex, string
 from ..addresses import HOST_NAME
 from ..tls import TLSOptions, read_tls
 
@@ -24,7 +24,7 @@ class TcpOptions:
     port: int
     tls: TLSOptions | None = None  # None: plain TCP
     send: str | None = None
-    expect: re.Pattern[str] | None = None
+    expect: Regex | None = None
     ip_family: str = "any"  # any | ipv4 | ipv6
 
     @property
