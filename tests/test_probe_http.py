@@ -10,7 +10,7 @@ from aiohttp import web
 from agent.clock import SystemClock
 from agent.config import parse_config
 from agent.probes import ERROR_KINDS, ProbeResult, Target, make_probe
-from agent.probes.http import HttpOptions, JsonAssertion, TLSOptions, json_lookup
+from agent.probes.http import HttpOptions, JsonAssertion, JsonPath, TLSOptions
 from agent.scheduler import LagWatch, Scheduler, Timeline
 
 from .servers import closed_port, full_backlog, http_server, make_certs, raw_server
@@ -99,9 +99,10 @@ async def test_http_status_not_expected():
 async def test_body_regex_and_json_assertions():
     async with http_server(app_with(root=ok)) as base:
         good = await probe(target(base + "/", body_regex=(re.compile('"status": "ok"'),),
-                                  json=(JsonAssertion("data.items[0].v", 1),)))
+                                  json=(JsonAssertion(JsonPath("data.items[0].v"), 1),)))
         bad = await probe(target(base + "/", body_regex=(re.compile("nope"),), body_not_regex=(re.compile("ok"),),
-                                 json=(JsonAssertion("status", "down"), JsonAssertion("data.missing", 1))))
+                                 json=(JsonAssertion(JsonPath("status"), "down"),
+                                       JsonAssertion(JsonPath("data.missing"), 1))))
     assert good.outcome == "up"
     assert (bad.outcome, bad.error_kind) == ("down", "assertion")
     assert bad.failed_assertions == ("body does not match /nope/", "body matches /ok/",
@@ -115,7 +116,7 @@ async def test_json_nested_too_deeply_is_the_vendors_failed_check(caplog):
     async def deep(request):
         return web.Response(text=DEEP_JSON + "]" * 5000, content_type="application/json")
     async with http_server(app_with(root=deep)) as base:
-        r = await scheduled(target(base + "/", json=(JsonAssertion("status", "ok"),)))
+        r = await scheduled(target(base + "/", json=(JsonAssertion(JsonPath("status"), "ok"),)))
     assert (r.outcome, r.error_kind, r.status) == ("down", "assertion", 200), r.error
     assert r.error == "body is JSON nested too deeply to read"
     assert not [rec for rec in caplog.records if rec.exc_info or rec.levelno >= 40]  # no traceback logged
@@ -170,9 +171,32 @@ async def test_checks_of_a_large_body_run_off_the_loop():
 
 def test_json_lookup():
     doc = {"a": {"b": [{"c": 3}]}}
-    assert json_lookup(doc, "a.b[0].c") == 3
-    with pytest.raises(LookupError):
-        json_lookup(doc, "a.b[1].c")
+    assert JsonPath("a.b[0].c").lookup(doc) == JsonPath("$.a.b[0].c").lookup(doc) == 3
+    assert JsonPath("$['a'].b[-1]['c']").lookup(doc) == 3 and JsonPath("$").lookup(doc) == doc
+    for path in ("a.b[1].c", "$.a.b[1].c", "$.a.c", "a.b.c", "$[0]"):
+        with pytest.raises(LookupError):
+            JsonPath(path).lookup(doc)
+    with pytest.raises(LookupError):  # a body that is a JSON string is not read as JSON once more
+        JsonPath("$.a").lookup('{"a": 1}')
+
+
+async def test_json_checks_take_jsonpath_and_the_dotted_form():
+    """`$.items[0].id` was read as a key named `$`: every probe failed (assertion)."""
+    async def items(request):
+        return web.json_response({"items": [{"id": 7, "x-state": "ok"}], "$ref": "r"})
+    async with http_server(app_with(root=items)) as base:
+        cfg = parse_config(f"""
+targets:
+  - name: both
+    service: web
+    url: "{base}/"
+    json: [{{path: "$.items[0].id", equals: 7}}, {{path: "items[0].id", equals: 7}}, {{path: "$.items[-1].x-state",
+           equals: ok}}, {{path: "$['items'][0]['x-state']", equals: ok}}, {{path: "$ref", equals: r}}]
+""")
+        r = await probe(cfg.targets[0])
+        miss = await probe(target(base + "/", json=(JsonAssertion(JsonPath("$.items[1].id"), 7),)))
+    assert (r.outcome, r.error) == ("up", "")
+    assert (miss.outcome, miss.error_kind, miss.error) == ("down", "assertion", "json $.items[1].id is absent")
 
 
 async def test_connect_refused():

@@ -263,3 +263,11 @@ async def test_an_extracted_line_break_bound_for_a_header_fails_the_step(caplog)
         assert r.error.startswith("step 1/2 'list': extract first: ") and r.error.endswith(
             " gave a value that cannot go in a header (it holds a line break or another control character)")
         assert seen == ["/items"]  # nothing was sent with it
+
+
+async def test_an_extract_takes_jsonpath_and_the_dotted_form(caplog):
+    """`$.data[0].id` was read as a key named `$`: the step failed at every run."""
+    for path in ("$.data[0].id", "data[0].id", "$['data'][-1]['id']"):
+        r, seen = await _flow('{"data": [{"id": "7"}]}', '{json: "%s"}' % path, caplog)
+        assert (r.outcome, r.error) == ("up", ""), path
+        assert seen == ["/items", "/items/1"]

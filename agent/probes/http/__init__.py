@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 from ..base import ProbeType, Target, register
 from ..tls import TLSOptions
-from .checks import JsonAssertion, json_lookup
+from .checks import JsonAssertion
+from .jsonbody import JsonPath
 from .config import FIELDS, build
 from .oauth2 import OAuth2Options
 from .probe import HttpProbe
@@ -46,5 +47,5 @@ def make(target: Target, **kwargs: Any) -> HttpProbe:
 
 HTTP = register(ProbeType("http", FIELDS, build, PHASES, applicable, make, longest=longest))
 
-__all__ = ["HTTP", "HttpOptions", "HttpProbe", "JsonAssertion", "OAuth2Options", "Step", "TLSOptions",
-           "TransactionOptions", "TransactionProbe", "json_lookup"]
+__all__ = ["HTTP", "HttpOptions", "HttpProbe", "JsonAssertion", "JsonPath", "OAuth2Options", "Step", "TLSOptions",
+           "TransactionOptions", "TransactionProbe"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol, TypeVar
 
 from ...schema import Regex
-from .jsonbody import NotJson, decode_json
+from .jsonbody import JsonPath, NotJson, decode_json
 
 _UNREAD = object()
 T = TypeVar("T")
@@ -26,7 +26,7 @@ _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sla-checks")
 
 @dataclass(frozen=True)
 class JsonAssertion:
-    path: str  # dotted path with [index]: "data.items[0].status"
+    path: JsonPath
     equals: Any
 
 
@@ -100,8 +100,8 @@ class JsonEquals:
     def failure(self, answer: Answer) -> str | None:
         a = self.assertion
         try:
-            value = json_lookup(answer.json(), a.path)
-        except (LookupError, ValueError):
+            value = a.path.lookup(answer.json())
+        except LookupError:
             return f"json {a.path} is absent"
         return None if value == a.equals else f"json {a.path} is {value!r}, expected {a.equals!r}"
 
@@ -134,21 +134,3 @@ async def off_loop(answer: Answer, fn: Callable[..., T], *args: Any) -> T:
     if len(answer.body) <= INLINE_BYTES:
         return fn(*args)
     return await asyncio.get_running_loop().run_in_executor(_POOL, fn, *args)
-
-
-def json_lookup(doc: Any, path: str) -> Any:
-    """'data.items[0].status' -> value; raises LookupError when absent."""
-    cur = doc
-    for part in path.split("."):
-        name, _, rest = part.partition("[")
-        if name:
-            if not isinstance(cur, dict) or name not in cur:
-                raise LookupError(part)
-            cur = cur[name]
-        if rest:
-            for idx in ("[" + rest).strip("[]").split("]["):
-                i = int(idx)
-                if not isinstance(cur, list) or not -len(cur) <= i < len(cur):
-                    raise LookupError(part)
-                cur = cur[i]
-    return cur

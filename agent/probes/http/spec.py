@@ -15,11 +15,11 @@ from ...schema import (ENV_REF, MISSING, Field, Reader, Regex, Section, boolean,
                        string)
 from ..tls import TLSOptions, read_tls
 from .checks import Check, JsonAssertion, response_checks
+from .jsonbody import read_json_path
 from ..addresses import check_url
 from .oauth2 import OAuth2Options, read_auth
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-JSON_PATH = re.compile(r"[A-Za-z0-9_$-]+(\[\d+\])*(\.[A-Za-z0-9_$-]+(\[\d+\])*)*")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
@@ -134,14 +134,12 @@ def _json_assertion(r: Reader, node: yaml.Node, path: str) -> Any:
     m = r.mapping(node, path, {"path", "equals"})
     if "path" not in m or "equals" not in m:
         if isinstance(node, yaml.MappingNode):
-            r.error(node, path, "needs both `path` (such as data.status) and `equals`")
+            r.error(node, path, "needs both `path` (such as $.data.status) and `equals`")
         return MISSING
-    jpath = r.string(m["path"], f"{path}.path")
+    jpath = read_json_path(r, m["path"], f"{path}.path")
     equals = r.scalar(m["equals"], f"{path}.equals")
     if jpath is MISSING or equals is MISSING:
         return MISSING
-    if not JSON_PATH.fullmatch(jpath):
-        return r.reject(m["path"], f"{path}.path", f"must be a dotted path such as data.items[0].status, got {jpath!r}")
     return JsonAssertion(jpath, equals)
 
 

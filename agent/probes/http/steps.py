@@ -15,10 +15,10 @@ from yarl import URL
 
 from ...schema import ENV_REF, MISSING, Field, Reader, boolean, read_table, string
 from ..tls import TLSOptions
-from .checks import Answer, json_lookup
-from .jsonbody import NotJson
+from .checks import Answer
+from .jsonbody import NotJson, read_json_path
 from ...redact import SECRET_HEADER
-from .spec import JSON_PATH, HttpOptions, authorization_once, private_headers
+from .spec import HttpOptions, authorization_once, private_headers
 
 _VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # What a header value may not hold (RFC 9110 §5.5: CR, LF and NUL are refused, other controls are not
@@ -30,7 +30,7 @@ NOT_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 class Extraction:
     var: str
     source: str  # json | regex | header
-    expr: Any  # a dotted JSON path, a Regex, a header name
+    expr: Any  # a JsonPath, a Regex, a header name
     secret: bool = False
 
     def value(self, answer: Answer, headers: Any) -> str | None:
@@ -41,8 +41,8 @@ class Extraction:
             m = self.expr.search(answer.text)
             return None if m is None else (m.group(1) if self.expr.groups else m.group(0))
         try:
-            found = json_lookup(answer.json(), self.expr)
-        except (LookupError, ValueError):
+            found = self.expr.lookup(answer.json())
+        except LookupError:
             return None
         return found if isinstance(found, str) else json.dumps(found)
 
@@ -101,17 +101,17 @@ def _extraction(r: Reader, node: yaml.Node, path: str, var: str) -> Any:
     sources = [k for k in ("json", "regex", "header") if k in m]
     if len(sources) != 1:
         if isinstance(node, yaml.MappingNode):
-            r.error(node, path, "needs exactly one of `json` (a dotted path), `regex` (its first group) or "
-                                "`header` (a response header name)")
+            r.error(node, path, "needs exactly one of `json` (a path such as $.items[0].id), `regex` (its first "
+                                "group) or `header` (a response header name)")
         return MISSING
     source = sources[0]
     secret = r.boolean(m["secret"], f"{path}.secret") if "secret" in m else False
     if source == "regex":
         expr = r.regex(m["regex"], f"{path}.regex")
+    elif source == "json":
+        expr = read_json_path(r, m["json"], f"{path}.json")
     else:
         expr = r.string(m[source], f"{path}.{source}")
-        if source == "json" and expr is not MISSING and not JSON_PATH.fullmatch(expr):
-            expr = r.reject(m["json"], f"{path}.json", f"must be a dotted path such as data.items[0].id, got {expr!r}")
     if MISSING in (expr, secret):
         return MISSING
     return Extraction(var, source, expr, secret)
