@@ -4,7 +4,7 @@ long, reports from a read-only file system. Real daemons, real SQLite files, rea
 from __future__ import annotations
 
 import asyncio
-import selectors
+import queue
 import signal
 import sqlite3
 import subprocess
@@ -35,16 +35,19 @@ targets:
 
 
 def _lines_until(proc: subprocess.Popen, needle: str, limit: float = 20.0) -> list[str]:
-    """The daemon's stderr lines up to the first holding `needle` (bounded wait on real output)."""
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stderr, selectors.EVENT_READ)
+    """The daemon's stderr lines up to the first holding `needle` (bounded wait on real output). Each line
+    is read in a thread: a select() on the pipe missed lines the file object had already buffered."""
     deadline, lines = time.monotonic() + limit, []
     while time.monotonic() < deadline:
-        if sel.select(timeout=0.5):
-            line = proc.stderr.readline()
-            lines.append(line)
-            if needle in line or not line:
-                return lines
+        box: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: box.put(proc.stderr.readline()), daemon=True).start()
+        try:
+            line = box.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        lines.append(line)
+        if needle in line or not line:
+            return lines
     raise AssertionError(f"the daemon never said {needle!r}: {lines[-5:]}")
 
 
