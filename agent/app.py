@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from . import __version__
 from .calendar import Calendar
-from .clock import Clock, SystemClock
+from .clock import Clock, SteadyClock, SystemClock
 from .config import Config, ConfigError, load_config, split_listen
 from .export.collectors import SloCollector, TargetInfoCollector
 from .export.metrics import LiveMetrics, TicketFeedMetrics
@@ -46,13 +46,14 @@ class Agent:
                  listen: str | None = None, config_path: str | None = None) -> None:
         self.cfg = cfg
         self.config_path = config_path
-        self.clock = clock or SystemClock()
+        self.clock = SteadyClock(clock or SystemClock(), on_step=lambda: self.metrics.clock_steps.inc())
         self.state_dir = state_dir or cfg.agent.state_dir
         self.listen = listen or cfg.agent.listen
         self.redact = Redactor(cfg.secrets)
         self.cal = Calendar(cfg.contract)
         self.registry = CollectorRegistry(auto_describe=True)
         self.metrics = LiveMetrics(self.registry, cfg.agent.location)
+        self.metrics.clock_ahead.set_function(lambda: self.clock.ahead)
         self.ledger = Ledger(cfg.contract.thresholds, day_start=lambda t: self.cal.day_start(t))
         self.states = TargetStates()
         ev = cfg.evidence
@@ -72,13 +73,12 @@ class Agent:
         self._stop = asyncio.Event()
         self._restored = False
         self._lock = StateLock(self.state_dir)
-        self._rewriting = False  # the ledger file was lost: what memory holds is not on disk yet
         self._declared: list[Any] = []
         self.feed_metrics: TicketFeedMetrics | None = None
         self._feed: TicketFeed | None = None
         self._feed_task: asyncio.Task[None] | None = None
         self._last_compact = 0.0
-        self._throttle_seen = 0
+        self._seen: dict[str, int] = {}  # counts kept elsewhere, as last added to their metric
 
     def _record(self, r: ProbeResult, masked: bool) -> None:
         self.ledger.add(r, masked)  # through the attribute: a benchmark may hand the agent a prefilled ledger
@@ -99,7 +99,9 @@ class Agent:
     # -- life -------------------------------------------------------------------------------------------
     async def start(self) -> None:
         self._lock.acquire()
-        self.store = await asyncio.to_thread(Store, self.state_dir, thresholds=self.cfg.contract.thresholds)
+        self.store = await asyncio.to_thread(Store, self.state_dir, thresholds=self.cfg.contract.thresholds,
+                                             clock=self.clock.time)
+        self.clock.hold_from(await asyncio.to_thread(self.store.latest_instant))  # a clock stepped back meanwhile
         self.flusher = Flusher(self.store, journal=self.journal, location=self.cfg.agent.location,
                                redact=self.redact, clock=self.clock.time)
         self.metrics.integrity_failures.set(len(self.store.moved_aside))
@@ -127,6 +129,7 @@ class Agent:
         t0 = time.perf_counter()
         rows = await asyncio.to_thread(self.store.restore, self.ledger, now - (self.ledger.capacity - 1440) * 60)
         self.ledger.compact(now)
+        self.flusher.settle(self.ledger, now)
         self._reload_windows()
         log.info("state restored from %s: %d hour rows in %.0f ms", self.store.path, rows,
                  (time.perf_counter() - t0) * 1000)
@@ -289,37 +292,18 @@ class Agent:
         if now - self._last_compact >= COMPACT_EVERY:
             compactions = self.ledger.compact(now)
             self._last_compact = now
-        if self.store.lost():
-            self._recreate()
-        was_failing = self.flusher.failing
         try:
             await self.flusher.flush(self.ledger, compactions)
-        except Exception as exc:  # noqa: BLE001 - disk full, I/O error: keep probing, retry next time
+        except Exception:  # noqa: BLE001 - disk full, I/O error: keep probing, retry next time (the flusher logs)
             self.metrics.write_errors.inc()
-            if not was_failing:
-                log.error("cannot write the ledger to %s: %s; probing goes on, writes are retried",
-                          self.store.path, exc)
             return False
-        if was_failing:
-            log.info("ledger writes resumed")
-        if self._rewriting:
-            self._rewriting = False
-            log.info("the new ledger holds what memory held; readiness restored")
+        finally:
+            self._add("lost", self.metrics.ledger_lost, self.flusher.renewed)
+            self._add("rows", self.metrics.refused.labels("row"), self.flusher.refused)
+            self._add("results", self.metrics.refused.labels("result"), self.ledger.refused_final)
         self.metrics.flushes.inc()
         self.metrics.last_flush.set(now)
         return True
-
-    def _recreate(self) -> None:
-        """The database file was deleted or replaced under the running agent: a new one is made and
-        everything memory still holds is written to it at this flush."""
-        log.error("the ledger %s was deleted or replaced while the agent ran: a new one is made from memory "
-                  "(minute counts and digests of the last %d days); journal records, tickets and declared windows "
-                  "stored before are not in memory and are gone: restore them from a backup", self.store.path,
-                  self.ledger.capacity // 1440)
-        self.metrics.ledger_lost.inc()
-        self.store.reopen()
-        self.ledger.mark_all_dirty()
-        self._rewriting = True
 
     async def _flush_loop(self) -> None:
         interval = self.cfg.agent.flush_interval
@@ -335,9 +319,13 @@ class Agent:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(self.store.prune, now - self.cfg.agent.retention_days * 86400)
             self.metrics.in_flight.set(self.scheduler.in_flight)
-            waits = self.scheduler.throttle_waits
-            self.metrics.throttle_waits.inc(waits - self._throttle_seen)
-            self._throttle_seen = waits
+            self._add("throttle", self.metrics.throttle_waits, self.scheduler.throttle_waits)
+
+    def _add(self, key: str, counter: Any, total: int) -> None:
+        """Brings a metric up to a count kept elsewhere."""
+        if total > self._seen.get(key, 0):
+            counter.inc(total - self._seen.get(key, 0))
+            self._seen[key] = total
 
     async def evaluate_now(self) -> Snapshot:
         tickets = self.store.tickets if self.store is not None else None
@@ -388,7 +376,7 @@ class Agent:
     def ready(self) -> tuple[bool, str]:
         """Also sets sla_agent_ready (at each evaluation too, so it does not wait for a /readyz call)."""
         why = ("state not restored yet" if not self._restored else "the ledger file was lost: writing a new one"
-               if self._rewriting else "no probe has completed yet" if self.cfg.all_targets and not
+               if self.flusher.rewriting else "no probe has completed yet" if self.cfg.all_targets and not
                self.states.decided else "")
         self.metrics.ready.set(0 if why else 1)
         return not why, why

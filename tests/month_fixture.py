@@ -43,7 +43,9 @@ def t(s: str) -> float:
     return dt.datetime.fromisoformat(s).timestamp()
 
 
-def build(state: Path) -> tuple:
+def build(state: Path, until: float = NOW) -> tuple:
+    """The month as the agent would have stored it by `until` (an agent's clock never starts below the
+    latest instant its ledger holds: a test that runs one in the middle of the month stops the month there)."""
     cfg = parse_config(CONFIG)
     cal = Calendar(cfg.contract)
     start, end = cal.month_bounds(2026, 2)
@@ -59,7 +61,7 @@ def build(state: Path) -> tuple:
     ]
     gap = (t("2026-02-03T02:00:00+01:00"), t("2026-02-03T05:00:00+01:00"))
     slow_week = (t("2026-02-16T00:00:00+01:00"), t("2026-02-23T00:00:00+01:00"))
-    store = Store(state, thresholds=cfg.contract.thresholds, clock=lambda: NOW)
+    store = Store(state, thresholds=cfg.contract.thresholds, clock=lambda: until)
     services = {"web-ui": "web", "api-health": "api"}
 
     def flush(now: float) -> None:  # as the agent does: compact finished days, write what changed
@@ -71,6 +73,8 @@ def build(state: Path) -> tuple:
     lats = {name: (rng.lognormal(np.log(median), 0.4, len(ts)), rng.random(len(ts)))
             for name, median in (("web-ui", 0.08), ("api-health", 0.12))}
     for i, when in enumerate(ts.tolist()):
+        if when >= until:
+            break
         if i and when % 86400 == 82800:  # 00:00 +01:00: a day has ended
             flush(when)
         for name, svc in (("web-ui", "web"), ("api-health", "api")):
@@ -90,7 +94,7 @@ def build(state: Path) -> tuple:
             else:
                 r = ProbeResult(name, svc, when, 0.0, d, "up", status=200, latency_counted=True)
             led.add(r, masked=cal.active(when) is not None)
-    flush(end)
+    flush(min(end, until))
     store.upsert_tickets(parse_export(cfg, "tickets.csv", TICKETS.encode()))
     store.close()
     return cfg, cal

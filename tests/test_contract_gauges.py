@@ -35,14 +35,14 @@ def _gauges(text: str) -> dict[tuple[str, str], float]:
 
 def test_budget_gauges_agree_with_the_report(tmp_path):
     state = tmp_path / "state"
-    build(state)
+    # 20 February, 15:00:30: the API has been down since 10:00 (tests/month_fixture.py)
+    now = dt.datetime(2026, 2, 20, 15, 0, 30, tzinfo=TZ).timestamp()
+    build(state, until=now)  # the ledger as it stands then
     closed = free_port()
     text = CONFIG.replace('agent: {state_dir: "./unused"}', 'agent: {listen: "127.0.0.1:0"}')
     text = text.replace("https://app.example.invalid/", f"http://127.0.0.1:{closed}/")
     text = text.replace("https://api.example.invalid/health", f"http://127.0.0.1:{closed}/health")
     cfg = parse_config(text)
-    # 20 February, 15:00:30: the API has been down since 10:00 (tests/month_fixture.py)
-    now = dt.datetime(2026, 2, 20, 15, 0, 30, tzinfo=TZ).timestamp()
 
     async def run() -> tuple[str, dict, dict]:
         agent = Agent(cfg, state_dir=str(state), clock=FakeClock(wall=now))

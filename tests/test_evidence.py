@@ -197,6 +197,31 @@ def test_tampering_is_found_and_named(scenario, tmp_path, capsys):
         assert "MISMATCH" in err and place in err, (name, err)
 
 
+def test_a_sealed_row_written_again_is_a_mismatch_not_a_normal_rewrite(scenario, tmp_path, capsys):
+    """`evidence verify` used to count a sealed hour written again as "rewritten, to be sealed again" (exit
+    0), and said nothing once the next flush had sealed it again: a sealed minute never changes."""
+    from agent.store import chain
+    cfg_path, state, _ = scenario
+    hour = _rows(state / "ledger.db", "SELECT hour FROM minutes WHERE link IS NOT NULL")[0][0]
+    copy = _tampered(state, tmp_path, "again", "UPDATE minutes SET counts = zeroblob(length(counts)), link = NULL "
+                     f"WHERE hour = {hour}")
+    assert main(["evidence", "verify", "--config", str(cfg_path), "--state-dir", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert "minute counts of web-ui, hour from" in err and "written again after it was sealed" in err, err
+    copy = _tampered(state, tmp_path, "resealed")  # as a flush after the rewrite did: sealed again, chain intact
+    conn = sqlite3.connect(copy / "ledger.db", isolation_level=None)
+    counts = conn.execute("SELECT zeroblob(length(counts)) FROM minutes WHERE hour = ?", (hour,)).fetchone()[0]
+    conn.execute("BEGIN")
+    seq = chain.append_link(conn, [chain.Seal(f"m:web-ui:{hour}", hour * 3600.0,
+                                              chain.minute_hash("web-ui", hour, counts, ""))], T0 + 86400)
+    conn.execute("UPDATE minutes SET counts = ?, errors = '', link = ? WHERE hour = ?", (counts, seq, hour))
+    conn.execute("COMMIT")
+    conn.close()
+    assert main(["evidence", "verify", "--config", str(cfg_path), "--state-dir", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert f"written again after it was sealed (a sealed row never changes), and sealed again in link {seq}" in err
+
+
 def test_a_changed_digest_and_reordered_links_are_found(tmp_path, capsys):
     state = tmp_path / "state"
     build_month(state)  # a month written day by day: a link a day

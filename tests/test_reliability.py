@@ -1,26 +1,38 @@
-"""Disk full and wall-clock jumps: probing goes on, nothing stored is lost, figures stay consistent."""
+"""Disk full and wall-clock jumps: probing goes on, nothing stored is lost, figures stay consistent, and
+a minute once sealed never changes."""
 from __future__ import annotations
 
 import asyncio
 import itertools
 import os
+import re
+import sqlite3
 import subprocess
+import zlib
 
+import numpy as np
 import pytest
 from aiohttp import web
 
 from agent.app import Agent
+from agent.calendar import Calendar
+from agent.cli import main
 from agent.clock import SystemClock
-from agent.config import parse_config
-from agent.config.model import Target
+from agent.config import load_config, parse_config
+from agent.config.model import Contract, Target
+from agent.ledger import DTYPE, Ledger
 from agent.probes.http import HttpOptions
 from agent.probes import ProbeResult, make_probe
 from agent.scheduler import Scheduler
 from agent.slo import evaluate
+from agent.store import Flusher, Store
 
 from .conftest import FakeClock
 from .servers import http_server
+from .test_evidence import T0, ManualClock
 from .test_persistence import stored_total
+
+DAY = 86400
 
 
 @pytest.fixture
@@ -103,6 +115,8 @@ class JumpProbe:
 
 
 async def test_wall_clock_jumps_back_an_hour_and_forward_a_day(tmp_path):
+    """Results are placed on the agent's clock: stepped back an hour, it goes on from where it was (the
+    hour before is never written into again); stepped forward a day, it follows."""
     t0 = 1_795_507_200.0  # 2026-11-24T06:00:00+01:00, a Tuesday (no maintenance)
     clock = FakeClock(wall=t0)
     cfg = parse_config('targets: [{name: api, service: api, url: "http://127.0.0.1:9/", interval: 1s, timeout: 2s, '
@@ -111,8 +125,8 @@ async def test_wall_clock_jumps_back_an_hour_and_forward_a_day(tmp_path):
     agent.ledger.anchor(t0)
     seen: list[ProbeResult] = []
     agent.listeners.append(seen.append)
-    sched = Scheduler(clock, agent.on_result, rate_limit=1_000_000)
-    sched.set_targets([(cfg.targets[0], JumpProbe(clock))])
+    sched = Scheduler(agent.clock, agent.on_result, rate_limit=1_000_000)  # as the agent's own scheduler
+    sched.set_targets([(cfg.targets[0], JumpProbe(agent.clock))])
     start = clock.monotonic()
     sched.start()
     await clock.advance_to(start + 600)
@@ -123,15 +137,126 @@ async def test_wall_clock_jumps_back_an_hour_and_forward_a_day(tmp_path):
     await sched.stop(grace=5)
     durations = [r.duration_s for r in seen if r.outcome == "up"]
     assert durations and min(durations) >= 0.05 - 1e-9 and max(durations) <= 1.5 + 1e-9  # never negative or huge
+    assert min(r.started_at for r in seen) >= t0  # nothing went back into the hour before
+    for a, b in [(t0, t0 + 1200), (t0 + 1200 + 86400, t0 + 1800 + 86400)]:  # the step back is not followed
+        assert sum(1 for r in seen if a - 1 <= r.started_at < b + 1) >= (b - a) - 10
+    assert agent.metrics.clock_steps._value.get() == 1
     minutes = {int(r.started_at // 60) for r in seen}
-    segments = [(t0, t0 + 600), (t0 + 600 - 3600, t0 + 1200 - 3600), (t0 + 1200 + 86400, t0 + 1800 + 86400)]
-    for a, b in segments:  # every sample lands in the minute of its own wall time
-        assert sum(1 for r in seen if a - 1 <= r.started_at < b + 1) >= 590
     m0, m1 = min(minutes), max(minutes) + 1
     assert int(agent.ledger.matrix("api", m0, m1)[:, 0].sum(dtype="int64")) == len(seen)
     snap = evaluate(agent.ledger, cfg, agent.cal, clock.time() + 120)
     month = snap.of("availability", "api")["month"]
     assert month.up == len(minutes) and month.down == 0 and month.ratio == 1.0
+
+
+def _hour(state, hour: int) -> tuple[list[int], bool]:
+    """The stored results of each minute of an hour of target `api`, and whether the row is sealed."""
+    conn = sqlite3.connect(f"file:{state / 'ledger.db'}?mode=ro", uri=True)
+    try:
+        blob, link = conn.execute("SELECT counts, link FROM minutes WHERE hour=?", (hour,)).fetchone()
+    finally:
+        conn.close()
+    counts = np.frombuffer(zlib.decompress(blob), dtype=DTYPE).reshape(60, -1)[:, :3].sum(axis=1)
+    return counts.tolist(), link is not None
+
+
+async def _play(agent: Agent, clock: ManualClock, walls) -> list[ProbeResult]:
+    """The agent's own probe (on the agent's clock) at each of these readings of the system clock."""
+    probe = agent.scheduler.timelines["api"].probe
+    out = []
+    for wall in walls:
+        clock.wall = wall
+        out.append(await probe.run())
+        agent.on_result(out[-1])
+    return out
+
+
+def _ok_app() -> web.Application:
+    async def ok(request):
+        return web.Response(text="ok")
+    app = web.Application()
+    app.router.add_get("/", ok)
+    return app
+
+
+async def test_a_clock_stepped_back_a_day_never_reopens_sealed_minutes(tmp_path, caplog, capsys):
+    """Stepped back a day, the system clock used to file new probes into yesterday's sealed minutes (6 -> 12
+    probes in a minute) and `evidence verify` called it a normal rewrite. Then the agent restarts with the
+    clock still a day behind what the ledger holds."""
+    caplog.set_level("INFO", logger="sla_agent")
+    clock, state, hour = ManualClock(T0), tmp_path / "state", int(T0 // 3600)
+    async with http_server(_ok_app()) as base:
+        cfg_path = tmp_path / "cfg.yaml"
+        cfg_path.write_text(f'agent: {{listen: "127.0.0.1:0"}}\ntargets:\n'
+                            f'  - {{name: api, service: api, url: "{base}/", interval: 10s, timeout: 2s}}\n')
+        agent = Agent(load_config(cfg_path), state_dir=str(state), clock=clock)
+        await agent.start()
+        await agent.scheduler.stop(0)  # the test plays the ticks
+        await _play(agent, clock, [T0 + 10 * k for k in range(360)])  # yesterday 10:00-11:00, 6 probes a minute
+        await _play(agent, clock, [T0 + DAY + 10 * k for k in range(30)])  # a day later: a step forward is followed
+        assert await agent.flush()
+        assert _hour(state, hour) == ([6] * 60, True)  # yesterday's hour is sealed
+        stepped = await _play(agent, clock, [T0 + 300 + 10 * k for k in range(30)])  # back a day, and on from there
+        await agent.stop()
+        assert _hour(state, hour) == ([6] * 60, True)  # the sealed minutes are as they were
+        assert agent.metrics.clock_steps._value.get() == 1
+        assert agent.metrics.refused.labels("result")._value.get() == 0  # nothing reached a sealed minute
+        lines = [r.getMessage() for r in caplog.records if "stepped back" in r.getMessage()]
+        assert len(lines) == 1 and "the system clock stepped back 86390.000 s (0 d 23:59:50)" in lines[0], lines
+        last = T0 + DAY + 290
+        assert all(last <= r.started_at < last + 60 for r in stepped)  # on from the latest instant, never below
+
+        clock.wall = T0 + 900  # restarted with the system clock still a day behind the ledger
+        agent = Agent(load_config(cfg_path), state_dir=str(state), clock=clock)
+        await agent.start()
+        await agent.scheduler.stop(0)
+        again = await _play(agent, clock, [T0 + 900 + 10 * k for k in range(12)])
+        await agent.stop()
+    assert agent.metrics.clock_steps._value.get() == 1
+    behind = re.search(r"the system clock is ([0-9.]+) s \(.*\) behind the latest instant the ledger holds",
+                       caplog.text)
+    assert behind and DAY - 610 <= float(behind.group(1)) < DAY - 540, caplog.text
+    assert min(r.started_at for r in again) >= max(r.started_at for r in stepped)
+    assert _hour(state, hour) == ([6] * 60, True)  # the sealed minutes are as they were
+    assert stored_total(state) == 360 + 30 + 30 + 12  # and every probe is counted, after them
+    capsys.readouterr()
+    assert main(["evidence", "verify", "--config", str(cfg_path), "--state-dir", str(state)]) == 0
+    out = capsys.readouterr()
+    assert "verified" in out.out and "MISMATCH" not in out.err
+
+
+def _result(at: float, outcome: str = "up") -> ProbeResult:
+    return ProbeResult("api", "api", at, 0.0, 0.1, outcome, "" if outcome == "up" else "http_status",
+                       latency_counted=True)
+
+
+async def test_a_result_or_a_row_for_a_sealed_minute_is_refused_and_counted(tmp_path, caplog):
+    """Defence in depth, should anything hand them a time behind the agent's clock: the ledger refuses
+    a result for a sealed minute and the store a row written over its seal; both are counted and said."""
+    cal = Calendar(Contract())
+    ledger = Ledger((0.5, 1.0), day_start=cal.day_start)
+    ledger.anchor(T0)
+    store = Store(tmp_path, thresholds=(0.5, 1.0))
+    flusher = Flusher(store, clock=lambda: T0 + DAY)
+    for k in range(60):
+        ledger.add(_result(T0 + 60 * k))
+    await flusher.flush(ledger)  # a day later: the hour is sealed
+    hour = int(T0 // 3600)
+    assert _hour(tmp_path, hour) == ([1] * 60, True)
+    ledger.add(_result(T0 + 30, "down"))  # a result time-stamped in the sealed hour
+    await flusher.flush(ledger)
+    assert _hour(tmp_path, hour) == ([1] * 60, True)
+    assert ledger.refused_final == 1
+    assert "1 probe results refused: their minute was sealed already" in caplog.text
+    blob, errors = ledger.hour_blob("api", hour)
+    counts = np.frombuffer(blob, dtype=DTYPE).reshape(60, -1).copy()
+    counts[0, 1] += 1  # as if the ledger had taken it
+    assert store.write([("api", hour, counts.tobytes(), errors)], [], {"api": "api"}, now=T0 + DAY) == 1
+    assert "1 rows of minute counts or digests were not written: their rows are sealed already" in caplog.text
+    assert _hour(tmp_path, hour) == ([1] * 60, True)
+    assert store.verify() == ([], {"links": 1, "minute rows": 1, "digests": 0, "journal records": 0,
+                                   "tickets and windows": 0})
+    store.close()
 
 
 async def test_http_probe_duration_ignores_the_wall_clock():

@@ -86,6 +86,17 @@ class LiveMetrics:
         self.in_flight = Gauge("sla_agent_probes_in_flight", "Probes running now.", registry=registry)
         self.throttle_waits = Counter("sla_agent_throttle_waits", "Probes delayed by the global rate limit.",
                                       registry=registry)
+        self._state(registry)
+        self.reloads = Counter("sla_agent_config_reloads", "Configuration reloads by result.", ("result",),
+                               registry=registry)
+        self.ready = Gauge("sla_agent_ready", "1 once the state is restored and the first probes are done.",
+                           registry=registry)
+        info = Gauge("sla_agent_build_info", "Version of the agent.", ("version", "python") + extra, registry=registry)
+        info.labels(__version__, platform.python_version(), *self.extra_values).set(1)
+        self._bound: dict[str, _Bound] = {}
+
+    def _state(self, registry: CollectorRegistry) -> None:
+        """The agent's own clock and the ledger's database."""
         self.write_errors = Counter("sla_state_write_errors", "Failed writes of the ledger to the state database.",
                                     registry=registry)
         self.flushes = Counter("sla_state_flushes", "Ledger flushes to the state database.", registry=registry)
@@ -95,13 +106,12 @@ class LiveMetrics:
                                         "and moved aside (kept, not deleted).", registry=registry)
         self.ledger_lost = Counter("sla_state_ledger_lost", "Times the ledger file was found deleted or replaced "
                                    "while the agent ran (a new one is written from memory).", registry=registry)
-        self.reloads = Counter("sla_agent_config_reloads", "Configuration reloads by result.", ("result",),
-                               registry=registry)
-        self.ready = Gauge("sla_agent_ready", "1 once the state is restored and the first probes are done.",
-                           registry=registry)
-        info = Gauge("sla_agent_build_info", "Version of the agent.", ("version", "python") + extra, registry=registry)
-        info.labels(__version__, platform.python_version(), *self.extra_values).set(1)
-        self._bound: dict[str, _Bound] = {}
+        self.clock_steps = Counter("sla_agent_clock_steps_back", "Times the system clock was seen to step back (at "
+                                   "start: to be behind the latest instant the ledger holds).", registry=registry)
+        self.clock_ahead = Gauge("sla_agent_clock_ahead_seconds", "How far the agent's clock, which never goes "
+                                 "back, runs ahead of the system clock (0 when it follows it).", registry=registry)
+        self.refused = Counter("sla_state_sealed_refused", "Probe results (part=result) and stored rows (part=row) "
+                               "refused because their minute was sealed already.", ("part",), registry=registry)
 
     def bind(self, service: str, target: str, phases: tuple[str, ...] = (),
              applicable: Collection[str] | None = None) -> _Bound:

@@ -76,6 +76,8 @@ class Ledger:
         self.dirty_digests: set[tuple[str, int, int]] = set()  # (target, start, span)
         self.dropped_old = 0  # samples older than the hot window (a wall clock far in the past)
         self.old_writes = 0  # samples written far behind their target's newest one
+        self.final_before = 0  # epoch minute: the counts before it are final (sealed in the store, or about to be)
+        self.refused_final = 0  # results refused because their minute was final already
         self.compacted_before = 0.0  # local day start: hours before it live in day digests
         self._anchor_base = -1
 
@@ -97,8 +99,11 @@ class Ledger:
 
     # -- ingest (hot path) -------------------------------------------------------------------------
     def add(self, r: ProbeResult, masked: bool = False) -> None:
-        s = self.series.get(r.target) or self.ensure(r.target, r.service)
         minute = int(r.started_at // 60)
+        if minute < self.final_before:  # the agent's clock never goes back: only a defect gets here
+            self.refused_final += 1
+            return
+        s = self.series.get(r.target) or self.ensure(r.target, r.service)
         if minute > s.newest_minute:
             s.newest_minute = minute
         elif minute < s.newest_minute - 15:

@@ -7,9 +7,10 @@ JOURNAL_SEAL_EVERY seconds, so that links stay few), and the tickets as one: eac
 hash, and an import or removal that changes any seals them all again under the one key TICKETS (a feed
 whose every ticket changes at each fetch adds one seal a fetch, not one per ticket; tickets sealed one by
 one before, as `t:<id>`, are covered by the next such seal). Sealing records the hashes in `seals` under
-the sequence number of a new link; the link hashes those seals and the previous link. A row rewritten
-later (a late sample) is sealed again by a later link; a sealed window that goes away is sealed as
-deleted. Hour digests are not sealed: they live a day, then are merged into the day's digest, which is.
+the sequence number of a new link; the link hashes those seals and the previous link. A sealed row of
+minute counts or a sealed digest is never written again (the store refuses; the agent's clock never goes
+back to file a result there); a sealed window that goes away is sealed as deleted. Hour digests are not
+sealed: they live a day, then are merged into the day's digest, which is.
 
 verify() recomputes every link from its seals and its predecessor, and every row from its latest seal,
 and names the first places that do not match.
@@ -117,11 +118,17 @@ def append_link(conn: sqlite3.Connection, seals: list[Seal], at: float) -> int |
     return seq
 
 
+def final_hour(now: float) -> int:
+    """The first epoch hour whose minute counts are not final at `now`: those before are sealed at a flush
+    (and a result for them is refused, never written over the seal)."""
+    return int((now - SEAL_DELAY) // HOUR)
+
+
 def final_rows(conn: sqlite3.Connection, now: float, limit: int) -> Iterator[tuple[str, tuple, Seal]]:
     """Unsealed minute and digest rows that can no longer change: (table, primary key, seal)."""
     for tid, name, hour, counts, errors in conn.execute(
             "SELECT m.target_id, t.name, m.hour, m.counts, m.errors FROM minutes m JOIN targets t ON t.id = m.target_id "
-            "WHERE m.link IS NULL AND m.hour < ? LIMIT ?", (int((now - SEAL_DELAY) // HOUR), limit)):
+            "WHERE m.link IS NULL AND m.hour < ? LIMIT ?", (final_hour(now), limit)):
         yield "minutes", (tid, hour), Seal(f"m:{name}:{hour}", hour * HOUR, minute_hash(name, hour, counts, errors))
     for tid, name, start, span, data in conn.execute(
             "SELECT d.target_id, t.name, d.start, d.span, d.data FROM digests d JOIN targets t ON t.id = d.target_id "

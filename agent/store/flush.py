@@ -7,13 +7,17 @@ flush; anything changed meanwhile is newer and wins. Probing never waits for the
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..ledger import Ledger
 from ..ledger.journal import Journal, Record
+from . import chain
 from .store import Store
+
+log = logging.getLogger("sla_agent.agent")
 
 
 @dataclass
@@ -36,6 +40,10 @@ class Flusher:
         self._pending = Batch()
         self.failing = False
         self.last_error: str | None = None
+        self.refused = 0  # rows the store would not write over their seal
+        self.renewed = 0  # times the database file was found lost and made anew from memory
+        self.rewriting = False  # ...and what memory holds is not in the new file yet
+        self._refused_results = 0  # the ledger's count, as last logged
 
     def _take(self, ledger: Ledger, compactions: list[tuple[str, int, list[int]]]) -> Batch:
         """On the loop: the ledger's changes on top of what is pending; nothing stays pending."""
@@ -60,14 +68,50 @@ class Flusher:
 
     async def flush(self, ledger: Ledger, compactions: list[tuple[str, int, list[int]]] = ()) -> None:
         """Writes every change not yet stored; raises the write's error after keeping the batch."""
+        if self.store.lost():
+            self._renew(ledger)
         batch = self._take(ledger, list(compactions))
         hours = [(t, h, blob, errors) for (t, h), (blob, errors) in batch.hours.items()]
         digests = [(t, s, span, data) for (t, s, span), data in batch.digests.items()]
+        now = self.clock()
         try:
-            await asyncio.to_thread(self.store.write, hours, digests, batch.services, batch.compactions,
-                                    batch.records, self.clock(), self.location, self.redact)
+            self.refused += await asyncio.to_thread(self.store.write, hours, digests, batch.services,
+                                                    batch.compactions, batch.records, now, self.location, self.redact)
         except Exception as exc:
             self._give_back(batch)
+            if not self.failing:
+                log.error("cannot write the ledger to %s: %s; probing goes on, writes are retried", self.store.path,
+                          exc)
             self.failing, self.last_error = True, str(exc)
             raise
-        self.failing, self.last_error = False, None
+        self._written(ledger, now)
+
+    def _written(self, ledger: Ledger, now: float) -> None:
+        if self.failing:
+            log.info("ledger writes resumed")
+        if self.rewriting:
+            log.info("the new ledger holds what memory held; readiness restored")
+        self.failing, self.last_error, self.rewriting = False, None, False
+        if ledger.refused_final > self._refused_results:
+            log.error("%d probe results refused: their minute was sealed already (a sealed minute never changes)",
+                      ledger.refused_final - self._refused_results)
+            self._refused_results = ledger.refused_final
+        self.settle(ledger, now)
+
+    def _renew(self, ledger: Ledger) -> None:
+        """The database file was deleted or replaced under the running agent: a new one is made and
+        everything memory still holds is written to it at this flush."""
+        log.error("the ledger %s was deleted or replaced while the agent ran: a new one is made from memory "
+                  "(minute counts and digests of the last %d days); journal records, tickets and declared windows "
+                  "stored before are not in memory and are gone: restore them from a backup", self.store.path,
+                  ledger.capacity // 1440)
+        self.store.reopen()
+        ledger.mark_all_dirty()
+        self.renewed += 1
+        self.rewriting = True
+
+    @staticmethod
+    def settle(ledger: Ledger, now: float) -> None:
+        """The minutes final at `now` take no more results: their rows are sealed at this flush (or the next,
+        when they are many), and a sealed row never changes."""
+        ledger.final_before = max(ledger.final_before, chain.final_hour(now) * 60)

@@ -29,6 +29,11 @@ from .schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION, tx
 log = logging.getLogger("sla_agent.store")
 
 
+# the latest of: the last write's time, a link's (a ticket import, a declared window), a journal record's
+LATEST = ("SELECT MAX(COALESCE((SELECT CAST(value AS REAL) FROM meta WHERE key='written_at'), 0), "
+          "COALESCE((SELECT MAX(at) FROM chain), 0), COALESCE((SELECT MAX(at_us) FROM journal), 0) / 1e6)")
+
+
 class StoreError(Exception):
     pass
 
@@ -199,35 +204,44 @@ class Store(RecordTables, JournalTables):
     def write(self, hours: list[tuple[str, int, bytes, str]], digests: list[tuple[str, int, int, bytes]],
               services: dict[str, str], compactions: Iterable[tuple[str, int, list[int]]] = (),
               records: Iterable[Record] = (), now: float | None = None, location: str = "",
-              redact: Callable[[str], str] = str) -> None:
+              redact: Callable[[str], str] = str) -> int:
         """One transaction: the dirty hours and digests of a flush, day compactions, journal records, and
-        a link sealing whatever has become final."""
+        a link sealing whatever has become final. Returns how many rows it refused to write over a seal."""
         with self._lock:
             try:
                 with tx(self.conn):
-                    self._write_rows(hours, digests, services, compactions)
+                    refused = self._write_rows(hours, digests, services, compactions)
                     ids = lambda name: self._target_id(name, services.get(name, ""))  # noqa: E731
                     journal.insert(self.conn, records, ids, location, redact)
-                    self._seal(self.clock() if now is None else now)
+                    now = self.clock() if now is None else now
+                    self._seal(now)
+                    self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('written_at', ?)", (repr(float(now)),))
             except BaseException:
                 self._ids.clear()  # ids of targets inserted by the rolled-back transaction are void
                 raise
+        if refused:
+            log.error("%d rows of minute counts or digests were not written: their rows are sealed already and "
+                      "a sealed row never changes", refused)
+        return refused
 
     def _write_rows(self, hours: list[tuple[str, int, bytes, str]], digests: list[tuple[str, int, int, bytes]],
-                    services: dict[str, str], compactions: Iterable[tuple[str, int, list[int]]]) -> None:
+                    services: dict[str, str], compactions: Iterable[tuple[str, int, list[int]]]) -> int:
+        """Returns how many rows were left as sealed rather than written over."""
         c = self.conn
-        c.executemany(
+        written = c.executemany(
             "INSERT INTO minutes (target_id, hour, counts, errors) VALUES (?, ?, ?, ?) ON CONFLICT (target_id, hour) "
-            "DO UPDATE SET counts=excluded.counts, errors=excluded.errors, link=NULL",
-            [(self._target_id(t, services.get(t, "")), h, zlib.compress(b, 6), e) for t, h, b, e in hours])
-        c.executemany(
+            "DO UPDATE SET counts=excluded.counts, errors=excluded.errors WHERE minutes.link IS NULL",
+            [(self._target_id(t, services.get(t, "")), h, zlib.compress(b, 6), e) for t, h, b, e in hours]).rowcount
+        written += c.executemany(
             "INSERT INTO digests (target_id, start, span, data) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (target_id, start, span) DO UPDATE SET data=excluded.data, link=NULL",
-            [(self._target_id(t, services.get(t, "")), s, span, zlib.compress(d, 1)) for t, s, span, d in digests])
+            "ON CONFLICT (target_id, start, span) DO UPDATE SET data=excluded.data WHERE digests.link IS NULL",
+            [(self._target_id(t, services.get(t, "")), s, span, zlib.compress(d, 1)) for t, s, span, d in digests]
+        ).rowcount
         for t, day, hrs in compactions:
             tid = self._target_id(t, services.get(t, ""))
             c.executemany("DELETE FROM digests WHERE target_id=? AND start=? AND span=?",
                           [(tid, h * HOUR, HOUR) for h in hrs])
+        return len(hours) + len(digests) - written
 
     def _seal(self, now: float) -> None:
         """Inside the write's transaction: one link over the rows that have become final."""
@@ -260,6 +274,19 @@ class Store(RecordTables, JournalTables):
         return n
 
     # -- reading -----------------------------------------------------------------------------------
+    def latest_instant(self) -> float:
+        """The latest instant the ledger holds: its last write's, a link's (an import), a journal record's, the
+        start of the last minute with counts. The agent's clock never starts below it."""
+        with self._lock:
+            latest = self.conn.execute(LATEST).fetchone()[0]
+            for hour, blob in self.conn.execute("SELECT hour, counts FROM minutes WHERE hour = "
+                                                "(SELECT MAX(hour) FROM minutes)"):
+                counts = np.frombuffer(zlib.decompress(blob), dtype=DTYPE).reshape(60, -1)
+                used = np.flatnonzero(counts.any(axis=1))
+                if len(used):
+                    latest = max(latest, (hour * 60 + int(used[-1])) * 60.0)
+        return float(latest)
+
     def restore(self, ledger: Ledger, since: float) -> int:
         """Loads hours and digests from `since` into the ledger. Returns the number of hour rows."""
         with self._lock:

@@ -17,49 +17,57 @@ def _hour_span(keys: set[str], field: int) -> tuple[int, int]:
     return min(values), max(values) + 1
 
 
-def _minutes(conn: sqlite3.Connection, sealed: dict[str, tuple[int, str]], problems: list[str],
-             stats: dict[str, int]) -> int:
-    """Rows rewritten since their seal (a late sample) wait for the next flush's seal: counted, not judged."""
-    keys = {k for k in sealed if k.startswith("m:")}
+AGAIN = "written again after it was sealed (a sealed row never changes)"
+
+
+def _what(key: str) -> str:
+    """What a seal's key names: m:<target>:<hour> or d:<target>:<start>:<span>."""
+    parts = key.split(":")
+    if parts[0] == "m":
+        return f"minute counts of {parts[1]}, hour from {_when(int(parts[2]) * 3600)}"
+    return f"latency digest of {parts[1]}, {int(parts[3]) // 3600} h from {_when(int(parts[2]))}"
+
+
+# per kind of sealed row: the stored rows of a span of hours (or starts), how to hash one, what differs
+_ROWS = {
+    "m": ("SELECT t.name, m.hour, CAST(m.counts AS BLOB), CAST(m.errors AS TEXT), m.link FROM minutes m "
+          "JOIN targets t ON t.id = m.target_id WHERE m.hour >= ? AND m.hour < ?",
+          lambda name, hour, counts, errors: (f"m:{name}:{hour}", chain.minute_hash(name, hour, counts, errors)),
+          "the stored counts differ"),
+    "d": ("SELECT t.name, d.start, d.span, CAST(d.data AS BLOB), d.link FROM digests d JOIN targets t "
+          "ON t.id = d.target_id WHERE d.start >= ? AND d.start < ?",
+          lambda name, start, span, data: (f"d:{name}:{start}:{span}", chain.digest_hash(name, start, span, data)),
+          "the stored digest differs"),
+}
+
+
+def _rows(conn: sqlite3.Connection, kind: str, sealed: dict[str, tuple[int, str]], problems: list[str]) -> int:
+    """Minute counts (kind m) or digests (d) against their latest seal."""
+    query, hashed, differs = _ROWS[kind]
+    keys = {k for k in sealed if k.startswith(kind + ":")}
     stored: dict[str, str | None] = {}
-    for name, hour, counts, errors, link in conn.execute(
-            "SELECT t.name, m.hour, CAST(m.counts AS BLOB), CAST(m.errors AS TEXT), m.link FROM minutes m "
-            "JOIN targets t ON t.id = m.target_id "
-            "WHERE m.hour >= ? AND m.hour < ?", _hour_span(keys, 2)):
-        stored[f"m:{name}:{hour}"] = None if link is None else chain.minute_hash(name, hour, counts, errors)
-    for key in sorted(keys, key=lambda k: int(k.rsplit(":", 1)[1])):
+    for *row, link in conn.execute(query, _hour_span(keys, 2)):
+        key, value = hashed(*row)
+        stored[key] = None if link is None else value
+    for key in sorted(keys, key=lambda k: (int(k.split(":")[2]), k)):
         seq, want = sealed[key]
-        _, name, hour = key.split(":")
-        where = f"minute counts of {name}, hour from {_when(int(hour) * 3600)}"
         if key not in stored:
-            problems.append(f"{where} (sealed in link {seq}): missing")
+            problems.append(f"{_what(key)} (sealed in link {seq}): missing")
         elif stored[key] is None:
-            stats["rewritten, to be sealed again"] = stats.get("rewritten, to be sealed again", 0) + 1
+            problems.append(f"{_what(key)} (sealed in link {seq}): {AGAIN}")
         elif stored[key] != want:
-            problems.append(f"{where} (sealed in link {seq}): the stored counts differ from what was sealed")
+            problems.append(f"{_what(key)} (sealed in link {seq}): {differs} from what was sealed")
     return len(keys)
 
 
-def _digests(conn: sqlite3.Connection, sealed: dict[str, tuple[int, str]], problems: list[str],
-             stats: dict[str, int]) -> int:
-    keys = {k for k in sealed if k.startswith("d:")}
-    stored: dict[str, str | None] = {}
-    for name, start, span, data, link in conn.execute(
-            "SELECT t.name, d.start, d.span, CAST(d.data AS BLOB), d.link FROM digests d JOIN targets t "
-            "ON t.id = d.target_id "
-            "WHERE d.start >= ? AND d.start < ?", _hour_span(keys, 2)):
-        stored[f"d:{name}:{start}:{span}"] = None if link is None else chain.digest_hash(name, start, span, data)
-    for key in sorted(keys):
-        seq, want = sealed[key]
-        _, name, start, span = key.split(":")
-        where = f"latency digest of {name}, {int(span) // 3600} h from {_when(int(start))}"
-        if key not in stored:
-            problems.append(f"{where} (sealed in link {seq}): missing")
-        elif stored[key] is None:
-            stats["rewritten, to be sealed again"] = stats.get("rewritten, to be sealed again", 0) + 1
-        elif stored[key] != want:
-            problems.append(f"{where} (sealed in link {seq}): the stored digest differs from what was sealed")
-    return len(keys)
+def _resealed(conn: sqlite3.Connection, since: float | None, until: float | None, problems: list[str]) -> None:
+    """A row of minute counts or a digest sealed twice with different content was written over its seal
+    (the latest seal matching the row says nothing about the first)."""
+    for key, first, last in conn.execute(
+            "SELECT key, MIN(seq), MAX(seq) FROM seals WHERE (key LIKE 'm:%' OR key LIKE 'd:%') AND t >= ? AND t < ? "
+            "GROUP BY key HAVING COUNT(DISTINCT hash) > 1 ORDER BY t, key",
+            (-1e18 if since is None else since, 1e18 if until is None else until)):
+        problems.append(f"{_what(key)} (sealed in link {first}): {AGAIN}, and sealed again in link {last}")
 
 
 def _journal(conn: sqlite3.Connection, sealed: dict[str, tuple[int, str]], problems: list[str]) -> int:
@@ -140,8 +148,9 @@ def verify_store(conn: sqlite3.Connection, since: float | None = None,
     links = chain.check_links(conn, problems)
     sealed = chain.latest_seals(conn, since, until)
     stats: dict[str, int] = {"links": links}
-    stats["minute rows"] = _minutes(conn, sealed, problems, stats)
-    stats["digests"] = _digests(conn, sealed, problems, stats)
+    stats["minute rows"] = _rows(conn, "m", sealed, problems)
+    stats["digests"] = _rows(conn, "d", sealed, problems)
+    _resealed(conn, since, until, problems)
     stats["journal records"] = _journal(conn, sealed, problems)
     stats["tickets and windows"] = _records(conn, sealed, problems)
     return problems, stats
