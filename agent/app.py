@@ -54,6 +54,7 @@ class Agent:
         self.registry = CollectorRegistry(auto_describe=True)
         self.metrics = LiveMetrics(self.registry, cfg.agent.location)
         self.metrics.clock_ahead.set_function(lambda: self.clock.ahead)
+        self.metrics.journal_held.set_function(lambda: self.journal.held if self.journal else 0)
         self.ledger = Ledger(cfg.contract.thresholds, day_start=lambda t: self.cal.day_start(t))
         self.states = TargetStates()
         ev = cfg.evidence
@@ -301,6 +302,10 @@ class Agent:
             self._add("lost", self.metrics.ledger_lost, self.flusher.renewed)
             self._add("rows", self.metrics.refused.labels("row"), self.flusher.refused)
             self._add("results", self.metrics.refused.labels("result"), self.ledger.refused_final)
+            if self.journal is not None:
+                self._add("bodies", self.metrics.journal_dropped.labels("body"), self.journal.bodies_dropped)
+                self._add("records", self.metrics.journal_dropped.labels("record"), self.journal.records_dropped)
+            self.ready()  # the gauge follows a write failing, and succeeding again, at once
         self.metrics.flushes.inc()
         self.metrics.last_flush.set(now)
         return True
@@ -375,9 +380,10 @@ class Agent:
     # -- what the endpoints serve ----------------------------------------------------------------------------
     def ready(self) -> tuple[bool, str]:
         """Also sets sla_agent_ready (at each evaluation too, so it does not wait for a /readyz call)."""
+        f = self.flusher
         why = ("state not restored yet" if not self._restored else "the ledger file was lost: writing a new one"
-               if self.flusher.rewriting else "no probe has completed yet" if self.cfg.all_targets and not
-               self.states.decided else "")
+               if f.rewriting else f"the ledger cannot be written: {f.last_error}" if f.failing else
+               "no probe has completed yet" if self.cfg.all_targets and not self.states.decided else "")
         self.metrics.ready.set(0 if why else 1)
         return not why, why
 

@@ -64,6 +64,7 @@ def fill_journal(store: Store, names: list[str], start: float, seconds: int, rng
         records = journal.take()
         written += len(records)
         store.write([], [], services, records=records, now=t0 + 60, location="paris")
+        journal.written(records)
     return written
 
 

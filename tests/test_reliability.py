@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 from agent.app import Agent
 from agent.calendar import Calendar
@@ -97,6 +97,77 @@ async def test_disk_full_probing_continues_and_writes_resume(small_fs):
         await agent.stop()
     assert stored_total(state) >= stored_before
     assert stored_total(state) == agent.results_seen  # nothing lost: what failed to write was kept and rewritten
+
+
+BODY = ("maintenance in progress; " + "x" * 65536).encode()[:65536]  # one body: stored once, held per record
+
+
+def _held_bodies(agent: Agent) -> int:
+    """Bytes of bodies and files held in memory for the journal: waiting in the journal, or in what a failed
+    write left (counted here, not by the agent's own figure)."""
+    records = agent.journal.pending + agent.flusher._pending.records
+    return sum(len(r.detail.body) + sum(len(a) for _, a in r.detail.artifacts) for r in records if r.detail)
+
+
+async def _readyz(agent: Agent) -> tuple[int, str]:
+    async with ClientSession() as s, s.get(agent.server.url + "/readyz") as resp:
+        return resp.status, await resp.text()
+
+
+async def test_disk_full_bounds_what_the_journal_holds_and_the_agent_is_not_ready(small_fs, caplog):
+    """With 64 KiB bodies and the disk full, what waited for the disk grew without bound (RSS 139 -> 215 MB
+    in 40 s) and /readyz said ready. Now the journal's records are held up to a bound (bodies dropped
+    first, then whole records, counted and said once), /readyz is 503 while writes fail and 200 after, and
+    the counts written when the disk comes back are exact."""
+    async def down(request):
+        return web.Response(status=503, body=BODY)
+    app = web.Application()
+    app.router.add_get("/", down)
+    bound = 4 << 20  # above what two flushes apart carry while the disk is fine
+    async with http_server(app) as base:
+        targets = "".join(f'  - {{name: {n}, service: api, url: "{base}/", interval: 50ms, timeout: 2s}}\n'
+                          for n in "ab")
+        cfg = parse_config(f'agent: {{listen: "127.0.0.1:0", flush_interval: 300s}}\n'
+                           f'evidence: {{body_bytes: 65536, failures_per_minute: 10000}}\ntargets:\n{targets}')
+        state = small_fs / "state"
+        agent = Agent(cfg, state_dir=str(state))
+        agent.journal.held_bound = bound
+        await agent.start()
+        try:
+            await until(lambda: agent.results_seen >= 10, "the first results")
+            assert await agent.flush() and (await _readyz(agent))[0] == 200
+            fill(small_fs / "filler")
+            full = agent.results_seen
+            while agent.results_seen < full + 300:  # 64 bodies fill the bound, then ~75 records without them
+                seen = agent.results_seen
+                assert not await agent.flush()  # the disk is full
+                assert _held_bodies(agent) <= bound
+                await until(lambda: agent.results_seen >= seen + 20, "probing to go on")
+            assert agent.journal.held <= bound
+            status, text = await _readyz(agent)
+            assert status == 503 and "the ledger cannot be written" in text, text
+            assert not await agent.flush()  # the metrics follow at each flush
+            j, m = agent.journal, agent.metrics
+            assert j.bodies_dropped > 0 and j.records_dropped > 0
+            assert m.journal_dropped.labels("body")._value.get() == j.bodies_dropped
+            assert m.journal_dropped.labels("record")._value.get() == j.records_dropped
+            os.remove(small_fs / "filler")
+            assert await agent.flush()
+            status, text = await _readyz(agent)
+            assert (status, text.strip()) == (200, "ready")
+            await agent.scheduler.stop(5)
+            assert await agent.flush()
+        finally:
+            await agent.stop()
+    assert stored_total(state) == agent.results_seen  # every count, from before, during and after the full disk
+    conn = sqlite3.connect(state / "ledger.db")
+    try:
+        kept, bodiless = conn.execute("SELECT COUNT(*), COUNT(*) - COUNT(body_id) FROM journal").fetchone()
+    finally:
+        conn.close()
+    assert kept == agent.results_seen - j.records_dropped and bodiless == j.bodies_dropped
+    said = [r.getMessage() for r in caplog.records if "journal records waiting to be written" in r.getMessage()]
+    assert len(said) == 1 and "while the ledger cannot be written passed 4 MiB" in said[0], said
 
 
 class JumpProbe:

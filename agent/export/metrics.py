@@ -110,6 +110,12 @@ class LiveMetrics:
                                    "start: to be behind the latest instant the ledger holds).", registry=registry)
         self.clock_ahead = Gauge("sla_agent_clock_ahead_seconds", "How far the agent's clock, which never goes "
                                  "back, runs ahead of the system clock (0 when it follows it).", registry=registry)
+        self.journal_dropped = Counter("sla_state_journal_dropped", "Journal bodies (part=body: the record is kept "
+                                       "without them) and whole records (part=record) dropped because the records "
+                                       "waiting to be written passed their bound; the counts stay exact.", ("part",),
+                                       registry=registry)
+        self.journal_held = Gauge("sla_state_journal_held_bytes", "Bytes of journal records waiting to be written.",
+                                  registry=registry)
         self.refused = Counter("sla_state_sealed_refused", "Probe results (part=result) and stored rows (part=row) "
                                "refused because their minute was sealed already.", ("part",), registry=registry)
 

@@ -2,7 +2,9 @@
 
 Each flush takes the ledger's changes, adds what an earlier failed write left, and writes it all in one
 transaction. When the write fails (disk full, I/O error) the batch is kept and goes out with the next
-flush; anything changed meanwhile is newer and wins. Probing never waits for the disk.
+flush; anything changed meanwhile is newer and wins. Probing never waits for the disk. The minute counts
+and digests are kept whole (one row per target and hour, however long writes fail); the journal's
+records go back to the journal, which bounds what it holds (ledger/journal.py).
 """
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ class Flusher:
         self.renewed = 0  # times the database file was found lost and made anew from memory
         self.rewriting = False  # ...and what memory holds is not in the new file yet
         self._refused_results = 0  # the ledger's count, as last logged
+        self._drops_seen = (0, 0)  # the journal's bodies and records dropped, as last seen
+        self._drops_from: tuple[int, int] | None = None  # ...when the records held passed their bound
 
     def _take(self, ledger: Ledger, compactions: list[tuple[str, int, list[int]]]) -> Batch:
         """On the loop: the ledger's changes on top of what is pending; nothing stays pending."""
@@ -53,17 +57,20 @@ class Flusher:
         batch.digests.update({(t, s, span): data for t, s, span, data in digests})
         batch.compactions.extend(compactions)
         if self.journal is not None:
-            batch.records.extend(self.journal.take(self.clock()))
+            batch.records = self.journal.take(self.clock())
         batch.services = {name: s.service for name, s in ledger.series.items()}
         return batch
 
     def _give_back(self, batch: Batch) -> None:
-        """After a failed write: keep the batch, except where something newer is pending already."""
+        """After a failed write: keep the batch, except where something newer is pending already; the
+        journal's records go back to the journal, first in line."""
         newer = self._pending
         batch.hours.update(newer.hours)
         batch.digests.update(newer.digests)
         batch.compactions.extend(newer.compactions)
-        batch.records.extend(newer.records)
+        if self.journal is not None:
+            self.journal.put_back(batch.records)
+        batch.records = []
         self._pending = batch
 
     async def flush(self, ledger: Ledger, compactions: list[tuple[str, int, list[int]]] = ()) -> None:
@@ -83,8 +90,28 @@ class Flusher:
                 log.error("cannot write the ledger to %s: %s; probing goes on, writes are retried", self.store.path,
                           exc)
             self.failing, self.last_error = True, str(exc)
+            self._note_drops()
             raise
+        if self.journal is not None:
+            self.journal.written(batch.records)
         self._written(ledger, now)
+        self._note_drops()
+
+    def _note_drops(self) -> None:
+        """Once when the journal starts dropping bodies or records, once when it keeps whole records again."""
+        j = self.journal
+        if j is None:
+            return
+        seen, self._drops_seen = self._drops_seen, (j.bodies_dropped, j.records_dropped)
+        if self._drops_seen != seen and self._drops_from is None:
+            self._drops_from = seen
+            log.warning("the journal records waiting to be written%s passed %g MiB: the next are kept without their "
+                        "body and files, then not at all (the minute counts and digests are all kept)",
+                        " while the ledger cannot be written" if self.failing else "", j.held_bound / 2**20)
+        elif self._drops_seen == seen and self._drops_from is not None and not self.failing:
+            log.info("the journal keeps whole records again: %d bodies and %d records were dropped meanwhile",
+                     seen[0] - self._drops_from[0], seen[1] - self._drops_from[1])
+            self._drops_from = None
 
     def _written(self, ledger: Ledger, now: float) -> None:
         if self.failing:
