@@ -70,8 +70,8 @@ class SteadyClock:
         await self.base.sleep_until(deadline)
 
     def time(self) -> float:
-        wall, mono = self.base.time(), self.base.monotonic()
-        with self._lock:
+        with self._lock:  # read inside: a thread held up between its reading and the lock is no step back
+            wall, mono = self.base.time(), self.base.monotonic()
             back, self._wall = self._wall - wall, wall
             stepped = back >= STEP
             self._held = self._held or stepped
@@ -91,8 +91,8 @@ class SteadyClock:
 
     def hold_from(self, mark: float) -> None:
         """Never below `mark` from now on (at start: the latest instant the ledger already holds)."""
-        wall, mono = self.base.time(), self.base.monotonic()
         with self._lock:
+            wall, mono = self.base.time(), self.base.monotonic()
             if mark <= max(self._mark, wall):
                 return
             behind = mark - wall

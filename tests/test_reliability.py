@@ -17,7 +17,7 @@ from aiohttp import ClientSession, web
 from agent.app import Agent
 from agent.calendar import Calendar
 from agent.cli import main
-from agent.clock import SystemClock
+from agent.clock import SteadyClock, SystemClock
 from agent.config import load_config, parse_config
 from agent.config.model import Contract, Target
 from agent.ledger import DTYPE, Ledger
@@ -218,6 +218,24 @@ async def test_wall_clock_jumps_back_an_hour_and_forward_a_day(tmp_path):
     snap = evaluate(agent.ledger, cfg, agent.cal, clock.time() + 120)
     month = snap.of("availability", "api")["month"]
     assert month.up == len(minutes) and month.down == 0 and month.ratio == 1.0
+
+
+def test_the_agents_clock_never_goes_back_and_follows_forward():
+    base = FakeClock(wall=1_795_507_200.0)
+    steps: list[int] = []
+    clock = SteadyClock(base, on_step=lambda: steps.append(1))
+    t = clock.time()
+    base.wall_offset -= 0.05  # jitter back: held at the mark, not a step
+    assert clock.time() == t and not steps
+    base.mono += 1.0
+    assert clock.time() == base.time()  # caught up: follows the system clock again
+    t = clock.time()
+    base.wall_offset -= 3600  # a step back: counted, and on from the mark at the monotonic clock's pace
+    assert clock.time() == t and steps == [1] and clock.ahead == 3600
+    base.mono += 5.0
+    assert clock.time() == t + 5 and clock.ahead == 3600
+    base.wall_offset += 7200  # a step forward, past the mark: followed
+    assert clock.time() == base.time() == t + 5 + 3600 and clock.ahead == 0 and steps == [1]
 
 
 def _hour(state, hour: int) -> tuple[list[int], bool]:
