@@ -28,7 +28,7 @@ from .probes import Capture, ProbeResult, applicable_phases, make_probe, probe_t
 from .redact import Redactor
 from .scheduler import LagWatch, Scheduler
 from .sdnotify import Notifier
-from .slo import STATE_NAMES, DayCache, Snapshot, evaluate, service_states, settle_of
+from .slo import STATE_NAMES, DayCache, Snapshot, evaluate, seal_delay_of, service_states, settle_of
 from .store import Flusher, Store
 from .store.lock import StateLock
 from .tickets.feed import TicketFeed
@@ -102,6 +102,7 @@ class Agent:
         self._lock.acquire()
         self.store = await asyncio.to_thread(Store, self.state_dir, thresholds=self.cfg.contract.thresholds,
                                              clock=self.clock.time)
+        self.store.seal_delay = seal_delay_of(self.cfg)
         self.clock.hold_from(await asyncio.to_thread(self.store.latest_instant))  # a clock stepped back meanwhile
         self.flusher = Flusher(self.store, journal=self.journal, location=self.cfg.agent.location,
                                redact=self.redact, clock=self.clock.time)
@@ -244,6 +245,8 @@ class Agent:
         self.scheduler.thresholds = new.contract.thresholds
         if self.journal is not None:
             self.journal.settle = settle_of(new)
+        if self.store is not None:
+            self.store.seal_delay = max(self.store.seal_delay, seal_delay_of(new))  # what is sealed stays sealed
         self._set_calendar(Calendar(new.contract))
         self._declared = []
         self._reload_windows()

@@ -24,7 +24,7 @@ from agent.ledger import DTYPE, Ledger
 from agent.probes.http import HttpOptions
 from agent.probes import ProbeResult, make_probe
 from agent.scheduler import Scheduler
-from agent.slo import evaluate
+from agent.slo import evaluate, seal_delay_of
 from agent.store import Flusher, Store
 
 from .conftest import FakeClock
@@ -345,6 +345,45 @@ async def test_a_result_or_a_row_for_a_sealed_minute_is_refused_and_counted(tmp_
     assert _hour(tmp_path, hour) == ([1] * 60, True)
     assert store.verify() == ([], {"links": 1, "minute rows": 1, "digests": 0, "journal records": 0,
                                    "tickets and windows": 0})
+    store.close()
+
+
+LONG_FLOW = """
+agent: {flush_interval: 10s}
+targets:
+  - name: api
+    service: api
+    interval: 20m
+    timeout: 5m
+    steps:
+""" + "".join(f"      - {{name: s{i}, url: 'http://127.0.0.1:9/{i}'}}\n" for i in range(4))
+
+
+async def test_the_seal_waits_for_the_longest_probe(tmp_path):
+    """A transaction of four steps of five minutes each files its result up to 20 minutes after it
+    started: sealing an hour a quarter of an hour after it ends refused the slowest results of its last
+    minutes, in the vendor's favour. The seal now waits for the longest probe."""
+    cfg = parse_config(LONG_FLOW)
+    delay = seal_delay_of(cfg)
+    assert delay == 4 * 300 + 10 + 60
+    cal = Calendar(Contract())
+    ledger = Ledger((0.5, 1.0), day_start=cal.day_start)
+    ledger.anchor(T0)
+    store = Store(tmp_path, thresholds=(0.5, 1.0))
+    store.seal_delay = delay
+    now = [T0 + 3600 + 20 * 60]  # 20 minutes after the hour from T0 ends
+    flusher = Flusher(store, clock=lambda: now[0])
+    for k in range(59):
+        ledger.add(_result(T0 + 60 * k))
+    await flusher.flush(ledger)
+    ledger.add(_result(T0 + 3599, "down"))  # started a second before the hour ended, answered now
+    await flusher.flush(ledger)
+    hour = int(T0 // 3600)
+    assert ledger.refused_final == 0
+    assert _hour(tmp_path, hour) == ([1] * 60, False)
+    now[0] = T0 + 3600 + delay
+    await flusher.flush(ledger)
+    assert _hour(tmp_path, hour) == ([1] * 60, True)
     store.close()
 
 

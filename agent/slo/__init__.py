@@ -6,7 +6,8 @@ contract's table is one class (availability.py, latency.py, tickets.py) with the
 month for the report. Verdicts come from exact counts only.
 """
 from .availability import Availability, AvailabilityObjective, availability
-from .engine import OBJECTIVE_CLASSES, Snapshot, by_class, context, evaluate, objectives_of, settle_of
+from .engine import (OBJECTIVE_CLASSES, Snapshot, by_class, context, evaluate, objectives_of, seal_delay_of,
+                     settle_of)
 from .latency import Latency, LatencyObjective, latency
 from .month import MonthContext, ServiceMonth, runs
 from .objective import EvalContext, Objective, RuleSet, Sample
@@ -21,4 +22,4 @@ __all__ = ["Availability", "AvailabilityObjective", "DayCache", "EvalContext", "
            "Objective", "RuleSet", "STATE_NAMES", "S_DOWN", "S_MASKED", "S_UNKNOWN", "S_UP", "Sample", "ServiceMonth",
            "Snapshot", "TicketResponseObjective", "availability", "by_class", "combine", "combine_verdicts", "context",
            "evaluate", "latency", "objective_name", "objectives_of", "range_counts", "rounded", "runs",
-           "service_states", "settle_of", "slice_states", "threshold_label", "verdict"]
+           "service_states", "seal_delay_of", "settle_of", "slice_states", "threshold_label", "verdict"]

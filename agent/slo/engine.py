@@ -6,6 +6,8 @@ from typing import Any, Callable, Iterable
 
 from ..calendar import Calendar
 from ..config.model import Config, Contract
+from ..probes import probe_type
+from ..store.chain import SEAL_DELAY
 from ..tickets import Ticket
 from .availability import AvailabilityObjective
 from .latency import LatencyObjective
@@ -30,9 +32,18 @@ def by_class(objectives: Iterable[Objective]) -> dict[type[Objective], list[Obje
 
 
 def settle_of(cfg: Config) -> float:
-    """A result lands in the minute its probe started, up to a timeout later, and reaches the database up
-    to a flush after that."""
-    return max((t.timeout for t in cfg.all_targets), default=0.0) + cfg.agent.flush_interval
+    """A result lands in the minute its probe started, up to the longest a probe can run later (a
+    transaction: a timeout per step), and reaches the database up to a flush after that."""
+    longest = (probe_type(t).longest(t.options, t.timeout) for t in cfg.all_targets)
+    return max(longest, default=0.0) + cfg.agent.flush_interval
+
+
+def seal_delay_of(cfg: Config) -> float:
+    """How long after an hour ends its rows are sealed, never to change: a quarter of an hour, or longer
+    when a result can still land in it later (a long transaction; a minute more for a browser worker that
+    starts first and answers after the check's timeout). A result refused behind a seal would be a slow
+    one, so the seal waits for the slowest."""
+    return max(SEAL_DELAY, settle_of(cfg) + 60.0)
 
 
 def context(view: LedgerView, cfg: Config, cal: Calendar, *, cache: DayCache | None = None,

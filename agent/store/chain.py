@@ -118,21 +118,22 @@ def append_link(conn: sqlite3.Connection, seals: list[Seal], at: float) -> int |
     return seq
 
 
-def final_hour(now: float) -> int:
-    """The first epoch hour whose minute counts are not final at `now`: those before are sealed at a flush
-    (and a result for them is refused, never written over the seal)."""
-    return int((now - SEAL_DELAY) // HOUR)
+def final_hour(now: float, delay: float = SEAL_DELAY) -> int:
+    """The first epoch hour whose minute counts are not final at `now`, `delay` after the hours end: those
+    before are sealed at a flush (and a result for them is refused, never written over the seal)."""
+    return int((now - delay) // HOUR)
 
 
-def final_rows(conn: sqlite3.Connection, now: float, limit: int) -> Iterator[tuple[str, tuple, Seal]]:
+def final_rows(conn: sqlite3.Connection, now: float, limit: int,
+               delay: float = SEAL_DELAY) -> Iterator[tuple[str, tuple, Seal]]:
     """Unsealed minute and digest rows that can no longer change: (table, primary key, seal)."""
     for tid, name, hour, counts, errors in conn.execute(
             "SELECT m.target_id, t.name, m.hour, m.counts, m.errors FROM minutes m JOIN targets t ON t.id = m.target_id "
-            "WHERE m.link IS NULL AND m.hour < ? LIMIT ?", (final_hour(now), limit)):
+            "WHERE m.link IS NULL AND m.hour < ? LIMIT ?", (final_hour(now, delay), limit)):
         yield "minutes", (tid, hour), Seal(f"m:{name}:{hour}", hour * HOUR, minute_hash(name, hour, counts, errors))
     for tid, name, start, span, data in conn.execute(
             "SELECT d.target_id, t.name, d.start, d.span, d.data FROM digests d JOIN targets t ON t.id = d.target_id "
-            "WHERE d.link IS NULL AND d.span = 86400 AND d.start <= ? LIMIT ?", (now - SEAL_DELAY - DAY, limit)):
+            "WHERE d.link IS NULL AND d.span = 86400 AND d.start <= ? LIMIT ?", (now - delay - DAY, limit)):
         yield "digests", (tid, start, span), Seal(f"d:{name}:{start}:{span}", start,
                                                   digest_hash(name, start, span, data))
 

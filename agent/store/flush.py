@@ -137,8 +137,7 @@ class Flusher:
         self.renewed += 1
         self.rewriting = True
 
-    @staticmethod
-    def settle(ledger: Ledger, now: float) -> None:
+    def settle(self, ledger: Ledger, now: float) -> None:
         """The minutes final at `now` take no more results: their rows are sealed at this flush (or the next,
         when they are many), and a sealed row never changes."""
-        ledger.final_before = max(ledger.final_before, chain.final_hour(now) * 60)
+        ledger.final_before = max(ledger.final_before, chain.final_hour(now, self.store.seal_delay) * 60)

@@ -48,6 +48,7 @@ class Store(RecordTables, JournalTables):
         self.thresholds = tuple(thresholds)
         self.readonly = readonly
         self.clock = clock  # when records are imported and links made
+        self.seal_delay = chain.SEAL_DELAY  # after an hour (a day) ends, its rows are final: the agent sets it
         self.moved_aside: list[Path] = []
         self._lock = threading.Lock()
         self._ids: dict[str, int] = {}
@@ -246,7 +247,7 @@ class Store(RecordTables, JournalTables):
     def _seal(self, now: float) -> None:
         """Inside the write's transaction: one link over the rows that have become final."""
         c = self.conn
-        found = list(chain.final_rows(c, now, chain.MAX_SEALS_PER_LINK))
+        found = list(chain.final_rows(c, now, chain.MAX_SEALS_PER_LINK, self.seal_delay))
         run = journal.seal_run(c, now)
         seals = [seal for _, _, seal in found] + ([run[0]] if run else [])
         seq = chain.append_link(c, seals, now)

@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from .worker import ARTIFACT_SECONDS, CLOSE_SECONDS
 
@@ -139,12 +139,19 @@ class BrowserPool:
         self._ids = itertools.count(1)
         self.users = 0
 
-    async def run(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[Callable[[dict[str, Any], float], Awaitable[dict[str, Any]]]]:
+        """A free worker for one check. The check starts once it has one: a wait for a busy pool is the
+        agent's, not the vendor's, and a result stamped before it could land behind its hour's seal."""
         worker = await self._idle.get()
         try:
-            return await worker.run({**job, "id": next(self._ids)}, timeout)
+            yield lambda job, timeout: worker.run({**job, "id": next(self._ids)}, timeout)
         finally:
             self._idle.put_nowait(worker)
+
+    async def run(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+        async with self.lease() as run:
+            return await run(job, timeout)
 
     async def close(self) -> None:
         for w in self._workers:

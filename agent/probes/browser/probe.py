@@ -61,11 +61,12 @@ class BrowserProbe:
         t = self.target
         if self._pool is None:
             self._pool = pool_for(self.o.executable_path, self.workers)
-        wall, mono = self.clock.time(), self.clock.monotonic()
-        try:
-            doc = await self._pool.run(self._job(self._artifacts_allowed(wall)), t.timeout)
-        except BrowserUnavailable as exc:
-            return inconclusive(t.name, t.service, wall, mono, "agent_browser", self.redact(str(exc)))
+        async with self._pool.lease() as check:
+            wall, mono = self.clock.time(), self.clock.monotonic()
+            try:
+                doc = await check(self._job(self._artifacts_allowed(wall)), t.timeout)
+            except BrowserUnavailable as exc:
+                return inconclusive(t.name, t.service, wall, mono, "agent_browser", self.redact(str(exc)))
         return self._result(doc, wall, mono)
 
     def _result(self, doc: dict[str, Any], wall: float, mono: float) -> ProbeResult:
