@@ -98,8 +98,9 @@ def use_uvloop(enabled: bool) -> str:
 # -- the agent's process ----------------------------------------------------------------------------------
 async def agent_role(args: argparse.Namespace) -> dict:
     from agent import logs
-    from agent.app import Agent, tune_gc
+    from agent.app import Agent
     from agent.config import parse_config
+    from agent.daemon import tune_gc
     from agent.export import server
 
     renders: list[tuple[float, float]] = []  # (start, end) of each /metrics render (both trees call server.generate)
