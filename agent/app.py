@@ -16,6 +16,7 @@ from .calendar import Calendar
 from .clock import Clock, SteadyClock, SystemClock
 from .config import Config, ConfigError, load_config, split_listen
 from .export.collectors import SloCollector, TargetInfoCollector
+from .export.basicauth import BasicAuth
 from .export.metrics import LiveMetrics, TicketFeedMetrics
 from .export.server import Endpoints, Server, build_app
 from .export.status import status_document
@@ -144,7 +145,7 @@ class Agent:
         self.server = Server(build_app(Endpoints(
             registry=self.registry, ready=self.ready, status=self.status, report_json=s.report_json,
             report_html=s.report_html, journal=s.journal, artifact=s.artifact, ledger=s.ledger, page=s.page,
-            span=s.span, auth=web.check if web and web.users else None)),
+            span=s.span, auth=BasicAuth(web.users) if web and web.users else None)),
             host, port, web.ssl_context() if web else None)
         await self.server.start()
 

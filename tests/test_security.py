@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import html
 import io
 import json
@@ -15,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from urllib.parse import quote, unquote, unquote_plus
 
@@ -34,6 +36,7 @@ from agent.store import DB_NAME
 
 from .conftest import ROOT
 from .servers import closed_port, http_server, make_certs
+from .test_daemon import wait_for
 
 SECRETS = {"url": "Ur1Passw0rdX", "token": "tok-9f8e7d6c5b4a", "file": "fileKey-77aa88bb", "basic": "bAs1cPass-991",
            "query": "qTok-55cc66dd"}
@@ -332,3 +335,137 @@ def test_bandit_finds_no_medium_or_high_issue():
     issues = [f"{i['filename']}:{i['line_number']}: {i['issue_severity']} {i['test_id']} {i['issue_text']}"
               for i in report["results"] if i["issue_severity"] in ("MEDIUM", "HIGH")]
     assert issues == []
+
+
+class CheckpwSpy:
+    """bcrypt.checkpw as it is, noting on which thread each call ran and the cost of the hash it took;
+    `gate` (when set up) holds every call until the test opens it."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.calls: list[tuple[int, int]] = []  # (thread ident, cost)
+        self.gate: threading.Event | None = None
+        self.real = bcrypt.checkpw
+        monkeypatch.setattr(bcrypt, "checkpw", self)
+
+    def __call__(self, password: bytes, hashed: bytes) -> bool:
+        self.calls.append((threading.get_ident(), int(hashed[4:6])))
+        if self.gate is not None:
+            self.gate.wait(20)
+        return self.real(password, hashed)
+
+
+@contextlib.asynccontextmanager
+async def agent_behind_basic_auth(tmp_path, cost: int, extra: str = ""):
+    """A real agent whose web.yml has the user `prometheus` (password `scrape-pw`, a hash of `cost`),
+    probing a real local server."""
+    hashed = bcrypt.hashpw(b"scrape-pw", bcrypt.gensalt(rounds=cost)).decode()
+    (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", ok)
+    async with http_server(app) as base:
+        cfg = parse_config(f'agent: {{listen: "127.0.0.1:0", web_config_file: "{tmp_path / "web.yml"}"{extra}}}\n'
+                           f'targets: [{{name: api, service: api, url: "{base}/", interval: 100ms, timeout: 2s}}]')
+        agent = Agent(cfg, state_dir=str(tmp_path / "state"))
+        await agent.start()
+        try:
+            yield agent
+        finally:
+            await agent.stop()
+
+
+async def test_basic_auth_verifies_off_the_loop_at_one_cost_whoever_asks(tmp_path, monkeypatch, caplog):
+    """bcrypt ran on the event loop; an unknown user cost a verification of another cost than a known one
+    (user names could be told by the answer's time); a password over 72 bytes was a 500 and an ERROR."""
+    spy = CheckpwSpy(monkeypatch)
+    loop_thread = threading.get_ident()
+    caplog.set_level(logging.WARNING)
+    attempts = [("prometheus", "wrong"), ("nobody", "scrape-pw"), ("prometheus", "x" * 73),
+                ("prometheus", "é" * 40), ("nobody", "x" * 73)]
+    async with agent_behind_basic_auth(tmp_path, cost=5) as agent:
+        url = agent.server.url + "/metrics"
+        async with aiohttp.ClientSession() as s:
+            statuses, costs = [], []
+            for user, password in attempts:
+                before = len(spy.calls)
+                async with s.get(url, headers=_basic(user, password)) as resp:
+                    statuses.append(resp.status)
+                costs.append([cost for _, cost in spy.calls[before:]])
+            before = len(spy.calls)
+            for _ in range(3):  # the first verified, the next two from the cache
+                async with s.get(url, headers=_basic("prometheus", "scrape-pw")) as resp:
+                    assert resp.status == 200
+            verified = len(spy.calls) - before
+    assert statuses == [401] * len(attempts)
+    assert costs == [[5]] * len(attempts), f"bcrypt calls (and their cost) per refused attempt: {costs}"
+    assert verified == 1
+    on_loop = sum(1 for thread, _ in spy.calls if thread == loop_thread)
+    assert on_loop == 0, f"{on_loop} of {len(spy.calls)} bcrypt verifications ran on the event loop's thread"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+async def test_basic_auth_refuses_attempts_beyond_a_short_queue(tmp_path, monkeypatch):
+    """Wrong passwords from many clients at once wait for one verifier, a few of them at most; the rest
+    get a 429 at once, and a scraper whose password passed before is still let in."""
+    from agent.export import basicauth
+
+    spy = CheckpwSpy(monkeypatch)
+    monkeypatch.setattr(basicauth, "MAX_WAITING", 4, raising=False)
+    async with agent_behind_basic_auth(tmp_path, cost=4) as agent:
+        url = agent.server.url + "/healthz"
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+            async with s.get(url, headers=_basic("prometheus", "scrape-pw")) as resp:
+                assert resp.status == 200
+            spy.gate = threading.Event()
+
+            async def attempt(i: int) -> tuple[int, str | None]:
+                async with s.get(url, headers=_basic("prometheus", f"guess-{i}")) as resp:
+                    return resp.status, resp.headers.get("Retry-After")
+
+            flood = [asyncio.create_task(attempt(i)) for i in range(12)]
+            try:
+                await wait_for(lambda: sum(1 for t in flood if t.done()) >= 8, "8 attempts refused")
+                async with s.get(url, headers=_basic("prometheus", "scrape-pw")) as resp:
+                    cached = resp.status
+            finally:
+                spy.gate.set()
+            answers = await asyncio.gather(*flood)
+    assert sorted(answers) == [(401, None)] * 4 + [(429, "1")] * 8
+    assert cached == 200
+    assert len(spy.calls) == 1 + 4
+
+
+async def test_probes_stay_decided_and_healthz_answers_during_a_wrong_password_flood(tmp_path):
+    """Eight clients sending wrong passwords, no credentials needed, held the loop in bcrypt: most probes
+    of that time turned inconclusive and /healthz waited seconds."""
+    results: list = []
+    async with agent_behind_basic_auth(tmp_path, cost=11, extra=", loop_lag_bound: 100ms") as agent:
+        agent.listeners.append(results.append)
+        url = agent.server.url
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+
+            async def get(path: str, user: str, password: str) -> int:
+                async with s.get(url + path, headers=_basic(user, password)) as resp:
+                    await resp.read()
+                    return resp.status
+
+            assert await get("/healthz", "prometheus", "scrape-pw") == 200  # its pair verified once, then cached
+
+            async def client(i: int) -> list[int]:
+                return [await get("/metrics", "prometheus", f"guess-{i}-{k}") for k in range(2)]
+
+            start = agent.clock.monotonic()
+            flood = [asyncio.create_task(client(i)) for i in range(8)]
+            health = []
+            while not all(t.done() for t in flood) and len(health) < 50:
+                health.append(await get("/healthz", "prometheus", "scrape-pw"))
+                await asyncio.sleep(0.05)  # paces the health checks (bounded by count); no assertion on time
+            refused = [status for t in flood for status in await t]
+            end = agent.clock.monotonic()
+    during = [r for r in results if start <= r.mono_start <= end]
+    assert refused == [401] * 16 and health and set(health) == {200}
+    assert len(during) >= 5, f"only {len(during)} probes ran during the flood"
+    inconclusive = sum(1 for r in during if r.outcome == "inconclusive")
+    assert inconclusive == 0, f"{inconclusive} of {len(during)} probes inconclusive during the flood"

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from ..store.extract import JOURNAL_PARTS
 from ..timeutil import parse_month
+from .basicauth import BasicAuth, TooManyAttempts
 from .connections import Guard, GuardedSite, connection_cap, track
 from .exposition import generate
 
@@ -54,7 +55,7 @@ class Endpoints:
     journal: Callable[[str, str, float, float, int], Awaitable[list]] | None = None  # target, service, from, to, limit
     artifact: Callable[[str], Awaitable[tuple[str, bytes] | None]] | None = None  # sha256 -> (name, content)
     ledger: Callable[[float, float, str, Path], Awaitable[tuple[Path, dict[str, str]]]] | None = None  # gzip'd extract
-    auth: Callable[[web.Request], bool] | None = None  # basic auth check (web.yml)
+    auth: BasicAuth | None = None  # web.yml's basic_auth_users
     page: Callable[[], Awaitable[str]] | None = None  # the status page at /
     # ("month", "2026-11") or ("period", "2026-11-23") -> its bounds in the contract's calendar; ValueError
     span: Callable[[str, str], tuple[float, float]] | None = None
@@ -149,10 +150,20 @@ class _Handlers:
             return web.json_response({"error": "only GET is served"}, status=405, headers={"Allow": "GET, HEAD"})
         if request.content_length and request.content_length > 0:
             return web.json_response({"error": "requests carry no body"}, status=413)
-        if self.ep.auth is not None and not self.ep.auth(request):
-            return web.json_response({"error": "authentication required"}, status=401,
-                                     headers={"WWW-Authenticate": 'Basic realm="sla-agent"'})
+        if self.ep.auth is not None:
+            try:
+                passed = await self.ep.auth.check(request.headers.get("Authorization", ""))
+            except TooManyAttempts:
+                return web.json_response({"error": "too many authentication attempts at once: try again"},
+                                         status=429, headers={"Retry-After": "1"})
+            if not passed:
+                return web.json_response({"error": "authentication required"}, status=401,
+                                         headers={"WWW-Authenticate": 'Basic realm="sla-agent"'})
         return await handler(request)
+
+    async def cleanup(self, app: web.Application) -> None:
+        if self.ep.auth is not None:
+            self.ep.auth.close()
 
     async def metrics(self, request: web.Request) -> web.Response:
         text, gzipped = await self.render()
@@ -262,6 +273,7 @@ def build_app(ep: Endpoints) -> web.Application:
     h = _Handlers(ep)
     app = web.Application(middlewares=[track, h.guard], client_max_size=MAX_REQUEST_BYTES,
                           handler_args={"max_line_size": 8190, "max_field_size": 8190})
+    app.on_cleanup.append(h.cleanup)
     for path, handler in (("/", h.index), ("/metrics", h.metrics), ("/healthz", h.healthz), ("/readyz", h.readyz),
                           ("/api/v1/status", h.status), ("/api/v1/report", h.report_json), ("/report", h.report_html),
                           ("/api/v1/journal", h.journal), ("/api/v1/journal/artifact", h.artifact),

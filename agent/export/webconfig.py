@@ -12,23 +12,17 @@ users reuse the file (and the bcrypt hashes, `htpasswd -nBC 10 user`) they alrea
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import os
+import re
 import ssl
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import bcrypt
 import yaml
 
 TLS_KEYS = {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version"}
 AUTH_TYPES = ("NoClientCert", "RequireAndVerifyClientCert", "VerifyClientCertIfGiven", "RequireAnyClientCert")
-_CACHE_SIZE = 256
+BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 
 
 class WebConfigError(Exception):
@@ -42,8 +36,7 @@ class WebConfig:
     client_auth_type: str = "NoClientCert"
     client_ca_file: str | None = None
     min_version: str = "TLS12"
-    users: dict[str, bytes] = field(default_factory=dict)
-    _ok: "OrderedDict[bytes, None]" = field(default_factory=OrderedDict, repr=False)
+    users: dict[str, bytes] = field(default_factory=dict)  # checked by basicauth.py
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.cert_file:
@@ -57,37 +50,6 @@ class WebConfig:
             ctx.verify_mode = ssl.CERT_OPTIONAL if self.client_auth_type == "VerifyClientCertIfGiven" else \
                 ssl.CERT_REQUIRED
         return ctx
-
-    def check(self, request: Any) -> bool:
-        """Basic auth against bcrypt hashes. Successful pairs are remembered (as a keyed digest, never in
-        clear) so a scrape every few seconds does not pay bcrypt's deliberate slowness each time."""
-        if not self.users:
-            return True
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
-            return False
-        try:
-            user, _, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        hashed = self.users.get(user)
-        if hashed is None:
-            bcrypt.checkpw(b"timing", _DUMMY)  # same cost whether or not the user exists
-            return False
-        key = hmac.new(_CACHE_KEY, f"{user}\0{password}".encode(), hashlib.sha256).digest()
-        if key in self._ok:
-            self._ok.move_to_end(key)
-            return True
-        if not bcrypt.checkpw(password.encode("utf-8"), hashed):
-            return False
-        self._ok[key] = None
-        if len(self._ok) > _CACHE_SIZE:
-            self._ok.popitem(last=False)
-        return True
-
-
-_CACHE_KEY = os.urandom(32)
-_DUMMY = bcrypt.hashpw(b"dummy", bcrypt.gensalt(rounds=10))
 
 
 def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
@@ -129,7 +91,7 @@ def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
     if not isinstance(users, dict):
         raise WebConfigError(f"{p}: basic_auth_users must map user names to bcrypt hashes")
     for user, hashed in users.items():
-        if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+        if not isinstance(hashed, str) or not BCRYPT_HASH.fullmatch(hashed):
             raise WebConfigError(f"{p}: basic_auth_users.{user}: must be a bcrypt hash (htpasswd -nBC 10 {user})")
         wc.users[str(user)] = hashed.encode()
     return wc
