@@ -145,7 +145,7 @@ class Agent:
         self.server = Server(build_app(Endpoints(
             registry=self.registry, ready=self.ready, status=self.status, report_json=s.report_json,
             report_html=s.report_html, journal=s.journal, artifact=s.artifact, ledger=s.ledger, page=s.page,
-            span=s.span, auth=BasicAuth(web.users) if web and web.users else None)),
+            span=s.span, close=s.close, auth=BasicAuth(web.users) if web and web.users else None)),
             host, port, web.ssl_context() if web else None)
         await self.server.start()
 

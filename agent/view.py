@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .calendar import Calendar
 from .config import Config
+from .export import extracts, workers
 from .export.page import render_page
 from .export.status import status_document
 from .report import build_report, render
 from .report.sources import serve_ledger
 from .slo import Snapshot
+from .store.extract import Cancel
 from .timeutil import parse_day, parse_month
 
 class AgentView:
@@ -61,6 +65,7 @@ class Served:
     def __init__(self, agent: Any) -> None:  # the app's Agent
         self._agent = agent
         self._page_report: tuple[str, float, dict] | None = None  # (month, built at, report) for the page
+        self._extracts = workers.pool(extracts.MAX_EXTRACTS, "sla-extract")
 
     def span(self, kind: str, value: str) -> tuple[float, float]:
         """The bounds of a month (YYYY-MM) or of the 7-day period beginning on a day (YYYY-MM-DD), in the
@@ -93,10 +98,20 @@ class Served:
         await self._agent.flush()
         return await asyncio.to_thread(self._agent.store.artifact, sha256)
 
-    async def ledger(self, start: float, end: float, journal: str, folder: Path) -> tuple[Path, dict[str, str]]:
+    async def ledger(self, start: float, end: float, journal: str, folder: Path,
+                     cancel: Cancel) -> tuple[Path, dict[str, str]]:
+        """In a thread of the extracts' own: the flushes' threads (asyncio's default pool) stay free."""
         a = self._agent
+        need, free = extracts.SPACE_FACTOR * a.store.size() + extracts.SPACE_RESERVE, shutil.disk_usage(folder).free
+        if free < need:
+            raise extracts.NoSpace(f"{free >> 20} MiB free for temporary files in {folder.parent}; an extract of "
+                                   f"this ledger may take {need >> 20} MiB: free some, or point TMPDIR elsewhere")
         await a.flush()
-        return await asyncio.to_thread(serve_ledger, a.store, start, end, a.cfg, folder, journal)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._extracts, partial(serve_ledger, a.store, start, end, a.cfg, folder, journal, cancel))
+
+    def close(self) -> None:
+        self._extracts.shutdown(wait=False, cancel_futures=True)
 
     async def page(self) -> str:
         """The status page; the month's report in it is rebuilt at most once a minute (it reads the month)."""

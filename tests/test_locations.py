@@ -8,7 +8,13 @@ import base64
 import contextlib
 import datetime as dt
 import json
+import logging
+import shutil
+import sqlite3
 import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
@@ -19,11 +25,14 @@ from aiohttp import web
 
 from agent.app import Agent
 from agent.config import parse_config
+from agent.export import server as server_mod
 from agent.probes import Capture, make_probe
 from agent.report import render
 from agent.report.combined import report_over
 from agent.rules import write_all
 
+from .servers import closed_port
+from .test_daemon import wait_for
 from .test_deploy import tool
 from .test_evidence import ManualClock
 
@@ -358,3 +367,140 @@ def test_an_evidence_bundle_over_three_locations_verifies_offline_and_catches_an
     assert main(["evidence", "verify", str(forged)]) == 1
     err = capsys.readouterr().err
     assert "location frankfurt: its ledger rows differ" in err and "location paris" not in err
+
+
+class HeldExtracts:
+    """The store's copy of a span (write_extract), held in its worker thread until the test lets it go;
+    notes how many ran at once, the cancel each was handed and how each ended."""
+
+    def __init__(self, monkeypatch) -> None:
+        from agent.store import journal_tables
+
+        self.real = journal_tables.write_extract
+        self.gate = threading.Event()
+        self.lock = threading.Lock()
+        self.running = self.most = 0
+        self.cancels: list = []
+        self.outcomes: list[str] = []
+        monkeypatch.setattr(journal_tables, "write_extract", self)
+
+    def __call__(self, *args, **kwargs):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.cancels.append(kwargs.get("cancel", args[6] if len(args) > 6 else None))
+        try:
+            self.gate.wait(20)
+            self.real(*args, **kwargs)
+            self.outcomes.append("completed")
+        except Exception as exc:
+            self.outcomes.append(type(exc).__name__)
+            raise
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+@contextlib.asynccontextmanager
+async def agent_with_a_ledger(tmp_path):
+    """A real agent (wall time the test's) whose ledger holds a minute of real probes of a closed port."""
+    cfg = parse_config(_config("paris", closed_port(), tmp_path))
+    clock = ManualClock(T0)
+    agent = Agent(cfg, state_dir=str(tmp_path / "state"), clock=clock)
+    await agent.start()
+    await agent.scheduler.stop(0)  # the test plays the probes
+    probe = make_probe(cfg.targets[0], clock=clock)
+    try:
+        for tick in range(6):
+            clock.wall = T0 + tick * 10
+            agent.on_result(await probe.run())
+        assert await agent.flush()
+        yield agent, probe
+    finally:
+        await probe.close()
+        await agent.stop()
+
+
+def _stored_probes(state: Path) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{state / 'ledger.db'}?mode=ro", uri=True)) as conn:
+        return conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
+
+
+async def test_ledger_extracts_run_two_at_a_time_off_the_flushes_threads(tmp_path, monkeypatch):
+    """Twenty full-range extracts at once took every worker thread and the store's lock: flushes stopped
+    for over a minute and /metrics failed. Here ten at once: two run, the others get a 503 with
+    Retry-After, and a flush and a scrape go through while the two are held."""
+    held = HeldExtracts(monkeypatch)
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2))  # as many as extracts may run
+    async with agent_with_a_ledger(tmp_path) as (agent, probe):
+        url = agent.server.url + "/api/v1/ledger"
+        span = {"from": str(T0 - 86400), "to": str(T0 + 86400)}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+
+            async def pull() -> tuple[int, str | None, int]:
+                async with s.get(url, params=span) as resp:
+                    return resp.status, resp.headers.get("Retry-After"), len(await resp.read())
+
+            pulls = [asyncio.create_task(pull()) for _ in range(10)]
+            try:
+                async def flush() -> tuple[bool | str, int]:
+                    before = _stored_probes(tmp_path / "state")
+                    agent.on_result(await probe.run())
+                    try:
+                        flushed = await asyncio.wait_for(agent.flush(), 20)  # bounded: it waited for the extracts
+                    except asyncio.TimeoutError:
+                        flushed = "no flush in 20 s"
+                    return flushed, _stored_probes(tmp_path / "state") - before
+
+                await wait_for(lambda: held.running >= 1, "an extract held")
+                flushes = [await flush()]  # the store's lock is free
+                await wait_for(lambda: held.running >= 2 and sum(t.done() for t in pulls) >= 8 or held.most > 2,
+                               f"two extracts held, the others answered (flushes so far: {flushes})")
+                flushes.append(await flush())  # and so are the threads the flushes use
+                async with s.get(agent.server.url + "/metrics") as resp:
+                    scraped = resp.status
+            finally:
+                held.gate.set()
+            answers = await asyncio.gather(*pulls)
+    assert (flushes, scraped) == ([(True, 1)] * 2, 200)
+    assert held.most == 2, f"{held.most} extracts ran at once"
+    assert sorted((status, retry) for status, retry, _ in answers) == [(200, None)] * 2 + [(503, "10")] * 8
+    assert all(size > 0 for status, _, size in answers if status == 200)
+
+
+async def test_an_extract_stops_when_its_client_goes_and_leaves_no_file(tmp_path, monkeypatch, caplog):
+    held = HeldExtracts(monkeypatch)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    caplog.set_level(logging.INFO, logger="sla_agent.http")
+    async with agent_with_a_ledger(tmp_path) as (agent, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", agent.server.port)
+        writer.write(f"GET /api/v1/ledger?from={T0 - 86400:.0f}&to={T0 + 86400:.0f} HTTP/1.1\r\n"
+                     f"Host: 127.0.0.1\r\n\r\n".encode())
+        await wait_for(lambda: held.running == 1, "the extract running")
+        assert list((tmp_path / "tmp").iterdir())  # its temporary folder
+        writer.transport.abort()  # the client goes
+        try:
+            await wait_for(lambda: getattr(held.cancels[0], "is_set", lambda: False)(), "the extract told to stop")
+        finally:
+            held.gate.set()
+        await wait_for(lambda: held.outcomes, "the extract's end")
+        extracts = agent.server.app[server_mod.EXTRACTS]
+        await wait_for(lambda: extracts.running == 0, "the request's end")
+    assert held.outcomes == ["Cancelled"]
+    assert (extracts.abandoned, extracts.served) == (1, 0)
+    assert not list((tmp_path / "tmp").iterdir()), "temporary files left behind"
+    assert "its client went away" in caplog.text
+
+
+async def test_an_extract_is_refused_when_temporary_space_is_short(tmp_path, monkeypatch):
+    held = HeldExtracts(monkeypatch)
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=1 << 20))
+    async with agent_with_a_ledger(tmp_path) as (agent, _):
+        async with aiohttp.ClientSession() as s:
+            async with s.get(agent.server.url + "/api/v1/ledger",
+                             params={"from": str(T0 - 86400), "to": str(T0 + 86400)}) as resp:
+                status, error = resp.status, (await resp.json()).get("error", "") if resp.status != 200 else ""
+    assert status == 507 and "1 MiB free for temporary files" in error, (status, error)
+    assert held.cancels == [], "the extract started all the same"

@@ -106,6 +106,7 @@ class Connection(asyncio.Protocol):
         self.pending = False  # bytes of a next request came while one was running
         self.spare = False  # let in beyond the cap, for the guard's spare_paths alone
         self._deadline: asyncio.TimerHandle | None = None
+        self._gone: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -131,6 +132,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
         self.guard.forget(self)
         if self.inner is not None:
             self.inner.connection_lost(exc)
@@ -142,6 +145,14 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.inner is not None:
             self.inner.resume_writing()
+
+    def gone(self) -> asyncio.Future[None]:
+        """Done when the client has hung up."""
+        if self._gone is None:
+            self._gone = asyncio.get_running_loop().create_future()
+            if self not in self.guard.live:
+                self._gone.set_result(None)
+        return self._gone
 
     # -- what the middleware and the guard tell it --------------------------------------------------------
     def busy(self) -> None:
@@ -196,6 +207,19 @@ async def track(request: web.Request, handler: Callable[[web.Request], Awaitable
         return await handler(request)
     finally:
         conn.done()
+
+
+def client_gone(request: web.Request) -> asyncio.Future[None]:
+    """Done when the client of `request` hangs up: aiohttp does not cancel a handler then, and work
+    nobody waits for any more would run to its end."""
+    transport = request.transport
+    conn = transport.get_protocol() if transport is not None else None
+    if isinstance(conn, Connection):
+        return conn.gone()
+    gone = asyncio.get_running_loop().create_future()  # not behind a guard (a test's server): never, or now
+    if transport is None or transport.is_closing():
+        gone.set_result(None)
+    return gone
 
 
 class GuardedSite(web.BaseSite):

@@ -9,7 +9,6 @@ import logging
 import math
 import re
 import ssl
-import tempfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,12 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
-from ..store.extract import JOURNAL_PARTS
+from ..store.extract import JOURNAL_PARTS, Cancel
 from ..timeutil import parse_month
 from .basicauth import BasicAuth, TooManyAttempts
 from .connections import Guard, GuardedSite, connection_cap, track
 from .exposition import generate
+from .extracts import Extracts
 
 log = logging.getLogger("sla_agent.http")
 MAX_REQUEST_BYTES = 16 * 1024
@@ -43,6 +43,7 @@ BACKLOG = 512
 ANSWERS_PER_TURN = 8
 REUSE_FACTOR = 10.0
 REUSE_MAX = 1.0
+EXTRACTS = web.AppKey("extracts", Extracts)  # how the ledger's extracts fare (tests read it)
 
 
 @dataclass
@@ -54,11 +55,13 @@ class Endpoints:
     report_html: Callable[[str], Awaitable[str]] | None = None
     journal: Callable[[str, str, float, float, int], Awaitable[list]] | None = None  # target, service, from, to, limit
     artifact: Callable[[str], Awaitable[tuple[str, bytes] | None]] | None = None  # sha256 -> (name, content)
-    ledger: Callable[[float, float, str, Path], Awaitable[tuple[Path, dict[str, str]]]] | None = None  # gzip'd extract
+    # from, to, journal, folder, cancel -> the gzip'd extract in folder, its headers; NoSpace, Cancelled
+    ledger: Callable[[float, float, str, Path, Cancel], Awaitable[tuple[Path, dict[str, str]]]] | None = None
     auth: BasicAuth | None = None  # web.yml's basic_auth_users
     page: Callable[[], Awaitable[str]] | None = None  # the status page at /
     # ("month", "2026-11") or ("period", "2026-11-23") -> its bounds in the contract's calendar; ValueError
     span: Callable[[str, str], tuple[float, float]] | None = None
+    close: Callable[[], None] | None = None  # lets go of the threads the work above used
 
 
 class Renderer:
@@ -143,6 +146,7 @@ class _Handlers:
     def __init__(self, ep: Endpoints) -> None:
         self.ep = ep
         self.render = Renderer(ep.registry)
+        self.extracts = Extracts()
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
@@ -164,6 +168,8 @@ class _Handlers:
     async def cleanup(self, app: web.Application) -> None:
         if self.ep.auth is not None:
             self.ep.auth.close()
+        if self.ep.close is not None:
+            self.ep.close()
 
     async def metrics(self, request: web.Request) -> web.Response:
         text, gzipped = await self.render()
@@ -233,7 +239,7 @@ class _Handlers:
 
     async def ledger(self, request: web.Request) -> web.Response:
         """The ledger of [from, to) as a gzip'd SQLite extract (docs/locations.md), for a report over
-        several locations; streamed from a temporary file."""
+        several locations; streamed from a temporary file, a few at a time (extracts.py)."""
         if self.ep.ledger is None:
             raise web.HTTPNotFound()
         q = request.query
@@ -250,17 +256,8 @@ class _Handlers:
         journal = q.get("journal", "all")
         if journal not in JOURNAL_PARTS:
             raise _bad(f"journal must be one of {', '.join(JOURNAL_PARTS)}, got {journal!r}")
-        with tempfile.TemporaryDirectory(prefix="sla-ledger-") as tmp:
-            path, headers = await self.ep.ledger(start, end, journal, Path(tmp))
-            resp = web.StreamResponse(headers={**headers, "Content-Type": "application/gzip",
-                                               "Content-Disposition": 'attachment; filename="ledger.db.gz"'})
-            resp.content_length = path.stat().st_size
-            await resp.prepare(request)
-            with open(path, "rb") as f:
-                while chunk := await asyncio.to_thread(f.read, 1 << 20):
-                    await resp.write(chunk)
-            await resp.write_eof()
-            return resp
+        ledger = self.ep.ledger
+        return await self.extracts.serve(request, lambda folder, cancel: ledger(start, end, journal, folder, cancel))
 
     async def index(self, request: web.Request) -> web.Response:
         if self.ep.page is not None and "text/plain" not in request.headers.get("Accept", ""):
@@ -274,6 +271,7 @@ def build_app(ep: Endpoints) -> web.Application:
     app = web.Application(middlewares=[track, h.guard], client_max_size=MAX_REQUEST_BYTES,
                           handler_args={"max_line_size": 8190, "max_field_size": 8190})
     app.on_cleanup.append(h.cleanup)
+    app[EXTRACTS] = h.extracts
     for path, handler in (("/", h.index), ("/metrics", h.metrics), ("/healthz", h.healthz), ("/readyz", h.readyz),
                           ("/api/v1/status", h.status), ("/api/v1/report", h.report_json), ("/report", h.report_html),
                           ("/api/v1/journal", h.journal), ("/api/v1/journal/artifact", h.artifact),

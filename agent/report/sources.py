@@ -20,6 +20,7 @@ from typing import Any
 from ..config.model import LOCATION_NAME_RULE, Config, is_location_name
 from ..redact import redact_url
 from ..store import DB_NAME, SCHEMA_VERSION, Store, StoreError
+from ..store.extract import Cancel
 from . import signing
 from .build import ReportError
 
@@ -152,14 +153,16 @@ def _served(meta: dict[str, str], db: Path) -> dict[str, Any]:
 
 
 def serve_ledger(store: Store, start: float, end: float, cfg: Config, folder: Path,
-                 journal: str = "all") -> tuple[Path, dict[str, str]]:
+                 journal: str = "all", cancel: Cancel | None = None) -> tuple[Path, dict[str, str]]:
     """What /api/v1/ledger answers: the extract of [start, end) gzip'd into `folder` (streamed from disk:
-    a month's journal is hundreds of megabytes), and its headers."""
-    db = store.extract(folder, start, start, end, journal)
+    a month's journal is hundreds of megabytes), and its headers. Raises Cancelled once `cancel` is set."""
+    cancel = cancel or Cancel()
+    db = store.extract(folder, start, start, end, journal, cancel)
     h = hashlib.sha256()
     gz = folder / "ledger.db.gz"
     with open(db, "rb") as src, gzip.GzipFile(gz, "wb", compresslevel=1, mtime=0) as out:  # speed over size
         while chunk := src.read(1 << 20):
+            cancel.check()
             h.update(chunk)
             out.write(chunk)
     db.unlink()

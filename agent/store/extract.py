@@ -3,9 +3,12 @@ the journal of the month (whole sealed runs), every ticket and declared window, 
 links that seals them. The extract is an ordinary ledger database: the same code reads and verifies it."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Iterator
 
 from .chain import DAY, HOUR
 
@@ -15,43 +18,97 @@ SCOPE_KEY = "extract_scope"  # meta: the [from, until) the extract's rows cover
 JOURNAL_PARTS = {"all": ("up", "down", "inconclusive"), "failures": ("down", "inconclusive"), "none": ()}
 
 
+class Cancelled(Exception):
+    """The extract was given up: whoever asked for it went away."""
+
+
+class Cancel:
+    """Set on the event loop when an extract's client goes away. The extract, in its worker thread,
+    checks it between statements and chunks; a statement under way is interrupted (one INSERT of a
+    month's journal can take seconds)."""
+
+    def __init__(self) -> None:
+        self._set = threading.Event()
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def set(self) -> None:
+        with self._lock:
+            self._set.set()
+            if self._conn is not None:
+                self._conn.interrupt()
+
+    def is_set(self) -> bool:
+        return self._set.is_set()
+
+    def check(self) -> None:
+        if self._set.is_set():
+            raise Cancelled()
+
+    @contextlib.contextmanager
+    def watching(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """While the block runs, set() interrupts what `conn` runs."""
+        with self._lock:
+            self._conn = conn
+        try:
+            self.check()
+            yield
+        except sqlite3.OperationalError:
+            self.check()  # "interrupted": it was given up
+            raise
+        finally:
+            with self._lock:
+                self._conn = None
+
+
 def write_extract(conn: sqlite3.Connection, dest: Path, rows_from: float, journal_from: float, until: float,
-                  journal: str = "all") -> None:
+                  journal: str = "all", cancel: Cancel | None = None) -> None:
     """Copies into `dest` (a new database with the same schema) the minute rows and digests from
     `rows_from`, the journal from `journal_from` (`journal`: all its records, the failures only, none),
-    all up to `until`."""
+    all up to `until`. Raises Cancelled when `cancel` is set meanwhile."""
+    cancel = cancel or Cancel()
     conn.execute("ATTACH DATABASE ? AS x", (str(dest),))
     try:
         conn.execute("BEGIN")
-        conn.execute("INSERT INTO x.targets SELECT * FROM main.targets")
-        conn.execute("INSERT INTO x.minutes SELECT * FROM main.minutes WHERE hour >= ? AND hour < ?",
-                     (int(rows_from // HOUR), int(-(-until // HOUR))))
-        conn.execute("INSERT INTO x.digests SELECT * FROM main.digests WHERE start >= ? AND start < ?",
-                     (int(rows_from) - DAY, int(until)))
-        conn.execute("INSERT INTO x.tickets SELECT * FROM main.tickets")
-        conn.execute("INSERT INTO x.windows SELECT * FROM main.windows")
-        lo, hi = _sealed_runs(conn, journal_from, until)
-        conn.execute("INSERT INTO x.journal SELECT * FROM main.journal WHERE ((at_us >= ? AND at_us < ?) "
-                     "OR id BETWEEN ? AND ?) AND outcome IN (SELECT value FROM json_each(?))",
-                     (round(journal_from * 1e6), round(until * 1e6), lo, hi, json.dumps(JOURNAL_PARTS[journal])))
-        conn.execute("INSERT INTO x.blobs SELECT * FROM main.blobs WHERE id IN (SELECT body_id FROM x.journal) OR "
-                     "sha256 IN (SELECT json_extract(a.value, '$[1]') FROM x.journal j, json_each(j.artifacts) AS a)")
-        first = conn.execute(
-            "SELECT MIN(link) FROM (SELECT link FROM x.minutes UNION ALL SELECT link FROM x.digests "
-            "UNION ALL SELECT link FROM x.journal UNION ALL SELECT link FROM x.tickets "
-            "UNION ALL SELECT link FROM x.windows)").fetchone()[0]
-        if first is not None:
-            conn.execute("INSERT INTO x.chain SELECT * FROM main.chain WHERE seq >= ?", (first,))
-            conn.execute("INSERT INTO x.seals SELECT * FROM main.seals WHERE seq >= ?", (first,))
-        conn.execute("INSERT OR REPLACE INTO x.meta VALUES (?, ?)",
-                     (SCOPE_KEY, json.dumps({"from": rows_from, "journal_from": journal_from, "until": until,
-                                             "journal_ids": [lo, hi], "journal": journal})))
+        for sql, args in _copies(conn, rows_from, journal_from, until, journal):
+            cancel.check()
+            conn.execute(sql, args)
+        cancel.check()
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # an interrupted statement rolls its transaction back itself
+            conn.execute("ROLLBACK")
         raise
     finally:
         conn.execute("DETACH DATABASE x")
+
+
+def _copies(conn: sqlite3.Connection, rows_from: float, journal_from: float, until: float,
+            journal: str) -> Iterator[tuple[str, tuple]]:
+    """The extract's statements, one at a time (each may read what the ones before wrote)."""
+    yield "INSERT INTO x.targets SELECT * FROM main.targets", ()
+    yield ("INSERT INTO x.minutes SELECT * FROM main.minutes WHERE hour >= ? AND hour < ?",
+           (int(rows_from // HOUR), int(-(-until // HOUR))))
+    yield ("INSERT INTO x.digests SELECT * FROM main.digests WHERE start >= ? AND start < ?",
+           (int(rows_from) - DAY, int(until)))
+    yield "INSERT INTO x.tickets SELECT * FROM main.tickets", ()
+    yield "INSERT INTO x.windows SELECT * FROM main.windows", ()
+    lo, hi = _sealed_runs(conn, journal_from, until)
+    yield ("INSERT INTO x.journal SELECT * FROM main.journal WHERE ((at_us >= ? AND at_us < ?) "
+           "OR id BETWEEN ? AND ?) AND outcome IN (SELECT value FROM json_each(?))",
+           (round(journal_from * 1e6), round(until * 1e6), lo, hi, json.dumps(JOURNAL_PARTS[journal])))
+    yield ("INSERT INTO x.blobs SELECT * FROM main.blobs WHERE id IN (SELECT body_id FROM x.journal) OR "
+           "sha256 IN (SELECT json_extract(a.value, '$[1]') FROM x.journal j, json_each(j.artifacts) AS a)", ())
+    first = conn.execute(
+        "SELECT MIN(link) FROM (SELECT link FROM x.minutes UNION ALL SELECT link FROM x.digests "
+        "UNION ALL SELECT link FROM x.journal UNION ALL SELECT link FROM x.tickets "
+        "UNION ALL SELECT link FROM x.windows)").fetchone()[0]
+    if first is not None:
+        yield "INSERT INTO x.chain SELECT * FROM main.chain WHERE seq >= ?", (first,)
+        yield "INSERT INTO x.seals SELECT * FROM main.seals WHERE seq >= ?", (first,)
+    yield "INSERT OR REPLACE INTO x.meta VALUES (?, ?)", (
+        SCOPE_KEY, json.dumps({"from": rows_from, "journal_from": journal_from, "until": until,
+                               "journal_ids": [lo, hi], "journal": journal}))
 
 
 def _sealed_runs(conn: sqlite3.Connection, since: float, until: float) -> tuple[int, int]:

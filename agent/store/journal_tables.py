@@ -6,10 +6,10 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import journal
-from .extract import SCOPE_KEY, write_extract
+from .extract import SCOPE_KEY, Cancel, write_extract
 from .schema import DB_NAME
 from .verify import verify_store
 
@@ -18,6 +18,7 @@ class JournalTables:
     conn: sqlite3.Connection
     _lock: threading.Lock
     thresholds: tuple[float, ...]
+    _open_readonly: Callable[[], sqlite3.Connection]
 
     # -- the journal and the chain -------------------------------------------------------------------
     def journal(self, targets: list[str], start: float, end: float, *,
@@ -58,11 +59,20 @@ class JournalTables:
         return row[0] if row else None
 
     def extract(self, dest_dir: Path, rows_from: float, journal_from: float, until: float,
-                journal: str = "all") -> Path:
-        """A ledger database in `dest_dir` holding what a report of a month reads (store/extract.py)."""
+                journal: str = "all", cancel: Cancel | None = None) -> Path:
+        """A ledger database in `dest_dir` holding what a report of a month reads (store/extract.py).
+        Read on a connection of its own: a copy of a month takes seconds, during which the store's lock
+        and connection stay free for the flushes (WAL: the reader sees the state it began with)."""
         type(self)(dest_dir, thresholds=self.thresholds).close()  # the schema, made as the store makes it
-        with self._lock:
-            write_extract(self.conn, dest_dir / DB_NAME, rows_from, journal_from, until, journal)
+        cancel = cancel or Cancel()
+        conn = self._open_readonly()
+        try:
+            conn.isolation_level = None  # write_extract says where its transaction begins and ends
+            conn.execute("PRAGMA busy_timeout=10000")
+            with cancel.watching(conn):
+                write_extract(conn, dest_dir / DB_NAME, rows_from, journal_from, until, journal, cancel)
+        finally:
+            conn.close()
         single = sqlite3.connect(dest_dir / DB_NAME)
         single.execute("PRAGMA journal_mode=DELETE")  # everything in the one file that travels
         single.close()

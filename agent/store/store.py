@@ -159,6 +159,10 @@ class Store(RecordTables, JournalTables):
             return None
         return st.st_dev, st.st_ino
 
+    def size(self) -> int:
+        """Bytes the database takes on disk, its write-ahead log included."""
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+
     def lost(self) -> bool:
         """Was the database file deleted or replaced since it was opened? SQLite goes on writing to a
         deleted file without an error: every flush would "succeed" into nothing."""
