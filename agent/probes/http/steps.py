@@ -185,7 +185,9 @@ def _step(values: dict[str, Any], build: Callable[[dict[str, Any]], HttpOptions]
 def extracted(extract: tuple[Extraction, ...], answer: Answer, headers: Any,
               header_vars: set[str]) -> tuple[dict[str, str], str]:
     """The values of a step's extractions, and what failed the step ("" if nothing): a value the response
-    lacks, or one bound for a header that a header cannot carry. Either is the vendor's answer."""
+    lacks, or one bound for a header that a header cannot carry. Either is the vendor's answer. What was
+    found before the failure is returned too (the refused value with it): a secret among it is masked in
+    the captured response."""
     found: dict[str, str] = {}
     for e in extract:
         try:
@@ -194,10 +196,10 @@ def extracted(extract: tuple[Extraction, ...], answer: Answer, headers: Any,
             return found, f"extract {e.var}: {e.describe()}: {exc}"
         if value is None:
             return found, f"extract {e.var}: {e.describe()} is absent from the response"
+        found[e.var] = value
         if e.var in header_vars and NOT_IN_HEADER.search(value):
             return found, (f"extract {e.var}: {e.describe()} gave a value that cannot go in a header (it holds a "
                            f"line break or another control character)")
-        found[e.var] = value
     return found, ""
 
 

@@ -60,10 +60,10 @@ class TransactionProbe(HttpProbe):
         """The step's variables into `values`; a value it cannot extract fails the step."""
         answer = Answer(a.status or 0, a.body)
         found, problem = await off_loop(answer, extracted, step.extract, answer, a.headers, self._header_vars)
+        run.secrets.extend(v for k, v in found.items() if k in self._secret_vars)  # before anything is captured
         if problem:
             a.kind, a.error, a.failed = "assertion", problem, (problem,)
             if a.rec.capture and a.detail is None:
                 a.detail = self.captured(a)
             return
         values.update(found)
-        run.secrets.extend(v for k, v in found.items() if k in self._secret_vars)
