@@ -8,6 +8,7 @@ import os
 import re
 import sqlite3
 import subprocess
+import tracemalloc
 import zlib
 
 import numpy as np
@@ -21,8 +22,9 @@ from agent.clock import SteadyClock, SystemClock
 from agent.config import load_config, parse_config
 from agent.config.model import Contract, Target
 from agent.ledger import DTYPE, Ledger
+from agent.ledger.journal import Journal
 from agent.probes.http import HttpOptions
-from agent.probes import ProbeResult, make_probe
+from agent.probes import Detail, ProbeResult, make_probe
 from agent.scheduler import Scheduler
 from agent.slo import evaluate, seal_delay_of
 from agent.store import Flusher, Store
@@ -168,6 +170,32 @@ async def test_disk_full_bounds_what_the_journal_holds_and_the_agent_is_not_read
     assert kept == agent.results_seen - j.records_dropped and bodiless == j.bodies_dropped
     said = [r.getMessage() for r in caplog.records if "journal records waiting to be written" in r.getMessage()]
     assert len(said) == 1 and "while the ledger cannot be written passed 4 MiB" in said[0], said
+
+
+def test_the_journal_bound_covers_the_last_failures_of_minutes_it_holds():
+    """Beyond failures_per_minute, each minute's latest failure waits, body and files included, until no
+    result can land in the minute any more (the longest probe after it ends: 20 minutes for a long
+    transaction). Those were outside the bound: 100 failing targets held 12.5 MiB beyond a 1 MiB one,
+    without bound in the number of targets and minutes. Every failure is still kept or counted once."""
+    bound = 1 << 20
+    journal = Journal(per_minute=1, settle=1200.0, held_bound=bound)
+    n = 0
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for minute, t, k in itertools.product(range(2), range(100), range(2)):
+            body = os.urandom(65536)  # each its own: what the journal keeps of it stays allocated
+            journal(ProbeResult(f"t{t}", "api", T0 + 60 * minute + k, 0.0, 0.1, "down", "http_status", status=503,
+                                detail=Detail("127.0.0.1:1", body=body, body_bytes=65536)), False)
+            n += 1
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held <= bound + (256 << 10), held  # the records without their bodies, a few hundred bytes each
+    assert journal.held <= bound
+    kept = journal.take()
+    assert len(kept) + journal.dropped + journal.records_dropped == n
+    assert journal.held == sum(r.size() for r in kept) <= bound
 
 
 class JumpProbe:

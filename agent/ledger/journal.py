@@ -61,11 +61,11 @@ class Journal:
         self.settle = settle
         self.held_bound = held_bound
         self.pending: list[Record] = []
-        self.held = 0  # bytes of the records pending or being written
+        self.held = 0  # bytes of the records pending or being written, and of the minutes' last failures held
         self.dropped = 0  # failure records beyond per_minute (and not the minute's last), counted only
         self.bodies_dropped = 0  # records kept without their body and files: the bound was reached
         self.records_dropped = 0  # records not kept at all: the bound was reached without their bodies too
-        # (target, minute) -> [failures kept, the latest-started one beyond them (result, masked) or None]
+        # (target, minute) -> [failures kept, the latest-started one beyond them (a Record, in `held`) or None]
         self._minutes: dict[tuple[str, int], list] = {}
         self._up: dict[str, int] = {}  # target -> the span whose up record is kept
 
@@ -84,22 +84,31 @@ class Journal:
             self._append(r, masked)
             return
         self.dropped += 1  # this one or the one it replaces as the minute's last; the last is kept at take()
-        if st[1] is None or r.started_at >= st[1][0].started_at:
-            st[1] = (r, masked)
+        last = st[1]
+        if last is None or r.started_at >= last.at:
+            if last is not None:
+                self.held -= last.size()
+            st[1] = self._fit(_record(r, masked))
+            self.dropped -= st[1] is None  # counted among the records dropped instead
 
     def _append(self, r: ProbeResult, masked: bool) -> None:
-        record = Record(r.target, r.started_at, r.outcome, r.error_kind, r.status, r.error, r.duration_s, r.phases,
-                        r.detail, masked)
+        record = self._fit(_record(r, masked))
+        if record is not None:
+            self.pending.append(record)
+
+    def _fit(self, record: Record) -> Record | None:
+        """The record as held within the bound (without its body and files when whole it would pass it),
+        counted in `held`; None when it does not fit even so."""
         size = record.size()
         if self.held + size > self.held_bound:
             bare = record.without_body()
             if self.held + bare.size() > self.held_bound:
                 self.records_dropped += 1
-                return
+                return None
             self.bodies_dropped += bare is not record
             record, size = bare, bare.size()
-        self.pending.append(record)
         self.held += size
+        return record
 
     def release(self) -> None:
         """No result will come any more (the agent stops): the next take() hands over all that is held."""
@@ -110,9 +119,9 @@ class Journal:
         of them by default: at the last flush); they stay held until written() or put_back()."""
         for key in [k for k in self._minutes if (k[1] + 1) * 60 + self.settle <= now]:
             last = self._minutes.pop(key)[1]
-            if last is not None:
+            if last is not None:  # held already
                 self.dropped -= 1
-                self._append(*last)
+                self.pending.append(last)
         out, self.pending = self.pending, []
         return out
 
@@ -122,3 +131,8 @@ class Journal:
     def put_back(self, records: list[Record]) -> None:
         """After a failed write: they are written first at the next flush."""
         self.pending[:0] = records
+
+
+def _record(r: ProbeResult, masked: bool) -> Record:
+    return Record(r.target, r.started_at, r.outcome, r.error_kind, r.status, r.error, r.duration_s, r.phases,
+                  r.detail, masked)
