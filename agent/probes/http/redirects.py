@@ -28,7 +28,7 @@ async def follow(session: aiohttp.ClientSession, method: str, url: URL, *, heade
     """The final response of `method url`. `private`: lower-case header names kept to the origin of `url`.
     `max_redirects` as aiohttp counts it: the redirect of that number is an error (0: no limit).
     `downgrade=False` refuses a redirect from https to http."""
-    home, user, password = url.origin(), url.user, url.password
+    home, user, password = _origin(url), url.user, url.password
     away, redirects, history = False, 0, []
     while True:
         sent = headers if not away else {k: v for k, v in headers.items()
@@ -50,10 +50,16 @@ async def follow(session: aiohttp.ClientSession, method: str, url: URL, *, heade
         if (resp.status == 303 and method != "HEAD") or (resp.status in (301, 302) and method == "POST"):
             method, data = "GET", None
             headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
-        away = away or nxt.origin() != home
+        away = away or _origin(nxt) != home
         if not away and user is not None and nxt.user is None:  # the URL's credentials, as aiohttp keeps them
             nxt = nxt.with_user(user).with_password(password)
         url = nxt
+
+
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    """An origin as RFC 6454 compares them: `http://host/` and `http://host:80/` are one (their URLs, and
+    yarl's origin() of them, compare unequal)."""
+    return url.scheme, url.host, url.port
 
 
 def _target(url: URL, location: str) -> URL:
