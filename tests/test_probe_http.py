@@ -9,7 +9,7 @@ from aiohttp import web
 
 from agent.clock import SystemClock
 from agent.config import parse_config
-from agent.probes import ERROR_KINDS, ProbeResult, Target, make_probe
+from agent.probes import ERROR_KINDS, ProbeResult, Target, make_probe, offloop
 from agent.probes.http import HttpOptions, JsonAssertion, JsonPath, TLSOptions
 from agent.scheduler import LagWatch, Scheduler, Timeline
 
@@ -159,14 +159,74 @@ targets:
     assert watch.max_lag < 1.0
 
 
-async def test_checks_of_a_large_body_run_off_the_loop():
-    """RE2's cost per byte still depends on the pattern (up to ~1 µs): a large body is judged in a thread."""
+COSTLY = "(.+){1,1000}zz%d"  # linear in RE2 too, at some 70 µs a character: about the costliest it runs
+
+
+async def test_a_costly_regex_holds_neither_the_loop_nor_other_targets_checks():
+    """RE2 takes time linear in the body at a cost per byte that its pattern sets, up to ~100 µs: three
+    such patterns over 16 KiB (judged on the loop, as every body up to that size was) held the loop about
+    3.5 s a probe; and four targets searching 24 KiB each filled the four threads that all targets shared,
+    so that a healthy target's checks waited there past its timeout and it was counted down. Each probe's
+    searches now run in a thread of its own, and only a few hundred bytes are searched on the loop."""
+    async def sized(request):
+        kib = int(request.match_info["kib"])
+        return web.Response(text=("ok " + "abcdefgh" * 128 * kib)[:kib * 1024])
+    app = web.Application()
+    app.router.add_get("/{kib}", sized)
+    async with http_server(app) as base:
+        # intervals of their own: targets that share one start spread over it, and these start together
+        heavy = "".join(f"  - {{name: heavy{i}, service: api, url: '{base}/24', interval: {20 + i}s, timeout: 2s, "
+                        f"body_regex: ['{COSTLY % i}']}}\n" for i in range(4))
+        cfg = parse_config(f"""targets:
+  - {{name: onloop, service: api, url: "{base}/16", interval: 19s, timeout: 2s,
+     body_regex: ['{COSTLY % 5}', '{COSTLY % 6}', '{COSTLY % 7}']}}
+{heavy}  - {{name: other, service: web, url: "{base}/20", interval: 250ms, timeout: 1s, body_regex: ['^ok']}}
+""")
+        clock = SystemClock()
+        results: list[ProbeResult] = []
+        watch = LagWatch(clock, bound=1.0)
+        sched = Scheduler(clock, results.append, lag_watch=watch, thresholds=cfg.contract.thresholds)
+        probes = [make_probe(t, clock=clock) for t in cfg.targets]
+        sched.set_targets(list(zip(cfg.targets, probes)))
+        watching = asyncio.create_task(watch.run())
+        sched.start()
+        of = lambda name: [r for r in results if r.target == name]  # noqa: E731
+        try:
+            await wait_for(lambda: of("onloop") and len(of("other")) >= 8, "probes of both targets", limit=60)
+        finally:
+            await sched.stop(grace=0)
+            watching.cancel()
+            for p in probes:
+                await p.close()
+            await wait_for(lambda: not offloop.running(), "the searches to end", limit=60)  # no CPU left busy
+    assert {r.outcome for r in of("other")} == {"up"}, [r.error for r in of("other")]
+    assert watch.max_lag < 1.0, watch.max_lag
+
+
+async def test_a_probes_work_off_the_loop_waits_for_its_own_only():
+    """Beyond a few hundred bytes searched, a probe's work runs in a thread of its own: another probe's
+    search, still running past its deadline, never delays it; the probe's own last one does."""
     import threading
 
-    from agent.probes.http.checks import INLINE_BYTES, Answer, off_loop
-    here = threading.get_ident()
-    assert await off_loop(Answer(200, b"a" * INLINE_BYTES), threading.get_ident) == here
-    assert await off_loop(Answer(200, b"a" * (INLINE_BYTES + 1)), threading.get_ident) != here
+    from agent.probes.offloop import INLINE_BYTES, INLINE_SEARCH, OffLoop, inline
+    assert inline(INLINE_BYTES, 0) and not inline(INLINE_BYTES + 1, 0)
+    assert inline(INLINE_SEARCH // 2, 2) and not inline(INLINE_SEARCH // 2 + 1, 2)
+    here, mine, theirs = threading.get_ident(), OffLoop(), OffLoop()
+    assert await mine.run(True, threading.get_ident) == here
+    release = threading.Event()
+    try:
+        late = asyncio.ensure_future(theirs.run(False, release.wait, 30))
+        await asyncio.sleep(0)
+        late.cancel()  # its deadline: the thread goes on
+        assert await asyncio.wait_for(mine.run(False, threading.get_ident), 10) != here
+        again = asyncio.ensure_future(theirs.run(False, threading.get_ident))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not again.done()  # waits for its own search
+        release.set()
+        assert await asyncio.wait_for(again, 10) != here
+    finally:
+        release.set()
 
 
 def test_json_lookup():

@@ -5,6 +5,8 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -43,6 +45,7 @@ def _event_loop_policy() -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..daemon import run_agent
+    from ..probes import offloop
     from ..logs import setup
     from ..redact import Redactor
 
@@ -58,7 +61,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_INPUT
         cfg = replace(cfg, agent=replace(cfg.agent, listen=args.listen))
     _event_loop_policy()
-    return asyncio.run(run_agent(cfg, state_dir=state_dir(args, cfg), config_path=args.config))
+    code = asyncio.run(run_agent(cfg, state_dir=state_dir(args, cfg), config_path=args.config))
+    if offloop.running():  # a regular expression still searching a vendor's answer: it cannot be stopped,
+        logging.shutdown()  # and the ledger is flushed already
+        sys.stdout.flush()
+        os._exit(code)
+    return code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

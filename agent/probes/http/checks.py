@@ -5,23 +5,13 @@ an expected status and report every failure. The body is decoded once, and only 
 """
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Protocol
 
 from ...schema import Regex
 from .jsonbody import JsonPath, NotJson, decode_json
 
 _UNREAD = object()
-T = TypeVar("T")
-# A regex takes time linear in the body (RE2), at a cost per byte that depends on the pattern: from a few
-# nanoseconds to about 1 µs measured (counted repetitions of Unicode classes, `(\w{10}\s){20}zzz`), that is
-# 10 s over a 10 MB body. Over at most INLINE_BYTES that is ~16 ms, below the default loop_lag_bound; a
-# larger body is judged in a thread, RE2 letting go of the GIL while it searches. The threads are the
-# checks' own: the loop's default executor resolves host names, and a wait there would be a dns phase.
-INLINE_BYTES = 16 * 1024
-_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sla-checks")
 
 
 @dataclass(frozen=True)
@@ -127,10 +117,3 @@ def run_checks(checks: tuple[Check, ...], answer: Answer) -> tuple[str, str, tup
                 return check.kind, problem, ()
             failures.append(problem)
     return ("assertion", "; ".join(failures), tuple(failures)) if failures else ("", "", ())
-
-
-async def off_loop(answer: Answer, fn: Callable[..., T], *args: Any) -> T:
-    """fn(*args), which reads `answer`: at once for a small body, else in a checks thread, awaited."""
-    if len(answer.body) <= INLINE_BYTES:
-        return fn(*args)
-    return await asyncio.get_running_loop().run_in_executor(_POOL, fn, *args)

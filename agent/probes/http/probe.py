@@ -20,9 +20,10 @@ from ...clock import Clock
 from ...redact import MASK, Redactor
 from ..base import (DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, Detail, ProbeResult, Target,
                     TokenRequest)
+from ..offloop import OffLoop, inline
 from ..tls import cert_not_after, client_context, fingerprint
 from .body import read_limited
-from .checks import Answer, off_loop, run_checks
+from .checks import Answer, run_checks
 from .connector import CURRENT, Recorder, TracedConnector, now, reuse_trace
 from .errors import classify
 from .oauth2 import OAuth2Options, TokenSource, TokenUnavailable
@@ -67,6 +68,7 @@ class HttpProbe:
         self._tokens: dict[OAuth2Options, TokenSource] = {}
         self.capture = capture
         self._sampled = -1  # the span whose first up result was captured
+        self.off_loop = OffLoop()
         if isinstance(self.o, HttpOptions):
             self._body = self.o.body.encode() if self.o.body is not None else None
             self._url = URL(self.o.url)  # parsed once, not per probe
@@ -173,8 +175,9 @@ class HttpProbe:
             if too_large:
                 a.kind, a.error = "body_too_large", f"body larger than max_body_bytes={o.max_body_bytes}"
             else:
-                answer = Answer(resp.status, a.body)
-                a.kind, a.error, a.failed = await off_loop(answer, run_checks, o.checks, answer)
+                answer, searches = Answer(resp.status, a.body), len(o.body_regex) + len(o.body_not_regex)
+                a.kind, a.error, a.failed = await self.off_loop.run(inline(len(a.body), searches), run_checks,
+                                                                    o.checks, answer)
             if a.rec.capture and (a.kind or (sample and self._first_up(a.wall))):
                 a.detail = self.captured(a)
 

@@ -7,7 +7,8 @@ import aiohttp
 
 from ...schema import ENV_REF
 from ..base import ProbeResult
-from .checks import Answer, off_loop
+from ..offloop import inline
+from .checks import Answer
 from .oauth2 import TokenUnavailable
 from .probe import Attempt, HttpProbe, Run
 from .spec import HttpOptions
@@ -59,7 +60,9 @@ class TransactionProbe(HttpProbe):
     async def _extract(self, step: Step, a: Attempt, values: dict[str, str], run: Run) -> None:
         """The step's variables into `values`; a value it cannot extract fails the step."""
         answer = Answer(a.status or 0, a.body)
-        found, problem = await off_loop(answer, extracted, step.extract, answer, a.headers, self._header_vars)
+        searches = sum(e.source == "regex" for e in step.extract)
+        found, problem = await self.off_loop.run(inline(len(a.body), searches), extracted, step.extract, answer,
+                                                 a.headers, self._header_vars)
         run.secrets.extend(v for k, v in found.items() if k in self._secret_vars)  # before anything is captured
         if problem:
             a.kind, a.error, a.failed = "assertion", problem, (problem,)

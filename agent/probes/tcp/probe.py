@@ -15,6 +15,7 @@ from ...clock import Clock
 from ...redact import Redactor
 from ..base import (DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, Detail, ProbeResult, Target,
                     address_text)
+from ..offloop import OffLoop, inline
 from ..tls import cert_not_after, client_context, fingerprint
 from .spec import TcpOptions
 
@@ -65,6 +66,7 @@ class TcpProbe:
         self._send = self.o.send.encode() if self.o.send is not None else None
         self.capture = capture
         self._sampled = -1
+        self.off_loop = OffLoop()
 
     async def close(self) -> None:
         pass
@@ -149,7 +151,7 @@ class TcpProbe:
             return
         run.line = await _first_line(reader)
         line = run.line.decode("utf-8", errors="replace").rstrip("\r\n")
-        if not self.o.expect.search(line):
+        if not await self.off_loop.run(inline(len(line), 1), self.o.expect.search, line):
             shown = line if len(line) <= 200 else line[:200] + "..."
             raise _Failed("assertion", f"first line {shown!r} does not match /{self.o.expect.pattern}/")
 
