@@ -217,7 +217,8 @@ async def test_credentials_a_token_endpoint_echoes_are_redacted_in_every_encodin
         await agent.stop()
     logs.setup("info")
     bundle = tmp_path / "b.tar.gz"
-    export_bundle(cfg, str(tmp_path / "state"), time.strftime("%Y-%m", time.gmtime()), time.time() + 60, bundle)
+    # the report covers closed minutes, up to a settle before `now`: two minutes on, the last record's is one
+    export_bundle(cfg, str(tmp_path / "state"), time.strftime("%Y-%m", time.gmtime()), time.time() + 120, bundle)
     with tarfile.open(bundle) as tar:
         texts["bundle"] = "\n".join(tar.extractfile(m).read().decode("utf-8", "replace") for m in tar.getmembers()
                                     if m.isfile())
