@@ -16,6 +16,10 @@ from typing import Callable, Protocol
 
 log = logging.getLogger("sla_agent.clock")
 STEP = 0.1  # a reading this far behind the one before is a step back (NTP slews smaller errors away)
+# After a step back the agent's clock runs at the monotonic pace for GRACE seconds (a clock set back by
+# mistake is set right within it, and no minute is squeezed), then at SLEW of it until the system clock
+# catches up: a system clock that ran ahead and was corrected is met after GRACE + step / (1 - SLEW).
+GRACE, SLEW = 3600.0, 0.5
 
 
 class Clock(Protocol):
@@ -49,9 +53,9 @@ class SteadyClock:
     """A wall clock that never goes below its high-water mark (the latest instant it handed out).
 
     It follows the system's wall clock, steps forward included (time passing, or a correction). When
-    the system clock steps back, it goes on from its mark at the pace of the monotonic clock until the
-    system clock catches up; the step is logged once, with its size, and `on_step` is told. Smaller
-    jitter back is held at the mark. Safe to read from worker threads."""
+    the system clock steps back, it goes on from its mark at the pace of the monotonic clock, after GRACE
+    at SLEW of it, until the system clock catches up; the step is logged once, with its size, and
+    `on_step` is told. Smaller jitter back is held at the mark. Safe to read from worker threads."""
 
     def __init__(self, base: Clock, on_step: Callable[[], None] | None = None) -> None:
         self.base = base
@@ -61,7 +65,8 @@ class SteadyClock:
         self._mark = float("-inf")  # the latest instant handed out...
         self._at = 0.0  # ...and the monotonic instant it was handed out at
         self._wall = float("-inf")  # the system clock's last reading
-        self._held = False  # running on the monotonic clock from the mark
+        self._held = False  # running on the monotonic clock from the mark...
+        self._since = 0.0  # ...since this monotonic instant
 
     def monotonic(self) -> float:
         return self.base.monotonic()
@@ -74,10 +79,11 @@ class SteadyClock:
             wall, mono = self.base.time(), self.base.monotonic()
             back, self._wall = self._wall - wall, wall
             stepped = back >= STEP
-            self._held = self._held or stepped
+            if stepped and not self._held:
+                self._held, self._since = True, mono
             out, caught_up = max(wall, self._mark), False
             if self._held:
-                out = self._mark + max(0.0, mono - self._at)
+                out = self._mark + self._pace(mono)
                 caught_up = wall >= out
                 self._held = not caught_up
                 out = wall if caught_up else out
@@ -89,6 +95,13 @@ class SteadyClock:
             log.info("the system clock caught up with the agent's: results follow it again")
         return out
 
+    def _pace(self, mono: float) -> float:
+        """How far the held clock moves from its mark to `mono`: at the monotonic pace during GRACE, at
+        SLEW of it after."""
+        fast_until = max(self._at, self._since + GRACE)
+        fast = max(0.0, min(mono, fast_until) - self._at)
+        return fast + SLEW * max(0.0, mono - max(self._at, fast_until))
+
     def hold_from(self, mark: float) -> None:
         """Never below `mark` from now on (at start: the latest instant the ledger already holds)."""
         with self._lock:
@@ -97,14 +110,15 @@ class SteadyClock:
                 return
             behind = mark - wall
             self._mark, self._at, self._wall = mark, mono, wall
-            self._held = behind >= STEP
+            self._held, self._since = behind >= STEP, mono
             self.ahead = behind
         if behind >= STEP:
             self._stepped(f"the system clock is {_size(behind)} behind the latest instant the ledger holds", mark)
 
     def _stepped(self, what: str, mark: float) -> None:
-        log.warning("%s: results are filed from %s on, at the pace of the monotonic clock, until the system "
-                    "clock catches up (sealed minutes are never reopened)", what, _when(mark))
+        log.warning("%s: results are filed from %s on, at the pace of the monotonic clock (after an hour, at "
+                    "half of it), until the system clock catches up (sealed minutes are never reopened)", what,
+                    _when(mark))
         if self.on_step is not None:
             self.on_step()
 

@@ -18,7 +18,7 @@ from aiohttp import ClientSession, web
 from agent.app import Agent
 from agent.calendar import Calendar
 from agent.cli import main
-from agent.clock import SteadyClock, SystemClock
+from agent.clock import GRACE, SteadyClock, SystemClock
 from agent.config import load_config, parse_config
 from agent.config.model import Contract, Target
 from agent.ledger import DTYPE, Ledger
@@ -264,6 +264,28 @@ def test_the_agents_clock_never_goes_back_and_follows_forward():
     assert clock.time() == t + 5 and clock.ahead == 3600
     base.wall_offset += 7200  # a step forward, past the mark: followed
     assert clock.time() == base.time() == t + 5 + 3600 and clock.ahead == 0 and steps == [1]
+
+
+def test_a_clock_that_ran_ahead_and_was_set_right_is_met():
+    """A system clock that ran ten hours ahead (a hardware clock kept in local time) and was then set right
+    left the agent's clock ten hours ahead for good: every result filed ten hours off, maintenance windows
+    and month ends misplaced. It runs at the monotonic pace for GRACE (a clock set back by mistake is set
+    right in that time, and no minute holds more than a minute of probes), then at half pace: met after
+    GRACE + 2 x 10 h, and never going back meanwhile."""
+    base = FakeClock(wall=1_795_507_200.0)
+    clock = SteadyClock(base)
+    clock.time()
+    base.wall_offset -= 36000
+    readings, ahead = [clock.time()], []
+    for _ in range(int((GRACE + 2 * 36000) // 600)):
+        base.mono += 600.0
+        readings.append(clock.time())
+        ahead.append(clock.ahead)
+    grace = int(GRACE // 600)
+    assert ahead[:grace] == [36000] * grace  # the grace: still at the monotonic pace
+    assert ahead[grace:grace + 3] == [35700, 35400, 35100]  # then at half of it
+    assert readings == sorted(readings)
+    assert ahead[-2] > 0 and ahead[-1] == 0 and readings[-1] == base.time()  # met at the last step
 
 
 def _hour(state, hour: int) -> tuple[list[int], bool]:
