@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 from typing import Iterable
@@ -9,6 +10,7 @@ from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 _USERINFO = re.compile(r"(?<=://)[^/@\s:]+(:[^/@\s]*)?@")
 MASK = "<redacted>"
+_LOWER_HEX = re.compile(r"%[0-9A-F]{2}")
 # Header names whose values are secrets (request credentials, session cookies)
 SECRET_HEADER = re.compile(r"auth|token|key|secret|cookie|session|password", re.I)
 # A base64 fragment shorter than this is not masked: it would match ordinary text all over.
@@ -35,7 +37,7 @@ def encodings(secret: str) -> set[str]:
     if not secret:
         return set()
     quoted = quote(secret, safe="")
-    out = {secret, quoted, quote_plus(secret, safe="")}
+    out = {secret, quoted, quote_plus(secret, safe="")} | echoed(secret)
     for text in {secret, quoted}:
         for codec in ("utf-8", "latin-1"):  # aiohttp encodes the Basic credentials of a URL in latin-1
             try:
@@ -43,6 +45,16 @@ def encodings(secret: str) -> set[str]:
             except UnicodeEncodeError:
                 continue
     return out
+
+
+def echoed(secret: str) -> set[str]:
+    """Forms a server may echo the secret in after decoding it: encoded again by another library (Python's
+    quote leaves '/', JavaScript's encodeURIComponent "!*'()", some write lower-case hex) or escaped in a
+    JSON string ('\\/', \\uXXXX)."""
+    forms = {quote(secret), quote(secret, safe="!*'()"), quote_plus(secret)}
+    forms |= {_LOWER_HEX.sub(lambda m: m.group().lower(), f) for f in forms | {quote(secret, safe="")}}
+    escaped = json.dumps(secret)[1:-1]
+    return forms | {escaped, escaped.replace("/", "\\/"), json.dumps(secret, ensure_ascii=False)[1:-1]}
 
 
 def base64_fragments(raw: bytes) -> set[str]:

@@ -247,6 +247,19 @@ def test_file_headers_and_url_passwords_are_redacted_as_sent(tmp_path):
     assert text == "token <redacted>; password <redacted>; Basic <redacted>", text
 
 
+def test_a_secret_a_server_decodes_and_echoes_in_its_own_encoding_is_redacted():
+    """A server that decodes the form and writes the secret back encodes it its own way: Python's quote
+    leaves '/', JavaScript's encodeURIComponent "!*'()", some libraries write lower-case hex, a JSON
+    error escapes '/' or non-ASCII. Only the forms the agent itself sends were masked."""
+    secret = "S3cret+Value/42=xyz&q (é)!"
+    redact = Redactor([secret])
+    lower_hex = re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), quote(secret, safe=""))
+    echoes = [quote(secret), quote(secret, safe="!*'()"), lower_hex,
+              json.dumps(secret), json.dumps(secret).replace("/", "\\/"), json.dumps(secret, ensure_ascii=False)]
+    for echo in echoes:
+        assert redact(f"error: {echo}.") in ("error: <redacted>.", 'error: "<redacted>".'), echo
+
+
 def test_check_config_errors_do_not_echo_secrets(tmp_path):
     (tmp_path / "c.yaml").write_text('targets: [{name: a, service: web, url: "http://u:' + SECRETS["url"] +
                                      '@127.0.0.1:9/", interval: fast}]\n')
