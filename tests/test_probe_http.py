@@ -30,11 +30,11 @@ async def probe(t: Target):
         await p.close()
 
 
-async def scheduled(t: Target) -> ProbeResult:
+async def scheduled(t: Target, **kwargs) -> ProbeResult:
     """One probe as the scheduler runs it, where whatever a probe raises becomes `inconclusive
     (agent_error)` with a traceback in the log."""
     results: list[ProbeResult] = []
-    p = make_probe(t, clock=SystemClock())
+    p = make_probe(t, clock=SystemClock(), **kwargs)
     try:
         await Scheduler(SystemClock(), results.append)._probe(Timeline(t, p, 0.0))
     finally:

@@ -300,3 +300,29 @@ async def test_a_secret_extracted_before_a_failing_extract_is_masked_in_the_jour
             assert (r.outcome, r.error_kind) == ("down", "assertion"), r.error
             assert r.detail is not None and r.detail.body, r
             assert b"sess-5ecret-4242" not in r.detail.body, (v, r.detail.body)
+
+
+async def test_an_empty_secret_extracted_masks_nothing():
+    """An extract marked secret that found an empty value made every gap between two characters a secret:
+    `str.replace("", MASK)` garbled the failed step's error and the captured body."""
+    async def handler(request: web.Request) -> web.Response:
+        if request.path == "/login":
+            return web.json_response({"tok": ""})
+        return web.Response(status=503, text="maintenance")
+
+    app = web.Application()
+    app.router.add_post("/login", handler)
+    app.router.add_get("/me", handler)
+    async with http_server(app) as base:
+        cfg = parse_config(f"""
+targets:
+  - name: flow
+    service: api
+    steps:
+      - {{name: login, url: "{base}/login", method: POST, extract: {{tok: {{json: tok, secret: true}}}}}}
+      - {{name: me, url: "{base}/me", headers: {{X-Session: "t${{tok}}"}}}}
+""")
+        r = await scheduled(cfg.targets[0], capture=Capture((), 100))
+    assert (r.outcome, r.error_kind) == ("down", "http_status")
+    assert r.error == "step 2/2 'me': HTTP 503 not in 2xx", r.error
+    assert r.detail is not None and r.detail.body == b"maintenance"

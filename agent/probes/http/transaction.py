@@ -63,7 +63,7 @@ class TransactionProbe(HttpProbe):
         searches = sum(e.source == "regex" for e in step.extract)
         found, problem = await self.off_loop.run(inline(len(a.body), searches), extracted, step.extract, answer,
                                                  a.headers, self._header_vars)
-        run.secrets.extend(v for k, v in found.items() if k in self._secret_vars)  # before anything is captured
+        run.secrets.extend(v for k, v in found.items() if k in self._secret_vars and v)  # before anything is captured
         if problem:
             a.kind, a.error, a.failed = "assertion", problem, (problem,)
             if a.rec.capture and a.detail is None:
