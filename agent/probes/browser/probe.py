@@ -9,6 +9,8 @@ the journal is off.
 """
 from __future__ import annotations
 
+import asyncio
+
 import base64
 import json
 import logging
@@ -67,13 +69,15 @@ class BrowserProbe:
                 doc = await check(self._job(self._artifacts_allowed(wall)), t.timeout)
             except BrowserUnavailable as exc:
                 return inconclusive(t.name, t.service, wall, mono, "agent_browser", self.redact(str(exc)))
-        return self._result(doc, wall, mono)
+        # decoding and redacting a HAR of megabytes, or writing it, takes a good part of a second: off the loop
+        files = await asyncio.to_thread(self._keep, doc.get("artifacts", ()), doc.get("left_out", ()), wall)
+        return self._result(doc, files, wall, mono)
 
-    def _result(self, doc: dict[str, Any], wall: float, mono: float) -> ProbeResult:
+    def _result(self, doc: dict[str, Any], files: tuple[tuple[str, bytes], ...], wall: float,
+                mono: float) -> ProbeResult:
         t, kind = self.target, doc["kind"]
         total = max(doc["total"], t.timeout) if kind == "timeout" else doc["total"]
         outcome = UP if not kind else ERROR_KINDS.get(kind, DOWN)
-        files = self._keep(doc.get("artifacts", ()), doc.get("left_out", ()), wall)
         timings = doc.get("timings")
         return ProbeResult(
             target=t.name, service=t.service, started_at=wall, mono_start=mono, duration_s=total, outcome=outcome,
