@@ -1,5 +1,5 @@
-"""The clients of the agent's HTTP endpoint cannot hold it: a connection cap, and a deadline for each
-request head.
+"""The clients of the agent's HTTP endpoint cannot hold it: a connection cap, a reserve for health checks,
+and a deadline for each request head.
 
 aiohttp closes an idle keep-alive connection (keepalive_timeout) and stops draining an unread body
 (lingering_time), but gives a client that sends its request head a byte at a time as long as it likes,
@@ -22,8 +22,10 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 log = logging.getLogger("sla_agent.http")
-HEAD, BUSY, IDLE = "head", "busy", "idle"  # waiting for a request head / running a request / idle keep-alive
+# not looked at yet / waiting for a request head / running a request / idle keep-alive / refused
+NEW, HEAD, BUSY, IDLE, SHUT = "new", "head", "busy", "idle", "shut"
 ACCEPT_BATCH = 16  # connections accepted in one loop turn, at most
+INTAKE = 4 * ACCEPT_BATCH  # connections without a place yet, at most
 ACCEPT_RETRY = 1.0  # seconds without accepting after the process ran out of descriptors (as asyncio does)
 REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n"
            b"Connection: close\r\n\r\n")
@@ -37,23 +39,35 @@ def connection_cap(wanted: int) -> int:
     return max(8, min(wanted, soft // 4))
 
 
-class Guard:
-    """The connections of one listening socket: at most `cap` of them, each with `header_timeout`
-    seconds to send a whole request head (from its first byte, or from the connection's start).
+def _whole_head(data: bytes) -> bool:
+    return b"\r\n\r\n" in data
 
-    At the cap, a new connection closes the one that has waited longest for a request (a slow or idle
-    client), so /healthz still gets in during a slowloris attack. When every connection is running a
-    request (a flood of scrapes), `spare` more are let in for `spare_paths` alone (/healthz: a
-    supervisor restarts an agent that does not answer it); beyond, a new connection gets a 503."""
+
+class Guard:
+    """The connections of one listening socket, each with `header_timeout` seconds to send a whole
+    request head (from its first byte, or from the connection's start).
+
+    A connection gets its place once the loop has read what it sent first: none is closed before its
+    request could be read. Until then it waits in the intake (INTAKE at most); one the loop has looked
+    at and found silent is the first closed when the intake is full. `cap` connections hold ordinary
+    places; at the cap, a newcomer closes the one that has waited longest for a request (a slow or
+    idle client), or is answered 503 when every one is running a request. A connection whose first bytes are a whole
+    request head for one of `spare_paths` (/healthz: a supervisor restarts an agent that does not
+    answer it) takes one of `spare` places beyond the cap when the cap is reached: nothing else can
+    hold those, nor close their connections, and each serves its one request and closes."""
 
     def __init__(self, cap: int, header_timeout: float, spare: int = 0, spare_paths: tuple[str, ...] = ()) -> None:
         self.cap = cap
         self.header_timeout = header_timeout
         self.spare = spare
         self.spare_paths = spare_paths
+        self._spare_heads = frozenset(p.encode() for p in spare_paths)
         self.factory: Callable[[], asyncio.Protocol] | None = None  # aiohttp's web.Server, once set up
         self.live: set[Connection] = set()
-        self.waiting: OrderedDict[Connection, None] = OrderedDict()  # HEAD or IDLE, longest waiting first
+        self.fresh: OrderedDict[Connection, None] = OrderedDict()  # without a place yet, oldest first
+        self.silent: OrderedDict[Connection, None] = OrderedDict()  # of those, looked at and found silent
+        self.ordinary = self.reserved = 0  # connections in ordinary places, in spare places
+        self.waiting: OrderedDict[Connection, None] = OrderedDict()  # ordinary, HEAD or IDLE, longest waiting first
         self.timed_out = self.evicted = self.refused = 0
         self._warned = self._fd_warned = 0.0
 
@@ -61,23 +75,68 @@ class Guard:
         return Connection(self)
 
     def admit(self, conn: Connection) -> bool:
-        if len(self.live) >= self.cap:
-            self._warn()
-            if self.waiting:
-                victim, _ = self.waiting.popitem(last=False)
-                self.evicted += 1
-                victim.abort()
-            elif len(self.live) < self.cap + self.spare:
-                conn.spare = True
-            else:
+        """A connection just set up: in the intake until it has sent something (the accept loop keeps
+        within room(); TLS handshakes ending together may go beyond it, and get a 503)."""
+        if len(self.fresh) >= INTAKE:
+            if not self.silent:
                 self.refused += 1
                 return False
+            self.evicted += 1
+            self.silent.popitem(last=False)[0].abort()
         self.live.add(conn)
+        self.fresh[conn] = None
         return True
 
+    def room(self) -> int:
+        """How many connections the accept loop may take now: as many as can wait in the intake or close
+        silent ones there."""
+        return max(0, min(ACCEPT_BATCH, INTAKE - len(self.fresh) + len(self.silent)))
+
+    def looked(self, conn: Connection) -> None:
+        """The loop has looked at a connection and found it silent (not sent anything yet)."""
+        if conn in self.fresh:
+            self.silent[conn] = None
+
+    def place(self, conn: Connection, first: bytes) -> bool:
+        """Gives a connection its place after the loop's first look (`first`: what it had sent by
+        then); False: there is none, the connection is to be refused."""
+        self.fresh.pop(conn, None)
+        self.silent.pop(conn, None)
+        if self.ordinary >= self.cap:
+            self._warn()
+            if self.reserved < self.spare and self._asks_spare(first):
+                conn.spare = True
+                self.reserved += 1
+                return True
+            if not self.waiting:
+                self.refused += 1
+                self.live.discard(conn)
+                return False
+            victim, _ = self.waiting.popitem(last=False)
+            self.evicted += 1
+            victim.abort()
+        self.ordinary += 1
+        return True
+
+    def _asks_spare(self, first: bytes) -> bool:
+        """Are these first bytes a whole GET or HEAD request head for one of spare_paths? (A health checker
+        sends its head in one piece; a slowloris that begins like one never gets a spare place.)"""
+        method, _, rest = first.partition(b" ")
+        path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
+        return method in (b"GET", b"HEAD") and path in self._spare_heads and _whole_head(first)
+
     def forget(self, conn: Connection) -> None:
+        if conn not in self.live:
+            return
         self.live.discard(conn)
+        self.fresh.pop(conn, None)
+        self.silent.pop(conn, None)
         self.waiting.pop(conn, None)
+        if conn.state not in (NEW, SHUT):
+            if conn.spare:
+                self.reserved -= 1
+            else:
+                self.ordinary -= 1
 
     def cannot_accept(self, exc: OSError) -> None:
         now = time.monotonic()
@@ -90,9 +149,10 @@ class Guard:
         now = time.monotonic()
         if now - self._warned >= 60:
             self._warned = now
-            log.warning("%d HTTP connections at once, the cap: closing those that wait longest for a request; "
-                        "when all are busy, %d more for %s, then 503 (%d closed, %d refused so far)",
-                        self.cap, self.spare, " ".join(self.spare_paths) or "nothing", self.evicted, self.refused)
+            log.warning("%d HTTP connections at once, the cap: closing those that wait longest for a request, "
+                        "503 when all are busy; %d more for %s alone (%d closed, %d refused so far)",
+                        self.cap, self.spare, " ".join(self.spare_paths) or "nothing",
+                        self.evicted, self.refused)
 
 
 class Connection(asyncio.Protocol):
@@ -100,32 +160,58 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
-        self.inner: asyncio.Protocol | None = None
+        self.inner: asyncio.Protocol | None = None  # made once the connection has its place
         self.transport: asyncio.Transport | None = None
-        self.state = HEAD
+        self.state = NEW
         self.pending = False  # bytes of a next request came while one was running
-        self.spare = False  # let in beyond the cap, for the guard's spare_paths alone
+        self.spare = False  # in a spare place: for the guard's spare_paths alone, one request
         self._deadline: asyncio.TimerHandle | None = None
         self._gone: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         if self.guard.factory is None or not self.guard.admit(self):
-            transport.write(REFUSED)  # type: ignore[attr-defined]
-            transport.close()
+            self._refuse()
             return
-        self.inner = self.guard.factory()
-        self._wait(HEAD)
-        self.inner.connection_made(transport)
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(self.guard.header_timeout, self._late)
+        # two turns on: the loop has polled the socket since it began reading it, whatever the loop
+        loop.call_soon(loop.call_soon, self._looked)
 
     def data_received(self, data: bytes) -> None:
-        if self.inner is None:
+        if self.state == NEW:
+            if not self._place(data):
+                return
+        elif self.inner is None:
             return
         if self.state == IDLE:  # the first byte of the next request: its head's deadline starts now
-            self._wait(HEAD)
+            self._wait(HEAD, evictable=not _whole_head(data))
+        elif self.state == HEAD and _whole_head(data):
+            self.guard.waiting.pop(self, None)  # its request runs at once: not one to close to make room
         elif self.state == BUSY:
             self.pending = True
         self.inner.data_received(data)
+
+    def _looked(self) -> None:
+        if self.state == NEW:
+            self.guard.looked(self)
+
+    def _place(self, first: bytes) -> bool:
+        if not self.guard.place(self, first):
+            self._refuse()
+            return False
+        assert self.guard.factory is not None and self.transport is not None
+        self.inner = self.guard.factory()
+        self._wait(HEAD, evictable=not _whole_head(first))
+        self.inner.connection_made(self.transport)
+        return True
+
+    def _refuse(self) -> None:
+        self._disarm()
+        self.state = SHUT
+        if self.transport is not None:
+            self.transport.write(REFUSED)
+            self.transport.close()
 
     def eof_received(self) -> bool | None:
         return self.inner.eof_received() if self.inner is not None else None
@@ -170,17 +256,20 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def _wait(self, state: str) -> None:
+    def _wait(self, state: str, evictable: bool = True) -> None:
+        """Waits for a request head (HEAD) or a next request (IDLE); `evictable`: may be closed to make
+        room for a newcomer, longest waiting first (a connection in a spare place never is)."""
         self._disarm()
         self.state = state
-        self.guard.waiting[self] = None
-        self.guard.waiting.move_to_end(self)
+        self.guard.waiting.pop(self, None)
+        if evictable and not self.spare:
+            self.guard.waiting[self] = None
         if state == HEAD:  # an idle connection is aiohttp's to close (keepalive_timeout)
             self._deadline = asyncio.get_running_loop().call_later(self.guard.header_timeout, self._late)
 
     def _late(self) -> None:
         self._deadline = None
-        if self.state == HEAD:
+        if self.state in (NEW, HEAD):
             self.guard.timed_out += 1
             self.abort()
 
@@ -193,7 +282,7 @@ class Connection(asyncio.Protocol):
 @web.middleware
 async def track(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
     """Marks the connection busy while its request runs: a running request has no head deadline and
-    is never the one closed to make room."""
+    is never the one closed to make room. A connection in a spare place closes after its answer."""
     transport = request.transport
     conn = transport.get_protocol() if transport is not None else None
     if not isinstance(conn, Connection):
@@ -204,9 +293,12 @@ async def track(request: web.Request, handler: Callable[[web.Request], Awaitable
                             headers={"Retry-After": "1", "Connection": "close"})
     conn.busy()
     try:
-        return await handler(request)
+        response = await handler(request)
     finally:
         conn.done()
+    if conn.spare:  # the place is free again as soon as the answer is out
+        response.force_close()
+    return response
 
 
 def client_gone(request: web.Request) -> asyncio.Future[None]:
@@ -274,9 +366,11 @@ class GuardedSite(web.BaseSite):
     async def _accept(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            room = self.guard.room()  # none while INTAKE connections wait for their first look
             try:
-                self._connect((await loop.sock_accept(sock))[0])
-                for _ in range(ACCEPT_BATCH - 1):
+                if room:
+                    self._connect((await loop.sock_accept(sock))[0])
+                for _ in range(room - 1):
                     self._connect(sock.accept()[0])
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 pass
