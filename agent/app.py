@@ -9,14 +9,13 @@ import logging
 import time
 from typing import Any, Callable
 
-from prometheus_client import CollectorRegistry
-
 from . import __version__
 from .calendar import Calendar
 from .clock import Clock, SteadyClock, SystemClock
 from .config import Config, ConfigError, load_config, split_listen
 from .export.collectors import SloCollector, TargetInfoCollector
 from .export.basicauth import BasicAuth
+from .export.exposition import Registry
 from .export.metrics import LiveMetrics, TicketFeedMetrics
 from .export.server import Endpoints, Server, build_app
 from .export.status import status_document
@@ -52,7 +51,7 @@ class Agent:
         self.listen = listen or cfg.agent.listen
         self.redact = Redactor(cfg.secrets)
         self.cal = Calendar(cfg.contract)
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = Registry()
         self.metrics = LiveMetrics(self.registry, cfg.agent.location)
         self.metrics.clock_ahead.set_function(lambda: self.clock.ahead)
         self.metrics.journal_held.set_function(lambda: self.journal.held if self.journal else 0)

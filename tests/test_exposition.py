@@ -1,20 +1,37 @@
-"""Our cached-label exposition must be byte-identical to prometheus_client's generate_latest."""
+"""The /metrics text is kept prebuilt (export/exposition.py): it must be byte for byte prometheus_client's
+generate_latest for the same registry, whatever happened to the registry, and a render must read and
+format again only the series that changed."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
+import math
+import random
+from pathlib import Path
 
-from agent.export.exposition import generate
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.utils import floatToGoString
+from prometheus_client.values import MutexValue
+
+from agent.app import Agent
 from agent.calendar import Calendar
-from agent.config import parse_config
+from agent.config import load_config, parse_config
+from agent.export import exposition
 from agent.export.collectors import SloCollector
+from agent.export.exposition import generate
 from agent.export.metrics import LiveMetrics
 from agent.ledger import Ledger
-from agent.slo import evaluate
 from agent.probes import ProbeResult
+from agent.probes.base import TokenRequest
+from agent.slo import evaluate
+
+from .servers import closed_port
+
+# the registry the agent uses; the plain one where there is none (the tests that read values run on both)
+Registry = getattr(exposition, "Registry", CollectorRegistry)
+HTTP_PHASES = (0.001, 0.002, 0.003, 0.004, 0.0)
 
 
 def test_identical_to_generate_latest():
-    reg = CollectorRegistry()
+    reg = Registry()
     m = LiveMetrics(reg, location="lab-1")
     m.bind("api", "a", ("dns", "connect", "tls", "ttfb", "transfer"))
     m.bind("web", 'we"ird\\name', ("connect", "ttfb", "transfer"))
@@ -32,3 +49,181 @@ def test_identical_to_generate_latest():
     reg.register(SloCollector(lambda: snap, lambda: True, "lab-1"))
     assert generate(reg) == generate_latest(reg)
     assert generate(reg) == generate(reg)  # cached labels give the same text
+
+
+def _config(path: Path, port: int, targets: list[str], tickets: bool) -> None:
+    url = f"http://127.0.0.1:{port}"
+    feed = f'tickets: {{url: "{url}/export.csv", every: 1h}}\n' if tickets else ""
+    lines = "".join(f"  - {t}\n" for t in targets)
+    path.write_text(f'agent: {{listen: "127.0.0.1:0", location: lab-1}}\n{feed}targets:\n{lines}'
+                    f'controls: [{{name: control, url: "{url}/", interval: 1h, timeout: 2s}}]\n')
+
+
+def _results(agent: Agent, target: str, service: str, n: int, seed: int) -> None:
+    """n results of every kind the live series count, through the agent's own pipeline."""
+    rng = random.Random(seed)
+    now = agent.clock.time()
+    for i in range(n):
+        kind = rng.choice(["up", "up", "up", "down", "skipped", "late", "token", "lcp"])
+        d = rng.lognormvariate(math.log(0.1), 0.8)
+        if kind == "up" or kind in ("token", "lcp"):
+            r = ProbeResult(target, service, now, 0.0, d, "up", status=200, phases=HTTP_PHASES, latency_counted=True,
+                            tls_not_after=2e9 + i, token_requests=((TokenRequest(0.02, "ok", "first"),)
+                                                                   if kind == "token" else ()),
+                            marks=(("lcp", d / 2),) if kind == "lcp" else ())
+        elif kind == "down":
+            r = ProbeResult(target, service, now, 0.0, d, "down", rng.choice(["http_status", "timeout", "connect"]),
+                            phases=HTTP_PHASES, latency_counted=True)
+        else:
+            r = ProbeResult(target, service, now, 0.0, 0.0, "inconclusive",
+                            "skipped" if kind == "skipped" else "agent_overload")
+        agent.on_result(r)
+
+
+def _same(agent: Agent, why: str) -> bytes:
+    """Both texts taken in the same loop turn: nothing changes the registry between them."""
+    ours, theirs = generate(agent.registry), generate_latest(agent.registry)
+    assert ours == theirs, f"{why}: the prebuilt text differs from generate_latest's"
+    return ours
+
+
+async def test_the_prebuilt_text_is_generate_latests_after_results_reloads_removals_and_evaluations(tmp_path):
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}"
+    path = tmp_path / "agent.yaml"
+    t = {name: f'{{name: {name}, service: {svc}, url: "{url}/{name}", interval: 1h, timeout: 2s{extra}}}'
+         for name, svc, extra in (("a", "api", ""), ("b", "api", ", labels: {team: core}"), ("c", "web", ""),
+                                  ("d", "web", ""))}
+    _config(path, port, [t["a"], t["b"], t["c"]], tickets=False)
+    agent = Agent(load_config(path), state_dir=str(tmp_path / "state"), config_path=str(path))
+    await agent.start()
+    try:
+        _same(agent, "at start")
+        for i, (name, svc) in enumerate((("a", "api"), ("b", "api"), ("c", "web"), ("control", "_control"))):
+            _results(agent, name, svc, 40, seed=i)
+            _same(agent, f"after results of {name}")
+        text = _same(agent, "again, nothing changed")
+        assert b'sla_probe_errors_total{error_kind="timeout",location="lab-1",service="api",target="a"}' in text
+        await agent.evaluate_now()
+        _same(agent, "after an evaluation")
+        await agent.flush()
+        _same(agent, "after a flush")
+        # c removed, d added, b relabelled and moved to another service, a's URL changed, a feed added
+        relabelled = t["b"].replace("team: core", "team: edge").replace("service: api", "service: web")
+        _config(path, port, [t["a"].replace("/a", "/a2"), relabelled, t["d"]], tickets=True)
+        assert await agent.reload()
+        text = _same(agent, "after a reload")
+        assert b'team="edge"' in text and b'url="' + url.encode() + b'/a2"' in text
+        assert b'sla_probe_success{location="lab-1",service="web",target="c"}' not in text
+        _results(agent, "d", "web", 30, seed=7)
+        _results(agent, "b", "web", 30, seed=8)
+        await agent.evaluate_now()
+        _same(agent, "after results and an evaluation under the new config")
+        # c back (its series made again, at the end), the feed and d gone
+        _config(path, port, [t["a"], t["c"]], tickets=False)
+        assert await agent.reload()
+        _same(agent, "after a second reload")
+        _results(agent, "c", "web", 20, seed=9)
+        _results(agent, "a", "api", 20, seed=10)
+        await agent.evaluate_now()
+        _same(agent, "at the end")
+    finally:
+        await agent.stop()
+
+
+def test_a_render_reads_again_only_the_series_of_the_target_that_changed(monkeypatch):
+    """generate_latest reads and formats every sample at each scrape (~7,500 lines at 100 targets); the
+    prebuilt text reads only the values of the targets that had a result since the render before."""
+    reg = Registry()
+    m = LiveMetrics(reg)
+    for i in range(50):
+        m.bind("api", f"t{i}", ("dns", "connect", "tls", "ttfb", "transfer"))
+        m.observe(ProbeResult(f"t{i}", "api", 0.0, 0.0, 0.1, "up", status=200, phases=HTTP_PHASES,
+                              latency_counted=True), masked=False)
+    reads = [0]
+    get = MutexValue.get
+
+    def counted(self):
+        reads[0] += 1
+        return get(self)
+
+    monkeypatch.setattr(MutexValue, "get", counted)
+    generate(reg)
+    everything = reads[0]
+    m.observe(ProbeResult("t7", "api", 0.0, 0.0, 0.2, "down", "timeout", phases=HTTP_PHASES, latency_counted=True),
+              masked=False)
+    reads[0] = 0
+    text = generate(reg)
+    assert b'sla_probe_errors_total{error_kind="timeout",service="api",target="t7"} 1.0' in text
+    one_target = 3 + 2 + 1 + 14 + 5 * 8 + 1 + 1 + 1  # its outcomes, counted, error, duration, phases, ...
+    assert reads[0] < one_target + 40, f"a render after one result read {reads[0]} values of {everything}"
+    assert everything > 20 * one_target  # the registry is large enough for the difference to show
+    monkeypatch.undo()
+    assert text == generate_latest(reg)
+
+
+def test_a_change_the_render_half_saw_is_in_the_next_render():
+    """A result lands on the loop thread while a render runs in a worker: right after the render read
+    the value of the target's series. The next render must show it."""
+    reg = Registry()
+    c = Counter("c", "a per-target counter", ["service", "target"], registry=reg)
+    child = c.labels("api", "a")
+    versions = {"a": 1}
+
+    class Racing:
+        armed = False
+
+        def __init__(self, value):
+            self.value = value
+
+        def get(self):
+            seen = self.value.get()
+            if self.armed:  # once: the change, then its version, as LiveMetrics.observe makes them
+                self.armed = False
+                self.value.inc(1)
+                versions["a"] += 1
+            return seen
+
+        def __getattr__(self, name):  # inc, get_exemplar: the value's own
+            return getattr(self.value, name)
+
+    child._value = racing = Racing(child._value)
+    reg.prebuild(c, exposition.Family(c, versions).parts)
+    generate(reg)
+    child.inc()
+    versions["a"] += 1
+    racing.armed = True
+    assert b'c_total{service="api",target="a"} 1.0' in generate(reg)  # read before the change
+    assert generate(reg) == generate_latest(reg)
+    assert b'c_total{service="api",target="a"} 2.0' in generate(reg)
+
+
+def test_sla_figures_follow_the_snapshot_and_the_maintenance_flag():
+    cfg = parse_config('targets: [{name: a, service: api, url: "http://127.0.0.1:9/", timeout: 2s, interval: 2s}]')
+    led = Ledger(cfg.contract.thresholds, day_start=lambda t: t - t % 86400)
+    t0 = 1_795_000_000.0
+    state = {"snap": None, "maintenance": False}
+    reg = Registry()
+    reg.register(SloCollector(lambda: state["snap"], lambda: state["maintenance"]))
+    for i in range(3):
+        for j in range(30):
+            led.add(ProbeResult("a", "api", t0 + 60 * i + j, 0.0, 0.3 * i, "up" if j % 9 else "down", status=200,
+                                latency_counted=True))
+        state["snap"] = evaluate(led, cfg, Calendar(cfg.contract), t0 + 60 * i + 120)
+        assert generate(reg) == generate_latest(reg)
+        state["maintenance"] = not state["maintenance"]
+        assert generate(reg) == generate_latest(reg)
+
+
+def test_numbers_are_written_as_prometheus_client_writes_them():
+    rng = random.Random(3)
+    values = [0.0, -0.0, 1.0, 0.1, 1e-7, 5e-324, 999999.9999999999, 1e6, -1e6, 1234567.0, 123456789.125, 1e15,
+              9.999999999999999e15, 1e16, 1e22, -1e22, math.inf, -math.inf, math.nan, 3, 2**53]
+    values += [rng.lognormvariate(0, 12) * rng.choice((1, -1)) for _ in range(5000)]
+    values += [float(rng.randrange(10**12)) for _ in range(2000)]
+    reg = Registry()
+    c = Counter("n", "numbers", ["i"], registry=reg)
+    for i, v in enumerate(values):
+        c.labels(str(i))._value.set(v)
+    assert generate(reg) == generate_latest(reg)
+    assert [exposition._number(v) for v in values] == [floatToGoString(v) for v in values]

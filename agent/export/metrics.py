@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 
 from .. import __version__
 from ..probes.base import DOWN, INCONCLUSIVE, UP, ProbeResult
+from .exposition import Family, Registry
 
 # `_created` series double the exposition of every counter and histogram and no rule here uses them.
 disable_created_metrics()
@@ -94,6 +95,14 @@ class LiveMetrics:
         info = Gauge("sla_agent_build_info", "Version of the agent.", ("version", "python") + extra, registry=registry)
         info.labels(__version__, platform.python_version(), *self.extra_values).set(1)
         self._bound: dict[str, _Bound] = {}
+        # Each target's version moves after every change of its series (observe), to a value never
+        # used before: the exposition formats a target's lines again only then (exposition.Family).
+        self.versions: dict[str, int] = {}
+        self._changes = 0
+        if isinstance(registry, Registry):
+            for metric in (self.probes, self.counted, self.errors, self.duration, self.phase, self.success,
+                           self.expiry, self.skipped, self.late, self.tokens, self.token_duration, self.marks):
+                registry.prebuild(metric, Family(metric, self.versions).parts)
 
     def _state(self, registry: CollectorRegistry) -> None:
         """The agent's own clock and the ledger's database."""
@@ -131,6 +140,7 @@ class LiveMetrics:
     def forget(self, service: str, target: str) -> None:
         """Removes a target's series (after a reload that dropped it)."""
         self._bound.pop(target, None)
+        self.versions.pop(target, None)
         for metric in (self.duration, self.success, self.expiry, self.skipped, self.late, self.token_duration):
             try:
                 metric.remove(service, target, *self.extra_values)
@@ -139,6 +149,13 @@ class LiveMetrics:
 
     def observe(self, r: ProbeResult, masked: bool) -> None:
         """The pipeline's sink: one result into the live series."""
+        try:
+            self._observe(r, masked)
+        finally:  # after the change (exposition.Family says why)
+            self._changes += 1
+            self.versions[r.target] = self._changes
+
+    def _observe(self, r: ProbeResult, masked: bool) -> None:
         b = self._bound.get(r.target) or self.bind(r.service, r.target)
         b.outcome[r.outcome].inc()
         for request in r.token_requests:

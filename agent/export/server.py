@@ -68,9 +68,9 @@ class Renderer:
     """The /metrics text, one rendering at a time, shared by every scrape that arrives while it runs or
     shortly after, plain and gzip'd.
 
-    A render takes 4-5 ms, 47 ms at 100 targets; a thousand scrapes at once each rendering on their own
-    kept the worker threads busy and the event loop waiting for the GIL long enough to make half the
-    probes of that moment inconclusive. A scrape that joins a render in flight, or takes one finished
+    A render is mostly a join of the text kept prebuilt (exposition.py) and a gzip; a thousand scrapes at
+    once each rendering on their own still kept the worker threads busy and the event loop waiting for
+    the GIL long enough to make half the probes of that moment inconclusive. A scrape that joins a render in flight, or takes one finished
     less than REUSE_FACTOR render times ago (REUSE_MAX at most), reads values that old: Prometheus stamps
     samples with its own scrape time and cannot tell that from network delay. Renders thus take a tenth
     of one worker thread at most, whatever the scrape rate."""
