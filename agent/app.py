@@ -110,7 +110,7 @@ class Agent:
         await self._restore()
         self.registry.register(SloCollector(lambda: self.snapshot, lambda: self.pipeline.mask(self.clock.time()),
                                             self.cfg.agent.location))
-        self.registry.register(TargetInfoCollector(lambda: self.cfg.all_targets, lambda s: self.redact(s),
+        self.registry.register(TargetInfoCollector(lambda: self.cfg.all_targets, lambda: self.redact,
                                                    self.cfg.agent.location))
         self._install_targets(self.cfg)
         await self._serve()

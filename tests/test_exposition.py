@@ -15,13 +15,14 @@ from agent.app import Agent
 from agent.calendar import Calendar
 from agent.config import load_config, parse_config
 from agent.export import exposition
-from agent.export.collectors import SloCollector
+from agent.export.collectors import SloCollector, TargetInfoCollector
 from agent.export.exposition import generate
 from agent.export.metrics import LiveMetrics
 from agent.ledger import Ledger
 from agent.probes import ProbeResult
 from agent.probes.base import TokenRequest
-from agent.slo import evaluate
+from agent.redact import Redactor
+from agent.slo import Sample, Snapshot, evaluate
 
 from .servers import closed_port
 
@@ -213,6 +214,43 @@ def test_sla_figures_follow_the_snapshot_and_the_maintenance_flag():
         assert generate(reg) == generate_latest(reg)
         state["maintenance"] = not state["maintenance"]
         assert generate(reg) == generate_latest(reg)
+
+
+def test_sla_figures_and_target_info_are_formatted_once_per_evaluation_and_per_config():
+    """Both were built and formatted again at every scrape, although they change only with a new
+    snapshot (every 10 s or more) or a new configuration."""
+    asked: list[str] = []
+
+    class Objective:
+        def samples(self, window, result):
+            asked.append(window)
+            yield Sample("sla_availability_ratio", (("service", "api"), ("window", window)), result)
+
+    snap = Snapshot(0.0, ((Objective(), {"month": 0.99, "30d": 0.98}),), False)
+    state = {"snap": snap}
+    cfg = parse_config('targets: [{name: a, service: api, url: "http://u:p@127.0.0.1:9/", timeout: 2s, interval: 2s,'
+                       ' labels: {team: core}}]')
+    redact = [Redactor()]
+
+    def redactor(*text):  # the redaction in force (given a text, it redacts it: the collector's older form)
+        return redact[0](*text) if text else redact[0]
+
+    reg = Registry()
+    reg.register(SloCollector(lambda: state["snap"], lambda: False))
+    reg.register(TargetInfoCollector(lambda: cfg.all_targets, redactor))
+    text = generate(reg)
+    assert b'sla_availability_ratio{service="api",window="month"} 0.99' in text
+    assert b'sla_target_info{service="api",target="a",team="core",type="http",url="http://<redacted>@127.0.0.1:9/"} 1.0' \
+        in text
+    asked.clear()
+    for _ in range(5):
+        assert generate(reg) == text
+    assert asked == [], "the same snapshot's samples were built again"
+    state["snap"] = Snapshot(10.0, ((Objective(), {"month": 0.97}),), False)
+    assert b'window="month"} 0.97' in generate(reg) and asked == ["month"]
+    redact[0] = Redactor(["127.0.0.1"])  # a reload with a new secret: the URL is redacted anew
+    assert b'url="http://<redacted>@<redacted>:9/"' in generate(reg)
+    assert generate(reg) == generate_latest(reg)
 
 
 def test_numbers_are_written_as_prometheus_client_writes_them():

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import Callable, Iterable
+import threading
+from typing import Any, Callable, Iterable, Sequence
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from ..slo import Snapshot
+from .exposition import Pace, text_of
 
 # The SLA families, in exposition order: (name, type, help). Objectives add samples to them.
 FAMILIES = (
@@ -40,7 +42,8 @@ FAMILIES = (
 
 
 class SloCollector(Collector):
-    """Builds the SLA series at scrape time from the latest snapshot (computed off the hot path)."""
+    """Builds the SLA series at scrape time from the latest snapshot (computed off the hot path); their
+    text is formatted once per snapshot and maintenance flag (exposition.Registry calls `parts`)."""
 
     def __init__(self, snapshot: Callable[[], Snapshot | None], maintenance_active: Callable[[], bool],
                  location: str = "") -> None:
@@ -52,21 +55,33 @@ class SloCollector(Collector):
         except RuntimeError:
             self._loop = None
         self._maintenance = False
+        self._text: tuple[Snapshot | None, bool, bytes] | None = None
+        self._lock = threading.Lock()
 
     def describe(self) -> Iterable:
         return []
 
     def collect(self) -> Iterable[Metric]:
+        return self._families(self._maintenance_now(), self.snapshot())
+
+    def parts(self, pace: Pace) -> list[bytes]:
+        maintenance, snap = self._maintenance_now(), self.snapshot()
+        with self._lock:
+            text = self._text
+            # by identity: a snapshot is never changed once made, a new evaluation makes a new one
+            if text is None or text[0] is not snap or text[1] != maintenance:
+                text = self._text = (snap, maintenance, text_of(self._families(maintenance, snap), pace))
+        return [text[2]]
+
+    def _families(self, maintenance: bool, snap: Snapshot | None) -> list[Metric]:
         families = {name: Metric(name, doc, mtype) for name, mtype, doc in FAMILIES}
         families["sla_maintenance_active"].add_sample("sla_maintenance_active", dict(self.extra),
-                                                      1.0 if self._maintenance_now() else 0.0)
-        snap = self.snapshot()
+                                                      1.0 if maintenance else 0.0)
         for objective, results in snap.results if snap is not None else ():
             for window, result in results.items():
                 for s in objective.samples(window, result):
                     families[s.metric].add_sample(s.name or s.metric, dict(s.labels + self.extra), s.value)
         return list(families.values())
-
 
     def _maintenance_now(self) -> bool:
         """The maintenance flag, asked on the event loop's thread when a scrape renders in a worker: the
@@ -100,20 +115,38 @@ def _on(loop: asyncio.AbstractEventLoop) -> bool:
 
 class TargetInfoCollector(Collector):
     """`sla_target_info{service,target,url,...} 1`: what each target probes (secrets redacted) and the
-    extra labels of its config, to join onto the per-target series (`* on (target) group_left(team)`)."""
+    extra labels of its config, to join onto the per-target series (`* on (target) group_left(team)`).
+    `redactor` gives the redaction in force; the text is formatted again when it or a target changes
+    (a reload makes new ones)."""
 
-    def __init__(self, targets: Callable[[], Iterable], redact: Callable[[str], str], location: str = "") -> None:
+    def __init__(self, targets: Callable[[], Sequence[Any]], redactor: Callable[[], Callable[[str], str]],
+                 location: str = "") -> None:
         self.targets = targets
-        self.redact = redact
+        self.redactor = redactor
         self.location = location
+        self._text: tuple[Sequence[Any], Callable[[str], str], bytes] | None = None
+        self._lock = threading.Lock()
 
     def describe(self) -> Iterable:
         return []
 
+    def parts(self, pace: Pace) -> list[bytes]:
+        targets, redact = self.targets(), self.redactor()
+        with self._lock:
+            text = self._text
+            # by identity: targets are frozen, and a reload or a new redaction makes new objects
+            if (text is None or text[1] is not redact or len(text[0]) != len(targets)
+                    or any(a is not b for a, b in zip(text[0], targets))):
+                text = self._text = (targets, redact, text_of(self._metrics(targets, redact), pace))
+        return [text[2]]
+
     def collect(self) -> Iterable[Metric]:
+        return self._metrics(self.targets(), self.redactor())
+
+    def _metrics(self, targets: Sequence[Any], redact: Callable[[str], str]) -> list[Metric]:
         m = Metric("sla_target_info", "The probed targets, with their configured extra labels.", "gauge")
-        for t in self.targets():
-            labels = {"service": t.service, "target": t.name, "url": self.redact(t.address), "type": t.type,
+        for t in targets:
+            labels = {"service": t.service, "target": t.name, "url": redact(t.address), "type": t.type,
                       **dict(t.labels)}
             if self.location:
                 labels["location"] = self.location

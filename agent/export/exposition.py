@@ -8,6 +8,8 @@ lists its collectors in exposition order and, for those that can, keeps their te
 
 - a Family (the per-target series of export/metrics.py) keeps the text of each series and formats it
   again only when it is new or its target's version moved (LiveMetrics bumps it after each result);
+- the SLA figures (collectors.SloCollector) are formatted once per evaluation, the target info once per
+  configuration;
 - the rest (the agent's own few health series, the ticket feed's) is collected and formatted at each
   render, as prometheus_client would.
 
