@@ -12,8 +12,16 @@ HERE_TREE = str(Path(__file__).resolve().parent.parent)
 
 
 def roots(given: list[str] | None) -> list[str]:
-    """The trees asked for, or the one this script belongs to."""
-    return given or [HERE_TREE]
+    """The trees asked for (as absolute paths: a worker runs elsewhere), or the one this script belongs to."""
+    return [str(Path(r).resolve()) for r in given] if given else [HERE_TREE]
+
+
+def worker_tree(argv: list[str]) -> str:
+    """The tree a script imports the agent from before it parses its arguments: --root's in a worker,
+    else its own."""
+    if "--worker" in argv and "--root" in argv:
+        return str(Path(argv[len(argv) - 1 - argv[::-1].index("--root") + 1]).resolve())
+    return HERE_TREE
 
 
 def enter(root: str) -> None:
