@@ -160,6 +160,10 @@ def bench_scrape(targets: int) -> tuple[dict[str, float], float, int]:
 
         tune_gc()  # as the daemon does
         agent.snapshot = await asyncio.to_thread(evaluate, agent.ledger, cfg, agent.cal, NOW)
+        for task in agent._tasks:  # its flushes and evaluations in threads would take the GIL at random
+            task.cancel()
+        await asyncio.gather(*agent._tasks, return_exceptions=True)
+        await agent.flush()  # waits for a write in flight
         renders = await _renders(agent, results)
         http, size = await _scrapes(agent, results)
         await agent.stop()
