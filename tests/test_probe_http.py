@@ -498,7 +498,9 @@ def test_every_error_kind_maps_to_an_outcome():
 async def test_tls_server_name_overrides_the_url_host(certs):
     # a certificate for wrong.example.org served on 127.0.0.1: valid once the probe asks for that name
     async with http_server(app_with(root=ok), ssl_context=certs.server_context("wrong_host")) as base:
-        named = await probe(target(base + "/", tls=TLSOptions(ca_file=str(certs.ca), server_name="wrong.example.org")))
-        plain = await probe(target(base + "/", tls=TLSOptions(ca_file=str(certs.ca))))
+        # a generous timeout: an answer on a loaded machine must not read as a refused name
+        named = await probe(target(base + "/", timeout=10.0,
+                                   tls=TLSOptions(ca_file=str(certs.ca), server_name="wrong.example.org")))
+        plain = await probe(target(base + "/", timeout=10.0, tls=TLSOptions(ca_file=str(certs.ca))))
     assert named.outcome == "up", named.error
     assert (plain.outcome, plain.error_kind) == ("down", "tls")
