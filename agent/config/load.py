@@ -7,17 +7,18 @@ from __future__ import annotations
 import os
 import re
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from ..schema import (ConfigError, ConfigIssue, Field, Reader, boolean, choice, converted, duration, existing_file,
-                      integer, keys_of, list_of, ratio, read_table, string)
+                      integer, keys_of, list_of, ratio, read_table, secret_file, section, string)
 from ..probes.addresses import check_url
 from ..probes.http.spec import REQUEST_FIELDS, authorization_once
 from .contract import read_contract
 from .model import (LOCATION_NAME_RULE, AgentSettings, AlertSettings, Config, Contract, EvidenceSettings,
-                    TicketFeedSettings, is_location_name)
+                    SmtpSettings, TicketFeedSettings, WitnessSettings, is_location_name)
 from .objectives import resolve
 from .redaction import redacted, secrets_of
 from .targets import check_timing, check_unique_names, read_targets
@@ -68,6 +69,22 @@ AGENT_FIELDS = (
 )
 AGENT_KEYS = keys_of(AGENT_FIELDS)
 _HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+SMTP_FIELDS = (
+    Field("smarthost", string(), required=True, check=lambda v: None if _split_listen(v) else
+          f"must be host:port such as smtp.example.com:587, got {v!r}"),
+    Field("from", string(), dest="from_addr", required=True),
+    Field("username", string()),
+    Field("password_file", secret_file(), dest="password"),
+    Field("starttls", boolean()),
+)
+WITNESS_FIELDS = (
+    Field("webhooks", list_of(string()), check=lambda urls: next(filter(None, map(check_url, urls)), None)),
+    Field("emails", list_of(string()), check=lambda addrs: next(
+        (f"{a!r} is not an e-mail address" for a in addrs if not _EMAIL.fullmatch(a)), None)),
+    Field("every", duration(minimum=60, maximum=7 * 86400)),
+    Field("smtp", section(SMTP_FIELDS, SmtpSettings)),
+)
 EVIDENCE_FIELDS = (
     Field("journal", boolean()),
     Field("headers", list_of(string()), check=lambda hs: next(
@@ -77,6 +94,7 @@ EVIDENCE_FIELDS = (
     Field("sample_up_every", duration(minimum=0, maximum=86400)),
     Field("signing_key_file", existing_file()),
     Field("public_key_file", existing_file()),
+    Field("witnesses", section(WITNESS_FIELDS, WitnessSettings)),
 )
 
 ALERT_FIELDS = (
@@ -84,7 +102,7 @@ ALERT_FIELDS = (
     Field("ticket_deadline_soon", ratio(), check=lambda v: None if 0 < v < 1 else
           f"must be a share of the deadline between 0 and 1 (0.25: warn with a quarter left), got {v:g}"),
     Field("contract_webhook_url", string(), check=check_url),
-    Field("contract_email", string(), check=lambda v: None if re.fullmatch(r"[^@\s]+@[^@\s]+", v) else
+    Field("contract_email", string(), check=lambda v: None if _EMAIL.fullmatch(v) else
           f"must be an e-mail address, got {v!r}"),
     Field("smtp_smarthost", string(), check=lambda v: None if _split_listen(v) else
           f"must be host:port such as smtp.example.com:587, got {v!r}"),
@@ -114,6 +132,22 @@ def _alerts(r: Reader, node: yaml.Node) -> AlertSettings:
         r.error(s.nodes["contract_email"], "alerts.contract_email", "needs smtp_smarthost and smtp_from beside it "
                                                                     "(Alertmanager sends the mail through them)")
     return AlertSettings(**s.values)
+
+
+def _evidence(r: Reader, node: yaml.Node, alerts: AlertSettings) -> EvidenceSettings:
+    """Witnesses need a signing key; e-mailed ones a mail server: their own, else the alerts' (no login)."""
+    s = read_table(r, node, "evidence", EVIDENCE_FIELDS)
+    w = s.values.get("witnesses")
+    if w is not None and (w.webhooks or w.emails) and "signing_key_file" not in s.values:
+        r.error(s.nodes["witnesses"], "evidence.witnesses", "needs evidence.signing_key_file beside it (checkpoints "
+                                                             "are signed; make a key with `sla-agent evidence keygen`)")
+    if w is not None and w.emails and w.smtp is None:
+        if alerts.smtp_smarthost and alerts.smtp_from:
+            s.values["witnesses"] = replace(w, smtp=SmtpSettings(alerts.smtp_smarthost, alerts.smtp_from))
+        else:
+            r.error(s.nodes["witnesses"], "evidence.witnesses.emails", "needs evidence.witnesses.smtp (or "
+                                                                        "alerts.smtp_smarthost and alerts.smtp_from)")
+    return EvidenceSettings(**s.values)
 
 
 def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None, *,
@@ -193,9 +227,8 @@ def _parse(r: Reader, text: str, filename: str) -> Config:
     top = r.mapping(root, "", TOP_KEYS)
     agent = AgentSettings(**read_table(r, top["agent"], "agent", AGENT_FIELDS).values) if "agent" in top \
         else AgentSettings()
-    evidence = EvidenceSettings(**read_table(r, top["evidence"], "evidence", EVIDENCE_FIELDS).values) \
-        if "evidence" in top else EvidenceSettings()
     alerts = _alerts(r, top["alerts"]) if "alerts" in top else AlertSettings()
+    evidence = _evidence(r, top["evidence"], alerts) if "evidence" in top else EvidenceSettings()
     feed = _ticket_feed(r, top["tickets"]) if "tickets" in top else None
     contract_kw, contract_nodes = read_contract(r, top.get("contract"))
     if _too_many(r, top):

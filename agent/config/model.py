@@ -187,6 +187,27 @@ DEFAULT_HEADERS = ("Date", "Server", "Via", "X-Request-Id", "CF-Ray", "X-Amz-Cf-
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    """How mail leaves the agent (notify/mail.py): a smarthost, STARTTLS, a login whose password is in a file."""
+
+    smarthost: str  # host:port
+    from_addr: str
+    username: str | None = None
+    password: str | None = None  # read from password_file (a secret: redacted wherever text leaves)
+    starttls: bool = True
+
+
+@dataclass(frozen=True)
+class WitnessSettings:
+    """Where the chain's signed checkpoints are pushed (`evidence.witnesses:`, notify/witness.py)."""
+
+    webhooks: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    every: float = 3600.0
+    smtp: SmtpSettings | None = None
+
+
+@dataclass(frozen=True)
 class EvidenceSettings:
     """The failure journal and the signing of reports (`evidence:`)."""
 
@@ -197,6 +218,7 @@ class EvidenceSettings:
     sample_up_every: float = 60.0  # one up record per target this often (0: none): proof of health, same terms
     signing_key_file: str | None = None  # Ed25519 private key (PEM): reports are signed
     public_key_file: str | None = None  # to check signatures without the private key
+    witnesses: WitnessSettings = WitnessSettings()
 
 
 @dataclass(frozen=True)
