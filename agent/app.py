@@ -22,6 +22,7 @@ from .export.status import status_document
 from .export.webconfig import load_web_config
 from .ledger import Ledger
 from .logs import set_redactor
+from .notify.witness import WitnessLoop
 from .pipeline import Pipeline, TargetStates
 from .ledger.journal import Journal
 from .probes import Capture, ProbeResult, applicable_phases, make_probe, probe_type
@@ -70,6 +71,7 @@ class Agent:
         self.scheduler = Scheduler(self.clock, self.pipeline, rate_limit=cfg.agent.rate_limit, lag_watch=self.lag,
                                    thresholds=cfg.contract.thresholds)
         self.server: Server | None = None
+        self.witnesses = WitnessLoop(self)  # the chain's checkpoints pushed to evidence.witnesses
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
         self._restored = False
@@ -116,6 +118,7 @@ class Agent:
         await self._serve()
         self.scheduler.start()
         self._start_feed()
+        self.witnesses.apply()
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("lag-watch", self.lag.run()), ("flush", self._flush_loop()), ("evaluate", self._eval_loop()),
             ("slices", self._slice_loop()), ("watchdog", self._watchdog_loop()))]
@@ -144,9 +147,10 @@ class Agent:
         self.server = Server(build_app(Endpoints(
             registry=self.registry, ready=self.ready, status=self.status, report_json=s.report_json,
             report_html=s.report_html, journal=s.journal, artifact=s.artifact, ledger=s.ledger, page=s.page,
-            span=s.span, close=s.close, auth=BasicAuth(web.users) if web and web.users else None)),
+            span=s.span, close=s.close, checkpoint=s.checkpoint, auth=BasicAuth(web.users) if web and web.users else None)),
             host, port, web.ssl_context() if web else None)
         await self.server.start()
+        self.witnesses.make = s.checkpoint
 
     def _install_targets(self, cfg: Config) -> None:
         ev = cfg.evidence
@@ -171,6 +175,7 @@ class Agent:
         if self.journal is not None:
             self.journal.release()
         await self._stop_feed()
+        await self.witnesses.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -254,6 +259,7 @@ class Agent:
         for t in new.all_targets:
             self.ledger.ensure(t.name, t.service)
         self._install_targets(new)
+        self.witnesses.apply()
 
     def _set_calendar(self, cal: Calendar) -> None:
         self.cal = cal

@@ -16,6 +16,7 @@ from .export.page import render_page
 from .export.status import status_document
 from .report import build_report, render
 from .report.sources import serve_ledger
+from .report.witnessed import make_for_agent
 from .slo import Snapshot
 from .store.extract import Cancel
 from .timeutil import parse_day, parse_month
@@ -109,6 +110,15 @@ class Served:
         await a.flush()
         return await asyncio.get_running_loop().run_in_executor(
             self._extracts, partial(serve_ledger, a.store, start, end, a.cfg, folder, journal, cancel))
+
+    async def checkpoint(self) -> tuple[str | None, str]:
+        """The chain's signed checkpoint now (what the witnesses get), or (None, why not)."""
+        a = self._agent
+        if not a.cfg.evidence.signing_key_file:
+            return None, "the agent has no signing key (evidence.signing_key_file)"
+        await a.flush()
+        return await asyncio.to_thread(make_for_agent, a.store.path, a.cfg.evidence.signing_key_file,
+                                       a.cfg.agent.location, a.clock.time())
 
     def close(self) -> None:
         self._extracts.shutdown(wait=False, cancel_futures=True)

@@ -1,4 +1,4 @@
-"""`sla-agent evidence verify | export | keygen`."""
+"""`sla-agent evidence verify | export | keygen | rotate-key`."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +13,7 @@ from ..report.bundle import export_bundle, verify_bundle
 from ..report.signing import SigningError, keygen
 from ..store import Store, StoreError
 from ..timeutil import parse_month
+from . import witness
 from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME, err, load, state_dir
 
 
@@ -34,12 +35,14 @@ def _print_problems(what: str, problems: list[str]) -> int:
     return EXIT_RUNTIME if problems else EXIT_OK
 
 
-def _verify_bundle(path: str) -> int:
+def _verify_bundle(path: str, args: argparse.Namespace) -> int:
     try:
         problems, facts = verify_bundle(Path(path))
     except ReportError as exc:
         err(str(exc))
         return EXIT_INPUT
+    more, found = witness.on_bundle(path, args)
+    problems, facts = problems + more, {**facts, **found}
     if not problems:
         print(f"{path}: verified: files, chain, report and signatures agree "
               f"({', '.join(f'{k} {v}' for k, v in facts.items())})")
@@ -63,6 +66,8 @@ def _verify_store(args: argparse.Namespace) -> int:
         return EXIT_RUNTIME
     try:
         problems, stats = store.verify(since, until)
+        more, found = witness.on_ledger(store.conn, args, cfg)
+        problems, stats = problems + more, {**stats, **found}
     finally:
         store.close()
     if not problems:
@@ -91,7 +96,7 @@ def _export(args: argparse.Namespace) -> int:
 def cmd_evidence(args: argparse.Namespace) -> int:
     command = args.evidence_command
     if command is None:
-        err("evidence needs an action: verify, export or keygen")
+        err("evidence needs an action: verify, export, keygen or rotate-key")
         return EXIT_INPUT
     if command == "keygen":
         try:
@@ -103,6 +108,8 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         return EXIT_OK
     if command == "export":
         return _export(args)
+    if command == "rotate-key":
+        return witness.cmd_rotate(args)
     if args.bundle:
-        return _verify_bundle(args.bundle)
+        return _verify_bundle(args.bundle, args)
     return _verify_store(args)

@@ -220,6 +220,25 @@ class TicketFeedMetrics:
             _gauge(self.in_export, v).set(result.tickets)
 
 
+class WitnessMetrics:
+    """Deliveries of the chain's checkpoint to witnesses (`evidence.witnesses`): registered when some are named."""
+
+    def __init__(self, registry: CollectorRegistry, location: str = "") -> None:
+        extra = ("location",) if location else ()
+        self.values = (location,) if location else ()
+        self.pushes = Counter("sla_witness_pushes", "Checkpoint deliveries to witnesses by kind (webhook, email; "
+                              "checkpoint: none could be made) and result (ok, error).", ("kind", "result") + extra,
+                              registry=registry)
+        self.last_success = Gauge("sla_witness_last_success_timestamp_seconds", "When a checkpoint was last "
+                                  "delivered to a witness of this kind.", ("kind",) + extra, registry=registry)
+
+    def observe(self, push: Any, now: float) -> None:
+        """One delivery's outcome (notify/witness.Push)."""
+        self.pushes.labels(push.kind, "ok" if push.ok else "error", *self.values).inc()
+        if push.ok:
+            self.last_success.labels(push.kind, *self.values).set(now)
+
+
 def _gauge(g: Gauge, values: tuple[str, ...]) -> Gauge:
     """The gauge itself, or its child for the location label."""
     return g.labels(*values) if values else g

@@ -61,6 +61,7 @@ class Endpoints:
     page: Callable[[], Awaitable[str]] | None = None  # the status page at /
     # ("month", "2026-11") or ("period", "2026-11-23") -> its bounds in the contract's calendar; ValueError
     span: Callable[[str, str], tuple[float, float]] | None = None
+    checkpoint: Callable[[], Awaitable[tuple[str | None, str]]] | None = None  # the chain's, signed; or why not
     close: Callable[[], None] | None = None  # lets go of the threads the work above used
 
 
@@ -259,11 +260,21 @@ class _Handlers:
         ledger = self.ep.ledger
         return await self.extracts.serve(request, lambda folder, cancel: ledger(start, end, journal, folder, cancel))
 
+    async def checkpoint(self, request: web.Request) -> web.Response:
+        """The hash chain's signed checkpoint (report/checkpoint.py), as witnesses get it."""
+        if self.ep.checkpoint is None:
+            raise web.HTTPNotFound()
+        text, why = await self.ep.checkpoint()
+        if text is None:
+            return web.json_response({"error": f"no checkpoint: {why}"}, status=503)
+        return web.Response(text=text, content_type="text/plain")
+
     async def index(self, request: web.Request) -> web.Response:
         if self.ep.page is not None and "text/plain" not in request.headers.get("Accept", ""):
             return web.Response(text=await self.ep.page(), content_type="text/html")
         return web.Response(text="sla-agent: /metrics /healthz /readyz /api/v1/status /api/v1/report?month=YYYY-MM "
-                                 "/report?month=YYYY-MM /api/v1/journal?from=&to= /api/v1/ledger?from=&to=\n")
+                                 "/report?month=YYYY-MM /api/v1/journal?from=&to= /api/v1/ledger?from=&to= "
+                                 "/api/v1/checkpoint\n")
 
 
 def build_app(ep: Endpoints) -> web.Application:
@@ -275,7 +286,7 @@ def build_app(ep: Endpoints) -> web.Application:
     for path, handler in (("/", h.index), ("/metrics", h.metrics), ("/healthz", h.healthz), ("/readyz", h.readyz),
                           ("/api/v1/status", h.status), ("/api/v1/report", h.report_json), ("/report", h.report_html),
                           ("/api/v1/journal", h.journal), ("/api/v1/journal/artifact", h.artifact),
-                          ("/api/v1/ledger", h.ledger)):
+                          ("/api/v1/ledger", h.ledger), ("/api/v1/checkpoint", h.checkpoint)):
         app.router.add_get(path, handler)
     return app
 

@@ -93,6 +93,7 @@ def _copies(conn: sqlite3.Connection, rows_from: float, journal_from: float, unt
            (int(rows_from) - DAY, int(until)))
     yield "INSERT INTO x.tickets SELECT * FROM main.tickets", ()
     yield "INSERT INTO x.windows SELECT * FROM main.windows", ()
+    yield "INSERT INTO x.key_rotations SELECT * FROM main.key_rotations", ()  # the keys' succession, whole
     lo, hi = _sealed_runs(conn, journal_from, until)
     yield ("INSERT INTO x.journal SELECT * FROM main.journal WHERE ((at_us >= ? AND at_us < ?) "
            "OR id BETWEEN ? AND ?) AND outcome IN (SELECT value FROM json_each(?))",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DB_NAME = "ledger.db"
 
 # Each entry brings the schema from version i to i+1. Never edit a released step; append a new one.
@@ -56,6 +56,12 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE tickets ADD COLUMN hash TEXT",
         "UPDATE tickets SET hash = (SELECT s.hash FROM seals s WHERE s.key = 't:' || tickets.id "
         "ORDER BY s.seq DESC LIMIT 1)",
+    ],
+    [  # 6: the signing key's successions (report/rotation.py): each names the new key, signed by the old one,
+        # and is sealed in the chain (`k:<id>`); keys as the base64 of their 32 raw bytes
+        "CREATE TABLE key_rotations (id INTEGER PRIMARY KEY, at REAL NOT NULL, old_key TEXT NOT NULL,"
+        " new_key TEXT NOT NULL, after_seq INTEGER NOT NULL, after_link TEXT NOT NULL, signature TEXT NOT NULL,"
+        " link INTEGER)",
     ],
 ]
 
