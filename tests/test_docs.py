@@ -164,10 +164,13 @@ def documented_metric_names() -> set[str]:
 
 async def exported_families(tmp_path: Path) -> dict[str, str]:
     """The families a started agent serves on /metrics: exposition name -> type."""
-    port = closed_port()
+    from agent.report.signing import keygen
+
+    port, key = closed_port(), keygen(tmp_path / "key")[0]
     cfg = parse_config(f"""
 agent: {{listen: "127.0.0.1:0", location: docs}}
 tickets: {{url: "http://127.0.0.1:{port}/export.csv"}}
+evidence: {{signing_key_file: "{key}", witnesses: {{webhooks: ["http://127.0.0.1:{port}/witness"]}}}}
 targets: [{{name: api, service: api, url: "http://127.0.0.1:{port}/", interval: 1s, timeout: 2s}}]
 controls: [{{name: control, url: "http://127.0.0.1:{port}/", interval: 1s, timeout: 2s}}]
 """)

@@ -67,8 +67,7 @@ class Witnesses:
             self.on_push(Push("checkpoint", "", False, why))
             return []
         s = self.settings()
-        results = await asyncio.gather(*(self._tried("webhook", where(u), lambda u=u: self._post(u, text))
-                                         for u in s.webhooks),
+        results = await asyncio.gather(*(self._tried("webhook", u, lambda u=u: self._post(u, text)) for u in s.webhooks),
                                        *(self._tried("email", a, lambda a=a: self._mail(s, a, text)) for a in s.emails))
         for r in results:
             self.on_push(r)
@@ -80,8 +79,9 @@ class Witnesses:
                  len(results))
         return list(results)
 
-    async def _tried(self, kind: str, shown: str, attempt: Callable[[], Awaitable[None]]) -> Push:
-        why = ""
+    async def _tried(self, kind: str, to: str, attempt: Callable[[], Awaitable[None]]) -> Push:
+        """`to`: a URL or an address; what is shown of it keeps a URL's credentials and query out."""
+        shown, why = (where(to) if kind == "webhook" else to), ""
         for n in range(ATTEMPTS):
             if n:
                 await self.clock.sleep_until(self.clock.monotonic() + BACKOFF * 2 ** (n - 1))
@@ -92,7 +92,7 @@ class Witnesses:
                 why = f"no answer within {TIMEOUT:g}s"
             except (aiohttp.ClientError, OSError, mail.MailError, ValueError) as exc:
                 why = f"{type(exc).__name__}: {exc}"
-        return Push(kind, shown, False, self.redact(why))
+        return Push(kind, shown, False, self.redact(why.replace(to, shown)))
 
     async def _post(self, url: str, text: str) -> None:
         if self._session is None:

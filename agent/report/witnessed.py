@@ -16,7 +16,7 @@ from .checkpoint import Checkpoint, CheckpointError
 
 
 def _readonly(db: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
+    return sqlite3.connect(f"{Path(db).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
 
 
 def make_for_agent(db: Path, key_file: str, location: str, now: float) -> tuple[str | None, str]:
