@@ -354,3 +354,22 @@ async def test_the_checkpoint_endpoint_is_behind_basic_auth(tmp_path, keys):
                 assert r.status == 200 and r.content_type == "text/plain"
                 cp = checkpoint.parse(await r.text())
     assert checkpoint.signer(cp, [signing.load_private(keys["k1"][0]).public_key()]) is not None
+
+
+def test_a_bundle_is_checked_against_checkpoints_from_the_pinned_key(tmp_path, keys, ledger, capsys):
+    cfg_path, state = ledger
+    cp1 = _checkpoint(tmp_path, state, keys["k1"][0], "cp1.txt")
+    main(["evidence", "rotate-key", str(keys["k2"][0]), "--config", str(cfg_path), "--state-dir", str(state)])
+    cfg2 = _with_key(cfg_path, keys["k2"][0])
+    cp2 = _checkpoint(tmp_path, state, keys["k2"][0], "cp2.txt")
+    bundle = tmp_path / "march.tar.gz"
+    assert main(["evidence", "export", "--config", str(cfg2), "--state-dir", str(state), "--month", "2026-03",
+                 "--output", str(bundle)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    verify = ["evidence", "verify", str(bundle), "--checkpoint", str(cp1), "--checkpoint", str(cp2)]
+    assert main(verify + ["--key", str(keys["k1"][1])]) == 0, capsys.readouterr().err
+    assert "checkpoints 2 checked, signatures from the pinned key" in capsys.readouterr().out
+    assert main(verify) == 0  # from the bundle's own key (k2): said plainly
+    assert "the key was taken from the bundle itself" in capsys.readouterr().out
+    assert main(verify + ["--key", str(keys["k3"][1])]) == 1
+    assert "is not in the chain's succession of keys" in capsys.readouterr().err
