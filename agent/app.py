@@ -16,7 +16,7 @@ from .config import Config, ConfigError, load_config, split_listen
 from .export.collectors import SloCollector, TargetInfoCollector
 from .export.basicauth import BasicAuth
 from .export.exposition import Registry
-from .export.metrics import LiveMetrics, TicketFeedMetrics
+from .export.metrics import LiveMetrics, TicketFeedMetrics, TimestampMetrics
 from .export.server import Endpoints, Server, build_app
 from .export.status import status_document
 from .export.webconfig import load_web_config
@@ -33,6 +33,7 @@ from .slo import STATE_NAMES, DayCache, Snapshot, evaluate, seal_delay_of, servi
 from .store import Flusher, Store
 from .store.lock import StateLock
 from .tickets.feed import TicketFeed
+from .timestamping import Stamping
 from .view import AgentView, Served
 
 log = logging.getLogger("sla_agent.agent")
@@ -80,6 +81,8 @@ class Agent:
         self.feed_metrics: TicketFeedMetrics | None = None
         self._feed: TicketFeed | None = None
         self._feed_task: asyncio.Task[None] | None = None
+        self.stamping = Stamping(lambda: TimestampMetrics(self.registry, cfg.agent.location), self.clock,
+                                 lambda text: self.redact(text))
         self._last_compact = 0.0
         self._seen: dict[str, int] = {}  # counts kept elsewhere, as last added to their metric
 
@@ -119,6 +122,7 @@ class Agent:
         self.scheduler.start()
         self._start_feed()
         self.witnesses.apply()
+        self.stamping.start(self.cfg.evidence.timestamping, self.store)
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("lag-watch", self.lag.run()), ("flush", self._flush_loop()), ("evaluate", self._eval_loop()),
             ("slices", self._slice_loop()), ("watchdog", self._watchdog_loop()))]
@@ -176,6 +180,7 @@ class Agent:
             self.journal.release()
         await self._stop_feed()
         await self.witnesses.stop()
+        await self.stamping.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -219,6 +224,7 @@ class Agent:
         old = {t.name: t.service for t in self.cfg.all_targets}
         feed_changed = (new.tickets, new.contract) != (self.cfg.tickets, self.cfg.contract)  # columns, time zone
         self._apply(new)
+        await self.stamping.reload(new.evidence.timestamping)
         if feed_changed:
             await self._stop_feed()
             if new.tickets is None and self.feed_metrics is not None:

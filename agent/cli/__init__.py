@@ -8,7 +8,7 @@ from typing import Sequence
 
 from .. import __version__
 from ..report import FORMATS
-from . import commands, evidence, records, witness
+from . import commands, evidence, records, timestamps, witness
 from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME
 
 
@@ -139,6 +139,7 @@ def _evidence(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("bundle", metavar="BUNDLE.tar.gz", nargs="?", help="a bundle made by `evidence export`")
     ev.add_argument("--month", metavar="YYYY-MM", help="only the rows of this month (the chain is walked whole)")
     witness.add_arguments(ev, esub, _config_arg)
+    timestamps.add_argument(ev)
     ex = esub.add_parser("export", help="a month's report, journal, ledger extract and key in one bundle")
     _config_arg(ex)
     ex.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current month)")

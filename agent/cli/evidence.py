@@ -13,7 +13,7 @@ from ..report.bundle import export_bundle, verify_bundle
 from ..report.signing import SigningError, keygen
 from ..store import Store, StoreError
 from ..timeutil import parse_month
-from . import witness
+from . import timestamps, witness
 from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME, err, load, state_dir
 
 
@@ -37,12 +37,15 @@ def _print_problems(what: str, problems: list[str]) -> int:
 
 def _verify_bundle(path: str, args: argparse.Namespace) -> int:
     try:
-        problems, facts = verify_bundle(Path(path))
-    except ReportError as exc:
+        tsa_roots = timestamps.roots(args)
+        problems, facts = verify_bundle(Path(path), tsa_roots)
+    except (ReportError, ValueError) as exc:
         err(str(exc))
         return EXIT_INPUT
     more, found = witness.on_bundle(path, args)
     problems, facts = problems + more, {**facts, **found}
+    problems += timestamps.missing(facts.get("time-stamps", 0), tsa_roots is not None)
+    timestamps.show(path, facts.get("time-stamps", 0), tsa_roots is not None, facts.pop(timestamps.PROVEN, []))
     if not problems:
         print(f"{path}: verified: files, chain, report and signatures agree "
               f"({', '.join(f'{k} {v}' for k, v in facts.items())})")
@@ -60,16 +63,21 @@ def _verify_store(args: argparse.Namespace) -> int:
             return EXIT_INPUT
         since, until = cal.month_bounds(*parse_month(month))
     try:
+        tsa_roots = timestamps.roots(args, cfg)
         store = Store(state_dir(args, cfg), thresholds=cfg.contract.thresholds, readonly=True)
-    except StoreError as exc:
+    except (StoreError, ValueError) as exc:
         err(str(exc))
-        return EXIT_RUNTIME
+        return EXIT_INPUT if isinstance(exc, ValueError) else EXIT_RUNTIME
     try:
         problems, stats = store.verify(since, until)
         more, found = witness.on_ledger(store.conn, args, cfg)
         problems, stats = problems + more, {**stats, **found}
+        proof = store.check_timestamps(tsa_roots)
     finally:
         store.close()
+    problems += proof.problems + timestamps.missing(proof.tokens, args.tsa_ca is not None)
+    stats["time-stamps"] = proof.tokens
+    timestamps.show(str(store.path), proof.tokens, proof.signatures_checked, proof.proven)
     if not problems:
         print(f"{store.path}: verified: {', '.join(f'{k} {v}' for k, v in stats.items())}")
     return _print_problems(str(store.path), problems)

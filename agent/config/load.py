@@ -12,13 +12,13 @@ from pathlib import Path
 
 import yaml
 
-from ..schema import (ConfigError, ConfigIssue, Field, Reader, boolean, choice, converted, duration, existing_file,
-                      integer, keys_of, list_of, ratio, read_table, secret_file, section, string)
+from ..schema import (MISSING, ConfigError, ConfigIssue, Field, Reader, Section, boolean, choice, converted, duration,
+                      existing_file, integer, keys_of, list_of, ratio, read_table, secret_file, section, string)
 from ..probes.addresses import check_url
 from ..probes.http.spec import REQUEST_FIELDS, authorization_once
 from .contract import read_contract
 from .model import (LOCATION_NAME_RULE, AgentSettings, AlertSettings, Config, Contract, EvidenceSettings,
-                    SmtpSettings, TicketFeedSettings, WitnessSettings, is_location_name)
+                    SmtpSettings, TicketFeedSettings, TimestampSettings, WitnessSettings, is_location_name)
 from .objectives import resolve
 from .redaction import redacted, secrets_of
 from .targets import check_timing, check_unique_names, read_targets
@@ -85,6 +85,40 @@ WITNESS_FIELDS = (
     Field("every", duration(minimum=60, maximum=7 * 86400)),
     Field("smtp", section(SMTP_FIELDS, SmtpSettings)),
 )
+
+
+def _ca_file(r: Reader, node: yaml.Node, path: str) -> object:
+    """A PEM file of certificates: the time-stamping authorities' roots (not read in a config offline)."""
+    from cryptography import x509
+
+    name = r.existing_file(node, path)
+    if name is MISSING or r.offline:
+        return name
+    try:
+        x509.load_pem_x509_certificates(Path(name).read_bytes())
+    except (OSError, ValueError):
+        return r.reject(node, path, f"{name} holds no PEM certificate (the time-stamping authorities' CA "
+                                    f"certificates, as their operators publish them)")
+    return name
+
+
+def _timestamping_rule(r: Reader, s: Section, path: str) -> bool:
+    tsa, every, timeout = s.values.get("tsa", ()), s.values.get("every", 3600.0), s.values.get("timeout", 30.0)
+    twice = [u for i, u in enumerate(tsa) if u in tsa[:i]]
+    if twice:
+        r.error(s.node_of("tsa"), f"{path}.tsa", f"names {twice[0]!r} twice")
+    if timeout >= every:
+        r.error(s.node_of("timeout"), f"{path}.timeout", f"must be shorter than every ({every:g}s), got {timeout:g}s")
+    return not twice and timeout < every
+
+
+TIMESTAMP_FIELDS = (
+    Field("tsa", list_of(string(env=True), non_empty="must name at least one time-stamping authority URL"),
+          required=True, check=lambda us: next((f"{u!r} {check_url(u)}" for u in us if check_url(u)), None)),
+    Field("every", duration(minimum=60, maximum=86400)),
+    Field("ca_file", _ca_file),
+    Field("timeout", duration(minimum=1, maximum=600)),
+)
 EVIDENCE_FIELDS = (
     Field("journal", boolean()),
     Field("headers", list_of(string()), check=lambda hs: next(
@@ -95,6 +129,7 @@ EVIDENCE_FIELDS = (
     Field("signing_key_file", existing_file()),
     Field("public_key_file", existing_file()),
     Field("witnesses", section(WITNESS_FIELDS, WitnessSettings)),
+    Field("timestamping", section(TIMESTAMP_FIELDS, TimestampSettings, _timestamping_rule)),
 )
 
 ALERT_FIELDS = (

@@ -208,6 +208,16 @@ class WitnessSettings:
 
 
 @dataclass(frozen=True)
+class TimestampSettings:
+    """RFC 3161 time-stamps of the chain's head (`evidence.timestamping`): by each authority, this often."""
+
+    tsa: tuple[str, ...]  # the authorities' URLs (RFC 3161 over HTTP: a POST of the request)
+    every: float = 3600.0
+    ca_file: str | None = None  # PEM: the authorities' roots; answers are checked against them as they arrive
+    timeout: float = 30.0  # one request, whole
+
+
+@dataclass(frozen=True)
 class EvidenceSettings:
     """The failure journal and the signing of reports (`evidence:`)."""
 
@@ -219,6 +229,7 @@ class EvidenceSettings:
     signing_key_file: str | None = None  # Ed25519 private key (PEM): reports are signed
     public_key_file: str | None = None  # to check signatures without the private key
     witnesses: WitnessSettings = WitnessSettings()
+    timestamping: TimestampSettings | None = None
 
 
 @dataclass(frozen=True)

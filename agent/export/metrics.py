@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import platform
-from typing import Any, Collection
+from typing import Any, Collection, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
@@ -237,6 +237,40 @@ class WitnessMetrics:
         self.pushes.labels(push.kind, "ok" if push.ok else "error", *self.values).inc()
         if push.ok:
             self.last_success.labels(push.kind, *self.values).set(now)
+
+
+class TimestampMetrics:
+    """The time-stamping of the chain's head (`evidence.timestamping`), by authority: registered when configured."""
+
+    def __init__(self, registry: CollectorRegistry, location: str = "") -> None:
+        extra = ("location",) if location else ()
+        self.registry, self.values = registry, (location,) if location else ()
+        self.tokens = Counter("sla_evidence_timestamps", "Time-stamp tokens of the chain's head stored, by authority.",
+                              ("tsa",) + extra, registry=registry)
+        self.failures = Counter("sla_evidence_timestamp_failures", "Failed time-stamp attempts by authority and reason "
+                                "(network, timeout, http, too_large, invalid, store, error); each is tried again.",
+                                ("tsa", "reason") + extra, registry=registry)
+        self.last_success = Gauge("sla_evidence_timestamp_last_success_timestamp_seconds", "When the authority's "
+                                  "last token was stored (at start: the last one in the ledger, else the start).",
+                                  ("tsa",) + extra, registry=registry)
+
+    def prime(self, tsas: Iterable[str], now: float, stored: list[dict[str, Any]]) -> None:
+        last = {t["tsa"]: t["at"] for t in stored}
+        for tsa in tsas:
+            self.tokens.labels(tsa, *self.values)
+            self.last_success.labels(tsa, *self.values).set(last.get(tsa, now))
+
+    def unregister(self) -> None:
+        for m in (self.tokens, self.failures, self.last_success):
+            self.registry.unregister(m)
+
+    def observe(self, result: Any, now: float) -> None:
+        """One attempt's outcome (timestamping/stamper.StampResult)."""
+        if result.ok:
+            self.tokens.labels(result.tsa, *self.values).inc()
+            self.last_success.labels(result.tsa, *self.values).set(now)
+        else:
+            self.failures.labels(result.tsa, result.reason, *self.values).inc()
 
 
 def _gauge(g: Gauge, values: tuple[str, ...]) -> Gauge:

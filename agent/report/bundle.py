@@ -268,14 +268,15 @@ def _check_manifest(folder: Path) -> tuple[list[str], Any]:
     return problems, key
 
 
-def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[list[str], dict[str, Any]]:
+def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config,
+                  tsa_roots: list[Any] | None = None) -> tuple[list[str], dict[str, Any]]:
     """The extract's chain walked, its journal and journal.jsonl compared, the report built again and compared."""
     try:
         store = Store(folder, thresholds=cfg.contract.thresholds, readonly=True)
     except StoreError as exc:
         return [f"ledger.db: {exc}"], {}
     try:
-        problems, stats = _check_extract(store, folder / "journal.jsonl", doc["evidence"].get("chain"))
+        problems, stats = _check_extract(store, folder / "journal.jsonl", doc["evidence"].get("chain"), tsa_roots)
         fresh = build(cfg, store, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
     except (zlib.error, ValueError) as exc:  # a crafted row: a finding, not a crash
         return [f"ledger.db: a row cannot be read: {exc}"], {}
@@ -284,10 +285,15 @@ def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[list[
     return [f"ledger.db: {p}" for p in problems] + [f"report.json: {p}" for p in compare(doc, fresh)], stats
 
 
-def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None) -> tuple[list[str], dict[str, Any]]:
-    """One extract: its chain walked, its journal against the journal file, the report's chain head in it."""
+def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None,
+                   tsa_roots: list[Any] | None = None) -> tuple[list[str], dict[str, Any]]:
+    """One extract: its chain walked, its journal against the journal file, the report's chain head in it,
+    its time-stamp tokens against its chain (and the authorities' certificates trusted, when given)."""
     scope = store.extract_scope() or {}
     problems, stats = store.verify(scope.get("journal_from"), scope.get("until"))
+    proof = store.check_timestamps(tsa_roots)
+    problems += proof.problems
+    stats.update({"time-stamps": proof.tokens, "time-stamped": proof.proven})
     ids = tuple(scope.get("journal_ids", (0, -1)))
     if not journal_file.exists() or store.journal_lines_digest(scope.get("journal_from", 0), scope.get("until", 0),
                                                                ids) != _sha256(journal_file):
@@ -297,7 +303,8 @@ def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None
     return problems, stats
 
 
-def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[list[str], dict[str, Any]]:
+def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config,
+                     tsa_roots: list[Any] | None = None) -> tuple[list[str], dict[str, Any]]:
     """Each location's extract checked, then the report over them built again and compared."""
     from .combined import build_locations
     from .sources import Location
@@ -314,7 +321,7 @@ def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[li
             db.rename(place / "ledger.db")
             locs.append(Location(name, db.name, Store(place, thresholds=cfg.contract.thresholds, readonly=True)))
             found, _ = _check_extract(locs[-1].store, folder / f"journal-{name}.jsonl",
-                                      doc["evidence"]["locations"].get(name, {}).get("chain"))
+                                      doc["evidence"]["locations"].get(name, {}).get("chain"), tsa_roots)
             problems += [f"ledger-{name}.db: {p}" for p in found]
         fresh = build_locations(cfg, locs, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
     except (StoreError, zlib.error, ValueError) as exc:  # a crafted file: a finding, not a crash
@@ -325,8 +332,9 @@ def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[li
     return problems + [f"report.json: {p}" for p in compare(doc, fresh)], {"locations": len(locs)}
 
 
-def verify_bundle(path: Path) -> tuple[list[str], dict[str, Any]]:
-    """Everything a bundle claims, checked offline. Returns (problems, facts to print)."""
+def verify_bundle(path: Path, tsa_roots: list[Any] | None = None) -> tuple[list[str], dict[str, Any]]:
+    """Everything a bundle claims, checked offline (time-stamps against `tsa_roots`, the certificates of the
+    authorities the user trusts). Returns (problems, facts to print)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "files"  # a location's folder is made beside it, never among the files
         folder.mkdir()
@@ -347,9 +355,9 @@ def verify_bundle(path: Path) -> tuple[list[str], dict[str, Any]]:
         except (ConfigError, ValueError) as exc:  # UnicodeDecodeError too
             return [f"config.yaml: not a config this agent reads: {exc}"], facts
         if "locations" in doc:
-            found, stats = _check_locations(folder, doc, cfg)
+            found, stats = _check_locations(folder, doc, cfg, tsa_roots)
         elif (folder / "ledger.db").exists():
-            found, stats = _check_ledger(folder, doc, cfg)
+            found, stats = _check_ledger(folder, doc, cfg, tsa_roots)
         else:
             found, stats = ["ledger.db is missing"], {}
         facts.update(stats)

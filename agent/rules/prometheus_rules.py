@@ -57,6 +57,18 @@ def _ticket_feed(every: float) -> dict[str, Any]:
                                            "keep their deadline alerts. See the agent's log for the reason."}}
 
 
+def _timestamping(every: float) -> dict[str, Any]:
+    """No token for twice the interval (its gauge starts at the agent's start): the chain's recent links have
+    no independent time. The next token covers them, once the authority answers again."""
+    return {"alert": "SLAEvidenceTimestampsMissing",
+            "expr": f"time() - sla_evidence_timestamp_last_success_timestamp_seconds > {int(every * 2)}",
+            "labels": {"severity": "ticket", "slo": "agent"},
+            "annotations": {"summary": "sla-agent {{ $labels.instance }}: no time-stamp from {{ $labels.tsa }} for "
+                                       "{{ $value | humanizeDuration }}",
+                            "description": "The evidence written since has no independent time yet; probing goes on. "
+                                           "See the agent's log and sla_evidence_timestamp_failures_total."}}
+
+
 def _maintenance() -> dict[str, Any]:
     return {"alert": "SLAMaintenanceWindow", "expr": "max(sla_maintenance_active) > 0",
             "labels": {"severity": "info", "slo": "maintenance"},
@@ -79,5 +91,7 @@ def rule_groups(cfg: Config) -> list[dict[str, Any]]:
             alerts[group] += rules
     if cfg.tickets is not None:
         alerts[HEALTH_GROUP].append(_ticket_feed(cfg.tickets.every))
+    if cfg.evidence.timestamping is not None:
+        alerts[HEALTH_GROUP].append(_timestamping(cfg.evidence.timestamping.every))
     alerts[HEALTH_GROUP].append(_maintenance())
     return [{"name": g, "rules": recording[g] + alerts[g]} for g in GROUPS if recording[g] or alerts[g]]

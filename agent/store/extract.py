@@ -107,6 +107,7 @@ def _copies(conn: sqlite3.Connection, rows_from: float, journal_from: float, unt
     if first is not None:
         yield "INSERT INTO x.chain SELECT * FROM main.chain WHERE seq >= ?", (first,)
         yield "INSERT INTO x.seals SELECT * FROM main.seals WHERE seq >= ?", (first,)
+        yield "INSERT INTO x.timestamps SELECT * FROM main.timestamps WHERE link >= ?", (first,)  # sealed in it
     yield "INSERT OR REPLACE INTO x.meta VALUES (?, ?)", (
         SCOPE_KEY, json.dumps({"from": rows_from, "journal_from": journal_from, "until": until,
                                "journal_ids": [lo, hi], "journal": journal}))

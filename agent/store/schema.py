@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DB_NAME = "ledger.db"
 
 # Each entry brings the schema from version i to i+1. Never edit a released step; append a new one.
@@ -62,6 +62,12 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE key_rotations (id INTEGER PRIMARY KEY, at REAL NOT NULL, old_key TEXT NOT NULL,"
         " new_key TEXT NOT NULL, after_seq INTEGER NOT NULL, after_link TEXT NOT NULL, signature TEXT NOT NULL,"
         " link INTEGER)",
+    ],
+    [  # 7: RFC 3161 time-stamps of the chain's head (store/timestamps.py): the answer as received, the link it
+        # stamps (seq), the link sealing it (link), when it was stored (at: its seal's time, for retention)
+        "CREATE TABLE timestamps (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, tsa TEXT NOT NULL,"
+        " token BLOB NOT NULL, at REAL NOT NULL, link INTEGER)",
+        "CREATE INDEX timestamps_seq ON timestamps (seq)",
     ],
 ]
 

@@ -24,6 +24,7 @@ from ..ledger.journal import Record
 from . import chain, journal
 from .journal_tables import JournalTables
 from .records import RecordTables
+from .timestamps import TimestampTables
 from .schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION, tx
 
 log = logging.getLogger("sla_agent.store")
@@ -38,7 +39,7 @@ class StoreError(Exception):
     pass
 
 
-class Store(RecordTables, JournalTables):
+class Store(RecordTables, JournalTables, TimestampTables):
     """The ledger database: its ledger rows, journal and chain here; tickets and windows in records.py."""
 
     def __init__(self, state_dir: str | os.PathLike[str], *, thresholds: tuple[float, ...],
@@ -273,6 +274,7 @@ class Store(RecordTables, JournalTables):
             n += c.execute("DELETE FROM digests WHERE start < ?", (int(before),)).rowcount
             n += c.execute("DELETE FROM journal WHERE at_us < ?", (round(before * 1e6),)).rowcount
             c.execute("DELETE FROM seals WHERE t < ?", (before,))
+            c.execute("DELETE FROM timestamps WHERE at < ?", (before,))  # with their seals
             c.execute("DELETE FROM chain WHERE at < ? AND seq < COALESCE((SELECT MIN(seq) FROM seals), "
                       "(SELECT MAX(seq) FROM chain))", (before,))
             c.execute(journal.ORPHAN_BLOBS)
