@@ -144,3 +144,20 @@ def test_a_config_regex_finds_what_pythons_re_finds(pattern, text):
     ours, python = cfg.targets[0].options.body_regex[0].search(text), re.search(pattern, text)
     assert python is not None
     assert ours is not None and (ours.group(0), ours.groups()) == (python.group(0), python.groups())
+
+
+def test_timestamping_is_read_with_its_defaults_and_a_valid_ca_file(tmp_path):
+    from .tsa import make_ca
+
+    ca = make_ca(tmp_path / "ca")
+    cfg = parse_config(f"""
+evidence:
+  timestamping: {{tsa: ["https://u:${{TSA_PW}}@tsa.example.com/tsr"], ca_file: "{ca}"}}
+targets: [{{name: api, service: api, url: "https://api.example.com/"}}]
+""", environ={"TSA_PW": "tsa-secret-4410"})
+    ts = cfg.evidence.timestamping
+    assert (ts.tsa, ts.every, ts.ca_file, ts.timeout) == (("https://u:tsa-secret-4410@tsa.example.com/tsr",), 3600.0,
+                                                          str(ca), 30.0)
+    assert "tsa-secret-4410" in cfg.secrets  # redacted wherever text leaves the agent
+    assert parse_config("targets: [{name: api, service: api, url: 'https://a.example.com/'}]").evidence.timestamping \
+        is None
