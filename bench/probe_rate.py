@@ -6,12 +6,16 @@ scheduling lag p50/p99. With --vs-blackbox it runs Prometheus blackbox_exporter 
 prometheus-blackbox-exporter) on 127.0.0.1 against the same server at the same rates, side by side.
 
     python bench/probe_rate.py [--seconds 20] [--rates 200,1000] [--vs-blackbox] [--no-uvloop]
-                               [--fail-share 0.1 --journal on,off] [--tls] [--browser on,off]
+                               [--fail-share 0.1 --journal on,off] [--tls] [--browser on,off] [--tsa down,none]
 
 With --fail-share the server answers 503 to that share of the requests; --journal runs the agent with the
 failure journal (and its hash chain) on and off, one after the other, to compare the cost per probe.
 With --browser on,off the agent also runs a browser check (type: browser, the system's Chromium, every
 30 s) in one run and not in the other, alternating, to show what it does to the HTTP probes' overhead.
+With --tsa down,none the agent time-stamps its chain's head (evidence.timestamping, every minute, a 5 s
+timeout) with an authority that is down (it takes the connection and never answers: each attempt waits
+the whole timeout, then is retried with backoff) in one run, and has no time-stamping in the other,
+alternating, to show that an authority down costs the probes nothing.
 With --tls the server speaks HTTPS (TLS 1.3 only, an ECDSA P-256 certificate from a CA the bench makes),
 and both the agent and blackbox_exporter verify it against that CA, a new connection (and handshake)
 per probe.
@@ -69,8 +73,17 @@ def start_server(port: int, fail_share: float = 0.0, tls: tuple[Path, Path, Path
     return proc
 
 
+def hung_tsa() -> socket.socket:
+    """A time-stamping authority that is down: it listens (the kernel takes the connection and the
+    request) and never answers."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(64)
+    return s
+
+
 async def run_agent(rate: int, seconds: float, port: int, journal: bool = True, ca: Path | None = None,
-                    browser: bool = False) -> dict:
+                    browser: bool = False, tsa: int | None = None) -> dict:
     import logging
 
     from agent.app import Agent
@@ -86,13 +99,19 @@ async def run_agent(rate: int, seconds: float, port: int, journal: bool = True, 
     if browser:
         targets += (f'\n  - {{name: browser, service: web, type: browser, url: "http://127.0.0.1:{port}/browser", '
                     f'interval: 30s, timeout: 10s}}')
+    stamping = f', timestamping: {{tsa: ["http://127.0.0.1:{tsa}/tsr"], every: 1m, timeout: 5s}}' if tsa else ""
     cfg = parse_config(f"""
 agent: {{listen: "127.0.0.1:0", rate_limit: {rate * 2}, per_host_concurrency: 10000, flush_interval: 5s}}
-evidence: {{journal: {"true" if journal else "false"}}}
+evidence: {{journal: {"true" if journal else "false"}{stamping}}}
 targets:
 {targets}
 """)
     state = tempfile.mkdtemp(prefix="sla-bench-")
+    from agent.store import Store
+
+    store = Store(state, thresholds=cfg.contract.thresholds)  # a chain head to stamp from the start, in every run
+    store.add_window("exclusion", 0.0, 1.0, "bench")
+    store.close()
     agent = Agent(cfg, state_dir=state)
     durations: list[float] = []
     lags: list[float] = []
@@ -127,6 +146,8 @@ targets:
     window["on"] = False
     c1, t1 = cpu_self(), time.perf_counter()
     total = sum(outcomes.values())
+    tsa_failures = sum(s.value for m in ([agent.stamping.metrics.failures] if agent.stamping.metrics else [])
+                       for f in m.collect() for s in f.samples if s.name.endswith("_total"))
     await agent.stop()
     shutil.rmtree(state, ignore_errors=True)
     over = [d - HOLD for d in durations]
@@ -134,7 +155,7 @@ targets:
             "over_p50": 1000 * pct(over, 0.5), "over_p99": 1000 * pct(over, 0.99),
             "lag_p50": 1000 * pct(lags, 0.5), "lag_p99": 1000 * pct(lags, 0.99),
             "probes": total, "outcomes": outcomes, "loop": type(asyncio.get_running_loop()).__module__,
-            "browser": browser_runs}
+            "browser": browser_runs, "tsa_failures": tsa_failures}
 
 
 async def run_blackbox(rate: int, seconds: float, port: int, ca: Path | None = None) -> dict | None:
@@ -221,6 +242,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs of each journal mode, alternating")
     ap.add_argument("--tls", action="store_true", help="HTTPS: TLS 1.3, ECDSA P-256, a handshake per probe")
     ap.add_argument("--browser", default="off", help="on, off, or on,off: a browser check every 30 s as well")
+    ap.add_argument("--tsa", default="none", help="none, down, or down,none: time-stamping with an authority "
+                    "that never answers")
     args = ap.parse_args()
     if not args.no_uvloop:
         try:
@@ -237,19 +260,24 @@ def main() -> None:
         certs = _certs.make(Path(tempfile.mkdtemp(prefix="sla-bench-tls-")))
     ca = certs[0] if certs else None
     server = start_server(port, args.fail_share, certs)
+    hung = hung_tsa()
     rows = []
     try:
         for rate in (int(x) for x in args.rates.split(",")):
             runs: dict[str, list[dict]] = {}
-            modes = [(j, b) for j in args.journal.split(",") for b in args.browser.split(",")]
+            modes = [(j, b, t) for j in args.journal.split(",") for b in args.browser.split(",")
+                     for t in args.tsa.split(",")]
             for _ in range(args.repeat):  # the modes alternate: the machine's drift falls on all of them
-                for journal, browser in modes:
+                for journal, browser, tsa in modes:
                     a = asyncio.run(run_agent(rate, args.seconds, port, journal=journal == "on", ca=ca,
-                                              browser=browser == "on"))
+                                              browser=browser == "on",
+                                              tsa=hung.getsockname()[1] if tsa == "down" else None))
                     runs.setdefault(journal, []).append(a)
                     runs.setdefault("browser " + browser, []).append(a)
+                    runs.setdefault("tsa " + tsa, []).append(a)
                     extra = f" browser {browser} ({', '.join(a['browser']) or 'no check in the window'})" \
                         if browser == "on" else ""
+                    extra += f" tsa down ({a['tsa_failures']:.0f} failed attempts)" if tsa == "down" else ""
                     print(f"sla-agent   {rate:5d}/s journal {journal:<3}{extra}: achieved {a['rate']:7.1f}/s  cpu "
                           f"{a['cpu_ms']:.3f} ms/probe  overhead p50 {a['over_p50']:.2f} ms p99 {a['over_p99']:.2f} ms  "
                           f"sched lag p50 {a['lag_p50']:.2f} ms p99 {a['lag_p99']:.2f} ms  ({a['loop']}, "
@@ -265,6 +293,13 @@ def main() -> None:
                            for m in ("browser on", "browser off"))
                 print(f"browser check at {rate}/s, median of {args.repeat}: http overhead p99 {on:.2f} ms with, "
                       f"{off:.2f} ms without = {on - off:+.2f} ms (target: within 1 ms)", flush=True)
+            if "tsa down" in runs and "tsa none" in runs:
+                (d_cpu, d_p99, d_lag), (n_cpu, n_p99, n_lag) = (
+                    [sorted(r[k] for r in runs[m])[len(runs[m]) // 2] for k in ("cpu_ms", "over_p99", "lag_p99")]
+                    for m in ("tsa down", "tsa none"))
+                print(f"time-stamping authority down at {rate}/s, median of {args.repeat}: cpu {d_cpu:.3f} vs "
+                      f"{n_cpu:.3f} ms/probe, http overhead p99 {d_p99:.2f} vs {n_p99:.2f} ms, sched lag p99 "
+                      f"{d_lag:.2f} vs {n_lag:.2f} ms (down vs none; target: within noise)", flush=True)
             b = asyncio.run(run_blackbox(rate, args.seconds, port, ca)) if args.vs_blackbox else None
             if b:
                 print(f"blackbox    {rate:5d}/s target: achieved {b['rate']:7.1f}/s  cpu {b['cpu_ms']:.3f} ms/probe  "
@@ -274,6 +309,7 @@ def main() -> None:
                       f"overhead p99 {b['over_p99'] / max(a['over_p99'], 1e-9):.2f}x", flush=True)
             rows.append((rate, a, b))
     finally:
+        hung.close()
         server.terminate()
         server.wait(timeout=10)
 

@@ -223,6 +223,7 @@ async def test_a_forger_holding_the_key_who_rebuilds_the_chain_is_named_by_the_t
     code, out, err = _verify(capsys, "-c", str(cfg_path), "--tsa-ca", str(tsa.ca))
     assert code == 1
     assert "is not the chain's head that http://127.0.0.1" in err and "the chain was rewritten after that time" in err
+    assert "no time-stamp proves them (see the mismatches)" in out and "existed by" not in out
     assert key.startswith("m:api:")
 
     assert main(["evidence", "export", "-c", str(cfg_path), "--month", month, "-o", str(tmp_path / "b2.tar.gz")]) == 0

@@ -77,15 +77,17 @@ def check(conn: sqlite3.Connection, roots: list[Any] | None) -> TimeProof:
     first, last = conn.execute("SELECT MIN(seq), MAX(seq) FROM chain").fetchone()
     _sealed(conn, proof.problems)
     times: dict[int, tuple[float, set[str]]] = {}
+    named = 0  # the last link a token names, good or not
     for tid, seq, tsa, token in conn.execute("SELECT id, seq, tsa, token FROM timestamps ORDER BY seq, id").fetchall():
         if first is None or seq < first:
             continue  # a stamp of links no longer kept (retention), or before an extract's first link
+        named = seq
         t = _token(conn, tid, seq, tsa, bytes(token), roots, proof.problems)
         if t is not None:
             proof.tokens += 1
             best, who = times.get(seq, (t, set()))
             times[seq] = (min(best, t), who | {tsa})
-    proof.proven = _runs(times, first, last)
+    proof.proven = _runs(times, first, last, named)
     return proof
 
 
@@ -129,7 +131,7 @@ def _sealed(conn: sqlite3.Connection, problems: list[str]) -> None:
             problems.append(f"time-stamp {tid} (sealed in link {seals[tid][0]}): differs from what was sealed")
 
 
-def _runs(times: dict[int, tuple[float, set[str]]], first: int | None, last: int | None) -> list[str]:
+def _runs(times: dict[int, tuple[float, set[str]]], first: int | None, last: int | None, named: int) -> list[str]:
     """Per stamped link, the links since the one stamped before it: a token on a later link proves the
     earlier ones too, so each run existed by the earliest time stamped on it or after it."""
     out: list[str] = []
@@ -144,6 +146,9 @@ def _runs(times: dict[int, tuple[float, set[str]]], first: int | None, last: int
     for seq, t, tsas in reversed(proven):
         out.append(f"links {start} to {seq}: existed by {_when(t)} ({', '.join(sorted(tsas))})")
         start = seq + 1
+    if last is not None and start is not None and start <= named:
+        out.append(f"links {start} to {named}: no time-stamp proves them (see the mismatches)")
+        start = named + 1
     if last is not None and start is not None and start <= last:
         out.append(f"links {start} to {last}: not time-stamped yet")
     return out
