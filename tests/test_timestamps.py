@@ -18,6 +18,7 @@ from aiohttp import web
 from agent.app import Agent
 from agent.cli import main
 from agent.config import load_config
+from agent.config.model import Contract
 from agent.report.signing import keygen
 from agent.rules.prometheus_rules import rule_groups
 from agent.store import Store, chain
@@ -30,12 +31,12 @@ from .tsa import LocalTSA, make_ca
 NOW = dt.datetime(2026, 11, 10, 10, 0, tzinfo=dt.timezone.utc).timestamp()
 
 
-def _config(tmp_path: Path, tsa: str, target: str, extra: str = "", every: str = "1h") -> Path:
+def _config(tmp_path: Path, tsa: str, target: str, extra: str = "", every: str = "1h", ca: Path | None = None) -> Path:
     path = tmp_path / "cfg.yaml"
     path.write_text(f"""
 agent: {{listen: "127.0.0.1:0", state_dir: "{tmp_path / 'state'}", flush_interval: 60s}}
 evidence:
-  timestamping: {{tsa: ["{tsa}"], every: {every}, ca_file: "{tmp_path / 'tsa' / 'ca.pem'}", timeout: 10s}}
+  timestamping: {{tsa: ["{tsa}"], every: {every}, ca_file: "{ca or tmp_path / 'tsa' / 'ca.pem'}", timeout: 10s}}
 {extra}targets: [{{name: api, service: api, url: "{target}/", interval: 60s, timeout: 2s}}]
 """)
     return path
@@ -46,13 +47,14 @@ async def _ok(request: web.Request) -> web.Response:
 
 
 @contextlib.asynccontextmanager
-async def _setup(tmp_path: Path, extra: str = "", every: str = "1h") -> AsyncIterator[tuple[LocalTSA, Path]]:
+async def _setup(tmp_path: Path, extra: str = "", every: str = "1h",
+                 ca: Path | None = None) -> AsyncIterator[tuple[LocalTSA, Path]]:
     """A local authority and a target server, and the agent's config naming both."""
     tsa = LocalTSA(tmp_path / "tsa")
     app = web.Application()
     app.router.add_get("/", _ok)
     async with tsa.serving() as url, http_server(app) as target:
-        yield tsa, _config(tmp_path, url, target, extra, every)
+        yield tsa, _config(tmp_path, url, target, extra, every, ca)
 
 
 def _metric(agent: Agent, name: str, *labels: str) -> float:
@@ -68,9 +70,9 @@ def _verify(capsys, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def _add_link(state: Path, cfg_path: Path, n: int = 1) -> None:
+def _add_link(state: Path, n: int = 1) -> None:
     """Rows written meanwhile (declared windows: each write is a link of its own)."""
-    store = Store(state, thresholds=load_config(cfg_path).contract.thresholds, clock=lambda: NOW - 3600)
+    store = Store(state, thresholds=Contract().thresholds, clock=lambda: NOW - 3600)  # the configs' contract
     try:
         for i in range(n):
             store.add_window("exclusion", NOW - 7200 + i, NOW - 7100 + i, f"declared {i}")
@@ -81,7 +83,7 @@ def _add_link(state: Path, cfg_path: Path, n: int = 1) -> None:
 async def test_a_token_is_stored_sealed_and_proves_its_link_offline(tmp_path, capsys):
     async with _setup(tmp_path, every="1m") as (tsa, cfg_path):
         state = tmp_path / "state"
-        _add_link(state, cfg_path)
+        _add_link(state)
         clock = FakeClock(wall=NOW)
         agent = Agent(load_config(cfg_path), clock=clock)
         await agent.start()
@@ -117,11 +119,24 @@ def tsa_label(tsa: LocalTSA) -> str:
     return tsa.url
 
 
+async def test_an_answer_signed_by_an_authority_the_config_does_not_trust_is_refused_as_it_arrives(tmp_path):
+    other = make_ca(tmp_path / "other", "someone else's TSA root")
+    async with _setup(tmp_path, ca=other) as (tsa, cfg_path):
+        _add_link(tmp_path / "state")
+        agent = Agent(load_config(cfg_path), clock=FakeClock(wall=NOW))
+        await agent.start()
+        try:
+            await wait_for(lambda: _metric(agent, "failures", tsa_label(tsa), "invalid") == 1, "a refused answer")
+            assert tsa.tokens == 1 and agent.store.timestamps() == []  # answered, checked, not kept
+        finally:
+            await agent.stop()
+
+
 async def test_an_authority_down_or_answering_garbage_never_holds_probing_and_the_next_token_covers_the_gap(
         tmp_path, capsys):
     async with _setup(tmp_path) as (tsa, cfg_path):
         state = tmp_path / "state"
-        _add_link(state, cfg_path)
+        _add_link(state)
         tsa.mode = "garbage"
         clock = FakeClock(wall=NOW)
         agent = Agent(load_config(cfg_path), clock=clock)
@@ -229,3 +244,23 @@ async def test_a_forger_holding_the_key_who_rebuilds_the_chain_is_named_by_the_t
     assert main(["evidence", "export", "-c", str(cfg_path), "--month", month, "-o", str(tmp_path / "b2.tar.gz")]) == 0
     code, out, err = _verify(capsys, str(tmp_path / "b2.tar.gz"), "--tsa-ca", str(tsa.ca))
     assert code == 1 and "the chain was rewritten after that time" in err
+
+
+async def test_credentials_in_an_authority_url_stay_out_of_the_ledger_metrics_and_log(tmp_path, caplog):
+    secret = "tsa-pass-5531"
+    async with _setup(tmp_path, every="1m") as (tsa, cfg_path):
+        cfg_path.write_text(cfg_path.read_text().replace(f'"{tsa.url}"', f'"http://sla:${{TSA_PW}}@{tsa.url[7:]}"'))
+        _add_link(tmp_path / "state")
+        clock = FakeClock(wall=NOW)
+        agent = Agent(load_config(cfg_path, environ={"TSA_PW": secret}), clock=clock)
+        await agent.start()
+        try:
+            await wait_for(lambda: _metric(agent, "tokens", tsa.url) == 1, "a token, the label without credentials")
+            tsa.mode = "down"
+            await clock.advance(60)
+            await wait_for(lambda: _metric(agent, "failures", tsa.url, "http") == 1, "a failure")
+            assert [t["tsa"] for t in agent.store.timestamps()] == [tsa.url]
+        finally:
+            await agent.stop()
+    assert "no time-stamp from" in caplog.text and secret not in caplog.text
+    assert secret.encode() not in (tmp_path / "state" / "ledger.db").read_bytes()
