@@ -264,3 +264,22 @@ async def test_credentials_in_an_authority_url_stay_out_of_the_ledger_metrics_an
             await agent.stop()
     assert "no time-stamp from" in caplog.text and secret not in caplog.text
     assert secret.encode() not in (tmp_path / "state" / "ledger.db").read_bytes()
+
+
+async def test_a_reload_that_drops_an_authority_drops_its_series(tmp_path):
+    async with _setup(tmp_path) as (tsa, cfg_path):
+        _add_link(tmp_path / "state")
+        agent = Agent(load_config(cfg_path), clock=FakeClock(wall=NOW), config_path=str(cfg_path))
+        await agent.start()
+        try:
+            await wait_for(lambda: _metric(agent, "tokens", tsa.url) == 1, "a token")
+            cfg_path.write_text(cfg_path.read_text().replace(tsa.url, tsa.url + "?second"))
+            assert await agent.reload()
+            await wait_for(lambda: _metric(agent, "tokens", tsa.url + "?second") == 1, "a token at the new URL")
+            labels = {s.labels["tsa"] for f in agent.stamping.metrics.last_success.collect() for s in f.samples}
+            assert labels == {tsa.url + "?second"}
+            cfg_path.write_text(cfg_path.read_text().replace("  timestamping:", "  journal: true\n  #timestamping:"))
+            assert await agent.reload()
+            assert agent.stamping.metrics is None and agent.stamping.stamper is None
+        finally:
+            await agent.stop()

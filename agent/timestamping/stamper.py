@@ -179,10 +179,12 @@ class Stamping:
         await stamper.run()
 
     async def reload(self, settings: TimestampSettings | None) -> None:
-        if self.stamper is not None and settings == self.stamper.s:
+        """Changed settings start anew, metrics too: an authority no longer named leaves no stale series
+        for the alert to fire on."""
+        if (self.stamper.s if self.stamper is not None else None) == settings:
             return
         await self.stop()
-        if settings is None and self.metrics is not None:
+        if self.metrics is not None:
             self.metrics.unregister()
             self.metrics = None
         self.start(settings, self._store)
