@@ -8,11 +8,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import sqlite3
+import subprocess  # nosec - promtool
 import zlib
 from pathlib import Path
 from typing import AsyncIterator
 
 import numpy as np
+import yaml
 from aiohttp import web
 
 from agent.app import Agent
@@ -25,6 +27,7 @@ from agent.store import Store, chain
 
 from .conftest import FakeClock
 from .servers import http_server
+from .test_deploy import tool
 from .test_daemon import wait_for
 from .tsa import LocalTSA, make_ca
 
@@ -169,12 +172,28 @@ async def test_an_authority_down_or_answering_garbage_never_holds_probing_and_th
     assert f"links 1 to {token['seq']}: existed by" in out
 
 
-def test_the_generated_rules_alert_after_twice_the_interval_without_a_token(tmp_path):
+def test_the_generated_alert_fires_after_twice_the_interval_without_a_token(tmp_path):
+    """Under `promtool test rules`: an authority whose last token is from time 0 (every: 1h)."""
     cfg_path = _config(tmp_path, "https://tsa.example.com/tsr", "http://127.0.0.1:9")
     make_ca(tmp_path / "tsa")
     rules = [r for g in rule_groups(load_config(cfg_path)) for r in g["rules"]]
     (alert,) = [r for r in rules if r.get("alert") == "SLAEvidenceTimestampsMissing"]
-    assert alert["expr"] == "time() - sla_evidence_timestamp_last_success_timestamp_seconds > 7200"
+    (tmp_path / "ts.rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "health", "rules": [alert]}]}))
+    labels = {"tsa": "https://tsa.example.com/tsr", "severity": "ticket", "slo": "agent"}
+    late = {"summary": "sla-agent : no time-stamp from https://tsa.example.com/tsr for 2h 1m 0s",
+            "description": alert["annotations"]["description"]}
+    doc = {"rule_files": [str(tmp_path / "ts.rules.yml")], "evaluation_interval": "1m",
+           "tests": [{"interval": "1m",
+                      "input_series": [{"series": 'sla_evidence_timestamp_last_success_timestamp_seconds'
+                                                  '{tsa="https://tsa.example.com/tsr"}', "values": "0x200"}],
+                      "alert_rule_test": [
+                          {"eval_time": "119m", "alertname": alert["alert"], "exp_alerts": []},
+                          {"eval_time": "121m", "alertname": alert["alert"],
+                           "exp_alerts": [{"exp_labels": labels, "exp_annotations": late}]}]}]}
+    (tmp_path / "ts.test.yml").write_text(yaml.safe_dump(doc, sort_keys=False, width=10_000))
+    p = subprocess.run([tool("promtool"), "test", "rules", str(tmp_path / "ts.test.yml")], capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
 
 
 def _forge(db_path: Path) -> str:

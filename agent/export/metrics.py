@@ -265,9 +265,9 @@ class TimestampMetrics:
             self.registry.unregister(m)
 
     def observe(self, result: Any, now: float) -> None:
-        """One attempt's outcome (timestamping/stamper.StampResult)."""
-        if result.ok:
-            self.tokens.labels(result.tsa, *self.values).inc()
+        """One attempt's outcome (timestamping/stamper.StampResult); an empty chain had nothing to stamp."""
+        if result.ok or result.reason == "empty":
+            self.tokens.labels(result.tsa, *self.values).inc(1 if result.ok else 0)
             self.last_success.labels(result.tsa, *self.values).set(now)
         else:
             self.failures.labels(result.tsa, result.reason, *self.values).inc()
