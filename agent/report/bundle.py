@@ -56,6 +56,10 @@ public_key.pem: compare its fingerprint, printed by the check, with the one the 
 walks the hash chain in ledger.db, which seals the stored rows; builds the report again from ledger.db and
 config.yaml and compares every field with report.json; and checks report.json's signature.
 
+When the agent had its chain time-stamped (RFC 3161), ledger.db carries the tokens: add --tsa-ca FILE,
+the certificates of the time-stamping authorities you trust, and each token is checked against them and
+against the chain; the check prints the time each run of links is proven to have existed by.
+
 A report over several locations carries one ledger-NAME.db and journal-NAME.jsonl per location instead
 of ledger.db and journal.jsonl; each is checked the same way, and the report is built again from all of them.
 
