@@ -112,6 +112,14 @@ async def test_a_token_is_stored_sealed_and_proves_its_link_offline(tmp_path, ca
     assert code == 1 and "time-stamp 1 of link 1 by http://127.0.0.1" in err
     assert "not signed by a time-stamping authority you trust" in err and "existed by" not in out
 
+    with sqlite3.connect(state / "ledger.db") as db:  # a crafted token: the parser reads its inside only when asked
+        token = bytearray(db.execute("SELECT token FROM timestamps WHERE id = 2").fetchone()[0])
+        token[56] = 0
+        db.execute("UPDATE timestamps SET token = ? WHERE id = 2", (bytes(token),))
+    code, out, err = _verify(capsys, "-c", str(cfg_path), "--tsa-ca", str(tsa.ca))
+    assert code == 1 and "time-stamp 2 (sealed in link 3): differs from what was sealed" in err
+    assert "time-stamp 2 of link 2 by http://127.0.0.1" in err and ": not a time-stamp response: " in err, err
+
     with sqlite3.connect(state / "ledger.db") as db:  # a token taken away is named by its seal
         db.execute("DELETE FROM timestamps WHERE id = 1")
     code, out, err = _verify(capsys, "-c", str(cfg_path), "--tsa-ca", str(tsa.ca))
