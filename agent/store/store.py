@@ -24,8 +24,8 @@ from ..ledger.journal import Record
 from . import chain, journal
 from .journal_tables import JournalTables
 from .records import RecordTables
-from .timestamps import TimestampTables
 from .schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION, tx
+from .timestamps import TimestampTables
 
 log = logging.getLogger("sla_agent.store")
 
