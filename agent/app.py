@@ -32,7 +32,7 @@ from .sdnotify import Notifier
 from .slo import STATE_NAMES, DayCache, Snapshot, evaluate, seal_delay_of, service_states, settle_of
 from .store import Flusher, Store
 from .store.lock import StateLock
-from .tickets.feed import TicketFeed
+from .tickets.feed import FeedRunner
 from .timestamping import Stamping
 from .view import AgentView, Served
 
@@ -78,9 +78,8 @@ class Agent:
         self._restored = False
         self._lock = StateLock(self.state_dir)
         self._declared: list[Any] = []
-        self.feed_metrics: TicketFeedMetrics | None = None
-        self._feed: TicketFeed | None = None
-        self._feed_task: asyncio.Task[None] | None = None
+        self.feed = FeedRunner(lambda: TicketFeedMetrics(self.registry, cfg.agent.location), self.clock,
+                               lambda text: self.redact(text))
         self.stamping = Stamping(lambda: TimestampMetrics(self.registry, cfg.agent.location), self.clock,
                                  lambda text: self.redact(text))
         self._last_compact = 0.0
@@ -120,7 +119,7 @@ class Agent:
         self._install_targets(self.cfg)
         await self._serve()
         self.scheduler.start()
-        self._start_feed()
+        self.feed.start(lambda: self.cfg, self.store)
         self.witnesses.apply()
         self.stamping.start(self.cfg.evidence.timestamping, self.store)
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
@@ -178,7 +177,7 @@ class Agent:
             log.warning("%d probes cancelled at shutdown (not recorded)", cancelled)
         if self.journal is not None:
             self.journal.release()
-        await self._stop_feed()
+        await self.feed.stop()
         await self.witnesses.stop()
         await self.stamping.stop()
         for task in self._tasks:
@@ -225,12 +224,7 @@ class Agent:
         feed_changed = (new.tickets, new.contract) != (self.cfg.tickets, self.cfg.contract)  # columns, time zone
         self._apply(new)
         await self.stamping.reload(new.evidence.timestamping)
-        if feed_changed:
-            await self._stop_feed()
-            if new.tickets is None and self.feed_metrics is not None:
-                self.feed_metrics.unregister()
-                self.feed_metrics = None
-            self._start_feed()
+        await self.feed.reload(lambda: self.cfg, self.store, feed_changed)
         for name, service in old.items():
             if name not in {t.name for t in new.all_targets}:
                 self.metrics.forget(service, name)
@@ -280,24 +274,6 @@ class Agent:
         if declared != self._declared:
             self._declared = declared
             self._set_calendar(self.cal.with_windows(declared))
-
-    def _start_feed(self) -> None:
-        """The scheduled ticket import (`tickets:`), when the config has one."""
-        if self.cfg.tickets is None:
-            return
-        if self.feed_metrics is None:
-            self.feed_metrics = TicketFeedMetrics(self.registry, self.cfg.agent.location)
-        metrics = self.feed_metrics
-        self._feed = TicketFeed(lambda: self.cfg, self.store, self.clock,
-                                lambda r: metrics.observe(r, self.clock.time()), lambda text: self.redact(text))
-        self._feed_task = asyncio.create_task(self._feed.run(), name="tickets")
-
-    async def _stop_feed(self) -> None:
-        if self._feed_task is not None:
-            self._feed_task.cancel()
-            await asyncio.gather(self._feed_task, return_exceptions=True)
-            await self._feed.close()
-        self._feed, self._feed_task = None, None
 
     # -- background loops ---------------------------------------------------------------------------------
     async def flush(self) -> bool:

@@ -88,7 +88,7 @@ targets: [{{name: api, service: api, url: "http://127.0.0.1:{free_port()}/"}}]
 
 
 def _fetches(agent: Agent, result: str) -> float:
-    return agent.feed_metrics.fetches.labels(result)._value.get()
+    return agent.feed.metrics.fetches.labels(result)._value.get()
 
 
 async def test_scheduled_import_follows_the_export_and_keeps_the_tickets_on_a_bad_one(tmp_path, caplog):
@@ -118,7 +118,7 @@ async def test_scheduled_import_follows_the_export_and_keeps_the_tickets_on_a_ba
         for body, status, reason in ((BAD, 200, "invalid"), (V2, 503, "http")):
             export.body, export.status = body, status
             await clock.advance(60)
-            await wait_for(lambda: agent.feed_metrics.errors.labels(reason)._value.get() == 1, f"a {reason} error")
+            await wait_for(lambda: agent.feed.metrics.errors.labels(reason)._value.get() == 1, f"a {reason} error")
             assert {t.id: t.responded_at for t in agent.store.tickets()} == stored  # untouched
         text = await asyncio.to_thread(_get, agent.server.url + "/metrics")
         health = _samples(text, "sla_tickets_fetch")
@@ -131,7 +131,7 @@ async def test_scheduled_import_follows_the_export_and_keeps_the_tickets_on_a_ba
 
         export.status = 200
         await clock.advance(60)
-        await wait_for(lambda: agent.feed_metrics.success._value.get() == 1, "recovery")
+        await wait_for(lambda: agent.feed.metrics.success._value.get() == 1, "recovery")
     assert export.requests == 5
 
 
@@ -190,7 +190,7 @@ async def test_a_streamed_export_is_read_whole_and_redirects_keep_credentials_ho
         target["to"] = "/hop"  # a loop
         await clock.advance(60)
         await wait_for(lambda: _fetches(agent, "error") == 1, "an error result")
-        assert agent.feed_metrics.errors.labels("http")._value.get() == 1
+        assert agent.feed.metrics.errors.labels("http")._value.get() == 1
         target["to"] = "/big"
         await clock.advance(60)
         await wait_for(lambda: _fetches(agent, "ok") == 3, "the schedule going on")

@@ -165,7 +165,8 @@ def test_tickets_sealed_one_by_one_before_are_carried_into_the_seal_of_them_all(
     store = Store(tmp_path, thresholds=(0.5, 1.0))
     with tx(store.conn) as conn:  # the tables and the seals as schema 4 wrote them
         conn.execute("ALTER TABLE tickets DROP COLUMN hash")
-        conn.execute("DROP TABLE timestamps")  # schema 6's
+        conn.execute("DROP TABLE key_rotations")  # schema 6's
+        conn.execute("DROP TABLE timestamps")  # schema 7's
         conn.executemany("INSERT INTO tickets (id, priority, opened_at, responded_at, workaround_at, resolved_at, "
                          "closed_at, imported_at, link) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 1)",
                          [ticket_fields(t) for t in old])

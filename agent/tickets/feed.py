@@ -164,3 +164,40 @@ class TicketFeed:
             self._session = None
         if self._tokens is not None:
             await self._tokens.close()
+
+
+class FeedRunner:
+    """The ticket import's life beside the agent's: started when the config has `tickets:`, stopped, and
+    started again when a reload changes the feed or the contract it reads by (columns, time zone). Its
+    metrics are made once, on first use, and dropped when a reload removes the feed."""
+
+    def __init__(self, metrics: Callable[[], Any], clock: Clock, redact: Callable[[str], str]) -> None:
+        self._make_metrics, self.clock, self.redact = metrics, clock, redact
+        self.metrics: Any = None
+        self._feed: TicketFeed | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, cfg: Callable[[], Config], store: Any) -> None:
+        if cfg().tickets is None:
+            return
+        if self.metrics is None:
+            self.metrics = self._make_metrics()
+        metrics = self.metrics
+        self._feed = TicketFeed(cfg, store, self.clock, lambda r: metrics.observe(r, self.clock.time()), self.redact)
+        self._task = asyncio.create_task(self._feed.run(), name="tickets")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            await self._feed.close()
+        self._feed, self._task = None, None
+
+    async def reload(self, cfg: Callable[[], Config], store: Any, changed: bool) -> None:
+        if not changed:
+            return
+        await self.stop()
+        if cfg().tickets is None and self.metrics is not None:
+            self.metrics.unregister()
+            self.metrics = None
+        self.start(cfg, store)
