@@ -127,7 +127,7 @@ class WitnessLoop:
     def __init__(self, agent: Any) -> None:  # the app's Agent (typed loosely: the app imports this module)
         self.agent = agent
         self.make: Callable[[], Awaitable[tuple[str | None, str]]] | None = None  # the endpoint's, once serving
-        self.metrics: WitnessMetrics | None = None
+        self.metrics: Any = None  # export.metrics.WitnessMetrics, made once witnesses are named
         self.witnesses: Witnesses | None = None
         self._task: asyncio.Task[None] | None = None
 
