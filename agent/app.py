@@ -183,7 +183,7 @@ class Agent:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.flush()
+        sealed = await self.flush(seal_all=True)  # nothing written is left outside the chain
         for tl in self.scheduler.timelines.values():
             await tl.probe.close()
         if self.server is not None:
@@ -191,8 +191,12 @@ class Agent:
         if self.store is not None:
             self.store.close()
         self._lock.release()
-        log.info("stopped after %d probe results; ledger flushed to %s", self.results_seen,
-                 self.store.path if self.store else "-")
+        if sealed:
+            log.info("stopped after %d probe results; ledger flushed and sealed to %s", self.results_seen,
+                     self.store.path if self.store else "-")
+        else:
+            log.error("stopped after %d probe results; the last write failed: rows written since the last seal "
+                      "are not sealed", self.results_seen)
 
     async def abandon(self) -> None:
         """After a failed start: what was opened is closed, the state directory's lock released."""
@@ -276,7 +280,7 @@ class Agent:
             self._set_calendar(self.cal.with_windows(declared))
 
     # -- background loops ---------------------------------------------------------------------------------
-    async def flush(self) -> bool:
+    async def flush(self, seal_all: bool = False) -> bool:
         if self.flusher is None:
             return False
         now = self.clock.time()
@@ -285,7 +289,7 @@ class Agent:
             compactions = self.ledger.compact(now)
             self._last_compact = now
         try:
-            await self.flusher.flush(self.ledger, compactions)
+            await self.flusher.flush(self.ledger, compactions, seal_all)
         except Exception:  # noqa: BLE001 - disk full, I/O error: keep probing, retry next time (the flusher logs)
             self.metrics.write_errors.inc()
             return False

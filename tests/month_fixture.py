@@ -64,10 +64,10 @@ def build(state: Path, until: float = NOW) -> tuple:
     store = Store(state, thresholds=cfg.contract.thresholds, clock=lambda: until)
     services = {"web-ui": "web", "api-health": "api"}
 
-    def flush(now: float) -> None:  # as the agent does: compact finished days, write what changed
-        compactions = led.compact(now)
+    def flush(now: float, seal_all: bool = False) -> None:  # as the agent does: compact finished days, write
+        compactions = led.compact(now)                        # what changed (and seal it all at its stop)
         hours, digests = led.take_dirty()
-        store.write(hours, digests, services, compactions, now=now)
+        store.write(hours, digests, services, compactions, now=now, seal_all=seal_all)
 
     ts = np.arange(start, end, 30.0)
     lats = {name: (rng.lognormal(np.log(median), 0.4, len(ts)), rng.random(len(ts)))
@@ -94,7 +94,7 @@ def build(state: Path, until: float = NOW) -> tuple:
             else:
                 r = ProbeResult(name, svc, when, 0.0, d, "up", status=200, latency_counted=True)
             led.add(r, masked=cal.active(when) is not None)
-    flush(min(end, until))
+    flush(min(end, until), seal_all=True)  # the agent stopped cleanly
     store.upsert_tickets(parse_export(cfg, "tickets.csv", TICKETS.encode()))
     store.close()
     return cfg, cal

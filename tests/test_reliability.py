@@ -393,8 +393,8 @@ async def test_a_result_or_a_row_for_a_sealed_minute_is_refused_and_counted(tmp_
     assert store.write([("api", hour, counts.tobytes(), errors)], [], {"api": "api"}, now=T0 + DAY) == 1
     assert "1 rows of minute counts or digests were not written: their rows are sealed already" in caplog.text
     assert _hour(tmp_path, hour) == ([1] * 60, True)
-    assert store.verify() == ([], {"links": 1, "minute rows": 1, "digests": 0, "journal records": 0,
-                                   "tickets and windows": 0})
+    assert store.verify() == ([], {"links": 1, "minute rows": 1, "digests": 1, "journal records": 0,
+                                   "tickets and windows": 0})  # the hour's digest is sealed with its counts
     store.close()
 
 

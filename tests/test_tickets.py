@@ -157,24 +157,26 @@ def test_summary_ratio_and_objective():
 def test_tickets_sealed_one_by_one_before_are_carried_into_the_seal_of_them_all(tmp_path):
     """A ledger of schema 4 sealed each ticket under its own key. Upgraded, each ticket keeps the hash it
     was sealed with: one edited before the upgrade is still named after the next import seals them all."""
+    import sqlite3
+
     from agent.store import chain
     from agent.store.records import ticket_fields
-    from agent.store.schema import tx
+    from agent.store.schema import MIGRATIONS, tx
     opened = ts("2026-11-24T10:00:00+00:00")
     old = [Ticket("A-1", "P1", opened), Ticket("A-2", "P2", opened, opened + 60)]
-    store = Store(tmp_path, thresholds=(0.5, 1.0))
-    with tx(store.conn) as conn:  # the tables and the seals as schema 4 wrote them
-        conn.execute("ALTER TABLE tickets DROP COLUMN hash")
-        conn.execute("DROP TABLE key_rotations")  # schema 6's
-        conn.execute("DROP TABLE timestamps")  # schema 7's
+    conn = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    with tx(conn):  # the tables and the seals as schema 4 wrote them
+        for stmt in (s for step in MIGRATIONS[:4] for s in step):
+            conn.execute(stmt)
+        conn.execute("INSERT INTO meta VALUES ('thresholds', '[0.5, 1.0]')")
         conn.executemany("INSERT INTO tickets (id, priority, opened_at, responded_at, workaround_at, resolved_at, "
                          "closed_at, imported_at, link) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 1)",
                          [ticket_fields(t) for t in old])
         chain.append_link(conn, [chain.Seal(f"t:{t.id}", None, chain.ticket_hash(ticket_fields(t))) for t in old],
                           opened)
         conn.execute("UPDATE tickets SET responded_at = responded_at + 3600 WHERE id = 'A-2'")  # edited
-    store.conn.execute("PRAGMA user_version=4")
-    store.close()
+    conn.execute("PRAGMA user_version=4")
+    conn.close()
     store = Store(tmp_path, thresholds=(0.5, 1.0))
     try:
         assert store.verify()[0] == ["ticket A-2 (sealed in link 1): differs from what was sealed"]

@@ -1,16 +1,23 @@
 """Tamper evidence: a hash chain over the stored rows.
 
-A row is sealed once it is final: an hour of minute counts SEAL_DELAY after the hour ends (no late sample
-can change it then), a day's digest the same after the day, a declared window when written, the journal's
-records in runs (each record keeps its own hash; a seal covers a run of record ids, at most every
-JOURNAL_SEAL_EVERY seconds, so that links stay few), and the tickets as one: each ticket keeps its own
-hash, and an import or removal that changes any seals them all again under the one key TICKETS (a feed
-whose every ticket changes at each fetch adds one seal a fetch, not one per ticket; tickets sealed one by
-one before, as `t:<id>`, are covered by the next such seal). Sealing records the hashes in `seals` under
-the sequence number of a new link; the link hashes those seals and the previous link. A sealed row of
-minute counts or a sealed digest is never written again (the store refuses; the agent's clock never goes
-back to file a result there); a sealed window that goes away is sealed as deleted. Hour digests are not
-sealed: they live a day, then are merged into the day's digest, which is.
+A row is sealed once it is final: an hour of minute counts, or an hour's latency digest, SEAL_DELAY after
+the hour ends (no late sample can change it then), a day's digest the same after the day, a declared
+window when written, the journal's records in runs (each record keeps its own hash; a seal covers a run of
+record ids, at most every JOURNAL_SEAL_EVERY seconds, so that links stay few), and the tickets as one:
+each ticket keeps its own hash, and an import or removal that changes any seals them all again under the
+one key TICKETS (a feed whose every ticket changes at each fetch adds one seal a fetch, not one per
+ticket; tickets sealed one by one before, as `t:<id>`, are covered by the next such seal). Sealing
+records the hashes in `seals` under the sequence number of a new link; the link hashes those seals and
+the previous link.
+
+A clean stop seals everything else it wrote: the rows not final yet are sealed PROVISIONAL. Such a row
+may still change, but only by the agent and only before it is final (a restart within the hour: results
+land in it again), and the chain says so: the write that changes it adds a REOPENED seal first, and the
+row is sealed again later. Once final, a provisionally sealed row is sealed final at the next flush. A
+row sealed final is never written again (the store refuses; the agent's clock never goes back to file a
+result there) and is never reopened; verification names any seal of it with other content, and any
+reopening. An hour digest merged into its day's digest is sealed as DELETED, as a sealed window that
+goes away is.
 
 verify() recomputes every link from its seals and its predecessor, and every row from its latest seal,
 and names the first places that do not match.
@@ -20,11 +27,13 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable
 
 SEAL_DELAY = 900.0
 JOURNAL_SEAL_EVERY = 600.0
 DELETED = "deleted"
+PROVISIONAL = "provisional:"  # a seal's value before its hash: sealed at a stop, before the row was final
+REOPENED = "reopened"  # the agent writes again a row it sealed provisionally (before the row is final)
 MAX_SEALS_PER_LINK = 5000  # a flush seals at most this many rows of the backlog (an upgraded ledger)
 HOUR, DAY = 3600, 86400
 
@@ -124,18 +133,14 @@ def final_hour(now: float, delay: float = SEAL_DELAY) -> int:
     return int((now - delay) // HOUR)
 
 
-def final_rows(conn: sqlite3.Connection, now: float, limit: int,
-               delay: float = SEAL_DELAY) -> Iterator[tuple[str, tuple, Seal]]:
-    """Unsealed minute and digest rows that can no longer change: (table, primary key, seal)."""
-    for tid, name, hour, counts, errors in conn.execute(
-            "SELECT m.target_id, t.name, m.hour, m.counts, m.errors FROM minutes m JOIN targets t ON t.id = m.target_id "
-            "WHERE m.link IS NULL AND m.hour < ? LIMIT ?", (final_hour(now, delay), limit)):
-        yield "minutes", (tid, hour), Seal(f"m:{name}:{hour}", hour * HOUR, minute_hash(name, hour, counts, errors))
-    for tid, name, start, span, data in conn.execute(
-            "SELECT d.target_id, t.name, d.start, d.span, d.data FROM digests d JOIN targets t ON t.id = d.target_id "
-            "WHERE d.link IS NULL AND d.span = 86400 AND d.start <= ? LIMIT ?", (now - delay - DAY, limit)):
-        yield "digests", (tid, start, span), Seal(f"d:{name}:{start}:{span}", start,
-                                                  digest_hash(name, start, span, data))
+def is_final(start: float, span: float, now: float, delay: float = SEAL_DELAY) -> bool:
+    """Is the row about [start, start + span) final at `now` (no result can land in it any more)?"""
+    return start + span + delay <= now
+
+
+def sealed_hash(value: str) -> str:
+    """A seal's value as the row's hash (a provisional seal carries the hash after its prefix)."""
+    return value[len(PROVISIONAL):] if value.startswith(PROVISIONAL) else value
 
 
 # -- verification -----------------------------------------------------------------------------------------

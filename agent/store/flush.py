@@ -73,8 +73,10 @@ class Flusher:
         batch.records = []
         self._pending = batch
 
-    async def flush(self, ledger: Ledger, compactions: list[tuple[str, int, list[int]]] = ()) -> None:
-        """Writes every change not yet stored; raises the write's error after keeping the batch."""
+    async def flush(self, ledger: Ledger, compactions: list[tuple[str, int, list[int]]] = (),
+                    seal_all: bool = False) -> None:
+        """Writes every change not yet stored (and with `seal_all`, at a clean stop, seals every row: those
+        not final yet provisionally); raises the write's error after keeping the batch."""
         if self.store.lost():
             self._renew(ledger)
         batch = self._take(ledger, list(compactions))
@@ -83,7 +85,8 @@ class Flusher:
         now = self.clock()
         try:
             self.refused += await asyncio.to_thread(self.store.write, hours, digests, batch.services,
-                                                    batch.compactions, batch.records, now, self.location, self.redact)
+                                                    batch.compactions, batch.records, now, self.location, self.redact,
+                                                    seal_all)
         except Exception as exc:
             self._give_back(batch)
             if not self.failing:

@@ -191,11 +191,13 @@ def lines_digest(conn: sqlite3.Connection, start: float, until: float, ids: tupl
     return h.hexdigest()
 
 
-def seal_run(conn: sqlite3.Connection, now: float) -> tuple[Seal, int, int] | None:
+def seal_run(conn: sqlite3.Connection, now: float, now_all: bool = False) -> tuple[Seal, int, int] | None:
     """The unsealed journal records as one run, when the oldest has waited chain.JOURNAL_SEAL_EVERY (or they
-    are many): (seal, first id, last id)."""
+    are many, or `now_all`: a clean stop): (seal, first id, last id). A record never changes once written,
+    so a run sealed early is final."""
     first = conn.execute("SELECT MIN(id), MIN(at_us), COUNT(*) FROM journal WHERE link IS NULL").fetchone()
-    if first[0] is None or (first[1] / 1e6 > now - chain.JOURNAL_SEAL_EVERY and first[2] < chain.MAX_SEALS_PER_LINK):
+    if first[0] is None or (first[1] / 1e6 > now - chain.JOURNAL_SEAL_EVERY and first[2] < chain.MAX_SEALS_PER_LINK
+                            and not now_all):
         return None
     a, b = first[0], conn.execute("SELECT MAX(id) FROM journal WHERE link IS NULL").fetchone()[0]
     return Seal(f"j:{a}:{b}", first[1] / 1e6, run_hash(run_texts(conn, a, b))), a, b

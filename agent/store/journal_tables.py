@@ -93,8 +93,8 @@ class JournalTables:
             row = self.conn.execute("SELECT value FROM meta WHERE key=?", (SCOPE_KEY,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def verify(self, since: float | None = None, until: float | None = None) -> tuple[list[str], dict[str, int]]:
+    def verify(self, since: float | None = None, until: float | None = None,
+               delay: float | None = None) -> tuple[list[str], dict[str, int]]:
         """Walks the chain and every sealed row (about [since, until)); returns the problems found."""
         with self._lock:
-            return verify_store(self.conn, since, until)
-
+            return verify_store(self.conn, since, until, delay)

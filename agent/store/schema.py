@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 DB_NAME = "ledger.db"
 
 # Each entry brings the schema from version i to i+1. Never edit a released step; append a new one.
@@ -68,6 +68,15 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE timestamps (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, tsa TEXT NOT NULL,"
         " token BLOB NOT NULL, at REAL NOT NULL, link INTEGER)",
         "CREATE INDEX timestamps_seq ON timestamps (seq)",
+    ],
+    [  # 8: rows sealed at a clean stop before they were final (store/chain.py: PROVISIONAL), sealed final later;
+        # hour digests are sealed too (one index over every unsealed digest)
+        "ALTER TABLE minutes ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE digests ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX minutes_provisional ON minutes (hour) WHERE provisional = 1",
+        "CREATE INDEX digests_provisional ON digests (start) WHERE provisional = 1",
+        "DROP INDEX digests_unsealed",
+        "CREATE INDEX digests_open ON digests (start) WHERE link IS NULL",
     ],
 ]
 

@@ -21,7 +21,7 @@ from fastdigest import TDigest
 
 from ..ledger import DAY, DTYPE, HOUR, Ledger, minute_errors
 from ..ledger.journal import Record
-from . import chain, journal
+from . import chain, journal, sealing
 from .journal_tables import JournalTables
 from .records import RecordTables
 from .schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION, tx
@@ -210,60 +210,52 @@ class Store(RecordTables, JournalTables, TimestampTables):
     def write(self, hours: list[tuple[str, int, bytes, str]], digests: list[tuple[str, int, int, bytes]],
               services: dict[str, str], compactions: Iterable[tuple[str, int, list[int]]] = (),
               records: Iterable[Record] = (), now: float | None = None, location: str = "",
-              redact: Callable[[str], str] = str) -> int:
+              redact: Callable[[str], str] = str, seal_all: bool = False) -> int:
         """One transaction: the dirty hours and digests of a flush, day compactions, journal records, and
-        a link sealing whatever has become final. Returns how many rows it refused to write over a seal."""
+        a link sealing whatever has become final (with `seal_all`, at a clean stop: every row, those not
+        final yet provisionally). Returns how many rows it refused to write over a final seal."""
         with self._lock:
             try:
                 with tx(self.conn):
-                    refused = self._write_rows(hours, digests, services, compactions)
+                    now = self.clock() if now is None else now
+                    refused, changes = self._write_rows(hours, digests, services, compactions, now)
+                    chain.append_link(self.conn, changes, now)  # reopened and removed rows, before any new seal
                     ids = lambda name: self._target_id(name, services.get(name, ""))  # noqa: E731
                     journal.insert(self.conn, records, ids, location, redact)
-                    now = self.clock() if now is None else now
-                    self._seal(now)
+                    sealing.seal(self.conn, now, self.seal_delay, seal_all)
                     self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('written_at', ?)", (repr(float(now)),))
             except BaseException:
                 self._ids.clear()  # ids of targets inserted by the rolled-back transaction are void
                 raise
         if refused:
-            log.error("%d rows of minute counts or digests were not written: their rows are sealed already and "
-                      "a sealed row never changes", refused)
+            log.error("%d rows of minute counts or digests were not written: their rows are sealed already, and "
+                      "final: a final row never changes", refused)
         return refused
 
     def _write_rows(self, hours: list[tuple[str, int, bytes, str]], digests: list[tuple[str, int, int, bytes]],
-                    services: dict[str, str], compactions: Iterable[tuple[str, int, list[int]]]) -> int:
-        """Returns how many rows were left as sealed rather than written over."""
+                    services: dict[str, str], compactions: Iterable[tuple[str, int, list[int]]],
+                    now: float) -> tuple[int, list[chain.Seal]]:
+        """Returns how many rows were left as sealed rather than written over, and the seals saying which
+        rows this write reopened or removed."""
         c = self.conn
+        tid = lambda name: self._target_id(name, services.get(name, ""))  # noqa: E731
+        minutes = [(tid(t), h, zlib.compress(b, 6), e) for t, h, b, e in hours]
+        digest_rows = [(tid(t), s, span, zlib.compress(d, 1)) for t, s, span, d in digests]
+        minutes, changes = sealing.reopen(c, minutes, sealing.MINUTE_ROWS, now, self.seal_delay)
+        digest_rows, reopened = sealing.reopen(c, digest_rows, sealing.DIGEST_ROWS, now, self.seal_delay)
         written = c.executemany(
             "INSERT INTO minutes (target_id, hour, counts, errors) VALUES (?, ?, ?, ?) ON CONFLICT (target_id, hour) "
-            "DO UPDATE SET counts=excluded.counts, errors=excluded.errors WHERE minutes.link IS NULL",
-            [(self._target_id(t, services.get(t, "")), h, zlib.compress(b, 6), e) for t, h, b, e in hours]).rowcount
+            "DO UPDATE SET counts=excluded.counts, errors=excluded.errors WHERE minutes.link IS NULL", minutes).rowcount
         written += c.executemany(
             "INSERT INTO digests (target_id, start, span, data) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (target_id, start, span) DO UPDATE SET data=excluded.data WHERE digests.link IS NULL",
-            [(self._target_id(t, services.get(t, "")), s, span, zlib.compress(d, 1)) for t, s, span, d in digests]
-        ).rowcount
+            digest_rows).rowcount
+        changes += reopened
         for t, day, hrs in compactions:
-            tid = self._target_id(t, services.get(t, ""))
             c.executemany("DELETE FROM digests WHERE target_id=? AND start=? AND span=?",
-                          [(tid, h * HOUR, HOUR) for h in hrs])
-        return len(hours) + len(digests) - written
-
-    def _seal(self, now: float) -> None:
-        """Inside the write's transaction: one link over the rows that have become final."""
-        c = self.conn
-        found = list(chain.final_rows(c, now, chain.MAX_SEALS_PER_LINK, self.seal_delay))
-        run = journal.seal_run(c, now)
-        seals = [seal for _, _, seal in found] + ([run[0]] if run else [])
-        seq = chain.append_link(c, seals, now)
-        if seq is None:
-            return
-        c.executemany("UPDATE minutes SET link=? WHERE target_id=? AND hour=?",
-                      [(seq, *pk) for table, pk, _ in found if table == "minutes"])
-        c.executemany("UPDATE digests SET link=? WHERE target_id=? AND start=? AND span=?",
-                      [(seq, *pk) for table, pk, _ in found if table == "digests"])
-        if run:
-            c.execute("UPDATE journal SET link=? WHERE id BETWEEN ? AND ?", (seq, run[1], run[2]))
+                          [(tid(t), h * HOUR, HOUR) for h in hrs])
+            changes += sealing.removed(c, t, hrs)
+        return len(minutes) + len(digest_rows) - written, changes
 
     def prune(self, before: float) -> int:
         """Deletes what is older than `before` (retention): minute rows, digests, journal records, their

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
+import math
 import sqlite3
 
 from . import chain, journal
@@ -42,32 +44,83 @@ _ROWS = {
 
 
 def _rows(conn: sqlite3.Connection, kind: str, sealed: dict[str, tuple[int, str]], problems: list[str]) -> int:
-    """Minute counts (kind m) or digests (d) against their latest seal."""
+    """Minute counts (kind m) or digests (d) against their latest seal. A row reopened (REOPENED: the agent
+    writes it again before it is final) is not sealed until its next seal; one removed (DELETED: an hour
+    digest merged into its day's) must be gone. Returns the number of rows checked against a hash."""
     query, hashed, differs = _ROWS[kind]
     keys = {k for k in sealed if k.startswith(kind + ":")}
     stored: dict[str, str | None] = {}
     for *row, link in conn.execute(query, _hour_span(keys, 2)):
         key, value = hashed(*row)
         stored[key] = None if link is None else value
+    n = 0
     for key in sorted(keys, key=lambda k: (int(k.split(":")[2]), k)):
         seq, want = sealed[key]
-        if key not in stored:
+        if want == chain.DELETED:
+            if key in stored:
+                problems.append(f"{_what(key)} (removed in link {seq}): present again")
+        elif key not in stored:
             problems.append(f"{_what(key)} (sealed in link {seq}): missing")
+        elif want == chain.REOPENED:
+            continue  # written again before it was final: outside the chain until sealed again (outside())
         elif stored[key] is None:
             problems.append(f"{_what(key)} (sealed in link {seq}): {AGAIN}")
-        elif stored[key] != want:
+        elif stored[key] != chain.sealed_hash(want):
             problems.append(f"{_what(key)} (sealed in link {seq}): {differs} from what was sealed")
-    return len(keys)
+        n += want != chain.DELETED
+    return n
 
 
-def _resealed(conn: sqlite3.Connection, since: float | None, until: float | None, problems: list[str]) -> None:
-    """A row of minute counts or a digest sealed twice with different content was written over its seal
-    (the latest seal matching the row says nothing about the first)."""
-    for key, first, last in conn.execute(
-            "SELECT key, MIN(seq), MAX(seq) FROM seals WHERE (key LIKE 'm:%' OR key LIKE 'd:%') AND t >= ? AND t < ? "
-            "GROUP BY key HAVING COUNT(DISTINCT hash) > 1 ORDER BY t, key",
-            (-1e18 if since is None else since, 1e18 if until is None else until)):
-        problems.append(f"{_what(key)} (sealed in link {first}): {AGAIN}, and sealed again in link {last}")
+def _end(key: str) -> int:
+    """When the row a seal's key names ends: m:<target>:<hour> or d:<target>:<start>:<span>."""
+    parts = key.split(":")
+    return (int(parts[2]) + 1) * 3600 if parts[0] == "m" else int(parts[2]) + int(parts[3])
+
+
+def _history(conn: sqlite3.Connection, since: float | None, until: float | None, problems: list[str],
+             delay: float | None) -> None:
+    """Rows of minute counts and digests sealed more than once: a row sealed final never changes again
+    and is never reopened; a row sealed provisionally (at a stop, before it was final) changes only after
+    a REOPENED seal, made before the row was final (`delay` after its end; None: not judged); nothing is
+    sealed after a DELETED one."""
+    rows = conn.execute(
+        "SELECT s.key, s.seq, s.hash, c.at FROM seals s LEFT JOIN chain c ON c.seq = s.seq WHERE s.key IN ("
+        "SELECT key FROM seals WHERE (key LIKE 'm:%' OR key LIKE 'd:%') AND t >= ? AND t < ? GROUP BY key "
+        "HAVING COUNT(*) > 1) ORDER BY s.key, s.seq",
+        (-1e18 if since is None else since, 1e18 if until is None else until)).fetchall()
+    for key, seals in itertools.groupby(rows, key=lambda r: r[0]):
+        final = math.inf if delay is None else _end(key) + delay
+        why = _sealed_twice([(seq, value, at) for _, seq, value, at in seals], final)
+        if why:
+            problems.append(f"{_what(key)} {why}")
+
+
+def _sealed_twice(seals: list[tuple[int, str, float | None]], final_at: float) -> str:
+    """What is wrong with one row's seals, in order ("": nothing); the row is final from `final_at`."""
+    final = last = None  # (seq, hash) of the first final seal, and of the last seal
+    reopened = removed = None
+    for seq, value, at in seals:
+        if removed is not None:
+            return f"(removed in link {removed}): sealed again in link {seq}"
+        if value == chain.DELETED:
+            removed = seq
+        elif value == chain.REOPENED:
+            if final is not None:
+                return f"(sealed final in link {final[0]}): reopened in link {seq} (a final row never changes)"
+            if at is not None and at >= final_at:
+                return (f"(sealed at a stop in link {last[0] if last else '?'}): reopened in link {seq}, "
+                        f"{_when(at)}, after it was final at {_when(final_at)} (a final row never changes)")
+            reopened = seq
+        elif final is not None and value != final[1]:
+            return f"(sealed in link {final[0]}): {AGAIN}, and sealed again in link {seq}"
+        elif last is not None and reopened is None and chain.sealed_hash(value) != last[1]:
+            return (f"(sealed at a stop in link {last[0]}): sealed again in link {seq} with other content, "
+                    f"though never reopened")
+        else:
+            last, reopened = (seq, chain.sealed_hash(value)), None
+            if final is None and not value.startswith(chain.PROVISIONAL):
+                final = last
+    return ""
 
 
 def _journal(conn: sqlite3.Connection, sealed: dict[str, tuple[int, str]], problems: list[str]) -> int:
@@ -142,15 +195,18 @@ def _tickets(conn: sqlite3.Connection, seal: tuple[int, str], problems: list[str
     return len(rows)
 
 
-def verify_store(conn: sqlite3.Connection, since: float | None = None,
-                 until: float | None = None) -> tuple[list[str], dict[str, int]]:
+def verify_store(conn: sqlite3.Connection, since: float | None = None, until: float | None = None,
+                 delay: float | None = None) -> tuple[list[str], dict[str, int]]:
+    """The problems found, and how many rows were checked. `delay`: the agent's seal delay (slo.seal_delay_of),
+    after which a row is final and may not have been reopened (None: reopenings are not judged by their time,
+    only by their order)."""
     problems: list[str] = []
     links = chain.check_links(conn, problems)
     sealed = chain.latest_seals(conn, since, until)
     stats: dict[str, int] = {"links": links}
     stats["minute rows"] = _rows(conn, "m", sealed, problems)
     stats["digests"] = _rows(conn, "d", sealed, problems)
-    _resealed(conn, since, until, problems)
+    _history(conn, since, until, problems, delay)
     stats["journal records"] = _journal(conn, sealed, problems)
     stats["tickets and windows"] = _records(conn, sealed, problems)
     return problems, stats
