@@ -196,7 +196,7 @@ class Agent:
                      self.store.path if self.store else "-")
         else:
             log.error("stopped after %d probe results; the last write failed: rows written since the last seal "
-                      "are not sealed", self.results_seen)
+                      "are not sealed (`sla-agent evidence seal` seals them)", self.results_seen)
 
     async def abandon(self) -> None:
         """After a failed start: what was opened is closed, the state directory's lock released."""

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
 import socket
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -85,18 +87,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def target_server():
-    """A plain HTTP server in a thread (the daemon under test is another process)."""
+@contextlib.contextmanager
+def thread_server(status: int = 200, body: bytes = b"ok") -> Iterator[int]:
+    """A plain HTTP server in a thread answering every GET with `status` and `body` (for a daemon under test,
+    which is another process); yields its port."""
     import http.server
     import threading
 
     class H(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(body)
 
         def log_message(self, *a):
             pass
@@ -104,6 +107,14 @@ def target_server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()
-    yield srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture
+def target_server():
+    with thread_server() as port:
+        yield port

@@ -1,18 +1,222 @@
-"""A row sealed at a clean stop before it was final (provisionally) is reopened and sealed again only as
-the chain allows: before it is final, with the reopening recorded; a final row is never written again, and
-`verify` names any other rewrite. Hour digests are sealed with their counts, and sealed as removed when
-merged into their day's digest."""
+"""Nothing unsealed passes in silence: a clean stop seals every row it wrote (the agent probing two failing
+targets, stopped as SIGTERM stops it, in its own process and as a real daemon), a row sealed before it was final is reopened and sealed again only
+as the chain allows, `evidence verify` lists what lies outside the chain and never reads as success where
+rows are uncovered."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import re
+import shutil
+import signal
+import sqlite3
+import tarfile
+import time
+import urllib.request
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
+from aiohttp import web
 
+from agent.app import Agent
+from agent.calendar import Calendar
+from agent.cli import main
+from agent.config import load_config
 from agent.ledger import DTYPE, Ledger, nfields
-from agent.probes import ProbeResult
+from agent.probes import ProbeResult, make_probe
 from agent.store import Flusher, Store, chain
+from agent.store.lock import StateLock
+
+from .conftest import free_port, thread_server
+from .servers import http_server
+from .test_evidence import ManualClock
+from .test_daemon import _run_daemon
+
+TARGETS = ("web-ui", "api")
+
+
+def _config(path: Path, listen: int, target: int) -> Path:
+    path.write_text(f"""
+agent: {{listen: "127.0.0.1:{listen}", flush_interval: 500ms, shutdown_grace: 2s}}
+targets:
+  - {{name: web-ui, service: web, url: "http://127.0.0.1:{target}/", interval: 250ms, timeout: 1s}}
+  - {{name: api, service: api, url: "http://127.0.0.1:{target}/health", interval: 250ms, timeout: 2s}}
+""")
+    return path
+
+
+def _down_probes(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:  # nosec - loopback
+        text = resp.read().decode()
+    found = {}
+    for line in text.splitlines():
+        m = re.match(r'sla_probes_total\{.*target="([^"]+)".*\} (\S+)', line)
+        if m and 'outcome="down"' in line:
+            found[m.group(1)] = float(m.group(2))
+    return found
+
+
+def _wait_down(port: int, proc, at_least: float, limit: float = 30.0) -> None:
+    """Until the daemon (another process) has counted `at_least` down probes of each target; bounded."""
+    deadline = time.monotonic() + limit
+    while True:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            counts = _down_probes(port)
+        except OSError:
+            counts = {}
+        if all(counts.get(t, 0) >= at_least for t in TARGETS):
+            return
+        assert time.monotonic() < deadline, f"the daemon never counted {at_least} down probes each: {counts}"
+        time.sleep(0.05)
+
+
+def _stop(proc) -> str:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return err
+
+
+def _sql(db: Path, query: str, *args) -> list:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(query, args).fetchall()
+    finally:
+        conn.close()
+
+
+def _verify(capsys, cfg: Path, state: Path, *extra: str) -> tuple[int, str, str]:
+    code = main(["evidence", "verify", "--config", str(cfg), "--state-dir", str(state), *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _edited(state: Path, tmp: Path, name: str, sql: str) -> Path:
+    copy = tmp / name
+    shutil.copytree(state, copy, ignore=shutil.ignore_patterns("agent.lock"))
+    conn = sqlite3.connect(copy / "ledger.db")
+    assert conn.execute(sql).rowcount == 1, sql
+    conn.commit()
+    conn.close()
+    return copy
+
+
+async def _seventy_five_seconds(tmp_path: Path, capsys) -> tuple[Path, Path, dict]:
+    """The issue's scenario in the agent's own process: two targets answering 503 probed every 2 s for 75 s of
+    injected wall time, flushed every 10 s; `evidence verify` (and --month) asked while it runs; stopped as
+    SIGTERM stops it (Agent.stop)."""
+    start = float(int(time.time()))  # near the real time: `verify` judges which rows are due by the real clock
+    clock = ManualClock(start)
+    running = {}
+
+    async def down(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="down for maintenance")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", down)
+    async with http_server(app) as base:
+        cfg = tmp_path / "agent.yaml"
+        cfg.write_text(f'agent: {{listen: "127.0.0.1:0"}}\ntargets:\n'
+                       f'  - {{name: web-ui, service: web, url: "{base}/", interval: 2s, timeout: 2s}}\n'
+                       f'  - {{name: api, service: api, url: "{base}/health", interval: 2s, timeout: 2s}}\n')
+        config = load_config(cfg)
+        agent = Agent(config, state_dir=str(tmp_path / "state"), clock=clock)
+        await agent.start()
+        await agent.scheduler.stop(0)  # the test drives the probes and the wall clock itself
+        probes = [make_probe(t, clock=clock) for t in config.targets]
+        for k in range(38):
+            clock.wall = start + 2 * k
+            for probe in probes:
+                agent.on_result(await probe.run())
+            if k % 5 == 4:
+                await agent.flush()
+        for probe in probes:
+            await probe.close()
+        month = "{:04d}-{:02d}".format(*Calendar(config.contract).month_of(start))
+        running["plain"] = _verify(capsys, cfg, tmp_path / "state")
+        running["month"] = _verify(capsys, cfg, tmp_path / "state", "--month", month)
+        await agent.stop()
+    return cfg, tmp_path / "state", running
+
+
+def test_a_clean_stop_seals_every_row_and_an_edit_of_any_is_named(tmp_path, capsys):
+    """The stop used to seal nothing (journal runs are sealed every 10 minutes, an hour's counts 15 minutes
+    after the hour), and `evidence verify` printed `verified: links 0, minute rows 0, digests 0, journal
+    records 0` with exit 0, and said the same of a ledger whose records and counts had been edited."""
+    cfg, state, running = asyncio.run(_seventy_five_seconds(tmp_path, capsys))
+    db = state / "ledger.db"
+    (records,), (minute_rows,), (digests,) = (_sql(db, f"SELECT COUNT(*) FROM {t}")[0] for t in
+                                              ("journal", "minutes", "digests"))
+    assert records >= 40 and minute_rows >= 2 and digests >= 2  # 20 down records a target-minute at most
+    code, out, err = running["plain"]  # while it ran: the tail listed as not covered, what was checked sound
+    assert code == 1 and "NOTHING VERIFIED" in err and "verified:" not in out  # no seal was due yet
+    assert "NOT COVERED YET:" in out and "journal records" in out and "minute rows" in out
+    code, out, err = running["month"]
+    assert code == 1 and "NOT SEALED:" in err and "minute rows" in err and "verified" not in out
+
+    code, out, err = _verify(capsys, cfg, state)
+    assert code == 0, err
+    assert (f"minute rows {minute_rows}, digests {digests}, journal records {records}," in out
+            and "every row asked about is sealed" in out and "NOT" not in out + err), out
+
+    rows = _sql(db, "SELECT t.name, m.hour FROM minutes m JOIN targets t ON t.id = m.target_id")
+    for name, hour in rows:
+        edited = _edited(state, tmp_path, f"minute-{name}-{hour}",
+                         f"UPDATE minutes SET counts = zeroblob(length(counts)) WHERE hour = {hour} AND "
+                         f"target_id = (SELECT id FROM targets WHERE name = '{name}')")
+        code, out, err = _verify(capsys, cfg, edited)
+        assert code == 1 and "MISMATCH" in err and f"minute counts of {name}, hour from" in err, (out, err)
+        assert "verified" not in out
+    ids = [i for (i,) in _sql(db, "SELECT id FROM journal ORDER BY id")]
+    for i in ids:  # each record edited in a copy of its own (one edit hides no other)
+        edited = _edited(state, tmp_path, f"journal-{i}", f"UPDATE journal SET status = 200 WHERE id = {i}")
+        store = Store(edited, thresholds=load_config(cfg).contract.thresholds, readonly=True)
+        try:
+            problems = store.verify()[0]
+        finally:
+            store.close()
+        assert [p for p in problems if p.startswith(f"journal record {i} ")], (i, problems)
+
+
+def test_a_running_agent_lists_its_unsealed_tail_and_its_month_is_not_verified(tmp_path, capsys):
+    """Restarted within the hour, the agent reopens the rows its stop sealed provisionally (new results
+    land in them): `evidence verify` lists them as not covered yet (exit 0: the recent past, which the agent
+    seals once final), `--month` of this month exits 1 naming them, and after the next clean stop every
+    row is sealed again, the reopening recorded in the chain."""
+    state = tmp_path / "state"
+    with thread_server(503, b"down") as target:
+        port = free_port()
+        cfg = _config(tmp_path / "agent.yaml", port, target)
+        hours = []
+        for run in range(2):
+            proc = _run_daemon(cfg, state)
+            try:
+                _wait_down(port, proc, 4)
+                if run == 1:
+                    running = _sql(state / "ledger.db", "SELECT COUNT(*) FROM minutes WHERE link IS NULL")[0][0]
+                    code, out, err = _verify(capsys, cfg, state)
+                    month = "{:04d}-{:02d}".format(*Calendar(load_config(cfg).contract).month_of(time.time()))
+                    month_code, _, month_err = _verify(capsys, cfg, state, "--month", month)
+                _stop(proc)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+            hours.append(_sql(state / "ledger.db", "SELECT MAX(hour) FROM minutes")[0][0])
+    assert running >= 2  # the hour's rows, reopened by the second run's results (or a new hour's)
+    assert code == 0, err
+    assert "NOT COVERED YET:" in out and "minute rows" in out.split("NOT COVERED YET:")[1]
+    assert "the recent rows listed above are NOT covered yet" in out and "NOT SEALED" not in err
+    assert month_code == 1 and "NOT SEALED:" in month_err and "minute rows" in month_err
+    code, out, err = _verify(capsys, cfg, state)
+    assert code == 0 and "every row asked about is sealed" in out, err
+    history = [v for (v,) in _sql(state / "ledger.db", "SELECT hash FROM seals WHERE key = ? ORDER BY seq",
+                                  f"m:api:{hours[0]}")]
+    assert history[0].startswith(chain.PROVISIONAL) or len(history) == 1  # sealed at the first stop
+    if hours[0] == hours[1]:  # the second run wrote in the same hour (it did unless an hour began between)
+        assert chain.REOPENED in history and len(history) >= 3
 
 
 # -- the rules of a provisional seal, on a real ledger file with the agent's write path ------------------------
@@ -149,3 +353,53 @@ def test_hour_digests_are_sealed_when_final_and_sealed_deleted_when_merged_into_
         assert any("latency digest of api, 24 h from" in p and "missing" in p for p in store.verify()[0])
     finally:
         store.close()
+
+
+# -- what `evidence verify` says of rows outside the chain -------------------------------------------------
+CFG = """
+contract: {timezone: UTC}
+targets:
+  - {name: api, service: api, url: "http://127.0.0.1:9/", interval: 30s, timeout: 5s}
+"""
+
+
+ROW = np.ones((60, nfields((0.5, 1.0))), dtype=DTYPE).tobytes()
+
+
+def _killed_agent(state: Path) -> None:
+    """A ledger as an agent killed mid-hour left it: rows of this hour written, none sealed."""
+    now = time.time()
+    store = Store(state, thresholds=(0.5, 1.0))
+    try:
+        store.write([("api", int(now // 3600) - 1, ROW, "")], [], {"api": "api"},
+                    now=now - 3600)
+    finally:
+        store.close()
+
+
+def test_a_check_that_checked_nothing_does_not_read_as_success(tmp_path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CFG)
+    Store(tmp_path / "state", thresholds=(0.5, 1.0)).close()
+    code, out, err = _verify(capsys, cfg, tmp_path / "state")
+    assert code == 1 and "NOTHING VERIFIED" in err and "verified:" not in out
+
+
+def test_rows_a_killed_agent_left_unsealed_fail_the_check_until_sealed(tmp_path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CFG)
+    state = tmp_path / "state"
+    _killed_agent(state)
+    code, out, err = _verify(capsys, cfg, state)
+    assert code == 1 and "NOT SEALED: 1 minute rows" in err and "evidence seal" in err
+    lock = StateLock(state)
+    lock.acquire()  # as the agent does while it runs: the seal is refused, the rows are the agent's to seal
+    try:
+        assert main(["evidence", "seal", "--config", str(cfg), "--state-dir", str(state)]) == 1
+        assert "seals its rows itself" in capsys.readouterr().err
+    finally:
+        lock.release()
+    assert main(["evidence", "seal", "--config", str(cfg), "--state-dir", str(state)]) == 0
+    assert "sealed now: 1 minute rows" in capsys.readouterr().out
+    code, out, err = _verify(capsys, cfg, state)
+    assert code == 0 and "every row asked about is sealed" in out, err

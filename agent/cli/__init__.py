@@ -133,11 +133,20 @@ def _evidence(sub: argparse._SubParsersAction) -> None:
     esub = e.add_subparsers(dest="evidence_command", metavar="ACTION", parser_class=_Parser)
     ev = esub.add_parser("verify", help="walk the chain over the stored rows, or check a bundle offline",
                          description="With --config: walk the hash chain over the stored rows (of one month with "
-                                     "--month) and name the first rows that do not match. With BUNDLE.tar.gz: "
-                                     "check a bundle without any ledger, as a vendor or an arbitrator would.")
+                                     "--month), name the first rows that do not match, and list the rows outside "
+                                     "the chain (not sealed yet). Exit 0 only when something was verified and every "
+                                     "row asked about is sealed: on a running agent without --month, but for the "
+                                     "recent rows it has not had to seal yet (listed as NOT COVERED YET). With "
+                                     "BUNDLE.tar.gz: check a bundle without any ledger, as a vendor or an "
+                                     "arbitrator would.")
     _config_arg(ev)
     ev.add_argument("bundle", metavar="BUNDLE.tar.gz", nargs="?", help="a bundle made by `evidence export`")
     ev.add_argument("--month", metavar="YYYY-MM", help="only the rows of this month (the chain is walked whole)")
+    se = esub.add_parser("seal", help="seal what a stopped agent left unsealed",
+                         description="On a stopped agent's state directory (it takes the agent's lock): seal every "
+                                     "row not sealed yet, as a clean stop does, and seal final the rows sealed at a "
+                                     "stop that are final now. Needed only after an agent was killed.")
+    _config_arg(se)
     witness.add_arguments(ev, esub, _config_arg)
     timestamps.add_argument(ev)
     ex = esub.add_parser("export", help="a month's report, journal, ledger extract and key in one bundle")

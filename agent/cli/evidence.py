@@ -1,4 +1,4 @@
-"""`sla-agent evidence verify | export | keygen | rotate-key`."""
+"""`sla-agent evidence verify | seal | export | keygen | rotate-key`."""
 from __future__ import annotations
 
 import argparse
@@ -11,10 +11,13 @@ from ..calendar import Calendar
 from ..report import ReportError
 from ..report.bundle import export_bundle, verify_bundle
 from ..report.signing import SigningError, keygen
+from ..slo import seal_delay_of
 from ..store import Store, StoreError
+from ..store.lock import in_use
 from ..timeutil import parse_month
 from . import timestamps, witness
 from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME, err, load, state_dir
+from .sealing import cmd_seal, print_outside
 
 
 def _month(args: argparse.Namespace, cal: Calendar) -> str | None:
@@ -62,6 +65,7 @@ def _verify_store(args: argparse.Namespace) -> int:
         if (month := _month(args, cal)) is None:
             return EXIT_INPUT
         since, until = cal.month_bounds(*parse_month(month))
+    running = in_use(state_dir(args, cfg))  # asked first: an agent stopping meanwhile seals what it wrote
     try:
         tsa_roots = timestamps.roots(args, cfg)
         store = Store(state_dir(args, cfg), thresholds=cfg.contract.thresholds, readonly=True)
@@ -69,18 +73,22 @@ def _verify_store(args: argparse.Namespace) -> int:
         err(str(exc))
         return EXIT_INPUT if isinstance(exc, ValueError) else EXIT_RUNTIME
     try:
-        problems, stats = store.verify(since, until)
-        more, found = witness.on_ledger(store.conn, args, cfg)
-        problems, stats = problems + more, {**stats, **found}
+        problems, stats = store.verify(since, until, seal_delay_of(cfg))
+        more, found_w = witness.on_ledger(store.conn, args, cfg)
+        problems, stats = problems + more, {**stats, **found_w}
         proof = store.check_timestamps(tsa_roots)
+        # on a running agent, what it should have sealed by now: final a seal delay ago (a journal record: a run
+        # ago), with a flush and a minute to write the seal
+        due = time.time() - cfg.agent.flush_interval - 60.0 if running and not args.month else None
+        found = store.outside(since, until, due, seal_delay_of(cfg))
     finally:
         store.close()
     problems += proof.problems + timestamps.missing(proof.tokens, args.tsa_ca is not None)
     stats["time-stamps"] = proof.tokens
     timestamps.show(str(store.path), proof.tokens, proof.signatures_checked, proof.proven)
-    if not problems:
-        print(f"{store.path}: verified: {', '.join(f'{k} {v}' for k, v in stats.items())}")
-    return _print_problems(str(store.path), problems)
+    failed = _print_problems(str(store.path), problems) != EXIT_OK
+    return print_outside(str(store.path), stats, found, cal, "month" if args.month else
+                         "running" if running else "stopped", failed)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -104,7 +112,7 @@ def _export(args: argparse.Namespace) -> int:
 def cmd_evidence(args: argparse.Namespace) -> int:
     command = args.evidence_command
     if command is None:
-        err("evidence needs an action: verify, export, keygen or rotate-key")
+        err("evidence needs an action: verify, seal, export, keygen or rotate-key")
         return EXIT_INPUT
     if command == "keygen":
         try:
@@ -118,6 +126,8 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         return _export(args)
     if command == "rotate-key":
         return witness.cmd_rotate(args)
+    if command == "seal":
+        return cmd_seal(args, time.time())
     if args.bundle:
         return _verify_bundle(args.bundle, args)
     return _verify_store(args)

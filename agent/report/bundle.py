@@ -298,6 +298,8 @@ def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None
     proof = store.check_timestamps(tsa_roots)
     problems += proof.problems
     stats.update({"time-stamps": proof.tokens, "time-stamped": proof.proven})
+    problems += [f"{o.text()}: not sealed (outside the chain, an edit of them cannot be found)"
+                 for o in store.outside() if not o.provisional]
     ids = tuple(scope.get("journal_ids", (0, -1)))
     if not journal_file.exists() or store.journal_lines_digest(scope.get("journal_from", 0), scope.get("until", 0),
                                                                ids) != _sha256(journal_file):

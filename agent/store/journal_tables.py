@@ -11,13 +11,14 @@ from typing import Any, Callable
 from . import journal
 from .extract import SCOPE_KEY, Cancel, write_extract
 from .schema import DB_NAME
-from .verify import verify_store
+from .verify import Outside, outside, verify_store
 
 
 class JournalTables:
     conn: sqlite3.Connection
     _lock: threading.Lock
     thresholds: tuple[float, ...]
+    seal_delay: float
     _open_readonly: Callable[[], sqlite3.Connection]
 
     # -- the journal and the chain -------------------------------------------------------------------
@@ -98,3 +99,9 @@ class JournalTables:
         """Walks the chain and every sealed row (about [since, until)); returns the problems found."""
         with self._lock:
             return verify_store(self.conn, since, until, delay)
+
+    def outside(self, since: float | None = None, until: float | None = None, due: float | None = None,
+                delay: float | None = None) -> list[Outside]:
+        """What lies outside the chain about [since, until) (store/verify.py: outside)."""
+        with self._lock:
+            return outside(self.conn, since, until, due, self.seal_delay if delay is None else delay)

@@ -42,3 +42,19 @@ class StateLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def in_use(state_dir: str | Path) -> bool:
+    """Is an agent running on this state directory (holding its lock)? Asked without taking the lock, and
+    without writing: a check may run where it may not write."""
+    try:
+        fd = os.open(Path(state_dir) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: no agent ever ran here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the shared lock, if taken

@@ -232,6 +232,12 @@ class Store(RecordTables, JournalTables, TimestampTables):
                       "final: a final row never changes", refused)
         return refused
 
+    def seal_now(self, now: float) -> None:
+        """Seals every row not sealed yet, as a clean stop does (those not final yet provisionally), and
+        seals final what was sealed provisionally and is final now: `evidence seal` on a stopped agent's
+        ledger (one whose agent was killed, or stopped before its last rows were final)."""
+        self.write([], [], {}, now=max(now, self.latest_instant()), seal_all=True)
+
     def _write_rows(self, hours: list[tuple[str, int, bytes, str]], digests: list[tuple[str, int, int, bytes]],
                     services: dict[str, str], compactions: Iterable[tuple[str, int, list[int]]],
                     now: float) -> tuple[int, list[chain.Seal]]:

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import math
 import sqlite3
+from dataclasses import dataclass
 
 from . import chain, journal
 
@@ -210,3 +211,57 @@ def verify_store(conn: sqlite3.Connection, since: float | None = None, until: fl
     stats["journal records"] = _journal(conn, sealed, problems)
     stats["tickets and windows"] = _records(conn, sealed, problems)
     return problems, stats
+
+
+@dataclass(frozen=True)
+class Outside:
+    """Rows of one kind that no seal covers (or, `provisional`, sealed at a stop before they were final)."""
+    kind: str
+    count: int
+    first: float  # the span of time they are about
+    last: float
+    due: int  # how many of them the agent should have sealed by the time asked about
+    provisional: bool = False
+
+    def text(self, tz: dt.tzinfo = dt.timezone.utc) -> str:
+        return (f"{self.count} {self.kind}, {dt.datetime.fromtimestamp(self.first, tz).isoformat(timespec='seconds')} "
+                f"to {dt.datetime.fromtimestamp(self.last, tz).isoformat(timespec='seconds')}")
+
+
+# per kind: the unsealed rows about [:since, :until): how many, their span, and how many were due by :due (a row
+# of minute counts or a digest :delay after its end, a journal record JOURNAL_SEAL_EVERY after it; the others
+# are sealed as they are written)
+_OUTSIDE = (
+    ("minute rows", "SELECT COUNT(*), MIN(hour) * 3600, MAX(hour) * 3600 + 3600, TOTAL((hour + 1) * 3600 + :delay "
+                    "<= :due) FROM minutes WHERE {} AND hour >= :h0 AND hour < :h1"),
+    ("digests", "SELECT COUNT(*), MIN(start), MAX(start + span), TOTAL(start + span + :delay <= :due) FROM digests "
+                "WHERE {} AND start + span > :since AND start < :until"),
+    ("journal records", "SELECT COUNT(*), MIN(at_us) / 1e6, MAX(at_us) / 1e6, TOTAL(at_us / 1e6 + :every <= :due) "
+                        "FROM journal WHERE {} AND at_us >= :since * 1e6 AND at_us < :until * 1e6"),
+    ("tickets", "SELECT COUNT(*), MIN(opened_at), MAX(opened_at), COUNT(*) FROM tickets "
+                "WHERE {} AND opened_at >= :since AND opened_at < :until"),
+    ("declared windows", "SELECT COUNT(*), MIN(start), MAX(end), COUNT(*) FROM windows "
+                         "WHERE {} AND end > :since AND start < :until"),
+)
+
+
+def outside(conn: sqlite3.Connection, since: float | None, until: float | None, due: float | None = None,
+            delay: float = chain.SEAL_DELAY) -> list[Outside]:
+    """What lies outside the chain about [since, until), kind by kind; then the rows sealed only
+    provisionally. `due`: the time by which the agent should have sealed what it had to (None: never)."""
+    lo, hi = -1e15 if since is None else since, 1e15 if until is None else until
+    args = {"since": lo, "until": hi, "h0": math.floor(lo / 3600), "h1": math.ceil(hi / 3600),
+            "due": -1e15 if due is None else due, "delay": delay, "every": chain.JOURNAL_SEAL_EVERY}
+    # a ledger of schema 5 or before (an old bundle's extract) had no provisional seals, nor sealed hour digests
+    old = conn.execute("PRAGMA user_version").fetchone()[0] < 6
+    found = []
+    for kind, query in _OUTSIDE:
+        for where, provisional in (("link IS NULL", False), ("provisional = 1", True)):
+            if provisional and (old or kind not in ("minute rows", "digests")):
+                continue
+            if old and kind == "digests":
+                where += " AND span = 86400"
+            n, first, last, late = conn.execute(query.format(where), args).fetchone()
+            if n:
+                found.append(Outside(kind, n, first, last, 0 if provisional else int(late), provisional))
+    return found
