@@ -1,7 +1,7 @@
 """Nothing unsealed passes in silence: a clean stop seals every row it wrote (the agent probing two failing
 targets, stopped as SIGTERM stops it, in its own process and as a real daemon), a row sealed before it was final is reopened and sealed again only
 as the chain allows, `evidence verify` lists what lies outside the chain and never reads as success where
-rows are uncovered."""
+rows are uncovered, and a closed month's bundle is made from sealed rows only."""
 from __future__ import annotations
 
 import asyncio
@@ -403,3 +403,58 @@ def test_rows_a_killed_agent_left_unsealed_fail_the_check_until_sealed(tmp_path,
     assert "sealed now: 1 minute rows" in capsys.readouterr().out
     code, out, err = _verify(capsys, cfg, state)
     assert code == 0 and "every row asked about is sealed" in out, err
+
+
+def _closed_month_state(tmp_path: Path) -> tuple[Path, Path, str]:
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CFG)
+    state = tmp_path / "state"
+    start = dt.datetime(2026, 1, 31, 22, 0, tzinfo=dt.timezone.utc).timestamp()
+    store = Store(state, thresholds=(0.5, 1.0))
+    try:
+        store.write([("api", int(start // 3600) - 1, ROW, "")], [], {}, now=start + 7200)  # sealed: final
+        store.write([("api", int(start // 3600) + 1, ROW, "")], [], {},
+                    now=start + 7200)  # the month's last hour, written by an agent killed then
+    finally:
+        store.close()
+    return cfg, state, "2026-01"
+
+
+def test_a_closed_month_s_bundle_is_made_from_sealed_rows_only(tmp_path, capsys):
+    """`evidence export` and `report` of a closed month whose last hour is not sealed: with the agent running
+    they stop, naming the rows (exit 1), or with --allow-unsealed the export makes a bundle whose check names
+    them; on a stopped agent's state directory they seal them first. Both used to go on with exit 0 (the
+    bundle's check too)."""
+    cfg, state, month = _closed_month_state(tmp_path)
+    lock = StateLock(state)
+    lock.acquire()  # the agent runs
+    try:
+        out = tmp_path / "b.tar.gz"
+        assert main(["evidence", "export", "--config", str(cfg), "--state-dir", str(state), "--month", month,
+                     "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert "NOT SEALED: 1 minute rows, 2026-01-31T23:00:00+00:00 to 2026-02-01T00:00:00+00:00" in err
+        assert "--allow-unsealed" in err and not out.exists()
+        assert main(["evidence", "export", "--config", str(cfg), "--state-dir", str(state), "--month", month,
+                     "-o", str(out), "--allow-unsealed"]) == 0
+        capsys.readouterr()
+        assert main(["evidence", "verify", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert "1 minute rows, 2026-01-31T23:00:00+00:00 to 2026-02-01T00:00:00+00:00: not sealed" in err
+        assert main(["report", "--config", str(cfg), "--state-dir", str(state), "--month", month,
+                     "--format", "json"]) == 1
+        err = capsys.readouterr().err
+        assert "NOT SEALED: 1 minute rows" in err and "2026-01 is closed, and its report is made from rows sealed" in err
+        assert _verify(capsys, cfg, state, "--month", month)[0] == 1
+    finally:
+        lock.release()
+    sealed = tmp_path / "sealed.tar.gz"
+    assert main(["evidence", "export", "--config", str(cfg), "--state-dir", str(state), "--month", month,
+                 "-o", str(sealed)]) == 0
+    capsys.readouterr()
+    assert main(["evidence", "verify", str(sealed)]) == 0, capsys.readouterr().err
+    with tarfile.open(sealed) as tar:
+        assert any(m.name.endswith("ledger.db") for m in tar)
+    assert _verify(capsys, cfg, state, "--month", month)[0] == 0
+    assert main(["report", "--config", str(cfg), "--state-dir", str(state), "--month", month,
+                 "--format", "json"]) == 0

@@ -66,7 +66,9 @@ def _reports(sub: argparse._SubParsersAction) -> None:
     c.add_argument("file", metavar="FILE", nargs="?", default=os.environ.get("SLA_AGENT_CONFIG"))
     rep = sub.add_parser("report", help="write the monthly SLA report", description=(
         "Fill the contract's table with the measured values for a month, with the evidence behind each "
-        "row. Works while the daemon runs. With --verify, check that a JSON report still matches the ledger."))
+        "row. Works while the daemon runs. A closed month's report is made from rows sealed final only (sealed "
+        "first where no agent runs, else refused naming them). With --verify, check that a JSON report still "
+        "matches the ledger."))
     _config_arg(rep)
     rep.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current month)")
     rep.add_argument("--format", "-f", choices=tuple(FORMATS), default="text")
@@ -149,9 +151,14 @@ def _evidence(sub: argparse._SubParsersAction) -> None:
     _config_arg(se)
     witness.add_arguments(ev, esub, _config_arg)
     timestamps.add_argument(ev)
-    ex = esub.add_parser("export", help="a month's report, journal, ledger extract and key in one bundle")
+    ex = esub.add_parser("export", help="a month's report, journal, ledger extract and key in one bundle",
+                         description="A closed month's bundle is made from rows sealed final only: with no agent "
+                                     "running on the state directory, its final rows are sealed first; the export "
+                                     "stops naming any row not sealed final yet (exit 1), unless --allow-unsealed.")
     _config_arg(ex)
     ex.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current month)")
+    ex.add_argument("--allow-unsealed", action="store_true",
+                    help="make the bundle of a closed month although rows of it are not sealed (its check names them)")
     ex.add_argument("--output", "-o", metavar="FILE.tar.gz", required=True)
     _locations_args(ex)
     kg = esub.add_parser("keygen", help="make an Ed25519 key pair for signing reports",

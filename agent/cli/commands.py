@@ -14,6 +14,7 @@ from pathlib import Path
 from ..config import ConfigError, load_config, split_listen
 from ..timeutil import parse_month
 from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME, err, load, print_issues, state_dir
+from .sealing import refuse_unsealed, unsealed_month
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -123,6 +124,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         if args.location:
             doc = _over_locations(args, cfg, month, now)
+        elif missing := unsealed_month(cfg, state_dir(args, cfg), month, now):
+            refuse_unsealed(cfg, state_dir(args, cfg), missing, month, "report")
+            return EXIT_RUNTIME
         else:
             doc = build_report(cfg, state_dir(args, cfg), month, now)
     except ReportError as exc:

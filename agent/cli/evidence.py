@@ -17,7 +17,7 @@ from ..store.lock import in_use
 from ..timeutil import parse_month
 from . import timestamps, witness
 from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME, err, load, state_dir
-from .sealing import cmd_seal, print_outside
+from .sealing import cmd_seal, print_outside, refuse_unsealed, unsealed_month
 
 
 def _month(args: argparse.Namespace, cal: Calendar) -> str | None:
@@ -97,9 +97,14 @@ def _export(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     if (month := _month(args, Calendar(cfg.contract))) is None:
         return EXIT_INPUT
+    now = dt.datetime.now(dt.timezone.utc).timestamp()
     try:
-        doc = export_bundle(cfg, state_dir(args, cfg), month, dt.datetime.now(dt.timezone.utc).timestamp(),
-                            Path(args.output), args.location, args.ca_file)
+        missing = [] if args.location else unsealed_month(cfg, state_dir(args, cfg), month, now)
+        if missing and not args.allow_unsealed:
+            refuse_unsealed(cfg, state_dir(args, cfg), missing, month, "bundle")
+            err("(--allow-unsealed makes the bundle anyway: its check then names them and fails)")
+            return EXIT_RUNTIME
+        doc = export_bundle(cfg, state_dir(args, cfg), month, now, Path(args.output), args.location, args.ca_file)
     except (ReportError, SigningError) as exc:
         err(str(exc))
         return EXIT_RUNTIME

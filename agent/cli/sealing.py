@@ -1,16 +1,20 @@
 """What lies outside the chain, as the commands say it: `evidence verify`'s verdict over the rows no seal
-covers, and `evidence seal` on a stopped agent's state directory."""
+covers, `evidence seal` on a stopped agent's state directory, and the rule that a report or bundle of a
+closed month is made from rows sealed final only (sealed first where this command may, else refused)."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 
 from ..calendar import Calendar
 from ..config import Config
+from ..report.build import open_store
 from ..slo import seal_delay_of
 from ..store import Store, StoreError
 from ..store.lock import StateLock, in_use
 from ..store.verify import Outside
+from ..timeutil import parse_month
 from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME, err, load, state_dir
 
 UNCOVERED = "outside the chain: an edit of them cannot be found"
@@ -91,3 +95,40 @@ def cmd_seal(args: argparse.Namespace, now: float) -> int:
               f"`evidence seal`, once final)")
     print("every row written is sealed" if any(not o.provisional for o in before) or final else "nothing to seal")
     return EXIT_OK
+
+
+def _not_final(cfg: Config, state: str, start: float, end: float) -> list[Outside]:
+    store = open_store(cfg, state)
+    try:
+        return store.outside(start, end)
+    finally:
+        store.close()
+
+
+def unsealed_month(cfg: Config, state: str, month: str, now: float) -> list[Outside]:
+    """A closed month's rows not sealed final (none for a month under way), sealed first when no agent runs
+    on the state directory (this command owns the ledger then): raises ReportError when unreadable."""
+    start, end = Calendar(cfg.contract).month_bounds(*parse_month(month))
+    if end > now:
+        return []
+    found = _not_final(cfg, state, start, end)
+    if found and not in_use(state):
+        try:
+            _sealed(cfg, state, now)
+        except StoreError as exc:  # started meanwhile, or a state directory this user cannot write
+            err(f"cannot seal the month's rows first: {exc}")
+            return found
+        found = _not_final(cfg, state, start, end)
+    return found
+
+
+def refuse_unsealed(cfg: Config, state: str, found: list[Outside], month: str, what: str) -> None:
+    """Names a closed month's rows not sealed final, and why the `what` (a report, a bundle) is refused."""
+    cal, delay = Calendar(cfg.contract), seal_delay_of(cfg)
+    for o in found:
+        final = dt.datetime.fromtimestamp(o.last + delay, cal.tz).isoformat(timespec="seconds")
+        err(f"NOT SEALED: {o.text(cal.tz)}" + (f" (sealed at a stop, but final only at {final})" if o.provisional
+                                                 else ""))
+    who = "the running agent seals them final once they are final" if in_use(state) else \
+        "they are sealed final once final (at the time named: run this again then)"
+    err(f"{month} is closed, and its {what} is made from rows sealed final only: {who}")
