@@ -309,7 +309,7 @@ def test_the_provisional_seal_is_no_loophole_to_rewrite_a_row(tmp_path, forgery,
         else:
             store.conn.execute("UPDATE minutes SET counts = ? WHERE hour = ?", (forged, HOUR))
         problems, _ = store.verify(delay=store.seal_delay)
-        assert any(f"minute counts of api, hour from" in p and named in p for p in problems), problems
+        assert any("minute counts of api, hour from" in p and named in p for p in problems), problems
     finally:
         store.close()
 

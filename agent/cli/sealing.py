@@ -42,7 +42,8 @@ def print_outside(path: str, stats: dict[str, int], found: list[Outside], cal: C
             failing = True
             late = f" ({o.due} of them due)" if scope == "running" else ""
             print(f"{path}: NOT SEALED: {o.text(cal.tz)}{late}: {UNCOVERED}; {WHY[scope]}", file=sys.stderr)
-    checked = sum(v for k, v in stats.items() if k != "links") or (scope != "month" and stats["links"])
+    rows = (v for k, v in stats.items() if k not in ("links", "time-stamps") and isinstance(v, int))  # not facts
+    checked = sum(rows) or (scope != "month" and stats["links"])
     counts = ", ".join(f"{k} {v}" for k, v in stats.items())
     if not checked:
         print(f"{path}: NOTHING VERIFIED: no sealed row {'in the month' if scope == 'month' else 'yet'} "

@@ -33,7 +33,10 @@ def missing(tokens: int, asked: bool) -> list[str]:
 
 def show(what: str, tokens: int, checked: bool, proven: list[str]) -> None:
     """What the tokens prove: one line per run of links, the time it existed by."""
-    if not tokens and not proven:
+    if not tokens and all(line.endswith("not time-stamped yet") for line in proven):
+        if proven:  # nothing stamped at all: one plain line, not a warning about signatures never asked for
+            print(f"{what}: no time-stamp yet: the links' times rest on this machine's clock alone "
+                  f"(evidence.timestamping)")
         return
     how = "signatures checked against --tsa-ca" if checked else \
         "signatures NOT checked: pass --tsa-ca FILE with the authorities' certificates you trust"
