@@ -27,7 +27,8 @@ from agent.calendar import Calendar  # noqa: E402
 from agent.config import load_config  # noqa: E402
 from agent.ledger.journal import Journal  # noqa: E402
 from agent.probes import Detail, ProbeResult  # noqa: E402
-from agent.report.bundle import export_bundle, verify_bundle  # noqa: E402
+from agent.report.bundle import export_bundle  # noqa: E402
+from agent.report.unbundle import verify_bundle  # noqa: E402
 from agent.store import Store  # noqa: E402
 
 TZ = dt.timezone(dt.timedelta(hours=1))

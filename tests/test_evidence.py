@@ -20,7 +20,7 @@ from agent.cli import main
 from agent.config import load_config
 from agent.probes import ProbeResult, make_probe
 from agent.report import build_report, report_hash, verify_report
-from agent.report.bundle import verify_bundle
+from agent.report.unbundle import verify_bundle
 from agent.report.signing import keygen
 from agent.scheduler import Scheduler
 

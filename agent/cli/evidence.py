@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..calendar import Calendar
 from ..report import ReportError
-from ..report.bundle import export_bundle, verify_bundle
+from ..report.bundle import export_bundle
+from ..report.unbundle import verify_bundle
 from ..report.signing import SigningError, keygen
 from ..slo import seal_delay_of
 from ..store import Store, StoreError

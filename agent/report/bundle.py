@@ -9,8 +9,8 @@ the agent's ledger, in one .tar.gz.
     MANIFEST.json              the sha256 of each file above (signed when the agent has a key)
     README.txt                 how to check all this
 
-`sla-agent evidence verify BUNDLE.tar.gz` checks the files against the manifest and its signature, walks
-the extract's chain, builds the report again from the extract and compares every field.
+`sla-agent evidence verify BUNDLE.tar.gz` (unbundle.py) checks the files against the manifest and its
+signature, walks the extract's chain, builds the report again from the extract and compares every field.
 """
 from __future__ import annotations
 
@@ -21,18 +21,15 @@ import shutil
 import tarfile
 import tempfile
 import time
-import zlib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from ..config import Config, ConfigError, parse_config
-from ..config.model import LOCATION_NAME_RULE, is_location_name
+from ..config import Config
 from ..redact import Redactor
-from ..store import Store, StoreError
+from ..store import Store
 from . import signing
 from .build import ReportError, build, open_store
 from .formats import render
-from .verify import check_signature, compare
 
 MAX_BUNDLE_BYTES = 16 << 30  # what a bundle may unpack to: a bound against a crafted archive
 MAX_FILE_BYTES = 64 << 20  # each file but the ledgers and journals: far above what the agent writes
@@ -41,7 +38,7 @@ MEMBERS = ("report.json", "report.html", "journal.jsonl", "ledger.db", "config.y
 PER_LOCATION = re.compile(r"(ledger|journal)-([A-Za-z0-9._-]{1,63})\.(db|jsonl)")  # a report over locations
 
 
-def _member(name: str) -> bool:
+def member(name: str) -> bool:
     return name in MEMBERS or PER_LOCATION.fullmatch(name) is not None
 
 
@@ -68,7 +65,7 @@ target and minute) the figures rest on: times, addresses, HTTP status, response 
 """
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -128,7 +125,7 @@ def _ids_of(folder: Path, cfg: Config) -> tuple[int, int]:
 
 
 def _manifest(folder: Path, doc: dict[str, Any], key: Any) -> None:
-    files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if _member(p.name)}
+    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if member(p.name)}
     manifest: dict[str, Any] = {"month": doc["month"], "created_at": time.time(), "files": files}
     if key is not None:
         manifest["signature"] = signing.sign(signing.canonical(manifest), key)
@@ -178,193 +175,3 @@ def _plain(info: tarfile.TarInfo, now: float) -> tarfile.TarInfo:
     info.uname = info.gname = ""
     info.mtime, info.mode = int(now), 0o644
     return info
-
-
-def _unpack(path: Path, dest: Path) -> list[str]:
-    """The bundle's files into `dest`, by their base name only. Stops at the first member it refuses
-    (_refused) and returns the problem naming it; nothing of that member is written."""
-    names: list[str] = []
-    total = 0
-    try:
-        with tarfile.open(path, "r:gz") as tar:
-            for m in tar:
-                name = PurePosixPath(m.name).name
-                why = _refused(m, name, names, total, dest)
-                if why:
-                    return [f"{m.name!r} in the archive: {why}; the bundle is not checked further"]
-                if not m.isfile() or not _member(name):
-                    continue
-                total += m.size
-                with tar.extractfile(m) as src, open(dest / name, "wb") as out:  # type: ignore[union-attr]
-                    shutil.copyfileobj(src, out, 1 << 20)
-                names.append(name)
-    except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
-        raise ReportError(f"{path}: not a readable .tar.gz: {exc}") from None
-    return []
-
-
-_NOT_FILES = {tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link", tarfile.CHRTYPE: "a device",
-              tarfile.BLKTYPE: "a device", tarfile.FIFOTYPE: "a named pipe"}
-
-
-def _refused(m: tarfile.TarInfo, name: str, unpacked: list[str], total: int, dest: Path) -> str:
-    """Why a member is refused ("": it is not): what the agent never writes into a bundle (anything but
-    plain files and folders, a path leaving the bundle's folder, a file twice), or a file larger than its
-    kind can be, judged on its header before any of it is read."""
-    path = PurePosixPath(m.name)
-    if path.is_absolute():
-        return "an absolute path"
-    if ".." in path.parts:
-        return "a '..' in its path"
-    if not (m.isfile() or m.isdir()):
-        return _NOT_FILES.get(m.type, "not a plain file")
-    if m.isdir() or not _member(name):
-        return ""
-    if name in unpacked:
-        return f"a second {name}"
-    if name not in ("ledger.db", "journal.jsonl") and not PER_LOCATION.fullmatch(name) and m.size > MAX_FILE_BYTES:
-        return f"{m.size} bytes, more than the {MAX_FILE_BYTES} bytes a {name} may hold"
-    if total + m.size > MAX_BUNDLE_BYTES:
-        return f"the bundle would unpack to more than {MAX_BUNDLE_BYTES} bytes"
-    free = shutil.disk_usage(dest).free
-    return f"{m.size} bytes, more than the {free} bytes free where it is unpacked" if m.size > free else ""
-
-
-def _read_report(folder: Path) -> tuple[dict[str, Any], list[str]]:
-    """report.json, and what in it cannot be a report's (before any of it names a file or a folder)."""
-    try:
-        doc = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    except ValueError as exc:  # UnicodeDecodeError too
-        return {}, [f"report.json: not a report: {exc}"]
-    ev = doc.get("evidence") if isinstance(doc, dict) else None
-    if not isinstance(ev, dict) or not isinstance(doc.get("month"), str) or \
-            not isinstance(ev.get("generated_epoch"), (int, float)) or not isinstance(ev.get("chain") or {}, dict):
-        return {}, ["report.json: not a report: it lacks month, evidence or evidence.generated_epoch"]
-    if "locations" not in doc:
-        return doc, []
-    names = (doc["locations"] or {}).get("names") if isinstance(doc["locations"], dict) else None
-    if not isinstance(names, list) or not isinstance(ev.get("locations"), dict):
-        return {}, ["report.json: locations.names: must be a list of location names"]
-    bad = [f"{n!r} is not a location name ({LOCATION_NAME_RULE})" for n in names if not is_location_name(n)]
-    bad += [f"{n!r} is named twice" for i, n in enumerate(names) if n in names[:i] and is_location_name(n)]
-    return ({}, [f"report.json: locations.names: {b}" for b in bad]) if bad else (doc, [])
-
-
-def _check_manifest(folder: Path) -> tuple[list[str], Any]:
-    """Problems with the files against the manifest, and the bundled public key (None: unsigned)."""
-    try:
-        manifest = json.loads((folder / "MANIFEST.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ["MANIFEST.json is missing or not JSON"], None
-    listed = manifest.get("files", {})
-    present = {p.name for p in folder.iterdir()}
-    problems = [f"{name}: {'missing' if name not in present else 'changed since the bundle was made'}"
-                for name, digest in listed.items() if name not in present or _sha256(folder / name) != digest]
-    problems += [f"{name}: not listed in the manifest" for name in present - set(listed) - {"MANIFEST.json"}]
-    key = signing.load_public(folder / "public_key.pem") if "public_key.pem" in present else None
-    sig = manifest.get("signature")
-    if key is not None and sig is None:
-        problems.append("MANIFEST.json is not signed, but the bundle has a public key")
-    elif key is not None:
-        why = signing.check(signing.canonical({k: v for k, v in manifest.items() if k != "signature"}), sig, key)
-        if why:
-            problems.append(f"MANIFEST.json signature: {why}")
-    return problems, key
-
-
-def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config,
-                  tsa_roots: list[Any] | None = None) -> tuple[list[str], dict[str, Any]]:
-    """The extract's chain walked, its journal and journal.jsonl compared, the report built again and compared."""
-    try:
-        store = Store(folder, thresholds=cfg.contract.thresholds, readonly=True)
-    except StoreError as exc:
-        return [f"ledger.db: {exc}"], {}
-    try:
-        problems, stats = _check_extract(store, folder / "journal.jsonl", doc["evidence"].get("chain"), tsa_roots)
-        fresh = build(cfg, store, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
-    except (zlib.error, ValueError) as exc:  # a crafted row: a finding, not a crash
-        return [f"ledger.db: a row cannot be read: {exc}"], {}
-    finally:
-        store.close()
-    return [f"ledger.db: {p}" for p in problems] + [f"report.json: {p}" for p in compare(doc, fresh)], stats
-
-
-def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None,
-                   tsa_roots: list[Any] | None = None) -> tuple[list[str], dict[str, Any]]:
-    """One extract: its chain walked, its journal against the journal file, the report's chain head in it,
-    its time-stamp tokens against its chain (and the authorities' certificates trusted, when given)."""
-    scope = store.extract_scope() or {}
-    problems, stats = store.verify(scope.get("journal_from"), scope.get("until"))
-    proof = store.check_timestamps(tsa_roots)
-    problems += proof.problems
-    stats.update({"time-stamps": proof.tokens, "time-stamped": proof.proven})
-    problems += [f"{o.text()}: not sealed (outside the chain, an edit of them cannot be found)"
-                 for o in store.outside() if not o.provisional]
-    ids = tuple(scope.get("journal_ids", (0, -1)))
-    if not journal_file.exists() or store.journal_lines_digest(scope.get("journal_from", 0), scope.get("until", 0),
-                                                               ids) != _sha256(journal_file):
-        problems.append(f"{journal_file.name} differs from the journal in the ledger")
-    if head and store.chain_link(int(head["seq"])) != head.get("link"):
-        problems.append(f"the chain link the report was built on ({head['seq']}) is not in the chain")
-    return problems, stats
-
-
-def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config,
-                     tsa_roots: list[Any] | None = None) -> tuple[list[str], dict[str, Any]]:
-    """Each location's extract checked, then the report over them built again and compared."""
-    from .combined import build_locations
-    from .sources import Location
-
-    problems: list[str] = []
-    locs: list[Location] = []
-    try:
-        for name in doc["locations"]["names"]:
-            db = folder / f"ledger-{name}.db"
-            if not db.exists():
-                return problems + [f"ledger-{name}.db is missing"], {}
-            place = folder.parent / "locations" / name  # a checked name (_read_report), beside the files
-            place.mkdir(parents=True)
-            db.rename(place / "ledger.db")
-            locs.append(Location(name, db.name, Store(place, thresholds=cfg.contract.thresholds, readonly=True)))
-            found, _ = _check_extract(locs[-1].store, folder / f"journal-{name}.jsonl",
-                                      doc["evidence"]["locations"].get(name, {}).get("chain"), tsa_roots)
-            problems += [f"ledger-{name}.db: {p}" for p in found]
-        fresh = build_locations(cfg, locs, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
-    except (StoreError, zlib.error, ValueError) as exc:  # a crafted file: a finding, not a crash
-        return problems + [f"a ledger cannot be read: {exc}"], {}
-    finally:
-        for loc in locs:
-            loc.store.close()
-    return problems + [f"report.json: {p}" for p in compare(doc, fresh)], {"locations": len(locs)}
-
-
-def verify_bundle(path: Path, tsa_roots: list[Any] | None = None) -> tuple[list[str], dict[str, Any]]:
-    """Everything a bundle claims, checked offline (time-stamps against `tsa_roots`, the certificates of the
-    authorities the user trusts). Returns (problems, facts to print)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "files"  # a location's folder is made beside it, never among the files
-        folder.mkdir()
-        refused = _unpack(path, folder)
-        if refused:
-            return refused, {}
-        problems, key = _check_manifest(folder)
-        facts: dict[str, Any] = {"signed by key": signing.key_id(key) if key is not None else "not signed"}
-        needed = ("report.json", "config.yaml")
-        if problems or not all((folder / n).exists() for n in needed):
-            return problems or [f"one of {', '.join(needed)} is missing"], facts
-        doc, problems = _read_report(folder)
-        if problems:
-            return problems, facts
-        try:
-            cfg = parse_config((folder / "config.yaml").read_text(encoding="utf-8"), "config.yaml", environ={},
-                               offline=True)
-        except (ConfigError, ValueError) as exc:  # UnicodeDecodeError too
-            return [f"config.yaml: not a config this agent reads: {exc}"], facts
-        if "locations" in doc:
-            found, stats = _check_locations(folder, doc, cfg, tsa_roots)
-        elif (folder / "ledger.db").exists():
-            found, stats = _check_ledger(folder, doc, cfg, tsa_roots)
-        else:
-            found, stats = ["ledger.db is missing"], {}
-        facts.update(stats)
-        return found + [f"report.json {p}" for p in check_signature(doc, key)], facts
