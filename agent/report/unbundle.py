@@ -1,6 +1,7 @@
 """`sla-agent evidence verify BUNDLE.tar.gz`: everything a bundle (bundle.py) claims, checked offline."""
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import tarfile
@@ -20,24 +21,29 @@ from .verify import check_signature, compare
 
 def _unpack(path: Path, dest: Path) -> list[str]:
     """The bundle's files into `dest`, by their base name only. Stops at the first member it refuses
-    (_refused) and returns the problem naming it; nothing of that member is written."""
+    (_refused) and returns the problem naming it; nothing of that member is written. The gzip stream is
+    read to its end, where its CRC-32 and length are checked: tarfile stops at the end-of-archive blocks,
+    before them, and an archive cut short there read as whole."""
     names: list[str] = []
     total = 0
     try:
-        with tarfile.open(path, "r:gz") as tar:
-            for m in tar:
-                name = PurePosixPath(m.name).name
-                why = _refused(m, name, names, total, dest)
-                if why:
-                    return [f"{m.name!r} in the archive: {why}; the bundle is not checked further"]
-                if not m.isfile() or not member(name):
-                    continue
-                total += m.size
-                with tar.extractfile(m) as src, open(dest / name, "wb") as out:  # type: ignore[union-attr]
-                    shutil.copyfileobj(src, out, 1 << 20)
-                names.append(name)
+        with gzip.open(path, "rb") as gz:
+            with tarfile.open(fileobj=gz, mode="r:") as tar:
+                for m in tar:
+                    name = PurePosixPath(m.name).name
+                    why = _refused(m, name, names, total, dest)
+                    if why:
+                        return [f"{m.name!r} in the archive: {why}; the bundle is not checked further"]
+                    if not m.isfile() or not member(name):
+                        continue
+                    total += m.size
+                    with tar.extractfile(m) as src, open(dest / name, "wb") as out:  # type: ignore[union-attr]
+                        shutil.copyfileobj(src, out, 1 << 20)
+                    names.append(name)
+            while gz.read(1 << 20):
+                pass
     except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
-        raise ReportError(f"{path}: not a readable .tar.gz: {exc}") from None
+        raise ReportError(f"{path}: not a whole .tar.gz (cut short or damaged): {exc}") from None
     return []
 
 

@@ -1,0 +1,248 @@
+"""The forgeries an audit of a signed month bundle found accepted by `evidence verify BUNDLE`, each made
+as the auditor made it, with the project's own code and a real bundle, and each named now: a bundle
+re-signed with another key, minute counts rewritten and the chain recomputed, an edited report.html, a
+journal record whose content no longer matches its hash, an archive cut short."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import sqlite3
+import tarfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiohttp import web
+
+from agent.app import Agent
+from agent.cli import main
+from agent.config import load_config
+from agent.ledger import DOWN_I, UP_I
+from agent.probes import Capture, make_probe
+from agent.report import render
+from agent.report import signing
+from agent.report.build import build
+from agent.report.bundle import export_bundle
+from agent.report.evidence import unsigned
+from agent.store import Store, chain
+
+from .servers import http_server
+from .test_evidence import T0, ManualClock
+
+MONTH = "2026-03"
+HOURS = 3600.0
+CONTROL_FAILS = (T0 + 40 * 60, T0 + 50 * 60)  # the agent's own network: api-health's failures are inconclusive
+CONFIG = """agent: {{location: paris, listen: "127.0.0.1:0"}}
+contract:
+  timezone: "+01:00"
+  maintenance:
+    - weekly: {{day: tuesday, start: "10:30", end: "10:45", reason: "weekly maintenance"}}
+evidence: {{body_bytes: 64, failures_per_minute: 2, signing_key_file: {key}}}
+targets:
+  - {{name: web-ui, service: web, url: "{base}/web", interval: 20s, timeout: 2s}}
+  - {{name: api-health, service: api, url: "{base}/api", interval: 10s, timeout: 2s}}
+controls:
+  - {{name: own-net, url: "{base}/ctl", interval: 20s, timeout: 2s}}
+"""
+
+
+@pytest.fixture(scope="module")
+def owned(tmp_path_factory):
+    """90 minutes of a web target that answers (probed every 20 s) and an API that answers 503 throughout
+    (every 10 s: availability 0.0), probed against a real server (simulated wall time), through a maintenance window and ten
+    minutes of the agent's own network failing; written, sealed and exported as a signed bundle. Two
+    failure records a minute are kept, and the minute's last: three of its six."""
+    tmp = tmp_path_factory.mktemp("owned")
+    private, _ = signing.keygen(tmp / "keys")
+    clock = ManualClock(T0)
+    sent = [0]
+
+    async def api(request: web.Request) -> web.Response:
+        sent[0] += 1
+        return web.Response(status=503, text="upstream unavailable", headers={"X-Request-Id": f"r{sent[0]}"})
+
+    async def ctl(request: web.Request) -> web.Response:
+        return web.Response(status=503 if CONTROL_FAILS[0] <= clock.wall < CONTROL_FAILS[1] else 200)
+
+    async def run() -> Path:
+        app = web.Application()
+        async def page(request: web.Request) -> web.Response:
+            return web.Response(text="<html>CRM360</html>")
+
+        app.router.add_get("/web", page)
+        app.router.add_get("/api", api)
+        app.router.add_get("/ctl", ctl)
+        async with http_server(app) as base:
+            cfg_path = tmp / "cfg.yaml"
+            cfg_path.write_text(CONFIG.format(base=base, key=private))
+            cfg = load_config(cfg_path)
+            agent = Agent(cfg, state_dir=str(tmp / "state"), clock=clock)
+            await agent.start()
+            await agent.scheduler.stop(0)  # the test drives the probes and the wall clock itself
+            capture = Capture(cfg.evidence.headers, cfg.evidence.body_bytes)
+            probes = [make_probe(t, clock=clock, capture=capture) for t in (*cfg.controls, *cfg.targets)]
+            for k in range(540):
+                for i, probe in enumerate(probes if k % 2 == 0 else probes[-1:]):  # the control first: the
+                    clock.wall = T0 + 10 * k + i  # pipeline judges a failure by the control's latest result
+                    agent.on_result(await probe.run())
+                if k % 30 == 29:
+                    await agent.flush()
+            for probe in probes:
+                await probe.close()
+            clock.wall = T0 + 4 * HOURS  # every hour is final: sealed at this last flush
+            await agent.stop()
+            return cfg_path
+
+    cfg_path = asyncio.run(run())
+    bundle = tmp / "march.tar.gz"
+    doc = export_bundle(load_config(cfg_path), str(tmp / "state"), MONTH, T0 + 4 * HOURS, bundle)
+    return cfg_path, tmp / "state", bundle, doc, tmp
+
+
+def _verify(capsys, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(["evidence", "verify", *map(str, args)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _unpack(bundle: Path, dest: Path) -> Path:
+    with tarfile.open(bundle) as tar:
+        tar.extractall(dest, filter="data")
+    (inner,) = dest.iterdir()
+    return inner
+
+
+def _repack(inner: Path, out: Path) -> Path:
+    with tarfile.open(out, "w:gz") as tar:
+        for path in sorted(inner.iterdir()):
+            tar.add(path, arcname=f"{inner.name}/{path.name}")
+    return out
+
+
+def _resign(inner: Path, key) -> None:
+    """The manifest made again over the files as they are, signed with `key` (with its public key in
+    the bundle), or unsigned (key None)."""
+    if key is None:
+        (inner / "public_key.pem").unlink(missing_ok=True)
+    else:
+        (inner / "public_key.pem").write_bytes(signing.public_pem(key))
+    manifest = json.loads((inner / "MANIFEST.json").read_text())
+    manifest.pop("signature", None)
+    manifest["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(inner.iterdir())
+                         if p.name != "MANIFEST.json"}
+    if key is not None:
+        manifest["signature"] = signing.sign(signing.canonical(manifest), key)
+    (inner / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def _write_report(inner: Path, doc: dict, key) -> None:
+    doc["evidence"].pop("signature", None)
+    if key is not None:
+        doc["evidence"]["signature"] = signing.sign(signing.canonical(unsigned(doc)), key)
+    (inner / "report.json").write_text(render(doc, "json"))
+    (inner / "report.html").write_text(render(doc, "html"))
+
+
+def _rechain(db: Path) -> None:
+    """Every seal of the extract made again from the rows as they are, and every link after them: the
+    chain is not keyed, anyone holding the file can do this."""
+    conn = sqlite3.connect(db)
+    names = dict(conn.execute("SELECT id, name FROM targets"))
+    for tid, hour, counts, errors in conn.execute("SELECT target_id, hour, counts, errors FROM minutes "
+                                                  "WHERE link IS NOT NULL").fetchall():
+        conn.execute("UPDATE seals SET hash=? WHERE key=?", (chain.minute_hash(names[tid], hour, counts, errors),
+                                                          f"m:{names[tid]}:{hour}"))
+    for (key,) in conn.execute("SELECT key FROM seals WHERE key LIKE 'j:%'").fetchall():
+        a, b = (int(x) for x in key.split(":")[1:])
+        conn.execute("UPDATE seals SET hash=? WHERE key=?",
+                     (chain.run_hash(__import__("agent.store.journal", fromlist=["x"]).run_texts(conn, a, b)), key))
+    prev = None
+    for seq, at, first_prev, rows in conn.execute("SELECT seq, at, prev, rows FROM chain ORDER BY seq").fetchall():
+        prev = first_prev if prev is None else prev
+        manifest = chain.manifest_hash(conn.execute("SELECT key, hash FROM seals WHERE seq=?", (seq,)).fetchall())
+        link = chain.link_hash(seq, at, prev, manifest, rows)
+        conn.execute("UPDATE chain SET prev=?, manifest=?, link=? WHERE seq=?", (prev, manifest, link, seq))
+        prev = link
+    conn.commit()
+    conn.close()
+
+
+def _rebuild(inner: Path, cfg_path: Path, doc: dict) -> dict:
+    """report.json built again, with the project's own builder, from the extract as it now is."""
+    place = inner.parent / "as-store"
+    place.mkdir()
+    (place / "ledger.db").symlink_to(inner / "ledger.db")
+    cfg = load_config(cfg_path)
+    store = Store(place, thresholds=cfg.contract.thresholds, readonly=True)
+    try:
+        return build(cfg, store, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
+    finally:
+        store.close()
+
+
+def _api_up_all_month(db: Path) -> int:
+    """api-health's minute counts rewritten: every down probe an up one. Returns the hours rewritten."""
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT m.target_id, m.hour, m.counts FROM minutes m JOIN targets t ON t.id = m.target_id "
+                        "WHERE t.name = 'api-health'").fetchall()
+    for tid, hour, blob in rows:
+        counts = np.frombuffer(zlib.decompress(blob), dtype=np.uint16).reshape(60, -1).copy()
+        counts[:, UP_I] += counts[:, DOWN_I]
+        counts[:, DOWN_I] = 0
+        conn.execute("UPDATE minutes SET counts=?, errors='' WHERE target_id=? AND hour=?",
+                     (zlib.compress(counts.tobytes()), tid, hour))
+    conn.commit()
+    conn.close()
+    return len(rows)
+
+
+def test_the_genuine_bundle_verifies(owned, capsys):
+    _, _, bundle, doc, _ = owned
+    api = next(r for r in doc["rows"] if r["service"] == "api" and r["measure"] == "availability")
+    assert api["value"] == 0.0
+    code, out, err = _verify(capsys, bundle)
+    assert code == 0, err
+    assert "verified" in out
+
+
+def _owner(cfg_path: Path):
+    return signing.load_private(load_config(cfg_path).evidence.signing_key_file)
+
+
+def _late_record(state: Path, cfg_path: Path, at: float, request_id: str) -> None:
+    """A down result of api-health at `at` written as a flush writes it (counts and journal record),
+    not sealed yet."""
+    from agent.calendar import Calendar
+    from agent.ledger import Ledger
+    from agent.ledger.journal import Journal
+    from agent.probes import Detail, ProbeResult
+
+    cfg = load_config(cfg_path)
+    ledger = Ledger(cfg.contract.thresholds, day_start=Calendar(cfg.contract).day_start)
+    ledger.anchor(at)
+    journal = Journal(cfg.evidence.failures_per_minute)
+    r = ProbeResult("api-health", "api", at, 0.0, 0.05, "down", "http_status", status=503, error="HTTP 503",
+                    latency_counted=True, detail=Detail("127.0.0.1:1", (("X-Request-Id", request_id),),
+                                                        b"upstream unavailable", "", 64))
+    ledger.add(r)
+    journal(r, False)
+    hours, digests = ledger.take_dirty()
+    store = Store(state, thresholds=cfg.contract.thresholds)
+    try:
+        store.write(hours, digests, {"api-health": "api"}, records=journal.take(), now=at + 60, location="paris")
+    finally:
+        store.close()
+
+
+def test_an_archive_cut_short_is_named(owned, tmp_path, capsys):
+    """Forgery 5: tarfile stops at the end-of-archive blocks, before the gzip trailer (its CRC and length)."""
+    _, _, bundle, _, _ = owned
+    raw = bundle.read_bytes()
+    for cut in range(1, 64):
+        (tmp_path / "cut.tar.gz").write_bytes(raw[:-cut])
+        code, out, err = _verify(capsys, tmp_path / "cut.tar.gz")
+        assert code != 0 and "not a whole .tar.gz" in err and "verified" not in out, (cut, out, err)
