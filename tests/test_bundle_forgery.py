@@ -52,9 +52,9 @@ controls:
 @pytest.fixture(scope="module")
 def owned(tmp_path_factory):
     """90 minutes of a web target that answers (probed every 20 s) and an API that answers 503 throughout
-    (every 10 s: availability 0.0), probed against a real server (simulated wall time), through a maintenance window and ten
-    minutes of the agent's own network failing; written, sealed and exported as a signed bundle. Two
-    failure records a minute are kept, and the minute's last: three of its six."""
+    (every 10 s: availability 0.0), against a real server (simulated wall time), through a maintenance
+    window and ten minutes of the agent's own network failing; written, sealed and exported as a signed
+    bundle. Two failure records a minute are kept, and the minute's last: three of its six."""
     tmp = tmp_path_factory.mktemp("owned")
     private, _ = signing.keygen(tmp / "keys")
     clock = ManualClock(T0)
@@ -236,6 +236,66 @@ def _late_record(state: Path, cfg_path: Path, at: float, request_id: str) -> Non
         store.write(hours, digests, {"api-health": "api"}, records=journal.take(), now=at + 60, location="paris")
     finally:
         store.close()
+
+def test_a_journal_record_edited_before_its_seal_is_named_at_report_verify_and_export(owned, tmp_path, capsys):
+    """Forgery 4, in the agent's ledger: a record edited between its write and its seal keeps the hash
+    written with it, and the seal covers the edited content; the report's evidence hash used the stored
+    hash, so `report --verify` passed and a bundle shipped a `hash` that is not the record's."""
+    cfg_path, state, _, _, _ = owned
+    copy = tmp_path / "state"
+    shutil.copytree(state, copy)
+    _late_record(copy, cfg_path, T0 + 5 * HOURS, "r-vendor-log-line")
+    conn = sqlite3.connect(copy / "ledger.db")
+    rid = conn.execute("SELECT MAX(id) FROM journal").fetchone()[0]
+    conn.execute("UPDATE journal SET headers = replace(headers, 'r-vendor-log-line', 'r-nothing-there') WHERE id=?",
+                 (rid,))
+    conn.commit()
+    conn.close()
+    store = Store(copy, thresholds=load_config(cfg_path).contract.thresholds)
+    store.write([], [], {}, now=T0 + 7 * HOURS)  # a later flush seals the run as it now is
+    assert store.verify()[0] == []
+    store.close()
+    said = f"journal record {rid} (api-health, 2026-03-10T15:00:00+01:00): its content differs from the hash " \
+           f"written with it"
+    from agent.report import build_report
+    report = tmp_path / "r.json"
+    report.write_text(render(build_report(load_config(cfg_path), str(copy), MONTH, T0 + 7 * HOURS), "json"))
+    capsys.readouterr()
+    code = main(["report", "--config", str(cfg_path), "--state-dir", str(copy), "--verify", str(report)])
+    err = capsys.readouterr().err
+    assert code == 1 and said in err, err
+    code = main(["evidence", "export", "--config", str(cfg_path), "--state-dir", str(copy), "--month", MONTH,
+                 "--output", str(tmp_path / "b.tar.gz")])
+    err = capsys.readouterr().err
+    assert code == 1 and said in err and not (tmp_path / "b.tar.gz").exists(), err
+
+
+
+def test_a_journal_record_edited_in_a_bundle_with_its_seal_made_again_is_named(owned, tmp_path, capsys):
+    """Forgery 4, in a bundle: a record's content edited in ledger.db, its run sealed again and the chain
+    recomputed, journal.jsonl written again from it, report.json rebuilt and signed by the owner's key."""
+    cfg_path, _, bundle, doc, _ = owned
+    inner = _unpack(bundle, tmp_path / "u")
+    conn = sqlite3.connect(inner / "ledger.db")
+    rid, headers = conn.execute("SELECT id, headers FROM journal WHERE outcome='down' ORDER BY id LIMIT 1").fetchone()
+    assert "X-Request-Id" in headers
+    conn.execute("UPDATE journal SET headers='[]' WHERE id=?", (rid,))
+    conn.commit()
+    conn.close()
+    _rechain(inner / "ledger.db")
+    place = tmp_path / "lines"
+    place.mkdir()
+    (place / "ledger.db").symlink_to(inner / "ledger.db")
+    store = Store(place, thresholds=load_config(cfg_path).contract.thresholds, readonly=True)
+    scope = store.extract_scope()
+    store.journal_lines(inner / "journal.jsonl", scope["journal_from"], scope["until"], tuple(scope["journal_ids"]))
+    store.close()
+    _write_report(inner, _rebuild(inner, cfg_path, doc), _owner(cfg_path))
+    _resign(inner, _owner(cfg_path))
+    code, out, err = _verify(capsys, _repack(inner, tmp_path / "j.tar.gz"))
+    assert code == 1, (out, err)
+    assert f"ledger.db: journal record {rid} (api-health, " in err and "its content differs from the hash written " \
+        "with it" in err, err
 
 
 def test_an_archive_cut_short_is_named(owned, tmp_path, capsys):

@@ -24,11 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..calendar import Calendar
 from ..config import Config
 from ..redact import Redactor
 from ..store import Store
+from ..timeutil import parse_month
 from . import signing
 from .build import ReportError, build, open_store
+from .evidence import journal_mismatches
 from .formats import render
 
 MAX_BUNDLE_BYTES = 16 << 30  # what a bundle may unpack to: a bound against a crafted archive
@@ -74,9 +77,6 @@ def sha256_file(path: Path) -> str:
 
 
 def _span(cfg: Config, doc: dict[str, Any]) -> tuple[float, float]:
-    from ..calendar import Calendar
-    from ..timeutil import parse_month
-
     start, _ = Calendar(cfg.contract).month_bounds(*parse_month(doc["month"]))
     return start, float(doc["evidence"]["until_epoch"])
 
@@ -96,6 +96,10 @@ def _write_ledger(cfg: Config, store: Store, doc: dict[str, Any], folder: Path, 
     (folder / "extract" / "ledger.db").rename(folder / f"ledger{suffix}.db")
     shutil.rmtree(folder / "extract")
     ids = _scope_ids(folder / f"ledger{suffix}.db", cfg)
+    edited = journal_mismatches(store, Calendar(cfg.contract).tz, start, until, ids)
+    if edited:  # a bundle would ship hashes its own records contradict
+        raise ReportError(f"{'location ' + suffix[1:] + ': ' if suffix else ''}the bundle is not made: "
+                          + "; ".join(edited))
     store.journal_lines(folder / f"journal{suffix}.jsonl", start, until, ids)
 
 

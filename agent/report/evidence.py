@@ -61,6 +61,18 @@ def evidence_block(doc: dict[str, Any], store: Store, cfg: Config, cal: Calendar
     return block
 
 
+def journal_mismatches(store: Store, tz: Any, start: float, until: float, ids: tuple[int, int] = (0, -1)) -> list[str]:
+    """The journal records of [start, until) (and with ids in `ids`) whose content no longer matches the
+    hash written with them. The evidence hash is over the stored hashes, and a seal made after an edit
+    covers the edit: only the record's content hashed again tells."""
+    found, n = store.journal_unmatched(start, until, ids)
+    out = [f"journal record {rid} ({target}, {iso(at, tz)}): its content differs from the hash written with it"
+           for rid, target, at in found]
+    if n > len(found):
+        out.append(f"and {n - len(found)} more journal records whose content differs from the hash written with them")
+    return out
+
+
 def unsigned(doc: dict[str, Any]) -> dict[str, Any]:
     """The document as it was signed: everything but the signature."""
     return {**doc, "evidence": {k: v for k, v in (doc.get("evidence") or {}).items() if k != "signature"}}

@@ -10,12 +10,14 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..calendar import Calendar
 from ..config import Config, ConfigError, parse_config
 from ..config.model import LOCATION_NAME_RULE, is_location_name
 from ..store import Store, StoreError
 from . import signing
 from .build import ReportError, build
 from .bundle import MAX_BUNDLE_BYTES, MAX_FILE_BYTES, PER_LOCATION, member, sha256_file
+from .evidence import journal_mismatches
 from .verify import check_signature, compare
 
 
@@ -123,7 +125,8 @@ def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[list[
     except StoreError as exc:
         return [f"ledger.db: {exc}"], {}
     try:
-        problems, stats = _check_extract(store, folder / "journal.jsonl", doc["evidence"].get("chain"))
+        problems, stats = _check_extract(store, folder / "journal.jsonl", doc["evidence"].get("chain"),
+                                         Calendar(cfg.contract).tz)
         fresh = build(cfg, store, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
     except (zlib.error, ValueError) as exc:  # a crafted row: a finding, not a crash
         return [f"ledger.db: a row cannot be read: {exc}"], {}
@@ -132,11 +135,14 @@ def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[list[
     return [f"ledger.db: {p}" for p in problems] + [f"report.json: {p}" for p in compare(doc, fresh)], stats
 
 
-def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None) -> tuple[list[str], dict[str, Any]]:
-    """One extract: its chain walked, its journal against the journal file, the report's chain head in it."""
+def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None,
+                   tz: Any) -> tuple[list[str], dict[str, Any]]:
+    """One extract: its chain walked, each journal record against its own hash, its journal against the
+    journal file, the report's chain head in it."""
     scope = store.extract_scope() or {}
     problems, stats = store.verify(scope.get("journal_from"), scope.get("until"))
     ids = tuple(scope.get("journal_ids", (0, -1)))
+    problems += journal_mismatches(store, tz, scope.get("journal_from", 0), scope.get("until", 0), ids)
     if not journal_file.exists() or store.journal_lines_digest(scope.get("journal_from", 0), scope.get("until", 0),
                                                                ids) != sha256_file(journal_file):
         problems.append(f"{journal_file.name} differs from the journal in the ledger")
@@ -152,6 +158,7 @@ def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[li
 
     problems: list[str] = []
     locs: list[Location] = []
+    tz = Calendar(cfg.contract).tz
     try:
         for name in doc["locations"]["names"]:
             db = folder / f"ledger-{name}.db"
@@ -162,7 +169,7 @@ def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[li
             db.rename(place / "ledger.db")
             locs.append(Location(name, db.name, Store(place, thresholds=cfg.contract.thresholds, readonly=True)))
             found, _ = _check_extract(locs[-1].store, folder / f"journal-{name}.jsonl",
-                                      doc["evidence"]["locations"].get(name, {}).get("chain"))
+                                      doc["evidence"]["locations"].get(name, {}).get("chain"), tz)
             problems += [f"ledger-{name}.db: {p}" for p in found]
         fresh = build_locations(cfg, locs, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
     except (StoreError, zlib.error, ValueError) as exc:  # a crafted file: a finding, not a crash

@@ -1,16 +1,19 @@
 """`report --verify`: does a JSON report still match the stored ledger, field for field?
 
 The report is built again from the stored rows, with the same `now` and so the same cut-off, and every
-field is compared; its own hash, the chain link it was built on and its signature are checked too."""
+field is compared; its own hash, the chain link it was built on, its signature and each journal record of
+the month against its own hash are checked too."""
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from ..calendar import Calendar
 from ..config.model import Config
+from ..timeutil import parse_month
 from . import signing
 from .build import ReportError, build, open_store
-from .evidence import report_hash, unsigned
+from .evidence import journal_mismatches, report_hash, unsigned
 
 # The chain has grown since (its head is checked apart); a newer agent may verify an older report (the
 # report's hash and signature cover its version).
@@ -70,6 +73,9 @@ def verify_report(cfg: Config, state_dir: str, doc: dict[str, Any], key: Any = N
         fresh = build(cfg, store, str(doc["month"]), float(ev["generated_epoch"]), sign=False)
         chain = ev.get("chain")
         link = store.chain_link(int(chain["seq"])) if isinstance(chain, dict) and "seq" in chain else None
+        cal = Calendar(cfg.contract)
+        start, _ = cal.month_bounds(*parse_month(str(doc["month"])))
+        problems += journal_mismatches(store, cal.tz, start, float(fresh["evidence"]["until_epoch"]))
     except (ReportError, TypeError, ValueError, OverflowError) as exc:
         return problems + [f"the report cannot be built again from its own month and time: {exc}"]
     finally:

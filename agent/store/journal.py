@@ -191,6 +191,22 @@ def lines_digest(conn: sqlite3.Connection, start: float, until: float, ids: tupl
     return h.hexdigest()
 
 
+# each record's text (chain.journal_text) beside the hash written with it, over what write_lines() writes
+HASHED = " ".join(("SELECT j.id, t.name, j.at_us, j.hash,", _TEXT, "FROM journal j JOIN targets t ON "
+                   "t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id WHERE (j.at_us >= ? AND j.at_us < ?) "
+                   "OR j.id BETWEEN ? AND ? ORDER BY j.id"))
+
+
+def unmatched(conn: sqlite3.Connection, start: float, until: float,
+              ids: tuple[int, int]) -> Iterator[tuple[int, str, float]]:
+    """The records of [start, until) (and with ids in `ids`) whose content is not what the hash written with
+    them was computed over, (id, target, at): edited after they were written. A seal covers a run as it is
+    when sealed, so an edit made before it is sealed too; the record's own hash still tells."""
+    for rid, name, at_us, stored, text in conn.execute(HASHED, (round(start * US), round(until * US), *ids)):
+        if text is None or hashlib.sha256(text.encode()).hexdigest() != stored:  # a NULL makes the text NULL
+            yield rid, name, at_us / US
+
+
 def seal_run(conn: sqlite3.Connection, now: float, now_all: bool = False) -> tuple[Seal, int, int] | None:
     """The unsealed journal records as one run, when the oldest has waited chain.JOURNAL_SEAL_EVERY (or they
     are many, or `now_all`: a clean stop): (seal, first id, last id). A record never changes once written,

@@ -89,6 +89,19 @@ class JournalTables:
         with self._lock:
             return journal.lines_digest(self.conn, start, until, ids)
 
+    def journal_unmatched(self, start: float, until: float, ids: tuple[int, int] = (0, -1),
+                          shown: int = 10) -> tuple[list[tuple[int, str, float]], int]:
+        """The first `shown` records of [start, until) (and with ids in `ids`) whose content differs from the
+        hash written with them (store/journal.py: unmatched), and how many there are."""
+        found: list[tuple[int, str, float]] = []
+        n = 0
+        with self._lock:
+            for record in journal.unmatched(self.conn, start, until, ids):
+                n += 1
+                if len(found) < shown:
+                    found.append(record)
+        return found, n
+
     def extract_scope(self) -> dict[str, Any] | None:
         with self._lock:
             row = self.conn.execute("SELECT value FROM meta WHERE key=?", (SCOPE_KEY,)).fetchone()
