@@ -212,6 +212,18 @@ def test_the_genuine_bundle_verifies(owned, capsys):
 def _owner(cfg_path: Path):
     return signing.load_private(load_config(cfg_path).evidence.signing_key_file)
 
+def test_an_edited_report_html_is_named(owned, tmp_path, capsys):
+    """Forgery 3: the figure shown to people changed, the manifest signed again (by the owner's own key)."""
+    cfg_path, _, bundle, _, _ = owned
+    inner = _unpack(bundle, tmp_path / "u")
+    html = (inner / "report.html").read_text()
+    assert "0.000 %" in html
+    (inner / "report.html").write_text(html.replace("0.000 %", "99.950 %"))
+    _resign(inner, _owner(cfg_path))
+    code, out, err = _verify(capsys, _repack(inner, tmp_path / "html.tar.gz"))
+    assert code == 1, (out, err)
+    assert "report.html: differs from report.json rendered again (first at line" in err, err
+
 
 def _late_record(state: Path, cfg_path: Path, at: float, request_id: str) -> None:
     """A down result of api-health at `at` written as a flush writes it (counts and journal record),

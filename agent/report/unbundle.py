@@ -18,6 +18,7 @@ from . import signing
 from .build import ReportError, build
 from .bundle import MAX_BUNDLE_BYTES, MAX_FILE_BYTES, PER_LOCATION, member, sha256_file
 from .evidence import journal_mismatches
+from .formats import render
 from .verify import check_signature, compare
 
 
@@ -180,6 +181,23 @@ def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[li
     return problems + [f"report.json: {p}" for p in compare(doc, fresh)], {"locations": len(locs)}
 
 
+def _check_html(folder: Path, doc: dict[str, Any]) -> list[str]:
+    """report.html is what people read, and nothing else vouches for it: it must be report.json rendered."""
+    try:
+        want = render(doc, "html").splitlines()
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # a crafted report.json
+        return [f"report.html: report.json cannot be rendered to compare it with: {exc!r}"]
+    try:
+        have = (folder / "report.html").read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError):
+        return ["report.html: missing or not text"]
+    if have == want:
+        return []
+    line = next((i for i, (a, b) in enumerate(zip(have, want)) if a != b), min(len(have), len(want)))
+    shown = have[line][:80] if line < len(have) else "(the file ends)"
+    return [f"report.html: differs from report.json rendered again (first at line {line + 1}: {shown!r})"]
+
+
 def verify_bundle(path: Path) -> tuple[list[str], dict[str, Any]]:
     """Everything a bundle claims, checked offline. Returns (problems, facts to print)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,4 +226,4 @@ def verify_bundle(path: Path) -> tuple[list[str], dict[str, Any]]:
         else:
             found, stats = ["ledger.db is missing"], {}
         facts.update(stats)
-        return found + [f"report.json {p}" for p in check_signature(doc, key)], facts
+        return found + _check_html(folder, doc) + [f"report.json {p}" for p in check_signature(doc, key)], facts
