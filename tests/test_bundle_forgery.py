@@ -212,6 +212,73 @@ def test_the_genuine_bundle_verifies(owned, capsys):
 def _owner(cfg_path: Path):
     return signing.load_private(load_config(cfg_path).evidence.signing_key_file)
 
+
+def test_a_bundle_re_signed_with_another_key_is_refused_with_the_owners_key(owned, tmp_path, capsys):
+    """Forgery 1: public_key.pem replaced and everything signed again with the forger's key. With the
+    fingerprint the owner gave (or the owner's public key file) it is refused; without, it is accepted
+    with a warning that the key is the bundle's own, and its fingerprint."""
+    cfg_path, _, bundle, _, tmp = owned
+    owner = signing.key_id(_owner(cfg_path).public_key())
+    forger = signing.Ed25519PrivateKey.generate()
+    inner = _unpack(bundle, tmp_path / "u")
+    _write_report(inner, json.loads((inner / "report.json").read_text()), forger)
+    _resign(inner, forger)
+    forged = _repack(inner, tmp_path / "forged.tar.gz")
+    for pin in (owner, f"SHA256:{owner.upper()}", tmp / "keys" / signing.PUBLIC_NAME):
+        code, out, err = _verify(capsys, forged, "--key", pin)
+        assert code == 1, (pin, out, err)
+        assert f"MANIFEST.json signature: signed with key {signing.key_id(forger.public_key())[:16]}..., not with " \
+               f"the key given with --key ({owner[:16]}...)" in err, err
+    code, out, err = _verify(capsys, forged)
+    assert code == 0, err
+    assert f"WARNING: the key was taken from the bundle itself (fingerprint {signing.key_id(forger.public_key())})" \
+        in err, err
+    code, out, err = _verify(capsys, bundle, "--key", owner)
+    assert code == 0 and "WARNING" not in err, err
+    assert f"signatures checked against the key given with --key (fingerprint {owner})" in out, out
+
+
+def test_keygen_prints_the_fingerprint_that_verify_and_report_verify_pin(owned, tmp_path, capsys):
+    """The fingerprint `evidence keygen` prints is the one `--key` takes: a report signed by the owner's
+    key passes `report --verify --key` with it and is refused with another key's."""
+    cfg_path, state, _, _, _ = owned
+    capsys.readouterr()
+    assert main(["evidence", "keygen", "--output", str(tmp_path / "other")]) == 0
+    out = capsys.readouterr().out
+    other = signing.key_id(signing.load_public(tmp_path / "other" / signing.PUBLIC_NAME))
+    assert f"fingerprint {other}\n" in out and "send it once to whoever checks your bundles" in out, out
+    from agent.report import build_report
+    report = tmp_path / "r.json"
+    report.write_text(render(build_report(load_config(cfg_path), str(state), MONTH, T0 + 4 * HOURS), "json"))
+    owner = signing.key_id(_owner(cfg_path).public_key())
+    verify = ["report", "--config", str(cfg_path), "--state-dir", str(state), "--verify", str(report)]
+    assert main(verify) == 0
+    assert f"signature checked against the configuration's key (fingerprint {owner})" in capsys.readouterr().out
+    assert main([*verify, "--key", owner]) == 0
+    assert f"signature checked against the key given with --key (fingerprint {owner})" in capsys.readouterr().out
+    for pin in (other, str(tmp_path / "other" / signing.PUBLIC_NAME)):
+        assert main([*verify, "--key", pin]) == 1
+        assert f"signature: signed with key {owner[:16]}..., not with the key given with --key ({other[:16]}...)" \
+            in capsys.readouterr().err
+    assert main([*verify, "--key", "0123"]) == 2
+    assert "--key 0123: neither a key file nor a fingerprint" in capsys.readouterr().err
+
+
+def test_an_unsigned_bundle_fails_unless_allowed(owned, tmp_path, capsys):
+    _, _, bundle, _, _ = owned
+    inner = _unpack(bundle, tmp_path / "u")
+    _write_report(inner, json.loads((inner / "report.json").read_text()), None)
+    _resign(inner, None)
+    plain = _repack(inner, tmp_path / "plain.tar.gz")
+    code, out, err = _verify(capsys, plain)
+    assert code == 1 and "the bundle is not signed: anyone could have made it (--allow-unsigned to check it anyway)" \
+        in err, (out, err)
+    code, out, err = _verify(capsys, plain, "--allow-unsigned")
+    assert code == 0 and "WARNING: the bundle is not signed" in err, (out, err)
+    code, out, err = _verify(capsys, plain, "--allow-unsigned", "--key", "ab" * 32)
+    assert code == 1 and "not signed, and a key was given with --key" in err, (out, err)
+
+
 def test_an_edited_report_html_is_named(owned, tmp_path, capsys):
     """Forgery 3: the figure shown to people changed, the manifest signed again (by the owner's own key)."""
     cfg_path, _, bundle, _, _ = owned
@@ -249,6 +316,7 @@ def _late_record(state: Path, cfg_path: Path, at: float, request_id: str) -> Non
     finally:
         store.close()
 
+
 def test_a_journal_record_edited_before_its_seal_is_named_at_report_verify_and_export(owned, tmp_path, capsys):
     """Forgery 4, in the agent's ledger: a record edited between its write and its seal keeps the hash
     written with it, and the seal covers the edited content; the report's evidence hash used the stored
@@ -280,7 +348,6 @@ def test_a_journal_record_edited_before_its_seal_is_named_at_report_verify_and_e
                  "--output", str(tmp_path / "b.tar.gz")])
     err = capsys.readouterr().err
     assert code == 1 and said in err and not (tmp_path / "b.tar.gz").exists(), err
-
 
 
 def test_a_journal_record_edited_in_a_bundle_with_its_seal_made_again_is_named(owned, tmp_path, capsys):

@@ -74,6 +74,7 @@ def _reports(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--format", "-f", choices=tuple(FORMATS), default="text")
     rep.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     rep.add_argument("--verify", metavar="REPORT.json", help="verify a JSON report against the stored ledger")
+    _key_arg(rep, "the report (default: the configuration's key)")
     _locations_args(rep)
     ru = sub.add_parser("rules", help="generate Prometheus rules and the Grafana dashboard", description=(
         "Generate Prometheus recording and alerting rules, an Alertmanager config and a Grafana dashboard from "
@@ -128,6 +129,12 @@ def _locations_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ca-file", metavar="PEM", help="the CA that signs the agents' HTTPS certificates")
 
 
+def _key_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--key", metavar="FILE|FINGERPRINT", help=(
+        f"the only key accepted to have signed {what}: the agent owner's public key file, or its fingerprint as "
+        "`evidence keygen` printed it"))
+
+
 def _evidence(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("evidence", help="the failure journal, the hash chain, signed bundles", description=(
         "Evidence a vendor cannot wave away: check the hash chain over the stored rows, export a month's "
@@ -151,6 +158,9 @@ def _evidence(sub: argparse._SubParsersAction) -> None:
     _config_arg(se)
     witness.add_arguments(ev, esub, _config_arg)
     timestamps.add_argument(ev)
+    _key_arg(ev, "the bundle, or the checkpoints given (reached through the chain's key rotation records)")
+    ev.add_argument("--allow-unsigned", action="store_true",
+                    help="check an unsigned bundle anyway (it shows the bundle agrees with itself, not who made it)")
     ex = esub.add_parser("export", help="a month's report, journal, ledger extract and key in one bundle",
                          description="A closed month's bundle is made from rows sealed final only: with no agent "
                                      "running on the state directory, its final rows are sealed first; the export "
@@ -163,7 +173,9 @@ def _evidence(sub: argparse._SubParsersAction) -> None:
     _locations_args(ex)
     kg = esub.add_parser("keygen", help="make an Ed25519 key pair for signing reports",
                          description="Write sla-agent-signing.key (private, mode 0600) and sla-agent-signing.pub "
-                                     "into DIR; point evidence.signing_key_file at the first.")
+                                     "into DIR; point evidence.signing_key_file at the first. Prints the public "
+                                     "key's fingerprint: send it to whoever checks your bundles, once, by a way "
+                                     "of its own (they give it to `evidence verify --key`).")
     kg.add_argument("--output", "-o", metavar="DIR", required=True)
 
 

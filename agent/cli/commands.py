@@ -86,6 +86,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace, cfg, state: str) -> int:
     from ..report import ReportError, verify_report
+    from ..report.signing import SigningError, pinned
+    from ..report.verify import report_key
 
     try:
         doc = json.loads(Path(args.verify).read_text(encoding="utf-8"))
@@ -93,10 +95,13 @@ def _verify(args: argparse.Namespace, cfg, state: str) -> int:
         err(f"cannot read {args.verify}: {exc}")
         return EXIT_INPUT
     try:
-        problems = verify_report(cfg, state, doc)
-    except ReportError as exc:
+        key = report_key(cfg, pinned(args.key) if args.key else None)
+        problems = verify_report(cfg, state, doc, key)
+    except (ReportError, SigningError) as exc:
         err(str(exc))
         return EXIT_INPUT
+    print(f"{args.verify}: " + (f"signature checked against {key.origin} (fingerprint {key.fingerprint})" if key
+                                else "no key to check a signature with (evidence.public_key_file, --key)"))
     for p in problems:
         print(f"{args.verify}: MISMATCH: {p}", file=sys.stderr)
     if problems:

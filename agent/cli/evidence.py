@@ -11,7 +11,7 @@ from ..calendar import Calendar
 from ..report import ReportError
 from ..report.bundle import export_bundle
 from ..report.unbundle import verify_bundle
-from ..report.signing import SigningError, keygen
+from ..report.signing import SigningError, key_id, keygen, load_public, pinned
 from ..slo import seal_delay_of
 from ..store import Store, StoreError
 from ..store.lock import in_use
@@ -39,19 +39,25 @@ def _print_problems(what: str, problems: list[str]) -> int:
     return EXIT_RUNTIME if problems else EXIT_OK
 
 
-def _verify_bundle(path: str, args: argparse.Namespace) -> int:
+def _verify_bundle(args: argparse.Namespace) -> int:
+    path = args.bundle
     try:
         tsa_roots = timestamps.roots(args)
-        problems, facts = verify_bundle(Path(path), tsa_roots)
-    except (ReportError, ValueError) as exc:
+        found = verify_bundle(Path(path), pinned(args.key) if args.key else None, args.allow_unsigned, tsa_roots)
+    except (ReportError, SigningError, ValueError) as exc:
         err(str(exc))
         return EXIT_INPUT
-    more, found = witness.on_bundle(path, args)
-    problems, facts = problems + more, {**facts, **found}
+    key, problems, facts = found.key, found.problems, found.stats
+    print(f"{path}: " + (f"signatures checked against {key.origin} (fingerprint {key.fingerprint})" if key
+                         else "not signed"))
+    for warning in found.warnings:
+        print(f"{path}: WARNING: {warning}", file=sys.stderr)
+    more, seen = witness.on_bundle(path, args)
+    problems, facts = problems + more, {**facts, **seen}
     problems += timestamps.missing(facts.get("time-stamps", 0), tsa_roots is not None)
     timestamps.show(path, facts.get("time-stamps", 0), tsa_roots is not None, facts.pop(timestamps.PROVEN, []))
     if not problems:
-        print(f"{path}: verified: files, chain, report and signatures agree "
+        print(f"{path}: verified: files, chain, journal, report and signatures agree "
               f"({', '.join(f'{k} {v}' for k, v in facts.items())})")
     return _print_problems(path, problems)
 
@@ -126,7 +132,9 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         except (SigningError, OSError) as exc:
             err(str(exc))
             return EXIT_RUNTIME
-        print(f"{private} (keep it secret: evidence.signing_key_file)\n{public} (give it to whoever checks)")
+        print(f"{private} (keep it secret: evidence.signing_key_file)\n{public} (give it to whoever checks)\n"
+              f"fingerprint {key_id(load_public(public))}\n  send it once to whoever checks your bundles (the "
+              "vendor), by a way of its own: they check with `sla-agent evidence verify BUNDLE --key FINGERPRINT`")
         return EXIT_OK
     if command == "export":
         return _export(args)
@@ -135,5 +143,9 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     if command == "seal":
         return cmd_seal(args, time.time())
     if args.bundle:
-        return _verify_bundle(args.bundle, args)
+        return _verify_bundle(args)
+    if args.allow_unsigned or (args.key and not args.checkpoint):
+        err("--key goes with a BUNDLE.tar.gz or --checkpoint, --allow-unsigned with a BUNDLE.tar.gz (the ledger's "
+            "chain itself is not signed)")
+        return EXIT_INPUT
     return _verify_store(args)

@@ -23,11 +23,6 @@ def add_arguments(verify_parser: argparse.ArgumentParser, actions: Any, config_a
         "--checkpoint", action="append", default=[], metavar="FILE",
         help="a signed checkpoint a witness kept (repeat it): the chain must extend each, signed by a key the "
              "trusted key reaches through the chain's key rotation records; the first one contradicted is named")
-    verify_parser.add_argument(
-        "--key", metavar="FILE|FINGERPRINT",
-        help="the pinned key (its public key file, or the sha256 fingerprint `evidence keygen` printed) that "
-             "checkpoints must be signed by, or reached from by key rotation records (default: the agent's own "
-             "key, or the bundle's)")
     r = actions.add_parser("rotate-key", help="hand signing over to a new key, in a record the old key signs",
                            description="Append a record to the hash chain, signed by the key evidence.signing_key_file "
                                        "names, that names NEW_KEY as its successor. Then point "

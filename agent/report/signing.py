@@ -6,6 +6,8 @@ import base64
 import hashlib
 import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +61,61 @@ def sign(data: bytes, key: Ed25519PrivateKey) -> dict[str, str]:
             "value": base64.b64encode(key.sign(data)).decode()}
 
 
-def check(data: bytes, signature: dict[str, Any], public: Ed25519PublicKey) -> str | None:
+GIVEN = "the key given with --key"
+FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Trusted:
+    """The key signatures are checked against: its fingerprint (key_id), the key itself when it is known,
+    and where it came from (said beside every verdict: a key a bundle carries proves nothing of who made it)."""
+
+    fingerprint: str
+    key: Ed25519PublicKey | None
+    origin: str
+
+
+def pinned(spec: str) -> Trusted:
+    """`--key FILE|FINGERPRINT`: a public key file (the private key's own will do), or the fingerprint
+    `evidence keygen` printed, as 64 hexadecimal digits (a `SHA256:` before them and colons between are let be)."""
+    if Path(spec).is_file():
+        try:
+            key = load_public(spec)
+        except SigningError:
+            try:
+                key = load_private(spec).public_key()
+            except SigningError:
+                raise SigningError(f"--key {spec}: not an Ed25519 public key file (nor a private one)") from None
+        return Trusted(key_id(key), key, GIVEN)
+    hexed = spec.strip().lower().removeprefix("sha256:").replace(":", "")
+    if FINGERPRINT.fullmatch(hexed):
+        return Trusted(hexed, None, GIVEN)
+    raise SigningError(f"--key {spec}: neither a key file nor a fingerprint (64 hexadecimal digits, as "
+                       "`sla-agent evidence keygen` prints it)")
+
+
+def trusted(pin: Trusted | None, found: Ed25519PublicKey | None, origin: str) -> Trusted | None:
+    """What signatures are checked against: the pinned key (with the key `found`, when a fingerprint pins
+    it), else the key found where `origin` says."""
+    if pin is None:
+        return None if found is None else Trusted(key_id(found), found, origin)
+    if pin.key is None and found is not None and key_id(found) == pin.fingerprint:
+        return Trusted(pin.fingerprint, found, pin.origin)
+    return pin
+
+
+def check(data: bytes, signature: dict[str, Any], public: Ed25519PublicKey | Trusted) -> str | None:
     """None when the signature holds; otherwise why not."""
+    t = public if isinstance(public, Trusted) else Trusted(key_id(public), public, "the key given")
     if signature.get("algorithm") != "ed25519":
         return f"unknown signature algorithm {signature.get('algorithm')!r}"
-    if signature.get("key_sha256") != key_id(public):
-        return (f"signed with key {str(signature.get('key_sha256'))[:16]}..., not with the key given "
-                f"({key_id(public)[:16]}...)")
+    if signature.get("key_sha256") != t.fingerprint:
+        return (f"signed with key {str(signature.get('key_sha256'))[:16]}..., not with {t.origin} "
+                f"({t.fingerprint[:16]}...)")
+    if t.key is None:
+        return f"signed with key {t.fingerprint[:16]}..., but its public key is not at hand: give its file with --key"
     try:
-        public.verify(base64.b64decode(str(signature.get("value", ""))), data)
+        t.key.verify(base64.b64decode(str(signature.get("value", ""))), data)
     except (InvalidSignature, ValueError):
         return "the signature does not match the content: something was changed after signing"
     return None

@@ -7,6 +7,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -20,6 +21,8 @@ from .bundle import MAX_BUNDLE_BYTES, MAX_FILE_BYTES, PER_LOCATION, member, sha2
 from .evidence import journal_mismatches
 from .formats import render
 from .verify import check_signature, compare
+
+BUNDLED = "the key the bundle carries in public_key.pem"
 
 
 def _unpack(path: Path, dest: Path) -> list[str]:
@@ -97,26 +100,45 @@ def _read_report(folder: Path) -> tuple[dict[str, Any], list[str]]:
     return ({}, [f"report.json: locations.names: {b}" for b in bad]) if bad else (doc, [])
 
 
-def _check_manifest(folder: Path) -> tuple[list[str], Any]:
-    """Problems with the files against the manifest, and the bundled public key (None: unsigned)."""
+@dataclass
+class Checked:
+    """What `evidence verify BUNDLE` found."""
+
+    problems: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)  # how much was checked: links, rows, records
+    key: signing.Trusted | None = None  # what the signatures were checked against
+    signed: bool = False  # the manifest is signed, or the bundle carries a key
+    warnings: list[str] = field(default_factory=list)  # accepted, but the reader must know
+
+
+def _check_manifest(folder: Path, pin: signing.Trusted | None) -> Checked:
+    """Problems with the files against the manifest, whether it is signed, and what the signatures are
+    checked against: the key given with --key, else the bundle's own public_key.pem (None: neither)."""
     try:
         manifest = json.loads((folder / "MANIFEST.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return ["MANIFEST.json is missing or not JSON"], None
+        return Checked(["MANIFEST.json is missing or not JSON"])
     listed = manifest.get("files", {})
     present = {p.name for p in folder.iterdir()}
     problems = [f"{name}: {'missing' if name not in present else 'changed since the bundle was made'}"
                 for name, digest in listed.items() if name not in present or sha256_file(folder / name) != digest]
     problems += [f"{name}: not listed in the manifest" for name in present - set(listed) - {"MANIFEST.json"}]
-    key = signing.load_public(folder / "public_key.pem") if "public_key.pem" in present else None
     sig = manifest.get("signature")
-    if key is not None and sig is None:
+    try:
+        found = signing.load_public(folder / "public_key.pem") if "public_key.pem" in present else None
+    except signing.SigningError as exc:
+        return Checked(problems + [f"public_key.pem: {exc}"], signed=True)
+    key = signing.trusted(pin, found, BUNDLED)
+    if sig is None and found is not None:
         problems.append("MANIFEST.json is not signed, but the bundle has a public key")
-    elif key is not None:
+    elif sig is not None and key is None:
+        problems.append("MANIFEST.json is signed, but the bundle has no public key to check it with")
+    elif sig is not None:
         why = signing.check(signing.canonical({k: v for k, v in manifest.items() if k != "signature"}), sig, key)
         if why:
             problems.append(f"MANIFEST.json signature: {why}")
-    return problems, key
+    signed = sig is not None or found is not None
+    return Checked(problems, key=key if signed else None, signed=signed)
 
 
 def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[list[str], dict[str, Any]]:
@@ -198,32 +220,53 @@ def _check_html(folder: Path, doc: dict[str, Any]) -> list[str]:
     return [f"report.html: differs from report.json rendered again (first at line {line + 1}: {shown!r})"]
 
 
-def verify_bundle(path: Path) -> tuple[list[str], dict[str, Any]]:
-    """Everything a bundle claims, checked offline. Returns (problems, facts to print)."""
+def _signer(out: Checked, pin: signing.Trusted | None, allow_unsigned: bool) -> Checked:
+    """Says which key vouches for the bundle: a bundle's own key only shows that its maker held that key."""
+    if not out.signed and pin is not None:
+        out.problems.append("the bundle is not signed, and a key was given with --key")
+    elif not out.signed and not allow_unsigned:
+        out.problems.append("the bundle is not signed: anyone could have made it (--allow-unsigned to check it anyway)")
+    elif not out.signed:
+        out.warnings.append("the bundle is not signed: the checks show it agrees with itself, not who made it")
+    elif out.key is not None and out.key.origin == BUNDLED:
+        out.warnings.append(f"the key was taken from the bundle itself (fingerprint {out.key.fingerprint}): the "
+                            "signatures show only that whoever made the bundle held that key; compare the fingerprint "
+                            "with the one the agent's owner gave you, or give it with --key")
+    return out
+
+
+def _read_config(folder: Path) -> tuple[Config | None, list[str]]:
+    try:
+        return parse_config((folder / "config.yaml").read_text(encoding="utf-8"), "config.yaml", environ={},
+                            offline=True), []
+    except (ConfigError, ValueError) as exc:  # UnicodeDecodeError too
+        return None, [f"config.yaml: not a config this agent reads: {exc}"]
+
+
+def verify_bundle(path: Path, pin: signing.Trusted | None = None, allow_unsigned: bool = False) -> Checked:
+    """Everything a bundle claims, checked offline; signatures against `pin` (--key) when given, else
+    against the bundle's own key."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "files"  # a location's folder is made beside it, never among the files
         folder.mkdir()
         refused = _unpack(path, folder)
         if refused:
-            return refused, {}
-        problems, key = _check_manifest(folder)
-        facts: dict[str, Any] = {"signed by key": signing.key_id(key) if key is not None else "not signed"}
+            return Checked(refused)
+        out = _check_manifest(folder, pin)
         needed = ("report.json", "config.yaml")
-        if problems or not all((folder / n).exists() for n in needed):
-            return problems or [f"one of {', '.join(needed)} is missing"], facts
-        doc, problems = _read_report(folder)
-        if problems:
-            return problems, facts
-        try:
-            cfg = parse_config((folder / "config.yaml").read_text(encoding="utf-8"), "config.yaml", environ={},
-                               offline=True)
-        except (ConfigError, ValueError) as exc:  # UnicodeDecodeError too
-            return [f"config.yaml: not a config this agent reads: {exc}"], facts
+        if out.problems or not all((folder / n).exists() for n in needed):
+            out.problems = out.problems or [f"one of {', '.join(needed)} is missing"]
+            return _signer(out, pin, allow_unsigned)
+        doc, out.problems = _read_report(folder)
+        cfg, bad = _read_config(folder) if not out.problems else (None, [])
+        if cfg is None:
+            out.problems += bad
+            return _signer(out, pin, allow_unsigned)
         if "locations" in doc:
-            found, stats = _check_locations(folder, doc, cfg)
+            found, out.stats = _check_locations(folder, doc, cfg)
         elif (folder / "ledger.db").exists():
-            found, stats = _check_ledger(folder, doc, cfg)
+            found, out.stats = _check_ledger(folder, doc, cfg)
         else:
-            found, stats = ["ledger.db is missing"], {}
-        facts.update(stats)
-        return found + _check_html(folder, doc) + [f"report.json {p}" for p in check_signature(doc, key)], facts
+            found = ["ledger.db is missing"]
+        out.problems += found + _check_html(folder, doc) + [f"report.json {p}" for p in check_signature(doc, out.key)]
+        return _signer(out, pin, allow_unsigned)

@@ -21,6 +21,9 @@ NOT_COMPARED = {"evidence", "agent_version"}
 EVIDENCE_COMPARED = ("ledger_sha256", "rows_hashed", "targets", "range", "until_epoch", "cutoff")
 
 
+CONFIGURED = "the configuration's key"
+
+
 def public_key(cfg: Config) -> Any:
     """The key to check signatures with: evidence.public_key_file, else the signing key's own."""
     ev = cfg.evidence
@@ -31,10 +34,18 @@ def public_key(cfg: Config) -> Any:
     return None
 
 
+def report_key(cfg: Config, pin: signing.Trusted | None = None) -> signing.Trusted | None:
+    """What `report --verify` checks signatures against: the key given with --key, else the configuration's."""
+    return signing.trusted(pin, public_key(cfg), CONFIGURED)
+
+
 def check_signature(doc: dict[str, Any], key: Any) -> list[str]:
+    """`key`: a public key, a signing.Trusted, or None (nothing to check a signature with)."""
     sig = (doc.get("evidence") or {}).get("signature")
     if sig is None:
-        return ["the report is not signed, and the configuration has a signing key"] if key is not None else []
+        if key is None:
+            return []
+        return [f"the report is not signed, and {getattr(key, 'origin', 'a key')} is there to check it with"]
     if key is None:
         return []
     why = signing.check(signing.canonical(unsigned(doc)), sig, key)
@@ -60,14 +71,15 @@ def compare(doc: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
 
 
 def verify_report(cfg: Config, state_dir: str, doc: dict[str, Any], key: Any = None) -> list[str]:
-    """Checks a JSON report against the stored ledger. Returns the mismatches (empty: verified)."""
+    """Checks a JSON report against the stored ledger. Returns the mismatches (empty: verified). `key`:
+    what the signature is checked against (a public key or a signing.Trusted; default: the configuration's)."""
     ev = doc.get("evidence") or {}
     if "month" not in doc or "ledger_sha256" not in ev or "generated_epoch" not in ev:
         raise ReportError("not an sla-agent JSON report (no month or evidence block)")
     problems = []
     if report_hash(doc) != ev.get("report_sha256"):
         problems.append("the report's content does not match its report_sha256: numbers were edited")
-    problems += check_signature(doc, key if key is not None else public_key(cfg))
+    problems += check_signature(doc, key if key is not None else report_key(cfg))
     store = open_store(cfg, state_dir)
     try:
         fresh = build(cfg, store, str(doc["month"]), float(ev["generated_epoch"]), sign=False)

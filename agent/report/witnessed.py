@@ -41,12 +41,9 @@ def make_for_agent(db: Path, key_file: str, location: str, now: float) -> tuple[
 
 
 def pinned_key(text: str) -> tuple[str, Ed25519PublicKey | None]:
-    """--key: a public (or private) key file, or the key's sha256 fingerprint (64 hex digits)."""
-    if re.fullmatch(r"(?:SHA256:)?[0-9a-fA-F]{64}", text.strip()) and not Path(text).exists():
-        return text.strip()[-64:].lower(), None
-    pem = Path(text).read_bytes()
-    key = signing.load_private(text).public_key() if b"PRIVATE KEY" in pem else signing.load_public(text)
-    return signing.key_id(key), key
+    """--key: a public (or private) key file, or the key's sha256 fingerprint (signing.pinned reads both)."""
+    found = signing.pinned(text)
+    return found.fingerprint, found.key
 
 
 def read(paths: list[str]) -> tuple[list[tuple[str, Checkpoint]], list[str]]:
