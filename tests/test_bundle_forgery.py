@@ -385,3 +385,63 @@ def test_an_archive_cut_short_is_named(owned, tmp_path, capsys):
         (tmp_path / "cut.tar.gz").write_bytes(raw[:-cut])
         code, out, err = _verify(capsys, tmp_path / "cut.tar.gz")
         assert code != 0 and "not a whole .tar.gz" in err and "verified" not in out, (cut, out, err)
+
+
+def _counts_rewritten(owned, tmp_path: Path, key) -> tuple[Path, dict]:
+    """Forgery 2 as the auditor made it: api-health's down probes counted as up in ledger.db (errors too),
+    the chain recomputed, report.json built again with the project's builder, signed with `key` (None:
+    unsigned) and the manifest with it."""
+    cfg_path, _, bundle, doc, _ = owned
+    inner = _unpack(bundle, tmp_path / "u")
+    assert _api_up_all_month(inner / "ledger.db") > 0
+    _rechain(inner / "ledger.db")
+    forged = _rebuild(inner, cfg_path, doc)
+    api = next(r for r in forged["rows"] if r["service"] == "api" and r["measure"] == "availability")
+    assert api["value"] == 1.0  # the forgery does what it was made for
+    _write_report(inner, forged, key)
+    _resign(inner, key)
+    return _repack(inner, tmp_path / "counts.tar.gz"), forged
+
+
+def test_minute_counts_rewritten_with_the_chain_and_report_rebuilt_are_named(owned, tmp_path, capsys):
+    """Forgery 2, signed by the owner's key (the forger holds it), by a forger's key, and unsigned: the
+    chain and the report agree with the rewritten counts, the journal's down records do not."""
+    cfg_path, _, _, _, tmp = owned
+    owner = signing.key_id(_owner(cfg_path).public_key())
+    for who, key in (("owner", _owner(cfg_path)), ("forger", signing.Ed25519PrivateKey.generate()), ("none", None)):
+        forged, _ = _counts_rewritten(owned, tmp_path / who, key)
+        for extra in ((), ("--allow-unsigned",)) if key is None else ((), ("--key", owner)):
+            code, out, err = _verify(capsys, forged, *extra)
+            assert code == 1 and "verified" not in out, (who, extra, out, err)
+            if who == "forger" and extra:  # refused on the key: the files are not checked further
+                assert "MANIFEST.json signature: signed with key" in err, err
+                continue
+            assert "ledger.db: api-health, 2026-03-10T" in err and " down records in the journal, but the minute " \
+                "counts 0 down probes" in err, (who, extra, err)
+            assert "more disagreements of the minute counts with the journal" in err, err
+            assert "web-ui" not in err, err
+
+
+def test_down_probes_counted_without_their_journal_records_are_named(owned, tmp_path, capsys):
+    """The other side's forgery: web-ui's up probes counted as down (downtime made up), the chain and the
+    report rebuilt and signed by the owner's key; no journal record backs a single one of those failures."""
+    cfg_path, _, bundle, doc, _ = owned
+    inner = _unpack(bundle, tmp_path / "u")
+    conn = sqlite3.connect(inner / "ledger.db")
+    tid, hour, blob = conn.execute("SELECT m.target_id, m.hour, m.counts FROM minutes m JOIN targets t ON "
+                                   "t.id = m.target_id WHERE t.name = 'web-ui' ORDER BY m.hour LIMIT 1").fetchone()
+    counts = np.frombuffer(zlib.decompress(blob), dtype=np.uint16).reshape(60, -1).copy()
+    minute = int(np.flatnonzero(counts[:, UP_I] > 0)[0])
+    counts[minute, DOWN_I], counts[minute, UP_I] = counts[minute, UP_I], 0
+    conn.execute("UPDATE minutes SET counts=? WHERE target_id=? AND hour=?", (zlib.compress(counts.tobytes()), tid, hour))
+    conn.commit()
+    conn.close()
+    _rechain(inner / "ledger.db")
+    _write_report(inner, _rebuild(inner, cfg_path, doc), _owner(cfg_path))
+    _resign(inner, _owner(cfg_path))
+    code, out, err = _verify(capsys, _repack(inner, tmp_path / "made-up.tar.gz"))
+    assert code == 1, (out, err)
+    up = counts[minute, DOWN_I]
+    assert f"ledger.db: web-ui, " in err and f": the minute counts {up} failed probes, but the journal holds 0 " \
+        f"failure records (at least {min(up, 2)}: evidence.failures_per_minute 2)" in err, err
+    assert "up records in the journal, but the minute counts 0 up probes" in err, err

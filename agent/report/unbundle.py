@@ -15,7 +15,9 @@ from ..calendar import Calendar
 from ..config import Config, ConfigError, parse_config
 from ..config.model import LOCATION_NAME_RULE, is_location_name
 from ..store import Store, StoreError
+from ..store.extract import JOURNAL_PARTS
 from . import signing
+from .agreement import count_mismatches
 from .build import ReportError, build
 from .bundle import MAX_BUNDLE_BYTES, MAX_FILE_BYTES, PER_LOCATION, member, sha256_file
 from .evidence import journal_mismatches
@@ -141,66 +143,73 @@ def _check_manifest(folder: Path, pin: signing.Trusted | None) -> Checked:
     return Checked(problems, key=key if signed else None, signed=signed)
 
 
-def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[list[str], dict[str, Any]]:
+Found = tuple[list[str], dict[str, Any], list[str]]  # problems, how much was checked, what could not be
+
+
+def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config) -> Found:
     """The extract's chain walked, its journal and journal.jsonl compared, the report built again and compared."""
     try:
         store = Store(folder, thresholds=cfg.contract.thresholds, readonly=True)
     except StoreError as exc:
-        return [f"ledger.db: {exc}"], {}
+        return [f"ledger.db: {exc}"], {}, []
     try:
-        problems, stats = _check_extract(store, folder / "journal.jsonl", doc["evidence"].get("chain"),
-                                         Calendar(cfg.contract).tz)
+        problems, stats, notes = _check_extract(store, folder / "journal.jsonl", doc["evidence"].get("chain"), cfg)
         fresh = build(cfg, store, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
     except (zlib.error, ValueError) as exc:  # a crafted row: a finding, not a crash
-        return [f"ledger.db: a row cannot be read: {exc}"], {}
+        return [f"ledger.db: a row cannot be read: {exc}"], {}, []
     finally:
         store.close()
-    return [f"ledger.db: {p}" for p in problems] + [f"report.json: {p}" for p in compare(doc, fresh)], stats
+    return ([f"ledger.db: {p}" for p in problems] + [f"report.json: {p}" for p in compare(doc, fresh)], stats,
+            [f"ledger.db: {n}" for n in notes])
 
 
-def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None,
-                   tz: Any) -> tuple[list[str], dict[str, Any]]:
-    """One extract: its chain walked, each journal record against its own hash, its journal against the
-    journal file, the report's chain head in it."""
+def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None, cfg: Config) -> Found:
+    """One extract: its chain walked, each journal record against its own hash, its minute counts against
+    its journal, its journal against the journal file, the report's chain head in it."""
     scope = store.extract_scope() or {}
     problems, stats = store.verify(scope.get("journal_from"), scope.get("until"))
     ids = tuple(scope.get("journal_ids", (0, -1)))
+    tz = Calendar(cfg.contract).tz
     problems += journal_mismatches(store, tz, scope.get("journal_from", 0), scope.get("until", 0), ids)
+    disagree, notes = count_mismatches(store, cfg, max(scope.get("journal_from", 0), scope.get("from", 0)),
+                                       scope.get("until", 0), JOURNAL_PARTS.get(scope.get("journal", "all"), ()), tz)
+    problems += disagree
     if not journal_file.exists() or store.journal_lines_digest(scope.get("journal_from", 0), scope.get("until", 0),
                                                                ids) != sha256_file(journal_file):
         problems.append(f"{journal_file.name} differs from the journal in the ledger")
     if head and store.chain_link(int(head["seq"])) != head.get("link"):
         problems.append(f"the chain link the report was built on ({head['seq']}) is not in the chain")
-    return problems, stats
+    return problems, stats, notes
 
 
-def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config) -> tuple[list[str], dict[str, Any]]:
+def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config) -> Found:
     """Each location's extract checked, then the report over them built again and compared."""
     from .combined import build_locations
     from .sources import Location
 
     problems: list[str] = []
+    notes: list[str] = []
     locs: list[Location] = []
-    tz = Calendar(cfg.contract).tz
     try:
         for name in doc["locations"]["names"]:
             db = folder / f"ledger-{name}.db"
             if not db.exists():
-                return problems + [f"ledger-{name}.db is missing"], {}
+                return problems + [f"ledger-{name}.db is missing"], {}, notes
             place = folder.parent / "locations" / name  # a checked name (_read_report), beside the files
             place.mkdir(parents=True)
             db.rename(place / "ledger.db")
             locs.append(Location(name, db.name, Store(place, thresholds=cfg.contract.thresholds, readonly=True)))
-            found, _ = _check_extract(locs[-1].store, folder / f"journal-{name}.jsonl",
-                                      doc["evidence"]["locations"].get(name, {}).get("chain"), tz)
+            found, _, said = _check_extract(locs[-1].store, folder / f"journal-{name}.jsonl",
+                                            doc["evidence"]["locations"].get(name, {}).get("chain"), cfg)
             problems += [f"ledger-{name}.db: {p}" for p in found]
+            notes += [f"ledger-{name}.db: {n}" for n in said]
         fresh = build_locations(cfg, locs, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
     except (StoreError, zlib.error, ValueError) as exc:  # a crafted file: a finding, not a crash
-        return problems + [f"a ledger cannot be read: {exc}"], {}
+        return problems + [f"a ledger cannot be read: {exc}"], {}, notes
     finally:
         for loc in locs:
             loc.store.close()
-    return problems + [f"report.json: {p}" for p in compare(doc, fresh)], {"locations": len(locs)}
+    return problems + [f"report.json: {p}" for p in compare(doc, fresh)], {"locations": len(locs)}, notes
 
 
 def _check_html(folder: Path, doc: dict[str, Any]) -> list[str]:
@@ -263,10 +272,11 @@ def verify_bundle(path: Path, pin: signing.Trusted | None = None, allow_unsigned
             out.problems += bad
             return _signer(out, pin, allow_unsigned)
         if "locations" in doc:
-            found, out.stats = _check_locations(folder, doc, cfg)
+            found, out.stats, notes = _check_locations(folder, doc, cfg)
         elif (folder / "ledger.db").exists():
-            found, out.stats = _check_ledger(folder, doc, cfg)
+            found, out.stats, notes = _check_ledger(folder, doc, cfg)
         else:
-            found = ["ledger.db is missing"]
+            found, notes = ["ledger.db is missing"], []
+        out.warnings += notes
         out.problems += found + _check_html(folder, doc) + [f"report.json {p}" for p in check_signature(doc, out.key)]
         return _signer(out, pin, allow_unsigned)

@@ -102,6 +102,12 @@ class JournalTables:
                     found.append(record)
         return found, n
 
+    def journal_per_minute(self, start: float, until: float) -> list[tuple[str, int, str, int, int]]:
+        """(target, minute, outcome, records, of them on the minute's first microsecond) over [start, until)."""
+        with self._lock:
+            return self.conn.execute(journal.PER_MINUTE, (round(start * journal.US), round(until * journal.US))
+                                     ).fetchall()
+
     def extract_scope(self) -> dict[str, Any] | None:
         with self._lock:
             row = self.conn.execute("SELECT value FROM meta WHERE key=?", (SCOPE_KEY,)).fetchone()
