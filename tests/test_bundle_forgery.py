@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import platform
+import ssl
 import json
 import shutil
 import sqlite3
@@ -433,7 +435,8 @@ def test_down_probes_counted_without_their_journal_records_are_named(owned, tmp_
     counts = np.frombuffer(zlib.decompress(blob), dtype=np.uint16).reshape(60, -1).copy()
     minute = int(np.flatnonzero(counts[:, UP_I] > 0)[0])
     counts[minute, DOWN_I], counts[minute, UP_I] = counts[minute, UP_I], 0
-    conn.execute("UPDATE minutes SET counts=? WHERE target_id=? AND hour=?", (zlib.compress(counts.tobytes()), tid, hour))
+    conn.execute("UPDATE minutes SET counts=? WHERE target_id=? AND hour=?",
+                 (zlib.compress(counts.tobytes()), tid, hour))
     conn.commit()
     conn.close()
     _rechain(inner / "ledger.db")
@@ -445,3 +448,64 @@ def test_down_probes_counted_without_their_journal_records_are_named(owned, tmp_
     assert f"ledger.db: web-ui, " in err and f": the minute counts {up} failed probes, but the journal holds 0 " \
         f"failure records (at least {min(up, 2)}: evidence.failures_per_minute 2)" in err, err
     assert "up records in the journal, but the minute counts 0 up probes" in err, err
+
+
+def test_the_bundle_states_its_method_and_verify_prints_it(owned, tmp_path, capsys):
+    """method.json: the agent's version, the config's hash, the contract's readings, what the report was
+    built from, Python, OpenSSL, the probes' TLS groups and the clocks; printed by `evidence verify`, and
+    named when it no longer agrees with the bundle's other files."""
+    cfg_path, _, bundle, doc, _ = owned
+    inner = _unpack(bundle, tmp_path / "u")
+    stated = json.loads((inner / "method.json").read_text())
+    assert stated["agent_version"] == doc["agent_version"] and stated["readings"] == doc["readings"]
+    assert stated["config_sha256"] == hashlib.sha256((inner / "config.yaml").read_bytes()).hexdigest()
+    assert stated["built_from"]["ledgers"] == {"paris": doc["evidence"]["chain"]}
+    assert stated["runtime"]["openssl"] == ssl.OPENSSL_VERSION
+    assert platform.python_version() in stated["runtime"]["python"]
+    assert stated["tls"]["key_share"] and set(stated["tls"]["key_share"]) <= set(stated["tls"]["groups_offered"])
+    assert stated["time"]["timestamps"] == [] and "steady clock" in stated["time"]["wall"]
+    code, out, err = _verify(capsys, bundle, "--key", signing.key_id(_owner(cfg_path).public_key()))
+    assert code == 0, err
+    assert f"agent {doc['agent_version']}, config.yaml sha256 {stated['config_sha256']}" in out, out
+    assert f"runtime: CPython {platform.python_version()}, {ssl.OPENSSL_VERSION}" in out, out
+    assert f"TLS of the probes: key share {stated['tls']['key_share'][0]}" in out and "0 RFC 3161 time-stamps" in out
+    stated["config_sha256"] = "0" * 64
+    stated["built_from"]["rows_hashed"] += 1
+    (inner / "method.json").write_text(json.dumps(stated))
+    _resign(inner, _owner(cfg_path))
+    code, out, err = _verify(capsys, _repack(inner, tmp_path / "m.tar.gz"))
+    assert code == 1 and "method.json: config_sha256 is not the bundle's" in err and \
+        "method.json: built_from.rows_hashed is not report.json's" in err and "TLS of the probes" not in out, err
+
+
+def test_the_groups_stated_are_those_a_probe_sends(tmp_path):
+    """The ClientHello read in memory is the one a probe's TLS sends: a local server takes it off the wire."""
+    import socket
+    import threading
+
+    from agent.probes.tls import TLSOptions, _hello_groups, client_context, offered_groups
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    got: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        conn.settimeout(5)
+        with conn:
+            data = b""
+            while len(data) < 5 or len(data) < 5 + int.from_bytes(data[3:5], "big"):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            got.append(data)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    with socket.create_connection(srv.getsockname(), timeout=5) as raw:
+        with pytest.raises((ssl.SSLError, OSError)):  # the server hangs up after the hello
+            client_context(TLSOptions()).wrap_socket(raw, server_hostname="localhost").close()
+    thread.join(5)
+    srv.close()
+    offered, shares = offered_groups()
+    assert offered and shares and _hello_groups(got[0]) == (offered, shares)

@@ -356,7 +356,7 @@ def test_bundle_round_trip_offline_and_one_edited_byte(signed_month, tmp_path, c
     with tarfile.open(bundle) as tar:
         names = [m.name.rsplit("/", 1)[1] for m in tar.getmembers()]
     assert sorted(names) == sorted(["report.json", "report.html", "journal.jsonl", "ledger.db", "config.yaml",
-                                    "README.txt", "public_key.pem", "MANIFEST.json"])
+                                    "method.json", "README.txt", "public_key.pem", "MANIFEST.json"])
     for member in ("report.json", "ledger.db", "config.yaml"):  # one byte changed inside a file of the bundle
         _edit_member(bundle, tmp_path / f"edited-{member}.tar.gz", member)
         problems = verify_bundle(tmp_path / f"edited-{member}.tar.gz").problems

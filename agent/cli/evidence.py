@@ -10,6 +10,7 @@ from pathlib import Path
 from ..calendar import Calendar
 from ..report import ReportError
 from ..report.bundle import export_bundle
+from ..report.method import describe
 from ..report.unbundle import verify_bundle
 from ..report.signing import SigningError, key_id, keygen, load_public, pinned
 from ..slo import seal_delay_of
@@ -52,6 +53,8 @@ def _verify_bundle(args: argparse.Namespace) -> int:
                          else "not signed"))
     for warning in found.warnings:
         print(f"{path}: WARNING: {warning}", file=sys.stderr)
+    for line in describe(found.method) if found.method else ():
+        print(f"{path}: {line}")
     more, seen = witness.on_bundle(path, args)
     problems, facts = problems + more, {**facts, **seen}
     problems += timestamps.missing(facts.get("time-stamps", 0), tsa_roots is not None)

@@ -69,3 +69,54 @@ def cert_not_after(der: bytes | None) -> float | None:
 def fingerprint(der: bytes | None) -> str:
     """The certificate's SHA-256 fingerprint, as browsers and openssl show it (hex)."""
     return hashlib.sha256(der).hexdigest() if der else ""
+
+
+# IANA's names of the key-exchange groups (TLS Supported Groups registry); others are shown in hex
+GROUP_NAMES = {0x17: "secp256r1", 0x18: "secp384r1", 0x19: "secp521r1", 0x1D: "x25519", 0x1E: "x448",
+               0x100: "ffdhe2048", 0x101: "ffdhe3072", 0x102: "ffdhe4096", 0x103: "ffdhe6144", 0x104: "ffdhe8192",
+               0x11EB: "SecP256r1MLKEM768", 0x11EC: "X25519MLKEM768", 0x11ED: "SecP384r1MLKEM1024"}
+
+
+def offered_groups(o: TLSOptions | None = None) -> tuple[list[str], list[str]]:
+    """The key-exchange groups the probes' TLS offers, and those it sends a key share for (what a server
+    that accepts one uses, without another round trip). Python's ssl neither sets nor tells the groups (the
+    OpenSSL build decides), so they are read from the ClientHello a probe's own context writes, in memory:
+    no connection is made. ([], []) when it cannot be read."""
+    out = ssl.MemoryBIO()
+    tls = client_context(o or TLSOptions()).wrap_bio(ssl.MemoryBIO(), out, server_hostname="probe.invalid")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:  # the ClientHello is written; the server's answer would come next
+        pass
+    return _hello_groups(out.read())
+
+
+def _hello_groups(record: bytes) -> tuple[list[str], list[str]]:
+    """supported_groups (10) and key_share (51) of a ClientHello record (RFC 8446, 4.1.2)."""
+    def u16(b: bytes, i: int) -> int:
+        return int.from_bytes(b[i:i + 2], "big")
+
+    def name(b: bytes, i: int) -> str:
+        return GROUP_NAMES.get(u16(b, i), f"0x{u16(b, i):04x}")
+
+    try:
+        hello = record[9:]  # the record's header (5 bytes) and the handshake's (4)
+        i = 34 + 1 + hello[34]  # version, random, session id
+        i += 2 + u16(hello, i)  # cipher suites
+        i += 1 + hello[i]  # compression methods
+        end, i = i + 2 + u16(hello, i), i + 2
+        offered: list[str] = []
+        shares: list[str] = []
+        while i + 4 <= end:
+            kind, ext = u16(hello, i), hello[i + 4:i + 4 + u16(hello, i + 2)]
+            if kind == 10:
+                offered = [name(ext, j) for j in range(2, 2 + u16(ext, 0), 2)]
+            elif kind == 51:
+                j = 2
+                while j + 4 <= len(ext):
+                    shares.append(name(ext, j))
+                    j += 4 + u16(ext, j + 2)
+            i += 4 + len(ext)
+        return offered, shares
+    except IndexError:
+        return [], []

@@ -57,8 +57,9 @@ def count_mismatches(store: Store, cfg: Config, start: float, until: float, outc
         counts = store.matrix(name, m0, m1, nf).astype(np.int64)
         recs, edges = found.get(name, np.zeros((2, 3, m1 - m0 + 1), dtype=np.int64))
         for o, (outcome, col) in enumerate(OUTCOMES.items()):
+            more = _more(recs[o], edges[o], counts[:, col])
             problems += [f"{name}, {iso((m0 + i) * 60, tz)}: {recs[o, i]} {outcome} records in the journal, but the "
-                         f"minute counts {counts[i, col]} {outcome} probes" for i in _more(recs[o], edges[o], counts[:, col])]
+                         f"minute counts {counts[i, col]} {outcome} probes" for i in more]
         if "down" in outcomes and cfg.evidence.journal:
             failed = counts[:, DOWN_I] + counts[:, INC_I]
             kept = recs[1, :-1] + recs[2, :-1]

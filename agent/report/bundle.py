@@ -5,6 +5,8 @@ the agent's ledger, in one .tar.gz.
     journal.jsonl              the month's failure journal, one record a line
     ledger.db                  an extract of the ledger: the rows the report reads and the chain sealing them
     config.yaml                the agent's config (secrets redacted): the contract the report applies
+    method.json                the agent's version, the config's hash, how the contract was read, what the
+                               report was built from, Python, OpenSSL, the probes' TLS groups, the clocks
     public_key.pem             the key the report and this manifest are signed with (when signed)
     MANIFEST.json              the sha256 of each file above (signed when the agent has a key)
     README.txt                 how to check all this
@@ -33,11 +35,12 @@ from . import signing
 from .build import ReportError, build, open_store
 from .evidence import journal_mismatches
 from .formats import render
+from .method import NAME, method
 
 MAX_BUNDLE_BYTES = 16 << 30  # what a bundle may unpack to: a bound against a crafted archive
 MAX_FILE_BYTES = 64 << 20  # each file but the ledgers and journals: far above what the agent writes
-MEMBERS = ("report.json", "report.html", "journal.jsonl", "ledger.db", "config.yaml", "README.txt", "public_key.pem",
-           "MANIFEST.json")
+MEMBERS = ("report.json", "report.html", "journal.jsonl", "ledger.db", "config.yaml", "method.json", "README.txt",
+           "public_key.pem", "MANIFEST.json")
 PER_LOCATION = re.compile(r"(ledger|journal)-([A-Za-z0-9._-]{1,63})\.(db|jsonl)")  # a report over locations
 
 
@@ -53,8 +56,11 @@ Check it with:   sla-agent evidence verify {name}
 
 That checks each file against MANIFEST.json (and the manifest's signature, when there is one, with
 public_key.pem: compare its fingerprint, printed by the check, with the one the agent's owner gave you);
-walks the hash chain in ledger.db, which seals the stored rows; builds the report again from ledger.db and
-config.yaml and compares every field with report.json; and checks report.json's signature.
+walks the hash chain in ledger.db, which seals the stored rows; holds its minute counts against its
+journal; builds the report again from ledger.db and config.yaml and compares every field with
+report.json; checks report.json's signature, and that report.html is report.json rendered; and prints
+method.json (the agent's version, Python, OpenSSL, the probes' TLS groups, the clocks) once it agrees
+with the other files. Give the key's fingerprint the agent's owner sent you with --key FINGERPRINT.
 
 When the agent had its chain time-stamped (RFC 3161), ledger.db carries the tokens: add --tsa-ca FILE,
 the certificates of the time-stamping authorities you trust, and each token is checked against them and
@@ -108,6 +114,8 @@ def _write_common(cfg: Config, doc: dict[str, Any], folder: Path) -> None:
     (folder / "report.html").write_text(render(doc, "html"), encoding="utf-8")
     (folder / "config.yaml").write_text(Redactor(cfg.secrets)(Path(cfg.source).read_text(encoding="utf-8")),
                                         encoding="utf-8")
+    (folder / NAME).write_text(json.dumps(method(cfg, doc, folder / "config.yaml"), indent=2, sort_keys=True),
+                               encoding="utf-8")
     (folder / "README.txt").write_text(README.format(name=f"sla-{doc['month']}-evidence.tar.gz"), encoding="utf-8")
     if doc["evidence"].get("signature"):
         (folder / "public_key.pem").write_bytes(signing.public_pem(signing.load_private(cfg.evidence.signing_key_file)))

@@ -22,6 +22,7 @@ from .build import ReportError, build
 from .bundle import MAX_BUNDLE_BYTES, MAX_FILE_BYTES, PER_LOCATION, member, sha256_file
 from .evidence import journal_mismatches
 from .formats import render
+from .method import NAME as METHOD, check as check_method
 from .verify import check_signature, compare
 
 BUNDLED = "the key the bundle carries in public_key.pem"
@@ -111,6 +112,7 @@ class Checked:
     key: signing.Trusted | None = None  # what the signatures were checked against
     signed: bool = False  # the manifest is signed, or the bundle carries a key
     warnings: list[str] = field(default_factory=list)  # accepted, but the reader must know
+    method: dict[str, Any] | None = None  # method.json, when it agrees with the other files
 
 
 def _check_manifest(folder: Path, pin: signing.Trusted | None) -> Checked:
@@ -244,6 +246,22 @@ def _signer(out: Checked, pin: signing.Trusted | None, allow_unsigned: bool) -> 
     return out
 
 
+def _read_method(folder: Path, doc: dict[str, Any], out: Checked) -> list[str]:
+    """method.json checked against report.json and config.yaml; kept in `out` to be printed when it agrees."""
+    if not (folder / METHOD).exists():
+        out.warnings.append(f"the bundle does not state its method (no {METHOD}: made by an earlier agent)")
+        return []
+    try:
+        stated = json.loads((folder / METHOD).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        return [f"{METHOD}: not JSON: {exc}"]
+    if not isinstance(stated, dict):
+        return [f"{METHOD}: not a JSON object"]
+    problems = check_method(stated, doc, folder / "config.yaml")
+    out.method = None if problems else stated
+    return problems
+
+
 def _read_config(folder: Path) -> tuple[Config | None, list[str]]:
     try:
         return parse_config((folder / "config.yaml").read_text(encoding="utf-8"), "config.yaml", environ={},
@@ -278,5 +296,6 @@ def verify_bundle(path: Path, pin: signing.Trusted | None = None, allow_unsigned
         else:
             found, notes = ["ledger.db is missing"], []
         out.warnings += notes
+        out.problems += _read_method(folder, doc, out)
         out.problems += found + _check_html(folder, doc) + [f"report.json {p}" for p in check_signature(doc, out.key)]
         return _signer(out, pin, allow_unsigned)
