@@ -42,35 +42,42 @@ def count_mismatches(store: Store, cfg: Config, start: float, until: float, outc
         return [f"the extract's journal spans {(m1 - m0) / 1440:.0f} days, more than a month: not checked"], []
     if m1 <= m0:
         return [], []
-    # [target][outcome] -> per minute of [m0, m1]: records, and those on the minute's first microsecond
-    found: dict[str, np.ndarray] = {}
-    for name, minute, outcome, n, edge in store.journal_per_minute(m0 * 60, m1 * 60 + 1e-6):
-        if outcome in OUTCOMES:
-            arr = found.setdefault(name, np.zeros((2, 3, m1 - m0 + 1), dtype=np.int64))
-            arr[:, list(OUTCOMES).index(outcome), minute - m0] = n, edge
+    found = _records(store, m0, m1)
     if not found:
         return [], ["the ledger holds no journal record for the month: its minute counts are not checked against "
                     "the journal" + ("" if outcomes else " (the extract was made without it)")]
-    nf = nfields(cfg.contract.thresholds)
-    problems: list[str] = []
+    nf, cap = nfields(cfg.contract.thresholds), cfg.evidence.failures_per_minute
+    shown: list[str] = []  # a forged month disagrees in every minute: only the first few are worded
+    total = 0
     for name in sorted(set(found) | {t.name for t in cfg.all_targets}):
         counts = store.matrix(name, m0, m1, nf).astype(np.int64)
         recs, edges = found.get(name, np.zeros((2, 3, m1 - m0 + 1), dtype=np.int64))
         for o, (outcome, col) in enumerate(OUTCOMES.items()):
             more = _more(recs[o], edges[o], counts[:, col])
-            problems += [f"{name}, {iso((m0 + i) * 60, tz)}: {recs[o, i]} {outcome} records in the journal, but the "
-                         f"minute counts {counts[i, col]} {outcome} probes" for i in more]
+            total += len(more)
+            shown += [f"{name}, {iso((m0 + i) * 60, tz)}: {recs[o, i]} {outcome} records in the journal, but the "
+                      f"minute counts {counts[i, col]} {outcome} probes" for i in more[:SHOWN - len(shown)]]
         if "down" in outcomes and cfg.evidence.journal:
             failed = counts[:, DOWN_I] + counts[:, INC_I]
-            kept = recs[1, :-1] + recs[2, :-1]
-            need = np.minimum(failed, cfg.evidence.failures_per_minute)
-            short = (kept < need) & (kept + edges[1, 1:] + edges[2, 1:] < need)
-            problems += [f"{name}, {iso((m0 + i) * 60, tz)}: the minute counts {failed[i]} failed probes, but the "
-                         f"journal holds {kept[i]} failure records (at least {need[i]}: evidence.failures_per_minute "
-                         f"{cfg.evidence.failures_per_minute})" for i in np.flatnonzero(short)]
-    if len(problems) > SHOWN:
-        problems[SHOWN:] = [f"and {len(problems) - SHOWN} more disagreements of the minute counts with the journal"]
-    return problems, []
+            kept, need = recs[1, :-1] + recs[2, :-1], np.minimum(failed, cap)
+            short = np.flatnonzero((kept < need) & (kept + edges[1, 1:] + edges[2, 1:] < need))
+            total += len(short)
+            shown += [f"{name}, {iso((m0 + i) * 60, tz)}: the minute counts {failed[i]} failed probes, but the journal "
+                      f"holds {kept[i]} failure records (at least {need[i]}: evidence.failures_per_minute {cap})"
+                      for i in short[:SHOWN - len(shown)]]
+    if total > len(shown):
+        shown.append(f"and {total - len(shown)} more disagreements of the minute counts with the journal")
+    return shown, []
+
+
+def _records(store: Store, m0: int, m1: int) -> dict[str, np.ndarray]:
+    """Per target: [records, those on the minute's first microsecond][outcome][minute of m0..m1]."""
+    found: dict[str, np.ndarray] = {}
+    for name, text in store.journal_per_minute(m0 * 60, m1 * 60 + 1e-6).items():
+        rows = np.array(text.split(), dtype=np.int64).reshape(-1, 7)
+        arr = found[name] = np.zeros((2, 3, m1 - m0 + 1), dtype=np.int64)
+        arr[:, :, rows[:, 0] - m0] = rows[:, 1:].T.reshape(2, 3, -1)
+    return found
 
 
 def _more(recs: np.ndarray, edges: np.ndarray, counted: np.ndarray) -> np.ndarray:

@@ -140,10 +140,14 @@ LINES = ("SELECT json_object('id', j.id, 'time', strftime('%Y-%m-%dT%H:%M:%fZ', 
          "'artifacts', json(j.artifacts), 'hash', j.hash) "
          "FROM journal j JOIN targets t ON t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id "
          "WHERE (j.at_us >= ? AND j.at_us < ?) OR j.id BETWEEN ? AND ? ORDER BY j.id")
-# records per target, minute and outcome, and how many of them lie on the minute's first microsecond (a probe
+# per target and minute: its records of each outcome, and of them those on the minute's first microsecond (a probe
 # started up to half a microsecond before it is stored there, yet counted in the minute before)
-PER_MINUTE = ("SELECT t.name, j.at_us / 60000000, j.outcome, COUNT(*), SUM(j.at_us % 60000000 = 0) FROM journal j "
-              "JOIN targets t ON t.id = j.target_id WHERE j.at_us >= ? AND j.at_us < ? GROUP BY 1, 2, 3")
+PER_MINUTE = ("SELECT t.name, group_concat(m.row, ' ') FROM (SELECT target_id, (at_us / 60000000) || ' ' || "
+              "SUM(outcome = 'up') || ' ' || SUM(outcome = 'down') || ' ' || SUM(outcome = 'inconclusive') || ' ' || "
+              "SUM(outcome = 'up' AND at_us % 60000000 = 0) || ' ' || SUM(outcome = 'down' AND at_us % 60000000 = 0) "
+              "|| ' ' || SUM(outcome = 'inconclusive' AND at_us % 60000000 = 0) AS row FROM journal "
+              "WHERE at_us >= ? AND at_us < ? GROUP BY target_id, at_us / 60000000) m "
+              "JOIN targets t ON t.id = m.target_id GROUP BY t.name")
 
 
 def match(targets: list[str], start: float, end: float, outcomes: tuple[str, ...] = ALL_OUTCOMES) -> tuple:

@@ -102,11 +102,12 @@ class JournalTables:
                     found.append(record)
         return found, n
 
-    def journal_per_minute(self, start: float, until: float) -> list[tuple[str, int, str, int, int]]:
-        """(target, minute, outcome, records, of them on the minute's first microsecond) over [start, until)."""
+    def journal_per_minute(self, start: float, until: float) -> dict[str, str]:
+        """Per target, its journal of [start, until) counted per minute, as SQLite writes it (a month of
+        minutes is read as one text): "minute up down inconclusive" and the same three counted among the records
+        on the minute's first microsecond, for each minute with records, all separated by spaces."""
         with self._lock:
-            return self.conn.execute(journal.PER_MINUTE, (round(start * journal.US), round(until * journal.US))
-                                     ).fetchall()
+            return dict(self.conn.execute(journal.PER_MINUTE, (round(start * journal.US), round(until * journal.US))))
 
     def extract_scope(self) -> dict[str, Any] | None:
         with self._lock:
