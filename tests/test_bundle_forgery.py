@@ -509,3 +509,19 @@ def test_the_groups_stated_are_those_a_probe_sends(tmp_path):
     srv.close()
     offered, shares = offered_groups()
     assert offered and shares and _hello_groups(got[0]) == (offered, shares)
+
+
+def test_a_probe_started_in_a_minutes_last_half_microsecond_is_no_disagreement(owned, tmp_path, capsys):
+    """A record's start is stored to the microsecond: a probe started less than half a microsecond before a
+    minute ends is counted in that minute, and its record lies on the next minute's first microsecond."""
+    cfg_path, state, _, _, _ = owned
+    copy = tmp_path / "state"
+    shutil.copytree(state, copy)
+    edge = T0 + 5 * HOURS
+    at = np.nextafter(edge, 0.0)  # the float just before the minute: counted in the minute before
+    assert int(at // 60) == int(edge // 60) - 1 and round(at * 1e6) == round(edge * 1e6)
+    _late_record(copy, cfg_path, float(at), "r-edge")
+    bundle = tmp_path / "b.tar.gz"
+    export_bundle(load_config(cfg_path), str(copy), MONTH, T0 + 7 * HOURS, bundle)
+    code, out, err = _verify(capsys, bundle)
+    assert code == 0 and "disagree" not in err and "records in the journal" not in err, (out, err)
