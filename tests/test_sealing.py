@@ -438,7 +438,7 @@ def test_a_closed_month_s_bundle_is_made_from_sealed_rows_only(tmp_path, capsys)
         assert main(["evidence", "export", "--config", str(cfg), "--state-dir", str(state), "--month", month,
                      "-o", str(out), "--allow-unsealed"]) == 0
         capsys.readouterr()
-        assert main(["evidence", "verify", str(out)]) == 1
+        assert main(["evidence", "verify", str(out), "--allow-unsigned"]) == 1
         err = capsys.readouterr().err
         assert "1 minute rows, 2026-01-31T23:00:00+00:00 to 2026-02-01T00:00:00+00:00: not sealed" in err
         assert main(["report", "--config", str(cfg), "--state-dir", str(state), "--month", month,
@@ -452,7 +452,7 @@ def test_a_closed_month_s_bundle_is_made_from_sealed_rows_only(tmp_path, capsys)
     assert main(["evidence", "export", "--config", str(cfg), "--state-dir", str(state), "--month", month,
                  "-o", str(sealed)]) == 0
     capsys.readouterr()
-    assert main(["evidence", "verify", str(sealed)]) == 0, capsys.readouterr().err
+    assert main(["evidence", "verify", str(sealed), "--allow-unsigned"]) == 0, capsys.readouterr().err
     with tarfile.open(sealed) as tar:
         assert any(m.name.endswith("ledger.db") for m in tar)
     assert _verify(capsys, cfg, state, "--month", month)[0] == 0

@@ -17,6 +17,7 @@ from typing import Any
 from .. import __version__
 from ..config import Config
 from ..probes.tls import offered_groups
+from ..timestamping.stamper import shown
 
 NAME = "method.json"
 CLOCKSOURCE = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource")
@@ -56,8 +57,8 @@ def method(cfg: Config, doc: dict[str, Any], config_file: Path) -> dict[str, Any
                 if any(t.type == "browser" for t in cfg.all_targets) else None},
         "time": {"wall": WALL, "wall_clock": _clock("time"), "durations": DURATIONS,
                  "monotonic_clock": _clock("monotonic"), "clocksource": _clocksource(),
-                 # RFC 3161 tokens over the chain head (evidence.timestamping) go here: [] until they are kept
-                 "timestamps": []},
+                 # the authorities that time-stamp the chain's head; their tokens travel in the ledger extract
+                 "timestamps": [shown(u) for u in getattr(cfg.evidence.timestamping, "tsa", ())]},
     }
 
 
@@ -89,4 +90,4 @@ def describe(stated: dict[str, Any]) -> list[str]:
             f"{', '.join(tls.get('groups_offered') or []) or 'unknown'}" + (f" ({tls['browser']})" if tls.get('browser')
                                                                               else ""),
             f"clocks: wall time {t.get('wall_clock')} (clocksource {t.get('clocksource')}), durations "
-            f"{t.get('monotonic_clock')}; {len(stamps)} RFC 3161 time-stamp{'s' if len(stamps) != 1 else ''}"]
+            f"{t.get('monotonic_clock')}; RFC 3161 authorities: {', '.join(map(str, stamps)) or 'none'}"]

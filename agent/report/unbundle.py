@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import sqlite3
 import tarfile
 import tempfile
 import zlib
@@ -14,9 +15,10 @@ from typing import Any
 from ..calendar import Calendar
 from ..config import Config, ConfigError, parse_config
 from ..config.model import LOCATION_NAME_RULE, is_location_name
+from ..slo import seal_delay_of
 from ..store import Store, StoreError
 from ..store.extract import JOURNAL_PARTS
-from . import signing
+from . import rotation, signing
 from .agreement import count_mismatches
 from .build import ReportError, build
 from .bundle import MAX_BUNDLE_BYTES, MAX_FILE_BYTES, PER_LOCATION, member, sha256_file
@@ -132,7 +134,7 @@ def _check_manifest(folder: Path, pin: signing.Trusted | None) -> Checked:
         found = signing.load_public(folder / "public_key.pem") if "public_key.pem" in present else None
     except signing.SigningError as exc:
         return Checked(problems + [f"public_key.pem: {exc}"], signed=True)
-    key = signing.trusted(pin, found, BUNDLED)
+    key = signing.trusted(_reached(folder, pin, found), found, BUNDLED)
     if sig is None and found is not None:
         problems.append("MANIFEST.json is not signed, but the bundle has a public key")
     elif sig is not None and key is None:
@@ -145,17 +147,36 @@ def _check_manifest(folder: Path, pin: signing.Trusted | None) -> Checked:
     return Checked(problems, key=key if signed else None, signed=signed)
 
 
+def _reached(folder: Path, pin: signing.Trusted | None, found: Any) -> signing.Trusted | None:
+    """The bundle's own key in place of the pinned one when the chain's key rotation records (signed each by
+    the key before) lead to it from the pinned key: the vendor pins the first key once, for good."""
+    if pin is None or found is None or signing.key_id(found) == pin.fingerprint or not (folder / "ledger.db").exists():
+        return pin
+    conn = sqlite3.connect(f"file:{folder / 'ledger.db'}?mode=ro", uri=True)
+    try:
+        spans, problems = rotation.trusted(conn, pin.fingerprint, [], True)
+    except sqlite3.Error:  # an extract from before rotation records: the pinned key alone
+        return pin
+    finally:
+        conn.close()
+    if problems or not any(s.id == signing.key_id(found) for s in spans):
+        return pin
+    return signing.Trusted(signing.key_id(found), found, "the bundle's key, reached from the key given with --key "
+                                                         "by the chain's rotation records")
+
+
 Found = tuple[list[str], dict[str, Any], list[str]]  # problems, how much was checked, what could not be
 
 
-def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config) -> Found:
+def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config, tsa_roots: list[Any] | None) -> Found:
     """The extract's chain walked, its journal and journal.jsonl compared, the report built again and compared."""
     try:
         store = Store(folder, thresholds=cfg.contract.thresholds, readonly=True)
     except StoreError as exc:
         return [f"ledger.db: {exc}"], {}, []
     try:
-        problems, stats, notes = _check_extract(store, folder / "journal.jsonl", doc["evidence"].get("chain"), cfg)
+        problems, stats, notes = _check_extract(store, folder / "journal.jsonl", doc["evidence"].get("chain"), cfg,
+                                                tsa_roots)
         fresh = build(cfg, store, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
     except (zlib.error, ValueError) as exc:  # a crafted row: a finding, not a crash
         return [f"ledger.db: a row cannot be read: {exc}"], {}, []
@@ -165,11 +186,17 @@ def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config) -> Found:
             [f"ledger.db: {n}" for n in notes])
 
 
-def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None, cfg: Config) -> Found:
-    """One extract: its chain walked, each journal record against its own hash, its minute counts against
-    its journal, its journal against the journal file, the report's chain head in it."""
+def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None, cfg: Config,
+                   tsa_roots: list[Any] | None) -> Found:
+    """One extract: its chain walked (rows outside it named), its time-stamps against the chain and the
+    authorities trusted, each journal record against its own hash, its minute counts against its journal,
+    its journal against the journal file, the report's chain head in it."""
     scope = store.extract_scope() or {}
-    problems, stats = store.verify(scope.get("journal_from"), scope.get("until"))
+    problems, stats = store.verify(scope.get("journal_from"), scope.get("until"), seal_delay_of(cfg))
+    proof = store.check_timestamps(tsa_roots)
+    problems += proof.problems + [f"{o.text()}: not sealed (outside the chain, an edit of them cannot be found)"
+                                  for o in store.outside() if not o.provisional]
+    stats.update({"time-stamps": proof.tokens, "time-stamped": proof.proven})
     ids = tuple(scope.get("journal_ids", (0, -1)))
     tz = Calendar(cfg.contract).tz
     problems += journal_mismatches(store, tz, scope.get("journal_from", 0), scope.get("until", 0), ids)
@@ -184,7 +211,7 @@ def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None
     return problems, stats, notes
 
 
-def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config) -> Found:
+def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config, tsa_roots: list[Any] | None) -> Found:
     """Each location's extract checked, then the report over them built again and compared."""
     from .combined import build_locations
     from .sources import Location
@@ -202,7 +229,7 @@ def _check_locations(folder: Path, doc: dict[str, Any], cfg: Config) -> Found:
             db.rename(place / "ledger.db")
             locs.append(Location(name, db.name, Store(place, thresholds=cfg.contract.thresholds, readonly=True)))
             found, _, said = _check_extract(locs[-1].store, folder / f"journal-{name}.jsonl",
-                                            doc["evidence"]["locations"].get(name, {}).get("chain"), cfg)
+                                            doc["evidence"]["locations"].get(name, {}).get("chain"), cfg, tsa_roots)
             problems += [f"ledger-{name}.db: {p}" for p in found]
             notes += [f"ledger-{name}.db: {n}" for n in said]
         fresh = build_locations(cfg, locs, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
@@ -270,9 +297,10 @@ def _read_config(folder: Path) -> tuple[Config | None, list[str]]:
         return None, [f"config.yaml: not a config this agent reads: {exc}"]
 
 
-def verify_bundle(path: Path, pin: signing.Trusted | None = None, allow_unsigned: bool = False) -> Checked:
+def verify_bundle(path: Path, pin: signing.Trusted | None = None, allow_unsigned: bool = False,
+                  tsa_roots: list[Any] | None = None) -> Checked:
     """Everything a bundle claims, checked offline; signatures against `pin` (--key) when given, else
-    against the bundle's own key."""
+    against the bundle's own key; time-stamps against `tsa_roots`, the authorities' certificates trusted."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "files"  # a location's folder is made beside it, never among the files
         folder.mkdir()
@@ -290,9 +318,9 @@ def verify_bundle(path: Path, pin: signing.Trusted | None = None, allow_unsigned
             out.problems += bad
             return _signer(out, pin, allow_unsigned)
         if "locations" in doc:
-            found, out.stats, notes = _check_locations(folder, doc, cfg)
+            found, out.stats, notes = _check_locations(folder, doc, cfg, tsa_roots)
         elif (folder / "ledger.db").exists():
-            found, out.stats, notes = _check_ledger(folder, doc, cfg)
+            found, out.stats, notes = _check_ledger(folder, doc, cfg, tsa_roots)
         else:
             found, notes = ["ledger.db is missing"], []
         out.warnings += notes

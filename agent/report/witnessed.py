@@ -3,7 +3,6 @@ does the chain shown now extend every checkpoint a witness kept, signed by a key
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -106,7 +105,7 @@ def verify(conn: sqlite3.Connection, paths: list[str], own: Ed25519PublicKey | N
 @contextlib.contextmanager
 def bundle_ledger(path: Path) -> Iterator[tuple[sqlite3.Connection | None, Ed25519PublicKey | None, list[str]]]:
     """A bundle's ledger (of one location: ledger.db, or the only ledger-NAME.db) and its public key."""
-    from .bundle import _unpack
+    from .unbundle import _unpack
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
