@@ -3,13 +3,17 @@ time to export and to check offline the bundle of a month for 20 targets.
 
     python bench/evidence.py [--days 7] [--targets 20]
 
-Journal records are made by the real journal sink from probe results and written by the real store in
-flush-sized batches, with the simulated time, so that the chain seals them as the daemon would.
+The month's minute counts and its journal records come from the same simulated probes (the offline check
+holds them against each other); records are made by the real journal sink from probe results and written
+by the real store a minute at a time, with the simulated time, so that the chain seals them as the daemon
+would; what is left unsealed is sealed as a clean stop does. Exits 1, with the problems, when a bundle's
+offline check finds any.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import shutil
 import sys
 import tempfile
@@ -25,6 +29,7 @@ from ledger import NOW, fill_store  # noqa: E402
 
 from agent.calendar import Calendar  # noqa: E402
 from agent.config import load_config  # noqa: E402
+from agent.ledger import BELOW0_I, DOWN_I, LAT_I, UP_I  # noqa: E402
 from agent.ledger.journal import Journal  # noqa: E402
 from agent.probes import Detail, ProbeResult  # noqa: E402
 from agent.report.bundle import export_bundle  # noqa: E402
@@ -49,24 +54,59 @@ def _result(name: str, t: float, fail: bool) -> ProbeResult:
                                                            "ab" * 32, 1024))
 
 
-def fill_journal(store: Store, names: list[str], start: float, seconds: int, rng: np.random.Generator,
-                 up_every: float = 60.0, fail_share: float = 0.01) -> int:
-    """`seconds` of 1 probe/s per target, `fail_share` failing, through the journal sink. Only the results the sink
-    can keep are made (the failures and each minute's first result): the others it drops unread. Written
-    a minute at a time, with the simulated time."""
+def _hour_counts(fails: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    """The minute counts of one target-hour, `fails` [minute, second] its failed probes, as the ledger
+    stores them: a failure counts down (an HTTP status), an up result counts its latency, now and then
+    above a threshold."""
+    down = fails.sum(axis=1)
+    arr = np.zeros((60, 6), dtype=np.uint16)
+    arr[:, UP_I] = arr[:, LAT_I] = 60 - down
+    arr[:, BELOW0_I] = np.maximum(arr[:, UP_I] - (rng.random(60) < 0.02), 0)
+    arr[:, BELOW0_I + 1] = np.maximum(arr[:, UP_I] - (rng.random(60) < 0.005), 0)
+    arr[:, DOWN_I] = down
+    errors = {str(m): {"http_status": int(n)} for m, n in enumerate(down) if n}
+    return arr.tobytes(), json.dumps(errors) if errors else ""
+
+
+def fill_ledger(store: Store, names: list[str], start: float, seconds: int, rng: np.random.Generator,
+                up_every: float = 60.0, fail_share: float = 0.01) -> int:
+    """`seconds` (whole hours from an hour's start) of 1 probe/s per target, `fail_share` failing and an
+    incident (five minutes down) in 1 % of the target-hours: the minute counts and the journal records of
+    the same probes. The journal sink is fed only the results it can keep (the failures and each minute's
+    first success); the others it drops unread. Records are written a minute at a time, an hour's counts
+    once it ends, with the simulated time, so that the chain seals them as the daemon would."""
     journal = Journal(up_every=up_every)
     written = 0
     services = {n: "api" for n in names}
-    for t0 in range(int(start) - int(start) % 60, int(start) + seconds, 60):
-        fails = rng.random((60, len(names))) < fail_share
-        for i, name in enumerate(names):
-            for k in [0] + np.flatnonzero(fails[:, i]).tolist():
-                journal(_result(name, t0 + k, bool(fails[k, i])), False)
-        records = journal.take()
-        written += len(records)
-        store.write([], [], services, records=records, now=t0 + 60, location="paris")
-        journal.written(records)
+    for h0 in range(int(start), int(start) + seconds, 3600):
+        fails = rng.random((60, 60, len(names))) < fail_share  # [minute, second, target]
+        fails[:5, :, rng.random(len(names)) < 0.01] = True
+        for m in range(60):
+            t0 = h0 + 60 * m
+            for i, name in enumerate(names):
+                failed = fails[m, :, i]
+                ups = np.flatnonzero(~failed)[:1].tolist()
+                for k in sorted(ups + np.flatnonzero(failed).tolist()):
+                    journal(_result(name, t0 + k, bool(failed[k])), False)
+            records = journal.take()
+            written += len(records)
+            hours = [] if m < 59 else [(name, h0 // 3600, *_hour_counts(fails[:, :, i], rng))
+                                       for i, name in enumerate(names)]
+            store.write(hours, [], services, records=records, now=t0 + 60, location="paris")
+            journal.written(records)
     return written
+
+
+def fill_month(store: Store, targets: int, cal: Calendar, seed: int, up_every: float,
+               fail_share: float = 0.01) -> int:
+    """50 days to NOW of `targets` targets at 1 probe/s, sealed as a clean stop leaves them (a bundle holding a
+    row outside the chain fails its check): 2026-10 with its journal (fill_ledger), the days around it and
+    the digests as fill_store writes them. Returns the number of journal records."""
+    n = fill_ledger(store, [f"t{t:03d}" for t in range(targets)], MONTH_START, int(MONTH_END - MONTH_START),
+                    np.random.default_rng(seed + 100), up_every, fail_share)
+    fill_store(store, targets, 50, cal, np.random.default_rng(seed), (MONTH_START, MONTH_END))
+    store.seal_now(NOW)
+    return n
 
 
 def journal_size(days: int, up_every: float) -> None:
@@ -74,7 +114,7 @@ def journal_size(days: int, up_every: float) -> None:
     try:
         store = Store(folder, thresholds=(0.5, 1.0), clock=lambda: NOW)
         t0 = time.perf_counter()
-        n = fill_journal(store, ["t000"], NOW - days * 86400, days * 86400, np.random.default_rng(1), up_every)
+        n = fill_ledger(store, ["t000"], NOW - days * 86400, days * 86400, np.random.default_rng(1), up_every)
         took = time.perf_counter() - t0
         pages = dict(store.conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall())
         store.close()
@@ -89,7 +129,8 @@ def journal_size(days: int, up_every: float) -> None:
           f"MB ({(journal_bytes + chain_bytes) / max(n, 1):.0f} bytes a record)")
 
 
-def bundle_times(targets: int, up_every: float) -> None:
+def bundle_times(targets: int, up_every: float) -> list[str]:
+    """Prints the export and verify times of the month's bundle; returns what its check found wrong."""
     folder = Path(tempfile.mkdtemp(prefix="sla-bundle-"))
     try:
         body = "\n".join(f'  - {{name: t{t:03d}, service: api, url: "https://127.0.0.1:9/", interval: 1s, '
@@ -97,9 +138,7 @@ def bundle_times(targets: int, up_every: float) -> None:
         (folder / "cfg.yaml").write_text(f"agent: {{location: paris}}\ntargets:\n{body}\n")
         cfg = load_config(folder / "cfg.yaml")
         store = Store(folder / "state", thresholds=cfg.contract.thresholds, clock=lambda: NOW)
-        fill_store(store, targets, 50, Calendar(cfg.contract), np.random.default_rng(5))
-        n = fill_journal(store, [t.name for t in cfg.targets], MONTH_START, int(MONTH_END - MONTH_START),
-                         np.random.default_rng(2), up_every)
+        n = fill_month(store, targets, Calendar(cfg.contract), 5, up_every)
         store.close()
         t0 = time.perf_counter()
         export_bundle(cfg, str(folder / "state"), "2026-10", NOW, folder / "b.tar.gz")
@@ -110,7 +149,8 @@ def bundle_times(targets: int, up_every: float) -> None:
         print(f"bundle of 2026-10, {targets} targets, an up record every {up_every:g} s, {n} journal records: "
               f"export {t1 - t0:.2f} s, verify offline "
               f"{t2 - t1:.2f} s (target <= 5 s each) {'OK' if max(t1 - t0, t2 - t1) <= 5 else 'MISSED'}; "
-              f"{size / 1e6:.1f} MB; {'verified' if not problems else problems[:3]}")
+              f"{size / 1e6:.1f} MB; {'verified' if not problems else f'{len(problems)} PROBLEMS'}")
+        return problems
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -123,8 +163,13 @@ def main() -> None:
     args = ap.parse_args()
     for up_every in (float(x) for x in args.up_every.split(",")):
         journal_size(args.days, up_every)
+    failed = 0
     for up_every in (float(x) for x in args.up_every.split(",")):
-        bundle_times(args.targets, up_every)
+        problems = bundle_times(args.targets, up_every)
+        failed += bool(problems)
+        print("".join(f"  PROBLEM: {p}\n" for p in problems), end="", file=sys.stderr, flush=True)
+    if failed:  # the figures of a bundle that does not verify measure a broken bench: it must not pass
+        sys.exit(f"FAILED: the offline check of {failed} bundle(s) found problems (above)")
 
 
 if __name__ == "__main__":

@@ -175,9 +175,11 @@ def bench_scrape(targets: int) -> tuple[dict[str, float], float, int]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def fill_store(store: Store, targets: int, days: int, c: Calendar, rng: np.random.Generator) -> None:
+def fill_store(store: Store, targets: int, days: int, c: Calendar, rng: np.random.Generator,
+               skip: tuple[float, float] = (0.0, 0.0)) -> None:
     """Writes `days` of 1 probe/s per target as the agent does: minute rows per hour, a digest per day
-    (hourly digests for the last 9 days)."""
+    (hourly digests for the last 9 days). The minute rows of the hours starting in `skip` are left out:
+    the caller writes them with their journal, from the same probes."""
     nf = 6
     first_hour = int(NOW // HOUR) - days * 24
     digest_cache = [TDigest.from_values(rng.lognormal(np.log(0.12), 0.45, 86400).tolist()).to_bytes()
@@ -196,7 +198,8 @@ def fill_store(store: Store, targets: int, days: int, c: Calendar, rng: np.rando
             arr[:, 5] = 60 - (rng.random(60) < 0.005)
             if rng.random() < 0.01:  # an incident now and then
                 arr[:5, 0], arr[:5, 1] = 0, 60
-            hours.append((name, h, arr.tobytes(), '{"http_status": 300}' if arr[0, 1] else ""))
+            if not skip[0] <= h * HOUR < skip[1]:
+                hours.append((name, h, arr.tobytes(), '{"http_status": 300}' if arr[0, 1] else ""))
         digests = []
         day = int(c.day_start(first_hour * HOUR))
         while day < NOW - 9 * DAY:

@@ -5,8 +5,8 @@ the time to build the combined report; beside it, one agent's own report in the 
     python bench/locations.py [--targets 20] [--locations 3] [--up-every 60] [--fail-share 0.01] [--keep DIR]
 
 Each location's ledger is written the way the daemon writes it (minute rows, digests, the journal with
---fail-share of the probes failing and an up record every --up-every seconds), once, and copied to the
-other places. A report pulls the journal's failures only (all it reads); an evidence bundle pulls the
+--fail-share of the probes failing and an up record every --up-every seconds, the month's counts and
+journal from the same probes, sealed as a clean stop leaves it), once, and copied to the other places. A report pulls the journal's failures only (all it reads); an evidence bundle pulls the
 whole journal; the rows alone (journal=none) are the floor: all three are timed. Only 127.0.0.1 is used.
 """
 from __future__ import annotations
@@ -19,13 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evidence import MONTH_END, MONTH_START, fill_journal  # noqa: E402
-from ledger import NOW, fill_store  # noqa: E402
+from evidence import fill_month  # noqa: E402
+from ledger import NOW  # noqa: E402
 
 from agent.app import Agent  # noqa: E402
 from agent.calendar import Calendar  # noqa: E402
@@ -48,9 +46,7 @@ def _config(targets: int, place: str = "") -> str:
 def _fill(folder: Path, targets: int, seed: int, up_every: float, fail_share: float) -> int:
     cfg = parse_config(_config(targets))
     store = Store(folder, thresholds=cfg.contract.thresholds, clock=lambda: NOW)
-    fill_store(store, targets, 50, Calendar(cfg.contract), np.random.default_rng(seed))
-    n = fill_journal(store, [t.name for t in cfg.targets], MONTH_START, int(MONTH_END - MONTH_START),
-                     np.random.default_rng(seed + 100), up_every, fail_share)
+    n = fill_month(store, targets, Calendar(cfg.contract), seed, up_every, fail_share)
     store.close()
     return n
 
