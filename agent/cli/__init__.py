@@ -8,7 +8,7 @@ from typing import Sequence
 
 from .. import __version__
 from ..report import FORMATS
-from . import commands, evidence, records, timestamps, witness
+from . import commands, evidence, period, records, timestamps, witness
 from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME
 
 
@@ -70,7 +70,9 @@ def _reports(sub: argparse._SubParsersAction) -> None:
         "first where no agent runs, else refused naming them). With --verify, check that a JSON report still "
         "matches the ledger."))
     _config_arg(rep)
-    rep.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current month)")
+    over = rep.add_mutually_exclusive_group()
+    over.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current month)")
+    period.add_arguments(over, rep)
     rep.add_argument("--format", "-f", choices=tuple(FORMATS), default="text")
     rep.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     rep.add_argument("--verify", metavar="REPORT.json", help="verify a JSON report against the stored ledger")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..config import ConfigError, load_config, split_listen
 from ..timeutil import parse_month
-from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME, err, load, print_issues, state_dir
+from . import period
+from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME, err, load, print_issues, state_dir, write_output
 from .sealing import refuse_unsealed, unsealed_month
 
 
@@ -86,6 +87,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace, cfg, state: str) -> int:
     from ..report import ReportError, verify_report
+    from ..report.period import is_period, verify_period
     from ..report.signing import SigningError, pinned
     from ..report.verify import report_key
 
@@ -96,7 +98,7 @@ def _verify(args: argparse.Namespace, cfg, state: str) -> int:
         return EXIT_INPUT
     try:
         key = report_key(cfg, pinned(args.key) if args.key else None)
-        problems = verify_report(cfg, state, doc, key)
+        problems = (verify_period if is_period(doc) else verify_report)(cfg, state, doc, key)
     except (ReportError, SigningError) as exc:
         err(str(exc))
         return EXIT_INPUT
@@ -112,7 +114,7 @@ def _verify(args: argparse.Namespace, cfg, state: str) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ..calendar import Calendar
-    from ..report import ReportError, build_report, render
+    from ..report import ReportError, build_report
 
     cfg = load(args)
     if cfg is None:
@@ -120,6 +122,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.verify:
         return _verify(args, cfg, state_dir(args, cfg))
     now = dt.datetime.now(dt.timezone.utc).timestamp()
+    if period.asked(args):
+        return period.cmd_period(args, cfg, now)
     month = args.month or "{:04d}-{:02d}".format(*Calendar(cfg.contract).month_of(now))
     try:
         parse_month(month)
@@ -137,13 +141,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ReportError as exc:
         err(str(exc))
         return EXIT_RUNTIME
-    text = render(doc, args.format)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"report for {month} written to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
+    return write_output(args, doc, month)
 
 
 def _over_locations(args: argparse.Namespace, cfg, month: str, now: float) -> dict:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Any
 
 from ..config import Config, ConfigError, load_config
 
@@ -33,3 +35,16 @@ def load(args: argparse.Namespace, *, probing: bool = False) -> Config | None:
 
 def state_dir(args: argparse.Namespace, cfg: Config) -> str:
     return args.state_dir or cfg.agent.state_dir
+
+
+def write_output(args: argparse.Namespace, doc: dict[str, Any], what: str) -> int:
+    """The report in --format, to --output or standard output; `what`: the month or period it is of."""
+    from ..report import render
+
+    text = render(doc, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"report for {what} written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK

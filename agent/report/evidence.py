@@ -54,6 +54,12 @@ def evidence_block(doc: dict[str, Any], store: Store, cfg: Config, cal: Calendar
              "cutoff": iso(until, cal.tz),
              "chain": None if head is None else {"seq": head["seq"], "link": head["link"],
                                                  "at": iso(head["at"], cal.tz)}}
+    return sealed(doc, block, cfg, sign)
+
+
+def sealed(doc: dict[str, Any], block: dict[str, Any], cfg: Config, sign: bool = True) -> dict[str, Any]:
+    """The evidence `block` with the hash of the document's content, and its signature over the document
+    and the block when a signing key is configured and `sign` is on."""
     block["report_sha256"] = report_hash(doc)
     if sign and cfg.evidence.signing_key_file:
         key = signing.load_private(cfg.evidence.signing_key_file)

@@ -70,16 +70,21 @@ def compare(doc: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
     return problems
 
 
+def own_problems(cfg: Config, doc: dict[str, Any], key: Any = None) -> list[str]:
+    """What the document says of itself that does not hold: its content against its hash, its signature."""
+    problems = []
+    if report_hash(doc) != (doc.get("evidence") or {}).get("report_sha256"):
+        problems.append("the report's content does not match its report_sha256: numbers were edited")
+    return problems + check_signature(doc, key if key is not None else report_key(cfg))
+
+
 def verify_report(cfg: Config, state_dir: str, doc: dict[str, Any], key: Any = None) -> list[str]:
     """Checks a JSON report against the stored ledger. Returns the mismatches (empty: verified). `key`:
     what the signature is checked against (a public key or a signing.Trusted; default: the configuration's)."""
     ev = doc.get("evidence") or {}
     if "month" not in doc or "ledger_sha256" not in ev or "generated_epoch" not in ev:
         raise ReportError("not an sla-agent JSON report (no month or evidence block)")
-    problems = []
-    if report_hash(doc) != ev.get("report_sha256"):
-        problems.append("the report's content does not match its report_sha256: numbers were edited")
-    problems += check_signature(doc, key if key is not None else report_key(cfg))
+    problems = own_problems(cfg, doc, key)
     store = open_store(cfg, state_dir)
     try:
         fresh = build(cfg, store, str(doc["month"]), float(ev["generated_epoch"]), sign=False)

@@ -149,10 +149,24 @@ class AvailabilityObjective(Objective):
     def month(self, mc: Month) -> dict[str, Any]:
         s = self.spec
         a = mc.service(s.service).availability(s.objective, mc.ctx.projection_s)
-        return {"row": {
-            "row": s.row, "service": s.service, "measure": "availability",
-            "description": f"{s.title}: monthly availability, 24/7, maintenance and declared exclusions left out",
-            "objective": s.objective, "value": rounded(a.ratio), "verdict": a.verdict, "details": a.to_dict()}}
+        return {"row": self._row(a, "monthly availability", a.to_dict())}
+
+    def period(self, reports: Sequence[dict[str, Any]], contract: Contract) -> dict[str, Any]:
+        """The slices of every month added up: availability over all the period's observed minutes, not a mean
+        of the monthly ratios. No budget or projection: the contract judges months, this only sums them."""
+        s = self.spec
+        rows = self.rows_in(reports)
+        slices = [sum(r["details"]["slices"][k] for r in rows) for k in ("up", "down", "unknown", "masked")]
+        a = Availability.from_counts(0.0, 0.0, slices, 0, s.objective, contract.coverage_floor)
+        details = {k: v for k, v in a.to_dict().items() if k in ("ratio", "coverage", "objective", "slices", "down_s",
+                                                                 "budget_s", "verdict")}
+        return self._row(a, "availability over the period's observed minutes", details)
+
+    def _row(self, a: Availability, what: str, details: dict[str, Any]) -> dict[str, Any]:
+        s = self.spec
+        return {"row": s.row, "service": s.service, "measure": "availability",
+                "description": f"{s.title}: {what}, 24/7, maintenance and declared exclusions left out",
+                "objective": s.objective, "value": rounded(a.ratio), "verdict": a.verdict, "details": details}
 
     def samples(self, window: str, a: Any) -> Iterable[Sample]:
         if isinstance(a, MonthBudget):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol, Sequence
 
 from ..calendar import Calendar
 from ..config.model import Contract
@@ -129,6 +129,14 @@ class Objective:
     def month(self, mc: Month) -> dict[str, Any]:
         """The report's row for the month, plus the sections the objective adds to the report."""
         raise NotImplementedError
+
+    def period(self, reports: Sequence[dict[str, Any]], contract: Contract) -> dict[str, Any]:
+        """The row over several months from their reports (what month() gave each), judged as a month is."""
+        raise NotImplementedError
+
+    def rows_in(self, reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """This objective's row in each month's report."""
+        return [next(r for r in doc["rows"] if r["row"] == self.row) for doc in reports]
 
     def samples(self, window: str, result: Any) -> Iterable[Sample]:
         raise NotImplementedError

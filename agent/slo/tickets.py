@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from ..calendar.business import BusinessHours
-from ..config.model import TicketResponseSpec
+from ..config.model import Contract, TicketResponseSpec
 from ..calendar import Calendar
-from ..tickets import Ticket, TicketOutcome, outcomes_of, tally
+from ..tickets import Ticket, TicketOutcome, figures_of, outcomes_of, tally
 from .objective import EvalContext, Month, Objective, RuleContext, RuleSet, Sample
 from .promql import CONTRACT, CONTRACT_GROUP, HEALTH_GROUP
 from .verdict import rounded, verdict
@@ -61,19 +61,26 @@ class TicketResponseObjective(Objective):
         s = self.spec
         outcomes = self.outcomes(mc.ctx, mc.start, mc.end, mc.now)
         figures = tally(outcomes, s.deadline_s)
-        row = {
-            "row": s.row, "service": f"ticket_{s.priority}", "measure": "first_response",
-            "description": f"{s.title}: first response within {figures['deadline_h']:g} business hours for "
-                           f"{s.objective * 100:g} % of tickets",
-            "objective": s.objective, "value": rounded(figures["ratio"]), "verdict": ticket_verdict(figures, s.objective),
-            "details": figures,
-        }
+        row = self._row(figures)
         earlier = [t for t in mc.ctx.tickets(mc.start - EARLIER, mc.start)
                    if t.responded_at is None or mc.start <= t.responded_at < mc.end]
         others = outcomes_of(earlier, s, BusinessHours(mc.ctx.contract), mc.now)
         tz = mc.ctx.cal.tz
         return {"row": row, "tickets": {s.priority: {**figures, "list": [o.to_dict(tz) for o in outcomes],
                                                      "other_months": [o.to_dict(tz) for o in others]}}}
+
+    def period(self, reports: Sequence[dict[str, Any]], contract: Contract) -> dict[str, Any]:
+        """The tickets each month counted (those opened in it), added up."""
+        rows = self.rows_in(reports)
+        return self._row(figures_of(*(sum(r["details"][k] for r in rows) for k in STATES), self.spec.deadline_s))
+
+    def _row(self, figures: dict[str, Any]) -> dict[str, Any]:
+        s = self.spec
+        return {"row": s.row, "service": f"ticket_{s.priority}", "measure": "first_response",
+                "description": f"{s.title}: first response within {figures['deadline_h']:g} business hours for "
+                               f"{s.objective * 100:g} % of tickets",
+                "objective": s.objective, "value": rounded(figures["ratio"]),
+                "verdict": ticket_verdict(figures, s.objective), "details": figures}
 
     def samples(self, window: str, figures: Any) -> Iterable[Sample]:
         prio, w = ("priority", self.spec.priority), ("window", window)

@@ -40,9 +40,14 @@ def tally(outcomes: list[TicketOutcome], deadline_s: float) -> dict:
     """A priority's figures: tickets met, missed and pending, and the share met among those decided."""
     met = sum(o.state == "met" for o in outcomes)
     missed = sum(o.state == "missed" for o in outcomes)
+    return figures_of(met, missed, len(outcomes) - met - missed, deadline_s)
+
+
+def figures_of(met: int, missed: int, pending: int, deadline_s: float) -> dict:
+    """The figures of a priority from its counts (a month's, or several months' added up)."""
     decided = met + missed
-    return {"deadline_h": deadline_s / 3600, "total": len(outcomes), "met": met, "missed": missed,
-            "pending": len(outcomes) - decided, "ratio": (met / decided) if decided else None}
+    return {"deadline_h": deadline_s / 3600, "total": decided + pending, "met": met, "missed": missed,
+            "pending": pending, "ratio": (met / decided) if decided else None}
 
 
 def outcomes_of(tickets: list[Ticket], spec: TicketResponseSpec, bh: BusinessHours, now: float) -> list[TicketOutcome]:

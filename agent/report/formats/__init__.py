@@ -1,10 +1,11 @@
-"""Renderings of the report document, one module per format; FORMATS is what `--format` offers."""
+"""Renderings of the report document, one module per format; FORMATS is what `--format` offers. A period's
+report (several months) has its own layout of each format in period.py."""
 from __future__ import annotations
 
 import json
 from typing import Any, Callable
 
-from . import csv, html, markdown, text
+from . import csv, html, markdown, period, text
 
 
 def _json(doc: dict[str, Any]) -> str:
@@ -16,4 +17,6 @@ FORMATS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 def render(doc: dict[str, Any], fmt: str) -> str:
+    if "period" in doc and fmt in period.RENDERERS:
+        return period.RENDERERS[fmt](doc)
     return FORMATS[fmt](doc)

@@ -9,14 +9,24 @@ from typing import Any
 from .common import ticket_rows
 
 
+ROW_HEADER = ["month", "row", "service", "measure", "objective", "value", "verdict"]
+
+
+def cell(value: Any) -> Any:
+    """A figure as a cell: a mapping (latency's per bound) as JSON, none as empty."""
+    return "" if value is None else json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+
+
+def row_cells(month: str, r: dict[str, Any]) -> list[Any]:
+    return [month, r["row"], r["service"], r["measure"], cell(r["objective"]), cell(r["value"]), r["verdict"]]
+
+
 def render(doc: dict[str, Any]) -> str:
     out = io.StringIO()
     wr = csv.writer(out, lineterminator="\n")
-    wr.writerow(["month", "row", "service", "measure", "objective", "value", "verdict"])
+    wr.writerow(ROW_HEADER)
     for r in doc["rows"]:
-        obj = r["objective"] if not isinstance(r["objective"], dict) else json.dumps(r["objective"], sort_keys=True)
-        val = r["value"] if not isinstance(r["value"], dict) else json.dumps(r["value"], sort_keys=True)
-        wr.writerow([doc["month"], r["row"], r["service"], r["measure"], obj, "" if val is None else val, r["verdict"]])
+        wr.writerow(row_cells(doc["month"], r))
     out.write("\n")  # then the tickets, one per line
     wr.writerow(["ticket", "priority", "opened_at", "responded_at", "business_delay", "business_delay_s", "deadline",
                  "state", "counted"])
