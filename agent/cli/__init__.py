@@ -67,7 +67,8 @@ def _reports(sub: argparse._SubParsersAction) -> None:
     rep = sub.add_parser("report", help="write the monthly SLA report", description=(
         "Fill the contract's table with the measured values for a month, with the evidence behind each "
         "row. Works while the daemon runs. A closed month's report is made from rows sealed final only (sealed "
-        "first where no agent runs, else refused naming them). With --verify, check that a JSON report still "
+        "first where no agent runs, else refused naming them). With --quarter, --year or --from/--to: over several "
+        "months, each month's rows and the period's totals. With --verify, check that a JSON report still "
         "matches the ledger."))
     _config_arg(rep)
     over = rep.add_mutually_exclusive_group()
