@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import time
+from html import unescape
 from html.parser import HTMLParser
 
 import pytest
@@ -16,7 +17,7 @@ from agent.calendar import Calendar
 from agent.cli import main
 from agent.config import load_config
 from agent.demo.history import write_history
-from agent.report import build, open_store, render
+from agent.report import ReportError, build, open_store, render
 from agent.report.period import build_period, months_between, quarter, verify_period, year
 from agent.report.signing import keygen
 from agent.store import Store
@@ -186,6 +187,8 @@ def test_the_period_in_every_format(quarter_state, quarter_doc):
     assert rows_block[1:19] == own  # the monthly CSV's own lines
     assert [line[0] for line in rows_block[19:]] == ["2026-07 to 2026-09"] * 6
     assert json.loads(render(quarter_doc, "json"))["period"]["from"] == "2026-07"
+    said = "2026-07: SIMULATED: these figures were written by `sla-agent demo`"  # the demo's months say so
+    assert said in text and said.replace("`", "\\`") in md and said in unescape(render(quarter_doc, "html"))
 
 
 def test_verify_checks_each_month_and_the_totals(quarter_state, quarter_doc, tmp_path, capsys):
@@ -202,6 +205,13 @@ def test_verify_checks_each_month_and_the_totals(quarter_state, quarter_doc, tmp
     month["reports"][1]["rows"][0]["value"] = 0.9999
     problems = verify_period(cfg, str(state), month)
     assert any(p.startswith("2026-08: ") and "report_sha256" in p for p in problems)
+    hostile = {**json.loads(json.dumps(doc)), "reports": [{"month": "2026-07"}, "x", *doc["reports"][1:]]}
+    with pytest.raises(ReportError, match="not an sla-agent JSON period report"):
+        verify_period(cfg, str(state), hostile)
+    hostile["reports"][1] = {"rows": 3}
+    problems = verify_period(cfg, str(state), hostile)
+    assert "2026-07: not an sla-agent JSON report (no month or evidence block)" in problems
+    assert any("the totals cannot be added up again" in p for p in problems)
     file = tmp_path / "q.json"
     file.write_text(json.dumps(doc))
     assert main(["report", "--config", str(path), "--state-dir", str(state), "--verify", str(file)]) == 0

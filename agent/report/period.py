@@ -59,8 +59,9 @@ def months_of(cfg: Config, first: str, last: str, now: float) -> list[str]:
     months = months_between(first, last)
     current = "{:04d}-{:02d}".format(*Calendar(cfg.contract).month_of(now))
     if months[-1] > current:
-        raise ValueError(f"{next(m for m in months if m > current)} has not begun (it is {current} in the contract's time zone): end the period "
-                         f"at {current} at the latest")
+        ahead = next(m for m in months if m > current)
+        raise ValueError(f"{ahead} has not begun (it is {current} in the contract's time zone): end the period at "
+                         f"{current} at the latest")
     return months
 
 
@@ -126,7 +127,7 @@ def verify_period(cfg: Config, state_dir: str, doc: dict[str, Any], key: Any = N
         if [r["month"] for r in reports] != months_between(str(period.get("from")), str(period.get("to"))):
             problems.append(f"the months inside are not those from {period.get('from')} to {period.get('to')}")
         fresh = summary(cfg, reports, str(period["from"]), str(period["to"]))
-    except (KeyError, TypeError, ValueError, StopIteration, ZeroDivisionError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, StopIteration, ZeroDivisionError) as exc:
         return problems + [f"the totals cannot be added up again from the months inside: {exc!r}"]
     if signing.canonical(fresh) != signing.canonical(period):
         problems.append("`period` (its rows or totals) differs from what the months' reports add up to")

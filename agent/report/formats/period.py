@@ -107,11 +107,17 @@ def _head(doc: dict[str, Any]) -> str:
             f"{'' if doc['complete'] else ' (period in progress)'}; months {', '.join(doc['period']['months'])}")
 
 
+def simulated(doc: dict[str, Any]) -> str:
+    """What the months' readings say of simulated figures (`sla-agent demo`), or nothing."""
+    said = [f"{rep['month']}: {rep['readings']['data']}" for rep in doc["reports"] if "data" in rep["readings"]]
+    return "; ".join(said)
+
+
 VERIFY = "sla-agent report --verify REPORT.json"
 
 
 def text(doc: dict[str, Any]) -> str:
-    out = [f"{title(doc)}\n{_head(doc)}\n"]
+    out = [f"{title(doc)}\n{_head(doc)}\n" + (f"{simulated(doc)}\n" if simulated(doc) else "")]
     for t in tables(doc):
         widths = [max([len(h)] + [len(r[i]) for r in t.rows]) for i, h in enumerate(t.header)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [list(t.header)] + t.rows]
@@ -122,7 +128,7 @@ def text(doc: dict[str, Any]) -> str:
 
 
 def markdown(doc: dict[str, Any]) -> str:
-    out = [f"# {md(title(doc))}\n\n{md(_head(doc))}.\n"]
+    out = [f"# {md(title(doc))}\n\n{md(_head(doc))}.\n" + (f"\n**{md(simulated(doc))}**\n" if simulated(doc) else "")]
     for t in tables(doc):
         out.append(f"\n## {t.title}\n\n{md(t.note)}\n\n| " + " | ".join(t.header) + " |\n|" + "---|" * len(t.header)
                    + "\n")
@@ -144,6 +150,9 @@ def _html_cell(c: str) -> str:
 def html(doc: dict[str, Any]) -> str:
     out = [f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_h(title(doc))}</title>'
            f'<style>{CSS}</style></head><body><h1>{_h(title(doc))}</h1><p class="small">{_h(_head(doc))}</p>']
+    if simulated(doc):
+        out.append(f'<p class="simulated" style="background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px">'
+                   f"{_h(simulated(doc))}</p>")
     for t in tables(doc):
         out.append(f'<h2>{_h(t.title)}</h2><p class="small">{_h(t.note)}</p><table id="{t.id}"><thead><tr>' +
                    "".join(f"<th>{_h(h)}</th>" for h in t.header) + "</tr></thead><tbody>")
