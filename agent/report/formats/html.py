@@ -163,9 +163,10 @@ body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left}
 th{background:#f6f8fa}.verdict{font-weight:bold;color:#fff;padding:2px 6px;border-radius:3px}
-.met{background:#1a7f37}.missed{background:#cf222e}.insufficient_data{background:#9a6700}.no_data{background:#6e7781}
+.verdict.met{background:#1a7f37}.verdict.missed{background:#cf222e}.verdict.insufficient_data{background:#9a6700}.verdict.no_data{background:#6e7781}
 .small{font-size:12px;color:#57606a}.swatch{display:inline-block;width:10px;height:10px;border:1px solid #999}svg{display:block;margin:8px 0}svg.cdf{display:inline-block;margin-right:8px}
-@media print{body{margin:0}h2{page-break-after:avoid}svg,table{page-break-inside:avoid}}
+@page{size:A4;margin:12mm 12mm 20mm}
+@media print{body{margin:0;max-width:none;font-size:12px}h1{margin-top:0}h2{break-after:avoid}table{width:100%;font-size:11px;table-layout:auto}td{overflow-wrap:anywhere}#rows td{overflow-wrap:break-word}tr,svg,.legend{break-inside:avoid}svg{max-width:100%;height:auto}svg.cdf{width:48%}.verdict{border:1.5px solid currentColor;white-space:nowrap}.verdict.met{color:#1a7f37;background:none}.verdict.missed{color:#cf222e;background:none}.verdict.insufficient_data{color:#9a6700;background:none}.verdict.no_data{color:#57606a;background:none}}
 """
 
 
