@@ -74,7 +74,8 @@ def _reports(sub: argparse._SubParsersAction) -> None:
     over = rep.add_mutually_exclusive_group()
     over.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current month)")
     period.add_arguments(over, rep)
-    rep.add_argument("--format", "-f", choices=tuple(FORMATS), default="text")
+    rep.add_argument("--format", "-f", choices=(*FORMATS, "pdf"), default="text",
+                     help="pdf: the HTML report printed by the system's Chromium (needs --output)")
     rep.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     rep.add_argument("--verify", metavar="REPORT.json", help="verify a JSON report against the stored ledger")
     _key_arg(rep, "the report (default: the configuration's key)")

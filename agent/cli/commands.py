@@ -121,6 +121,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     if args.verify:
         return _verify(args, cfg, state_dir(args, cfg))
+    if args.format == "pdf" and not args.output:
+        err("--format pdf needs --output FILE.pdf")
+        return EXIT_INPUT
     now = dt.datetime.now(dt.timezone.utc).timestamp()
     if period.asked(args):
         return period.cmd_period(args, cfg, now)

@@ -41,10 +41,25 @@ def write_output(args: argparse.Namespace, doc: dict[str, Any], what: str) -> in
     """The report in --format, to --output or standard output; `what`: the month or period it is of."""
     from ..report import render
 
+    if args.format == "pdf":
+        return _write_pdf(doc, Path(args.output), what)
     text = render(doc, args.format)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"report for {what} written to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _write_pdf(doc: dict[str, Any], out: Path, what: str) -> int:
+    from ..report import render
+    from ..report.formats.pdf import PdfUnavailable, footer_text, render_pdf
+
+    try:
+        render_pdf(render(doc, "html"), out, footer=footer_text(doc))
+    except PdfUnavailable as exc:  # its message names what to install
+        err(str(exc))
+        return EXIT_RUNTIME
+    print(f"report for {what} written to {out}", file=sys.stderr)
     return EXIT_OK
