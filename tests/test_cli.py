@@ -29,7 +29,7 @@ def test_version_and_help(capsys):
 
 def test_bad_usage_exits_2(capsys):
     with pytest.raises(SystemExit) as e:
-        main(["report", "--format", "pdf"])
+        main(["report", "--format", "docx"])
     assert e.value.code == 2
     assert main([]) == 2
     assert main(["check-config", "/nonexistent.yaml"]) == 2
