@@ -294,6 +294,28 @@ def test_an_edited_report_html_is_named(owned, tmp_path, capsys):
     assert "report.html: differs from report.json rendered again (first at line" in err, err
 
 
+def test_a_bundle_an_older_version_laid_out_otherwise_verifies_and_its_figures_are_still_held(owned, tmp_path, capsys,
+                                                                                               monkeypatch):
+    """An archived bundle must verify under a later version whose HTML differs in layout only (its CSS);
+    within one version the bytes must match, and across versions every word a reader sees must."""
+    from agent.report import unbundle
+    cfg_path, _, bundle, _, _ = owned
+    inner = _unpack(bundle, tmp_path / "u")
+    html = (inner / "report.html").read_text()
+    assert "</style>" in html
+    (inner / "report.html").write_text(html.replace("</style>", "td { padding: 9px }</style>", 1))
+    _resign(inner, _owner(cfg_path))
+    restyled = _repack(inner, tmp_path / "restyled.tar.gz")
+    assert _verify(capsys, restyled)[0] == 1  # the same version renders it byte for byte
+    monkeypatch.setattr(unbundle, "__version__", "99.0")  # a later agent checks the archived bundle
+    code, out, err = _verify(capsys, restyled)
+    assert code == 0, err
+    (inner / "report.html").write_text(html.replace("0.000 %", "99.950 %"))
+    _resign(inner, _owner(cfg_path))
+    code, out, err = _verify(capsys, _repack(inner, tmp_path / "figure.tar.gz"))
+    assert code == 1 and "report.html: differs from report.json rendered again" in err, err
+
+
 def _late_record(state: Path, cfg_path: Path, at: float, request_id: str) -> None:
     """A down result of api-health at `at` written as a flush writes it (counts and journal record),
     not sealed yet."""
