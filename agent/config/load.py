@@ -12,19 +12,21 @@ from pathlib import Path
 
 import yaml
 
-from ..schema import (MISSING, ConfigError, ConfigIssue, Field, Reader, Section, boolean, choice, converted, duration,
+from ..schema import (MISSING, ConfigError, ConfigIssue, Field, Reader, Section, boolean, byte_size, choice, converted,
+                      duration,
                       existing_file, integer, keys_of, list_of, ratio, read_table, secret_file, section, string)
 from ..probes.addresses import check_url
 from ..probes.http.spec import REQUEST_FIELDS, authorization_once
 from .contract import read_contract
-from .model import (LOCATION_NAME_RULE, AgentSettings, AlertSettings, Config, Contract, EvidenceSettings,
-                    SmtpSettings, TicketFeedSettings, TimestampSettings, WitnessSettings, is_location_name)
+from .model import (LOCATION_NAME_RULE, AgentSettings, AlertSettings, Config, Contract, DeliverEmail, DeliverSettings,
+                    DeliverWebhook, EvidenceSettings, ReportSettings, SmtpSettings, TicketFeedSettings,
+                    TimestampSettings, WitnessSettings, is_location_name)
 from .objectives import resolve
 from .redaction import redacted, secrets_of
 from .targets import check_timing, check_unique_names, read_targets
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster, same nodes and line marks
-TOP_KEYS = {"agent", "contract", "targets", "controls", "evidence", "alerts", "tickets"}
+TOP_KEYS = {"agent", "contract", "targets", "controls", "evidence", "alerts", "tickets", "reports"}
 # Bounds on what one agent is asked to read: 10,000 targets of a few options each fit well within 4 MiB,
 # and what lies beyond (a device, a runaway generator) would only end in a MemoryError.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -85,6 +87,31 @@ WITNESS_FIELDS = (
     Field("every", duration(minimum=60, maximum=7 * 86400)),
     Field("smtp", section(SMTP_FIELDS, SmtpSettings)),
 )
+
+DELIVER_EMAIL_FIELDS = (
+    Field("to", list_of(string(), non_empty="must name at least one address"), required=True,
+          check=lambda addrs: next((f"{a!r} is not an e-mail address" for a in addrs if not _EMAIL.fullmatch(a)), None)),
+    Field("smtp", section(SMTP_FIELDS, SmtpSettings), required=True),
+    Field("attach_bundle_max", byte_size(0, 1000 ** 3)),
+)
+DELIVER_FIELDS = (
+    Field("email", section(DELIVER_EMAIL_FIELDS, DeliverEmail)),
+    Field("webhook", section((Field("url", string(), required=True, check=check_url),), DeliverWebhook)),
+    Field("base_url", string(), check=lambda v: check_url(v) and f"{check_url(v)} (the address the links in the mail "
+          f"and the webhook start with, such as https://sla-agent.example.com)"),
+)
+REPORT_FIELDS = (
+    Field("deliver", section(DELIVER_FIELDS, DeliverSettings)),
+)
+
+
+def _reports(r: Reader, node: yaml.Node, agent: AgentSettings) -> ReportSettings:
+    """The links of a delivery start with the agent's own URL unless `base_url` says otherwise."""
+    s = read_table(r, node, "reports", REPORT_FIELDS)
+    d = s.values.get("deliver")
+    if d is not None and not d.base_url:
+        s.values["deliver"] = replace(d, base_url=agent.url)
+    return ReportSettings(**s.values)
 
 
 def _ca_file(r: Reader, node: yaml.Node, path: str) -> object:
@@ -265,6 +292,7 @@ def _parse(r: Reader, text: str, filename: str) -> Config:
     alerts = _alerts(r, top["alerts"]) if "alerts" in top else AlertSettings()
     evidence = _evidence(r, top["evidence"], alerts) if "evidence" in top else EvidenceSettings()
     feed = _ticket_feed(r, top["tickets"]) if "tickets" in top else None
+    reports = _reports(r, top["reports"], agent) if "reports" in top else ReportSettings()
     contract_kw, contract_nodes = read_contract(r, top.get("contract"))
     if _too_many(r, top):
         raise ConfigError(r.issues)
@@ -283,5 +311,5 @@ def _parse(r: Reader, text: str, filename: str) -> Config:
         raise ConfigError(r.issues)  # parse_config redacts and sorts them
     return Config(agent=agent, contract=contract, targets=tuple(t.target for t in targets if t.target),
                   controls=tuple(t.target for t in controls if t.target), evidence=evidence, alerts=alerts, tickets=feed,
-                  source=filename, secrets=frozenset(s for s in r.secrets if len(s) >= 3),
+                  reports=reports, source=filename, secrets=frozenset(s for s in r.secrets if len(s) >= 3),
                   warnings=tuple(redacted(ConfigError(r.warnings), r.secrets).issues))

@@ -245,6 +245,40 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class DeliverEmail:
+    """A closed month's report by mail (`reports.deliver.email`): the PDF attached, the bundle up to a size."""
+
+    to: tuple[str, ...]
+    smtp: SmtpSettings
+    attach_bundle_max: int = 10 * 1000 * 1000  # bytes; a larger evidence bundle is linked instead
+
+
+@dataclass(frozen=True)
+class DeliverWebhook:
+    url: str  # gets a JSON POST: the month, its verdict rows, the links; shown without userinfo nor query
+
+
+@dataclass(frozen=True)
+class DeliverSettings:
+    """Where each closed month's report goes (`reports.deliver`, notify/deliver.py)."""
+
+    email: DeliverEmail | None = None
+    webhook: DeliverWebhook | None = None
+    base_url: str = ""  # the links' start (…/reports/YYYY-MM/rN/…); the agent's own URL when not set
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return (("email",) if self.email else ()) + (("webhook",) if self.webhook else ())
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """The month close and what it does with each closed month (`reports:`)."""
+
+    deliver: DeliverSettings = DeliverSettings()
+
+
+@dataclass(frozen=True)
 class TicketFeedSettings:
     """A support tool's export fetched on a schedule (`tickets:`), with the auth options of an http target."""
 
@@ -266,6 +300,7 @@ class Config:
     evidence: EvidenceSettings = EvidenceSettings()
     alerts: AlertSettings = AlertSettings()
     tickets: TicketFeedSettings | None = None
+    reports: ReportSettings = ReportSettings()
     source: str = "<memory>"
     secrets: frozenset[str] = frozenset()  # values to redact wherever text leaves the agent
     warnings: tuple[ConfigIssue, ...] = ()  # what probing would need on this machine, when read only to report

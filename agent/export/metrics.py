@@ -239,6 +239,31 @@ class WitnessMetrics:
             self.last_success.labels(push.kind, *self.values).set(now)
 
 
+class DeliveryMetrics:
+    """Deliveries of closed months' reports (`reports.deliver`, notify/deliver.py), by channel (email, webhook)."""
+
+    def __init__(self, registry: CollectorRegistry, location: str = "") -> None:
+        extra = ("location",) if location else ()
+        self.values = (location,) if location else ()
+        self.deliveries = Counter("sla_report_deliveries", "Attempts at delivering a closed month's report by channel "
+                                  "(email, webhook) and result (ok, error; gave_up: failing for a day, left).",
+                                  ("channel", "result") + extra, registry=registry)
+        self.last_success = Gauge("sla_report_delivery_last_success_timestamp_seconds", "When a report was last "
+                                  "delivered on this channel.", ("channel",) + extra, registry=registry)
+        self.failing_since = Gauge("sla_report_delivery_failing_since_timestamp_seconds", "When the delivery not "
+                                   "yet made on this channel first failed; 0 when none is failing.",
+                                   ("channel",) + extra, registry=registry)
+
+    def observe(self, channel: str, result: str, now: float, failing_since: float) -> None:
+        self.deliveries.labels(channel, result, *self.values).inc()
+        if result == "ok":
+            self.last_success.labels(channel, *self.values).set(now)
+        self.failing(channel, failing_since)
+
+    def failing(self, channel: str, since: float) -> None:
+        self.failing_since.labels(channel, *self.values).set(since)
+
+
 class TimestampMetrics:
     """The time-stamping of the chain's head (`evidence.timestamping`), by authority: registered when configured."""
 

@@ -9,13 +9,13 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from ..clock import Clock
 from ..config.model import WitnessSettings
 from . import mail
+from .http import Poster, where
 
 log = logging.getLogger("sla_agent.witness")
 ATTEMPTS = 3
@@ -32,14 +32,6 @@ class Push:
     message: str  # why not, when not
 
 
-def where(url: str) -> str:
-    try:
-        p = urlsplit(url)
-        return f"{p.scheme}://{p.hostname}{f':{p.port}' if p.port else ''}{p.path}"
-    except ValueError:
-        return "<an invalid URL>"
-
-
 class Witnesses:
     """`make` gives the checkpoint's text now, or (None, why not)."""
 
@@ -48,7 +40,7 @@ class Witnesses:
                  smtp_context: object | None = None) -> None:
         self.settings, self.make, self.clock, self.on_push, self.redact = settings, make, clock, on_push, redact
         self.smtp_context = smtp_context  # STARTTLS's TLS context; None: the system's CAs
-        self._session: aiohttp.ClientSession | None = None
+        self._poster = Poster(TIMEOUT)
 
     async def run(self) -> None:
         next_at = self.clock.monotonic()
@@ -95,15 +87,7 @@ class Witnesses:
         return Push(kind, shown, False, self.redact(why.replace(to, shown)))
 
     async def _post(self, url: str, text: str) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
-                                                  connector=aiohttp.TCPConnector(limit=4))
-        async with asyncio.timeout(TIMEOUT):
-            async with self._session.post(url, data=text.encode(), allow_redirects=False,
-                                          headers={"Content-Type": "text/plain; charset=utf-8"}) as r:
-                await r.read()
-                if not 200 <= r.status < 300:
-                    raise ValueError(f"HTTP {r.status}")
+        await self._poster.post(url, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
     async def _mail(self, s: WitnessSettings, to: str, text: str) -> None:
         assert s.smtp is not None  # the config refuses e-mail witnesses without a mail server
@@ -116,9 +100,7 @@ class Witnesses:
         await asyncio.wait_for(asyncio.to_thread(mail.send, s.smtp, msg, TIMEOUT, self.smtp_context), TIMEOUT * 2)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._poster.close()
 
 
 class WitnessLoop:

@@ -6,6 +6,7 @@ A value reader is any `(reader, node, path) -> value | MISSING`; the factories b
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -92,6 +93,32 @@ def integer(lo: int, hi: int) -> ReadFn:
 
 def duration(minimum: float = 0.001, maximum: float = 10 * 366 * 86400) -> ReadFn:
     return lambda r, n, p: r.duration(n, p, minimum=minimum, maximum=maximum)
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([A-Za-z]*)")
+_UNITS = {"": 1, "B": 1, "kB": 1000, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3, "KiB": 1024, "MiB": 1024 ** 2,
+          "GiB": 1024 ** 3}
+
+
+def byte_size(lo: int, hi: int) -> ReadFn:
+    """A size in bytes: a whole number, or a number and a unit (10MB: 10 000 000 bytes, 10MiB: 10 485 760)."""
+
+    def fn(r: Reader, n: yaml.Node, p: str) -> Any:
+        value = r.scalar(n, p)
+        if value is MISSING:
+            return MISSING
+        m = _SIZE.fullmatch(value.strip()) if isinstance(value, str) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            size = value
+        elif m and m.group(2) in _UNITS:
+            size = int(float(m.group(1)) * _UNITS[m.group(2)])
+        else:
+            return r.reject(n, p, f"must be a size such as 10MB, 512KiB or 1000000 (bytes), got {value!r}")
+        if not lo <= size <= hi:
+            return r.reject(n, p, f"must be between {lo} and {hi} bytes, got {value}")
+        return size
+
+    return fn
 
 
 def choice(*options: str) -> ReadFn:
