@@ -160,3 +160,33 @@ def make_certs(folder: Path) -> Certs:
     (folder / "self_signed.key").write_bytes(pem_key(ss_key))
     return Certs(out["ca.pem"], out["good.pem"], folder / "server.key", out["expired.pem"], out["wrong.pem"],
                  out["self_signed.pem"], folder / "self_signed.key")
+
+
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that offers STARTTLS, and a login (agent, mail-pw-123) only
+    over TLS. While `refuse` holds an SMTP reply (such as "451 4.3.0 try again later"), every message is
+    answered with it and only counted in `refused`."""
+
+    def __init__(self, certs: Certs) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        self.messages: list[bytes] = []
+        self.refuse = ""
+        self.refused = 0
+        self.port = closed_port()
+
+        def login(server, session, envelope, mechanism, data):
+            # handled=False: the server answers a refused login (535) itself; without it the client waits
+            return AuthResult(success=(data.login, data.password) == (b"agent", b"mail-pw-123"), handled=False)
+
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, require_starttls=True,
+                                     tls_context=certs.server_context(), authenticator=login, auth_require_tls=True,
+                                     auth_exclude_mechanism=["CRAM-MD5"])
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.refuse:
+            self.refused += 1
+            return self.refuse
+        self.messages.append(envelope.content)
+        return "250 kept"

@@ -26,7 +26,7 @@ from agent.report import signing
 from agent.store import chain
 
 from .conftest import FakeClock
-from .servers import closed_port, http_server, make_certs
+from .servers import Mailbox, closed_port, http_server, make_certs
 from .test_daemon import wait_for
 
 DOWN = web.AppKey("down", list)
@@ -160,28 +160,6 @@ async def test_a_forger_with_the_key_is_caught_by_the_checkpoint_a_webhook_witne
     first = err.splitlines()[0]
     assert f"checkpoint {copy} (sla-agent/paris, length {kept.size}" in first, err
     assert f"the chain was rewritten at or before link {kept.size}" in first and str(resigned) not in err, err
-
-
-class Mailbox:
-    """A real SMTP server (aiosmtpd) on 127.0.0.1 that offers STARTTLS, and a login only over TLS."""
-
-    def __init__(self, certs) -> None:
-        from aiosmtpd.controller import Controller
-        from aiosmtpd.smtp import AuthResult
-
-        self.messages: list[bytes] = []
-        self.port = closed_port()
-
-        def login(server, session, envelope, mechanism, data):
-            return AuthResult(success=(data.login, data.password) == (b"agent", b"mail-pw-123"))
-
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, require_starttls=True,
-                                     tls_context=certs.server_context(), authenticator=login, auth_require_tls=True,
-                                     auth_exclude_mechanism=["CRAM-MD5"])
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope.content)
-        return "250 kept"
 
 
 async def test_a_mail_witness_gets_the_checkpoint_over_starttls_with_a_login(tmp_path, keys, monkeypatch):

@@ -67,7 +67,8 @@ class Letter:
         for label, name, title in FILES:
             if label in self.links:
                 note = " (attached)" if name in attached else \
-                    f" (not attached: {self.sizes[name] / 1e6:.1f} MB)" if label == "bundle" else ""
+                    f" (not attached: {self.sizes[name]:,} bytes, over the {bundle_max:,} a mail carries)" \
+                    if label == "bundle" else ""
                 lines.append(f"{title + ':':<17} {self.links[label]}{note}")
         if "bundle" in self.links:
             key = f" --key {self.fingerprint}" if self.fingerprint else ""

@@ -69,6 +69,18 @@ def _timestamping(every: float) -> dict[str, Any]:
                                            "See the agent's log and sla_evidence_timestamp_failures_total."}}
 
 
+def _delivery() -> dict[str, Any]:
+    """A closed month's report that has not reached a receiver within an hour of its first failure: its
+    gauge is set from the agent's record (so a restart does not hide it) and cleared by a later success."""
+    since = "sla_report_delivery_failing_since_timestamp_seconds"
+    return {"alert": "SLAReportDeliveryFailing", "expr": f"time() - {since} > 3600 and {since} > 0",
+            "labels": {"severity": "ticket", "slo": "agent"},
+            "annotations": {"summary": "sla-agent {{ $labels.instance }}: the month's report has not reached its "
+                                       "{{ $labels.channel }} receiver for {{ $value | humanizeDuration }}",
+                            "description": "It is tried again, up to a day after the first failure; the agent's "
+                                           "log, its status page and the revision's delivery.json say why."}}
+
+
 def _maintenance() -> dict[str, Any]:
     return {"alert": "SLAMaintenanceWindow", "expr": "max(sla_maintenance_active) > 0",
             "labels": {"severity": "info", "slo": "maintenance"},
@@ -93,5 +105,7 @@ def rule_groups(cfg: Config) -> list[dict[str, Any]]:
         alerts[HEALTH_GROUP].append(_ticket_feed(cfg.tickets.every))
     if cfg.evidence.timestamping is not None:
         alerts[HEALTH_GROUP].append(_timestamping(cfg.evidence.timestamping.every))
+    if cfg.reports.deliver.channels:
+        alerts[HEALTH_GROUP].append(_delivery())
     alerts[HEALTH_GROUP].append(_maintenance())
     return [{"name": g, "rules": recording[g] + alerts[g]} for g in GROUPS if recording[g] or alerts[g]]
