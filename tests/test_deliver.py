@@ -140,7 +140,8 @@ async def test_smtp_refusing_for_an_hour_is_retried_alerted_then_delivered_once(
     record = json.loads((folder / "delivery.json").read_text())["channels"]["email"]
     assert record["state"] == "sent" and record["attempts"] == 9 and record["sent_at"] == T0 + 5490
     mail = message_from_bytes(box.messages[0], policy=policy.default)
-    assert mail["Subject"] == "SLA report 2026-11 (r1): MISSED" and mail["Message-ID"].startswith("<sla-report-2026-11-r1-")
+    assert mail["Subject"] == "SLA report 2026-11 (r1): MISSED"
+    assert mail["Message-ID"].startswith("<sla-report-2026-11-r1-")
     assert mail["To"] == "vendor-manager@example.com, legal@example.com"
     files = {p.get_filename(): p.get_payload(decode=True) for p in mail.walk() if p.get_filename()}
     assert files == {"report.pdf": (folder / "report.pdf").read_bytes(),

@@ -170,6 +170,7 @@ async def exported_families(tmp_path: Path) -> dict[str, str]:
     cfg = parse_config(f"""
 agent: {{listen: "127.0.0.1:0", location: docs}}
 tickets: {{url: "http://127.0.0.1:{port}/export.csv"}}
+reports: {{deliver: {{webhook: {{url: "http://127.0.0.1:{port}/report"}}}}}}
 evidence: {{signing_key_file: "{key}", witnesses: {{webhooks: ["http://127.0.0.1:{port}/witness"]}},
            timestamping: {{tsa: ["http://127.0.0.1:{port}/tsr"]}}}}
 targets: [{{name: api, service: api, url: "http://127.0.0.1:{port}/", interval: 1s, timeout: 2s}}]

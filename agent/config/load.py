@@ -72,6 +72,12 @@ AGENT_FIELDS = (
 AGENT_KEYS = keys_of(AGENT_FIELDS)
 _HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+def _not_addresses(addrs: tuple[str, ...]) -> str | None:
+    return next((f"{a!r} is not an e-mail address" for a in addrs if not _EMAIL.fullmatch(a)), None)
+
+
 SMTP_FIELDS = (
     Field("smarthost", string(), required=True, check=lambda v: None if _split_listen(v) else
           f"must be host:port such as smtp.example.com:587, got {v!r}"),
@@ -82,21 +88,19 @@ SMTP_FIELDS = (
 )
 WITNESS_FIELDS = (
     Field("webhooks", list_of(string()), check=lambda urls: next(filter(None, map(check_url, urls)), None)),
-    Field("emails", list_of(string()), check=lambda addrs: next(
-        (f"{a!r} is not an e-mail address" for a in addrs if not _EMAIL.fullmatch(a)), None)),
+    Field("emails", list_of(string()), check=_not_addresses),
     Field("every", duration(minimum=60, maximum=7 * 86400)),
     Field("smtp", section(SMTP_FIELDS, SmtpSettings)),
 )
 
 DELIVER_EMAIL_FIELDS = (
-    Field("to", list_of(string(), non_empty="must name at least one address"), required=True,
-          check=lambda addrs: next((f"{a!r} is not an e-mail address" for a in addrs if not _EMAIL.fullmatch(a)), None)),
+    Field("to", list_of(string(), non_empty="must name at least one address"), required=True, check=_not_addresses),
     Field("smtp", section(SMTP_FIELDS, SmtpSettings), required=True),
     Field("attach_bundle_max", byte_size(0, 1000 ** 3)),
 )
 DELIVER_FIELDS = (
     Field("email", section(DELIVER_EMAIL_FIELDS, DeliverEmail)),
-    Field("webhook", section((Field("url", string(), required=True, check=check_url),), DeliverWebhook)),
+    Field("webhook", section((Field("url", string(env=True), required=True, check=check_url),), DeliverWebhook)),
     Field("base_url", string(), check=lambda v: check_url(v) and f"{check_url(v)} (the address the links in the mail "
           f"and the webhook start with, such as https://sla-agent.example.com)"),
 )

@@ -74,14 +74,15 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 class Delivery:
     """`settings`: the current `reports.deliver` (read at each attempt: a reload applies to the next one).
-    `metrics_factory()`: the DeliveryMetrics (export/metrics.py), made at the first outcome. `redact`: the
+    `metrics_factory()`: the DeliveryMetrics (export/metrics.py), made here: its families are served from the
+    start, before the first month closes. `redact`: the
     agent's redactor of the config's secrets."""
 
     def __init__(self, settings: Callable[[], DeliverSettings], metrics_factory: Callable[[], Any], clock: Clock,
                  redact: Callable[[str], str], smtp_context: object | None = None) -> None:
-        self.settings, self.metrics_factory, self.clock, self.redact = settings, metrics_factory, clock, redact
+        self.settings, self.clock, self.redact = settings, clock, redact
         self.smtp_context = smtp_context  # STARTTLS's TLS context; None: the system's CAs
-        self._metrics: Any = None
+        self._metrics: Any = metrics_factory()
         self._poster = Poster(TIMEOUT)
         self._locks: dict[Path, asyncio.Lock] = {}
         self._writing = asyncio.Lock()  # the channels of one revision share its record
@@ -197,13 +198,8 @@ class Delivery:
             data = json.dumps(record, indent=1, sort_keys=True).encode()
             await asyncio.to_thread(write_atomically, folder / RECORD, data)
 
-    def _metric(self) -> Any:
-        if self._metrics is None:
-            self._metrics = self.metrics_factory()
-        return self._metrics
-
     def _observe(self, name: str, result: str, now: float, failing_since: float) -> None:
-        self._metric().observe(name, result, now, failing_since)
+        self._metrics.observe(name, result, now, failing_since)
 
     def _show(self, name: str, letter: Letter, ch: dict[str, Any]) -> None:
         state = "retrying" if ch["state"] == PENDING and ch["attempts"] else ch["state"]
@@ -213,7 +209,7 @@ class Delivery:
             "failing_since": ch.get("first_failure"),
             "next_attempt": ch["last_attempt"] + backoff(ch["attempts"]) if state == "retrying" else None}
         if ch.get("first_failure"):  # after a restart too: the alert goes on from the first failure
-            self._metric().failing(name, ch["first_failure"])
+            self._metrics.failing(name, ch["first_failure"])
 
     async def close(self) -> None:
         await self._poster.close()
