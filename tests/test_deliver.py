@@ -250,3 +250,29 @@ async def test_secrets_stay_out_of_the_log_the_status_and_the_record(tmp_path, c
     assert f"http://127.0.0.1:{port}/sla" in shown
     for secret in ("wrong-pw-321", "hook-pw-456", "tok-789-secret", "token="):
         assert secret not in shown, secret
+
+
+async def test_a_channel_failing_for_a_day_is_given_up_logged_and_its_alert_stays_on(tmp_path, caplog):
+    hook, clock, registry = Hook(fail=10_000), FakeClock(wall=T0), CollectorRegistry()
+    folder = _revision(tmp_path)
+    async with http_server(hook.app) as base:
+        cfg = _settings(tmp_path, f'{{webhook: {{url: "{base}/sla"}}}}')
+        d = _delivery(cfg, clock, None, registry)
+        task = asyncio.create_task(d.deliver(folder, SUMMARY))
+        for n in range(1, 100):  # bounded: a day of attempts is about fifty
+            await wait_for(lambda: task.done() or d.status().get("webhook", {}).get("attempts", 0) >= n, f"attempt {n}")
+            if task.done():
+                break
+            await clock.advance(deliver_mod.backoff(n))
+        await task
+        assert d.finished(folder)
+        await d.deliver(folder, SUMMARY)  # a channel given up is left: not tried again for this revision
+        await d.close()
+    attempts = len(hook.calls)
+    assert 40 <= attempts <= 60 and d.status()["webhook"]["state"] == "failed"
+    assert clock.time() - T0 >= deliver_mod.GIVE_UP > clock.time() - T0 - deliver_mod.MAX_BACKOFF
+    assert _sample(registry, "sla_report_deliveries_total", channel="webhook", result="error") == attempts
+    assert _sample(registry, "sla_report_deliveries_total", channel="webhook", result="gave_up") == 1
+    assert _sample(registry, "sla_report_delivery_failing_since_timestamp_seconds", channel="webhook") == T0
+    assert json.loads((folder / "delivery.json").read_text())["channels"]["webhook"]["state"] == "failed"
+    assert "given up after 24 h of failures" in caplog.text
