@@ -16,12 +16,13 @@ from .config import Config, ConfigError, load_config, split_listen
 from .export.collectors import SloCollector, TargetInfoCollector
 from .export.basicauth import BasicAuth
 from .export.exposition import Registry
-from .export.metrics import LiveMetrics, TicketFeedMetrics, TimestampMetrics
+from .export.metrics import DeliveryMetrics, LiveMetrics, TicketFeedMetrics, TimestampMetrics
 from .export.server import Endpoints, Server, build_app
 from .export.status import status_document
 from .export.webconfig import load_web_config
 from .ledger import Ledger
 from .logs import set_redactor
+from .notify.deliver import Delivery
 from .notify.witness import WitnessLoop
 from .pipeline import Pipeline, TargetStates
 from .ledger.journal import Journal
@@ -82,6 +83,9 @@ class Agent:
                                lambda text: self.redact(text))
         self.stamping = Stamping(lambda: TimestampMetrics(self.registry, cfg.agent.location), self.clock,
                                  lambda text: self.redact(text))
+        self.delivery = Delivery(lambda: self.cfg.reports.deliver,  # a closed month's revision, mailed and posted
+                                 lambda: DeliveryMetrics(self.registry, cfg.agent.location), self.clock,
+                                 lambda text: self.redact(text)) if cfg.reports.deliver.channels else None
         self._last_compact = 0.0
         self._seen: dict[str, int] = {}  # counts kept elsewhere, as last added to their metric
 
@@ -180,6 +184,8 @@ class Agent:
         await self.feed.stop()
         await self.witnesses.stop()
         await self.stamping.stop()
+        if self.delivery is not None:
+            await self.delivery.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
