@@ -28,6 +28,7 @@ from .pipeline import Pipeline, TargetStates
 from .ledger.journal import Journal
 from .probes import Capture, ProbeResult, applicable_phases, make_probe, probe_type
 from .redact import Redactor
+from .report.closing import MonthClose
 from .scheduler import LagWatch, Scheduler
 from .sdnotify import Notifier
 from .slo import STATE_NAMES, DayCache, Snapshot, evaluate, seal_delay_of, service_states, settle_of
@@ -74,6 +75,7 @@ class Agent:
                                    thresholds=cfg.contract.thresholds)
         self.server: Server | None = None
         self.witnesses = WitnessLoop(self)  # the chain's checkpoints pushed to evidence.witnesses
+        self.closer = MonthClose(self)  # ended months archived under STATE_DIR/reports (reports:)
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
         self._restored = False
@@ -126,6 +128,7 @@ class Agent:
         self.feed.start(lambda: self.cfg, self.store)
         self.witnesses.apply()
         self.stamping.start(self.cfg.evidence.timestamping, self.store)
+        self.closer.start()
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("lag-watch", self.lag.run()), ("flush", self._flush_loop()), ("evaluate", self._eval_loop()),
             ("slices", self._slice_loop()), ("watchdog", self._watchdog_loop()))]
@@ -154,7 +157,8 @@ class Agent:
         self.server = Server(build_app(Endpoints(
             registry=self.registry, ready=self.ready, status=self.status, report_json=s.report_json,
             report_html=s.report_html, journal=s.journal, artifact=s.artifact, ledger=s.ledger, page=s.page,
-            span=s.span, close=s.close, checkpoint=s.checkpoint, auth=BasicAuth(web.users) if web and web.users else None)),
+            span=s.span, close=s.close, checkpoint=s.checkpoint, reports=s.archive,
+            auth=BasicAuth(web.users) if web and web.users else None)),
             host, port, web.ssl_context() if web else None)
         await self.server.start()
         self.witnesses.make = s.checkpoint
@@ -181,6 +185,7 @@ class Agent:
             log.warning("%d probes cancelled at shutdown (not recorded)", cancelled)
         if self.journal is not None:
             self.journal.release()
+        await self.closer.stop()  # before what it uses: the feed, the time-stamping, the store
         await self.feed.stop()
         await self.witnesses.stop()
         await self.stamping.stop()

@@ -15,6 +15,7 @@ from .export import extracts, workers
 from .export.page import render_page
 from .export.status import status_document
 from .report import build_report, render
+from .report.archive import Archive
 from .report.sources import serve_ledger
 from .report.witnessed import make_for_agent
 from .slo import Snapshot
@@ -67,6 +68,7 @@ class Served:
         self._agent = agent
         self._page_report: tuple[str, float, dict] | None = None  # (month, built at, report) for the page
         self._extracts = workers.pool(extracts.MAX_EXTRACTS, "sla-extract")
+        self.archive = Archive(agent.state_dir)  # the closed months, served at /reports
 
     def span(self, kind: str, value: str) -> tuple[float, float]:
         """The bounds of a month (YYYY-MM) or of the 7-day period beginning on a day (YYYY-MM-DD), in the
@@ -132,4 +134,11 @@ class Served:
             self._page_report = (month, now, await self.report_json(month))
         upcoming = [w for w in a.cal.windows(now, now + 8 * 86400) if w.kind == "maintenance" and w.end > now]
         nxt = upcoming[0].to_dict(a.cal.tz) if upcoming else None
-        return render_page(status_document(AgentView(a)), self._page_report[2], nxt)
+        closed = await asyncio.to_thread(self._last_closed)
+        return render_page(status_document(AgentView(a)), self._page_report[2], nxt, closed)
+
+    def _last_closed(self) -> tuple[str, str] | None:
+        """The last closed month and its latest revision, for the status page's link."""
+        months = self.archive.months()
+        latest = self.archive.latest(months[0]) if months else None
+        return None if latest is None else (latest.month, latest.name)

@@ -105,6 +105,7 @@ DELIVER_FIELDS = (
           f"and the webhook start with, such as https://sla-agent.example.com)"),
 )
 REPORT_FIELDS = (
+    Field("close_after", duration(minimum=0, maximum=31 * 86400)),
     Field("deliver", section(DELIVER_FIELDS, DeliverSettings)),
 )
 
@@ -174,7 +175,6 @@ ALERT_FIELDS = (
           f"must be host:port such as smtp.example.com:587, got {v!r}"),
     Field("smtp_from", string()),
 )
-
 
 _REQUEST = {f.key: f for f in REQUEST_FIELDS}
 TICKET_FEED_FIELDS = tuple(_REQUEST[k] for k in ("url", "headers", "header_files", "basic_auth", "auth", "tls")) + (

@@ -273,8 +273,9 @@ class DeliverSettings:
 
 @dataclass(frozen=True)
 class ReportSettings:
-    """The month close and what it does with each closed month (`reports:`)."""
+    """The month close and what it does with each closed month (`reports:`, report/closing.py)."""
 
+    close_after: float = 7200.0  # settle time after the month's end before its report is archived
     deliver: DeliverSettings = DeliverSettings()
 
 

@@ -125,7 +125,9 @@ def _incidents(w: Any, report: dict[str, Any]) -> None:
     w("</tbody></table>")
 
 
-def render_page(status: dict[str, Any], report: dict[str, Any], next_window: dict[str, Any] | None) -> str:
+def render_page(status: dict[str, Any], report: dict[str, Any], next_window: dict[str, Any] | None,
+                closed: tuple[str, str] | None = None) -> str:
+    """`closed`: the last closed month and its latest revision (the archive at /reports), if any."""
     out: list[str] = []
     w = out.append
     month = report["month"]
@@ -136,6 +138,10 @@ def render_page(status: dict[str, Any], report: dict[str, Any], next_window: dic
       f'{_e(status["timezone"])}); figures of {_e(status["evaluated_at"])}; this page reloads every {REFRESH_S} s. '
       f'<a href="report?month={_e(month)}">The month\'s report</a> · <a href="metrics">/metrics</a> · '
       '<a href="api/v1/status">status as JSON</a></p>')
+    if closed is not None:
+        month, rev = closed
+        w(f'<p class="small" id="last-closed">Last closed month: <a href="reports/{_e(month)}/{_e(rev)}/report.html">'
+          f'{_e(month)}</a> ({_e(rev)}) · <a href="reports">every closed month</a></p>')
     if "data" in report.get("readings", {}):
         w(f'<p class="sim">{_e(report["readings"]["data"])}</p>')
     if status["maintenance_active"]:

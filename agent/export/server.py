@@ -1,4 +1,4 @@
-"""The HTTP endpoints: /metrics, /healthz, /readyz, /api/v1/status, /api/v1/report, /report."""
+"""The HTTP endpoints: /metrics, /healthz, /readyz, /api/v1/status, /api/v1/report, /report, /reports."""
 from __future__ import annotations
 
 import asyncio
@@ -17,12 +17,14 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
+from ..report.archive import Archive
 from ..store.extract import JOURNAL_PARTS, Cancel
 from ..timeutil import parse_month
 from .basicauth import BasicAuth, TooManyAttempts
 from .connections import Guard, GuardedSite, connection_cap, track
 from .exposition import generate
 from .extracts import Extracts
+from .reports import add_routes
 
 log = logging.getLogger("sla_agent.http")
 MAX_REQUEST_BYTES = 16 * 1024
@@ -63,6 +65,7 @@ class Endpoints:
     span: Callable[[str, str], tuple[float, float]] | None = None
     checkpoint: Callable[[], Awaitable[tuple[str | None, str]]] | None = None  # the chain's, signed; or why not
     close: Callable[[], None] | None = None  # lets go of the threads the work above used
+    reports: Archive | None = None  # the closed months, served at /reports
 
 
 class Renderer:
@@ -274,7 +277,7 @@ class _Handlers:
             return web.Response(text=await self.ep.page(), content_type="text/html")
         return web.Response(text="sla-agent: /metrics /healthz /readyz /api/v1/status /api/v1/report?month=YYYY-MM "
                                  "/report?month=YYYY-MM /api/v1/journal?from=&to= /api/v1/ledger?from=&to= "
-                                 "/api/v1/checkpoint\n")
+                                 "/api/v1/checkpoint /reports\n")
 
 
 def build_app(ep: Endpoints) -> web.Application:
@@ -288,6 +291,8 @@ def build_app(ep: Endpoints) -> web.Application:
                           ("/api/v1/journal", h.journal), ("/api/v1/journal/artifact", h.artifact),
                           ("/api/v1/ledger", h.ledger), ("/api/v1/checkpoint", h.checkpoint)):
         app.router.add_get(path, handler)
+    if ep.reports is not None:
+        add_routes(app, ep.reports)
     return app
 
 

@@ -125,3 +125,12 @@ class JournalTables:
         """What lies outside the chain about [since, until) (store/verify.py: outside)."""
         with self._lock:
             return outside(self.conn, since, until, due, self.seal_delay if delay is None else delay)
+
+    def hours_held(self, since: float | None = None, until: float | None = None) -> tuple[float, float] | None:
+        """The start of the first and the end of the last hour with minute counts in [since, until) (all
+        when None): which ended months a month's close has anything to report of."""
+        lo, hi = -1e15 if since is None else since, 1e15 if until is None else until
+        with self._lock:
+            first, last = self.conn.execute("SELECT MIN(hour), MAX(hour) FROM minutes WHERE hour >= ? AND hour < ?",
+                                            (lo // 3600, -(-hi // 3600))).fetchone()
+        return None if first is None else (first * 3600.0, last * 3600.0 + 3600.0)

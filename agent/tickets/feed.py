@@ -186,6 +186,10 @@ class FeedRunner:
         self._feed = TicketFeed(cfg, store, self.clock, lambda r: metrics.observe(r, self.clock.time()), self.redact)
         self._task = asyncio.create_task(self._feed.run(), name="tickets")
 
+    async def fetch_now(self) -> FetchResult | None:
+        """One fetch outside the schedule (a month's close wants the last answers); None without a feed."""
+        return await self._feed.fetch() if self._feed is not None else None
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -1,0 +1,78 @@
+"""The closed months at /reports: one table of months and revisions (verdicts at a glance, links to the
+report, its PDF, JSON and evidence bundle), and each revision's files at /reports/YYYY-MM/rN/FILE,
+read from the archive (report/archive.py) by the names it holds only. Behind the endpoint's auth as all
+else (server.py's guard)."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from ..report.archive import CHANGES, DELIVERED, Archive, Revision, bundle_name
+from .page import CSS, _e
+
+TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".md": "text/markdown; charset=utf-8",
+         ".txt": "text/plain; charset=utf-8", ".csv": "text/csv; charset=utf-8", ".pdf": "application/pdf",
+         ".gz": "application/gzip"}
+LINKS = (("HTML", "report.html"), ("PDF", "report.pdf"), ("JSON", "report.json"), ("Markdown", "report.md"),
+         ("text", "report.txt"), ("CSV", "report.csv"), ("what changed", CHANGES))
+
+
+def _links(rev: Revision, files: list[str]) -> str:
+    base = f"reports/{rev.month}/{rev.name}/"
+    shown = [f'<a href="{_e(base + name)}">{label}</a>' for label, name in LINKS if name in files]
+    if bundle_name(rev.month) in files:
+        shown.append(f'<a href="{_e(base + bundle_name(rev.month))}">evidence bundle</a>')
+    return " · ".join(shown)
+
+
+def _row(rev: Revision) -> str:
+    meta, files = rev.meta(), rev.files()
+    verdicts = " ".join(f'<span class="v {_e(v.get("verdict"))}" title="{_e(v.get("value"))} (objective '
+                        f'{_e(v.get("objective"))})">{_e(v.get("row"))}. {_e(v.get("service"))} {_e(v.get("measure"))}: '
+                        f'{_e(v.get("verdict_text"))}</span>' for v in meta.get("verdicts", []))
+    notes = [str(meta.get("reason", ""))] + [f"{what} {meta[what]}" for what in ("pdf", "bundle")
+                                            if str(meta.get(what, "written")) != "written"]
+    handed = "handed over" if DELIVERED in files else "not handed over yet"
+    return (f'<tr class="revision"><td>{_e(rev.month)}</td><td>{_e(rev.name)}</td><td>{_e(meta.get("built_at"))}'
+            f'</td><td>{verdicts}</td><td>{_links(rev, files)}</td><td class="small">{_e("; ".join(filter(None, notes)))}'
+            f"; {handed}</td></tr>")
+
+
+def render_index(archive: Archive) -> str:
+    out = ['<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+           f'content="width=device-width,initial-scale=1"><title>SLA: closed months</title><style>{CSS}</style>'
+           '</head><body><h1>Closed months</h1><p class="small">Each month is closed once its rows are final: its '
+           "report in every format, signed, and its evidence bundle, written once. A rebuild is a new revision "
+           'beside the first, saying what changed. <a href="./">Status now</a></p>']
+    months = archive.months()
+    if not months:
+        out.append('<p id="no-reports">No month closed yet.</p>')
+    else:
+        out.append('<table id="reports"><thead><tr><th>Month</th><th>Revision</th><th>Built</th><th>Verdicts</th>'
+                   "<th>Files</th><th>Notes</th></tr></thead><tbody>")
+        out += [_row(rev) for month in months for rev in reversed(archive.revisions(month))]
+        out.append("</tbody></table>")
+    out.append("</body></html>\n")
+    return "".join(out)
+
+
+def add_routes(app: web.Application, archive: Archive) -> None:
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=await asyncio.to_thread(render_index, archive), content_type="text/html")
+
+    async def file(request: web.Request) -> web.StreamResponse:
+        m = request.match_info
+        path = await asyncio.to_thread(archive.file, m["month"], m["revision"], m["name"])
+        if path is None:
+            raise web.HTTPNotFound(text='{"error": "no such file in the archive of closed months"}',
+                                   content_type="application/json")
+        kind = TYPES.get(path.suffix, "application/octet-stream")
+        headers: dict[str, Any] = {"Content-Type": kind, "X-Content-Type-Options": "nosniff"}
+        if path.suffix in (".gz", ".csv"):
+            headers["Content-Disposition"] = f'attachment; filename="sla-{m["month"]}-{m["revision"]}-{path.name}"'
+        return web.FileResponse(path, headers=headers)
+
+    app.router.add_get("/reports", index)
+    app.router.add_get("/reports/{month}/{revision}/{name}", file)
