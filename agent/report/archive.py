@@ -68,7 +68,7 @@ def _fsync(path: Path, directory: bool = False) -> None:
 
 def write_whole(path: Path, text: str) -> None:
     """`path` written by a rename of a synced file beside it: whole or not at all."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     _fsync(tmp)
     os.replace(tmp, path)

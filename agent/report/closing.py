@@ -51,6 +51,7 @@ class MonthClose:
         self._first: float | None = None  # the first hour the ledger held at the first look
         self._empty: set[str] = set()  # ended months without a row: nothing to close
         self._said: dict[str, str] = {}  # why each month waits, as last logged
+        self._one = asyncio.Lock()  # one look at a time: a revision is handed over once
 
     @property
     def archive(self) -> Archive:
@@ -77,6 +78,10 @@ class MonthClose:
     async def check(self) -> list[Revision]:
         """One look: hands over what was written but not handed over, then closes (or rebuilds) the months
         that are due, oldest first; a month not ready yet holds back the ones after it."""
+        async with self._one:
+            return await self._look()
+
+    async def _look(self) -> list[Revision]:
         for rev in await asyncio.to_thread(self.archive.undelivered):
             await self._hand_over(rev)
         written = []
