@@ -180,8 +180,8 @@ async def test_a_close_cut_short_is_resumed_and_a_finished_one_never_redone(down
     built = (rev.path / "metadata.json").read_text()
     again = Hooks()
     async with running(cfg_path, state, clock, again) as agent:
-        await wait_for(lambda: again.delivered, "the hand-over at start", limit=60)
-        assert await agent.closer.check() == []
+        assert await asyncio.gather(agent.closer.check(), agent.closer.check()) == [[], []]  # beside the loop's look
+        assert (rev.path / "delivered.json").exists()
     third = Hooks()
     async with running(cfg_path, state, clock, third) as agent:
         assert await agent.closer.check() == []
@@ -265,3 +265,88 @@ async def test_reports_are_listed_and_served_behind_the_auth_and_nothing_else(do
             async with s.get(base + path, headers=ok) as r:
                 text = await r.text()
                 assert r.status == 404 and "the state directory's" not in text and "revision's" not in text, path
+
+
+DAEMON = '''
+import os, pathlib, sys, time
+from agent.report import closing
+
+out = pathlib.Path(os.environ["CLOSE_TEST_DIR"])
+
+
+def pdf(html, path, footer):
+    if os.environ.get("CLOSE_TEST_STALL") == "pdf":  # the close is cut here, its other files written
+        (out / "pdf-started").write_text("1")
+        time.sleep(600)
+    path.write_bytes(b"%PDF-1.4 made by the test's renderer\\n")
+
+
+async def deliver(revision, summary):
+    with open(out / "delivered.log", "a") as f:
+        f.write(f"{revision}\\n")
+
+
+async def check(self, _check=closing.MonthClose.check):
+    done = await _check(self)
+    with open(out / "looks.log", "a") as f:
+        f.write(f"{len(done)}\\n")
+    return done
+
+closing.MonthClose.deliver = staticmethod(deliver)
+closing.MonthClose.check = check
+closing.MonthClose.__init__.__defaults__ = (pdf,)  # the renderer the close uses
+from agent.cli import main
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_sigkill_during_the_close_then_restart_closes_once_without_a_partial_file(tmp_path, february):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    shutil.copytree(february, tmp_path / "state")
+    cfg_path = _february_config(tmp_path, ", flush_interval: 1s")
+    (tmp_path / "daemon.py").write_text(DAEMON)
+    month = tmp_path / "state" / "reports" / "2026-02"
+
+    def start(**env: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, str(tmp_path / "daemon.py"), "run", "--config", str(cfg_path),
+                                 "--state-dir", str(tmp_path / "state")], cwd=Path(__file__).parent.parent,
+                                env={**os.environ, "CLOSE_TEST_DIR": str(tmp_path), **env},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def until(predicate, what: str, proc: subprocess.Popen, limit: float = 120.0) -> None:
+        deadline = time.monotonic() + limit
+        while not predicate():  # another process writes it: polled, bounded
+            assert proc.poll() is None, f"the daemon exited: {proc.stderr.read()}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
+    def looks() -> int:
+        return len((tmp_path / "looks.log").read_text().splitlines()) if (tmp_path / "looks.log").exists() else 0
+
+    proc = start(CLOSE_TEST_STALL="pdf")
+    until(lambda: (tmp_path / "pdf-started").exists(), "the close to reach the PDF", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    partial = month / ".r1.tmp"
+    assert partial.is_dir() and (partial / "report.json").exists() and not (month / "r1").exists()
+
+    proc = start()
+    until(lambda: (month / "r1" / "delivered.json").exists(), "the close resumed", proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    seen = looks()
+    proc = start()
+    until(lambda: looks() > seen, "a look after the restart", proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    assert (tmp_path / "delivered.log").read_text().splitlines() == [str(month / "r1")]
+    assert sorted(p.name for p in month.iterdir()) == [".lock", "r1"]  # no partial folder, no second revision
+    r1 = Archive(tmp_path / "state").latest("2026-02")
+    assert "report.pdf" in r1.files() and json.loads((r1.path / "report.json").read_text())["complete"]
+    for name, digest in r1.meta()["files"].items():  # every file whole, as written
+        from agent.report.bundle import sha256_file
+        assert sha256_file(r1.path / name) == digest, name
