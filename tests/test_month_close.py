@@ -350,3 +350,19 @@ def test_sigkill_during_the_close_then_restart_closes_once_without_a_partial_fil
     for name, digest in r1.meta()["files"].items():  # every file whole, as written
         from agent.report.bundle import sha256_file
         assert sha256_file(r1.path / name) == digest, name
+
+
+def test_report_close_by_hand_then_rebuild_beside_it(tmp_path, february, capsys):
+    shutil.copytree(february, tmp_path / "state")
+    cfg_path = _february_config(tmp_path)
+    close = ["report", "close", "--config", str(cfg_path), "--state-dir", str(tmp_path / "state"), "--month", "2026-02"]
+    assert main(close) == 0
+    assert "2026-02 r1 written to" in capsys.readouterr().out
+    assert main(close) == 0 and "closed already" in capsys.readouterr().out
+    assert main(close + ["--rebuild"]) == 0
+    assert "r2 written to" in capsys.readouterr().out
+    r1, r2 = Archive(tmp_path / "state").revisions("2026-02")
+    changes = json.loads((r2.path / "changes.json").read_text())
+    assert changes["figures"] == [] and changes["previous"] == 1  # nothing changed between them
+    assert r1.meta()["reason"] == "closed by `sla-agent report close`" and r2.meta()["inputs"] == r1.meta()["inputs"]
+    assert main(close[:-1] + ["2099-01"]) == 2 and "has not ended" in capsys.readouterr().err

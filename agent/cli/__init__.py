@@ -9,6 +9,7 @@ from typing import Sequence
 from .. import __version__
 from ..report import FORMATS
 from . import commands, evidence, period, records, timestamps, witness
+from .close import add_close
 from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME
 
 
@@ -80,6 +81,7 @@ def _reports(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--verify", metavar="REPORT.json", help="verify a JSON report against the stored ledger")
     _key_arg(rep, "the report (default: the configuration's key)")
     _locations_args(rep)
+    add_close(rep, _config_arg)
     ru = sub.add_parser("rules", help="generate Prometheus rules and the Grafana dashboard", description=(
         "Generate Prometheus recording and alerting rules, an Alertmanager config and a Grafana dashboard from "
         "the configuration, so the alerts measure exactly what the report measures."))

@@ -116,6 +116,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..calendar import Calendar
     from ..report import ReportError, build_report
 
+    if getattr(args, "report_command", None) == "close":
+        from .close import cmd_close
+        return cmd_close(args)
     cfg = load(args)
     if cfg is None:
         return EXIT_INPUT
