@@ -18,9 +18,10 @@ from agent.app import Agent
 from agent.cli import main
 from agent.config import parse_config
 from agent.demo.tokens import TokenIssuer
+from agent.tickets.feed import TicketFeed
 
 from .conftest import FakeClock, free_port
-from .servers import http_server
+from .servers import closed_port, http_server
 from .test_daemon import wait_for
 
 TZ = dt.timezone(dt.timedelta(hours=1))
@@ -248,3 +249,27 @@ async def test_an_export_whose_every_ticket_changes_adds_one_seal_a_fetch_and_a_
     conn.close()
     assert main(verify) == 1
     assert "the tickets (sealed in link 6): 399 stored where 400 were sealed" in capsys.readouterr().err
+
+
+async def test_a_stop_that_meets_a_failing_fetch_ends_the_feed(tmp_path):
+    """A cancel that arrives as a fetch fails must end the task: asyncio.wait_for (Python 3.11) hands back
+    the inner failure instead, the feed took it for an ordinary failed fetch and slept until the next one,
+    and the agent's stop waited on it for ever. Cancelled at every step of a fetch to a closed port."""
+    cfg = parse_config(f"""
+tickets: {{url: "http://127.0.0.1:{closed_port()}/export.csv", every: 1h}}
+targets: [{{name: api, service: api, url: "http://127.0.0.1:{free_port()}/"}}]
+""")
+    hung = []
+    for turns in range(80):
+        feed = TicketFeed(lambda: cfg, None, FakeClock(wall=NOW), lambda r: None, str)
+        task = asyncio.create_task(feed.run())
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        if not done:
+            hung.append(turns)
+            task.cancel()  # a second cancel lands in the sleep and ends it
+            await asyncio.wait({task}, timeout=5)
+        await feed.close()
+    assert not hung, f"the feed went on after a cancel at loop turns {hung}"

@@ -97,7 +97,8 @@ class Witnesses:
                            "`sla-agent evidence verify --checkpoint checkpoint.txt` shows that a ledger or a "
                            "bundle shown later extends it.\n",
                            [("checkpoint.txt", text.encode(), "text/plain")])
-        await asyncio.wait_for(asyncio.to_thread(mail.send, s.smtp, msg, TIMEOUT, self.smtp_context), TIMEOUT * 2)
+        async with asyncio.timeout(TIMEOUT * 2):
+            await asyncio.to_thread(mail.send, s.smtp, msg, TIMEOUT, self.smtp_context)
 
     async def close(self) -> None:
         await self._poster.close()

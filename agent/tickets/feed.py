@@ -71,7 +71,8 @@ class TicketFeed:
         """One fetch; whatever goes wrong ends in a result (the schedule goes on), never in the task."""
         t0 = time.monotonic()
         try:
-            data, content_type = await asyncio.wait_for(self._download(), self.s.timeout)
+            async with asyncio.timeout(self.s.timeout):  # wait_for would swallow a cancel that meets a failure
+                data, content_type = await self._download()
             result = await asyncio.to_thread(self._store, data, content_type, t0)
         except FetchError as exc:
             result = self._failed(exc.reason, str(exc), t0)

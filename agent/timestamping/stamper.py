@@ -103,7 +103,8 @@ class TimeStamper:
         where = self.redact(shown(url))
         try:
             req = await asyncio.to_thread(tsp.request, head["link"])
-            der = await asyncio.wait_for(self._post(url, req.der), self.s.timeout)
+            async with asyncio.timeout(self.s.timeout):  # wait_for would swallow a cancel that meets a failure
+                der = await self._post(url, req.der)
             at = await asyncio.to_thread(tsp.check_answer, der, req, self.roots)
             try:
                 await asyncio.to_thread(self.store.add_timestamp, head["seq"], where, der)

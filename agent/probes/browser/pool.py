@@ -90,7 +90,8 @@ class Worker:
         over the limit, or an answer still coming, would otherwise be read as a later job's."""
         assert self.proc is not None and self.proc.stdout is not None  # noqa: S101
         try:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), seconds)
+            async with asyncio.timeout(seconds):
+                line = await self.proc.stdout.readline()
             doc = json.loads(line) if line else {"fatal": "the browser worker exited"}
         except TimeoutError:
             problem = late

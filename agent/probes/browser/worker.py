@@ -136,7 +136,8 @@ class Check:
     async def bounded(self, call: Awaitable[Any], what: str, kind: str = "timeout") -> Any:
         """The call within what is left of the check's time; its errors as the agent's kinds."""
         try:
-            return await asyncio.wait_for(call, max(0.001, self.deadline - time.monotonic()))
+            async with asyncio.timeout(max(0.001, self.deadline - time.monotonic())):
+                return await call
         except (TimeoutError, asyncio.TimeoutError):
             raise Failed(kind, f"{what} not done within {self.job['timeout']:g}s") from None
         except self.pw_error as exc:
