@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from typing import Any, Callable
@@ -88,6 +89,8 @@ class Agent:
         self.delivery = Delivery(lambda: self.cfg.reports.deliver,  # a closed month's revision, mailed and posted
                                  lambda: DeliveryMetrics(self.registry, cfg.agent.location), self.clock,
                                  lambda text: self.redact(text)) if cfg.reports.deliver.channels else None
+        if self.delivery is not None:  # a revision is delivered with its report document (rows, signature)
+            self.closer.deliver = lambda rev, _: self.delivery.deliver(rev, json.loads((rev / "report.json").read_text()))
         self._last_compact = 0.0
         self._seen: dict[str, int] = {}  # counts kept elsewhere, as last added to their metric
 
