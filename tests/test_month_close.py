@@ -212,7 +212,9 @@ async def test_a_ticket_correction_makes_a_second_revision_saying_what_changed(d
 
 async def test_without_a_renderer_the_pdf_is_missing_and_said_why(down, monkeypatch):
     from agent.report import revision
+    from agent.report import formats
     monkeypatch.setitem(sys.modules, "agent.report.formats.pdf", None)  # an installation without it
+    monkeypatch.delattr(formats, "pdf", raising=False)  # an earlier import left it on the package
     cfg_path, state, clock = down
     hooks = Hooks()
     agent = Agent(load_config(cfg_path), state_dir=str(state), clock=clock)

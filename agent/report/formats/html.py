@@ -164,7 +164,7 @@ h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd
 table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left}
 th{background:#f6f8fa}.verdict{font-weight:bold;color:#fff;padding:2px 6px;border-radius:3px}
 .verdict.met{background:#1a7f37}.verdict.missed{background:#cf222e}.verdict.insufficient_data{background:#9a6700}.verdict.no_data{background:#6e7781}
-.small{font-size:12px;color:#57606a}.swatch{display:inline-block;width:10px;height:10px;border:1px solid #999}svg{display:block;margin:8px 0}svg.cdf{display:inline-block;margin-right:8px}
+.fig{white-space:nowrap}.small{font-size:12px;color:#57606a}.swatch{display:inline-block;width:10px;height:10px;border:1px solid #999}svg{display:block;margin:8px 0}svg.cdf{display:inline-block;margin-right:8px}
 @page{size:A4;margin:12mm 12mm 20mm}
 @media print{body{margin:0;max-width:none;font-size:12px}h1{margin-top:0}h2{break-after:avoid}table{width:100%;font-size:11px;table-layout:auto}td{overflow-wrap:anywhere}#rows td{overflow-wrap:break-word}tr,svg,.legend{break-inside:avoid}svg{max-width:100%;height:auto}svg.cdf{width:48%}.verdict{border:1.5px solid currentColor;white-space:nowrap}.verdict.met{color:#1a7f37;background:none}.verdict.missed{color:#cf222e;background:none}.verdict.insufficient_data{color:#9a6700;background:none}.verdict.no_data{color:#57606a;background:none}}
 """
@@ -184,12 +184,17 @@ def _legend(*items: tuple[str, str]) -> str:
     return '<p class="legend small">' + " &nbsp; ".join(cells) + "</p>"
 
 
+def _figs(text: str) -> str:
+    """A figure never cut from its unit and bound ("100.000 % < 1 s"): a cell wraps between figures only."""
+    return ", ".join(f'<span class="fig">{_e(part)}</span>' for part in text.split(", "))
+
+
 def _rows(w: Any, doc: dict[str, Any]) -> None:
     w('<h2>Service levels</h2><table id="rows"><thead><tr><th>Row</th><th>Service</th><th>Measure</th>'
       "<th>Objective</th><th>Measured</th><th>Verdict</th></tr></thead><tbody>")
     for r in doc["rows"]:
         w(f'<tr class="row" data-row="{r["row"]}"><td>{r["row"]}</td><td>{_e(r["service"])}</td>'
-          f'<td>{_e(r["measure"])}</td><td>{_e(row_objective(r))}</td><td>{_e(row_value(r))}</td>'
+          f'<td>{_e(r["measure"])}</td><td>{_figs(row_objective(r))}</td><td>{_figs(row_value(r))}</td>'
           f'<td><span class="verdict {r["verdict"]}">{VERDICT_TEXT[r["verdict"]]}</span></td></tr>')
     w("</tbody></table>")
 
