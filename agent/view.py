@@ -57,7 +57,9 @@ class AgentView:
                           "samples_dropped_too_old": a.ledger.dropped_old, "results_seen": a.pipeline.seen},
                 "state": {"path": str(a.store.path) if a.store else None,
                           "write_failing": flusher.failing if flusher else False,
-                          "last_error": flusher.last_error if flusher else None}}
+                          "last_error": flusher.last_error if flusher else None},
+                # per channel, the last closed month's delivery (reports.deliver): sent, retrying or failed
+                "delivery": a.delivery.status() if a.delivery is not None else {}}
 
 
 class Served:

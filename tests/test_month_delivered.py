@@ -13,6 +13,7 @@ import subprocess  # nosec - poppler's pdftotext and pdftoppm
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -112,11 +113,16 @@ async def test_a_closed_month_arrives_once_by_mail_and_webhook_and_what_arrives_
             await agent.scheduler.stop(0)
             try:
                 await _month_end(agent, clock, box, receiver)
+                page, status = await _status(agent.server.url)
             finally:
                 await agent.stop()
     finally:
         box.controller.stop()
     assert len(box.messages) == 1 and len(receiver.calls) == 1
+    assert {ch: (s["month"], s["revision"], s["state"], s["attempts"]) for ch, s in status["delivery"].items()} == \
+        {"email": ("2026-03", "r1", "sent", 1), "webhook": ("2026-03", "r1", "sent", 1)}
+    assert "Delivery of 2026-03 (r1) by mail: sent after 1 attempt(s)" in page
+    assert "Delivery of 2026-03 (r1) by webhook: sent after 1 attempt(s)" in page
     rev = Archive(tmp_path / "state").latest("2026-03")
     doc = json.loads((rev.path / "report.json").read_text())
     assert len(doc["rows"]) == 6 and doc["complete"] and doc["evidence"]["signature"]
@@ -129,6 +135,15 @@ async def test_a_closed_month_arrives_once_by_mail_and_webhook_and_what_arrives_
                  "--verify", str(rev.path / "report.json"), "--key", str(pub)]) == 0, capsys.readouterr().err
     assert main(["evidence", "verify", str(rev.path / "sla-2026-03-evidence.tar.gz"), "--key", str(pub)]) == 0, \
         capsys.readouterr().err
+
+
+async def _status(base: str) -> tuple[str, dict]:
+    """The status page and its JSON, as a person and a script read the delivery's outcome."""
+    async with aiohttp.ClientSession() as s:
+        async with s.get(base + "/") as r:
+            page = await r.text()
+        async with s.get(base + "/api/v1/status") as r:
+            return page, await r.json()
 
 
 def _mailed_pdf(raw: bytes, folder: Path) -> Path:

@@ -125,6 +125,19 @@ def _incidents(w: Any, report: dict[str, Any]) -> None:
     w("</tbody></table>")
 
 
+def _delivery(w: Any, status: dict[str, Any]) -> None:
+    """One line per delivery channel of the last closed month: said plainly while it fails."""
+    for name, ch in sorted(status.get("delivery", {}).items()):
+        what = f'{ch.get("month", "")} ({ch.get("revision", "")}) by {"mail" if name == "email" else name}'
+        if ch.get("state") == "sent":
+            text, cls = f"sent after {ch.get('attempts', 1)} attempt(s)", "small"
+        else:
+            state = {"failed": "given up after a day", "retrying": "not delivered yet, retrying"}.get(
+                ch.get("state", ""), "being delivered")
+            text, cls = f"{state} ({ch.get('attempts', 0)} attempts; last error: {ch.get('error', '')})", "sim"
+        w(f'<p class="{cls} delivery" data-channel="{_e(name)}">Delivery of {_e(what)}: {_e(text)}</p>')
+
+
 def render_page(status: dict[str, Any], report: dict[str, Any], next_window: dict[str, Any] | None,
                 closed: tuple[str, str] | None = None) -> str:
     """`closed`: the last closed month and its latest revision (the archive at /reports), if any."""
@@ -142,6 +155,7 @@ def render_page(status: dict[str, Any], report: dict[str, Any], next_window: dic
         month, rev = closed
         w(f'<p class="small" id="last-closed">Last closed month: <a href="reports/{_e(month)}/{_e(rev)}/report.html">'
           f'{_e(month)}</a> ({_e(rev)}) · <a href="reports">every closed month</a></p>')
+    _delivery(w, status)
     if "data" in report.get("readings", {}):
         w(f'<p class="sim">{_e(report["readings"]["data"])}</p>')
     if status["maintenance_active"]:
