@@ -8,6 +8,7 @@ import time
 from agent.cli import main
 from agent.config import load_config
 from agent.demo.history import write_history
+from agent.probes.browser.spec import find_chromium
 from agent.report import build_report
 
 from .conftest import ROOT
@@ -38,6 +39,14 @@ def test_the_demo_prints_the_table_sla_agent_report_prints(tmp_path, capsys):
     report = capsys.readouterr().out
     assert printed in report and printed.count("\n") == 6
     assert (state / f"report-{month}.html").exists()
+    closed = state / "reports" / month / "r1"  # the demo ends by pointing at the month it closed, and its PDF
+    last = out.rstrip().splitlines()[-3:]
+    assert last[0].startswith(f"The simulated month {month}, closed") and last[0].endswith(str(closed.resolve()))
+    assert last[1].endswith("/reports while the demo ran") and "http://127.0.0.1:" in last[1]
+    pdf = closed / "report.pdf"
+    assert (last[2] == f"  its PDF      {pdf.resolve()}" and pdf.read_bytes()[:5] == b"%PDF-") if find_chromium() \
+        else last[2].startswith("  no PDF: ")
+    assert json.loads((closed / "report.json").read_text())["month"] == month
     assert main(["report", "--config", str(DEMO), "--state-dir", str(state), "--month", month,
                  "--format", "json"]) == 0
     assert "SIMULATED" in json.loads(capsys.readouterr().out)["readings"]["data"]

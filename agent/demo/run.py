@@ -19,6 +19,7 @@ from ..app import Agent
 from ..daemon import tune_gc
 from ..config import Config, parse_config
 from ..probes.browser.spec import find_chromium
+from ..report.archive import Archive
 from . import SimSettings, Simulator
 
 SIM_PORT = 9811
@@ -151,6 +152,7 @@ def _banner(out, agent: Agent, port: int, cfg_path: Path, state_dir: str, durati
     print(f"  metrics      {url}/metrics", file=out)
     print(f"  status       {url}/api/v1/status", file=out)
     print(f"  report       {url}/report?month={month}   (JSON: {url}/api/v1/report?month={month})", file=out)
+    print(f"  reports      {url}/reports   (closed months: the simulated one, once archived)", file=out)
     print(f"  ledger       {Path(state_dir).resolve()}/ledger.db", file=out)
     print(f"  afterwards   sla-agent report --config {cfg_path} --state-dir {state_dir} --month {month}", file=out)
     print("Ctrl-C stops." if duration is None else f"Stops by itself after {duration:g}s.", file=out)
@@ -227,13 +229,30 @@ async def run_demo(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         snap = await agent.evaluate_now()
+        await agent.closer.check()  # the simulated month closed before the end, however short the run
+        url = agent.server.url
         await agent.stop()
         await sim.stop()
     print("\nmonth to date:", file=out)
     for svc in cfg.services:
         print(_month_line(svc, snap), file=out)
     print(f"\nledger kept in {Path(state_dir).resolve()}", file=out)
+    _closed(out, Archive(state_dir), history, url)
     return 0
+
+
+def _closed(out, archive: Archive, month: str, url: str) -> None:
+    """The demo's last words: where the closed simulated month lies, as the agent archived it."""
+    rev = archive.latest(month)
+    if rev is None:
+        print(f"{month} was not closed: the log above says why", file=out)
+        return
+    pdf = rev.path / "report.pdf"
+    print(f"\nThe simulated month {month}, closed by the agent as it closes every month: {rev.path.resolve()}\n"
+          f"  served at    {url}/reports while the demo ran\n"
+          + (f"  its PDF      {pdf.resolve()}" if pdf.is_file() else
+             f"  no PDF: {rev.meta().get('pdf', 'no renderer')}; its HTML  {(rev.path / 'report.html').resolve()}"),
+          file=out)
 
 
 def _previous_month(cfg: Config, state_dir: str, out) -> str:
