@@ -154,8 +154,8 @@ async def agent_role(args: argparse.Namespace) -> dict:
     flushes: list[float] = []  # when each flush that wrote its batch ended
     flush = agent.flush
 
-    async def timed_flush() -> bool:
-        ok = await flush()
+    async def timed_flush(**kw) -> bool:  # kw: the stop's seal_all, on trees that have it
+        ok = await flush(**kw)
         if ok:
             flushes.append(time.monotonic())
         return ok
