@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import ssl
-import subprocess  # nosec - poppler's pdftotext and pdftoppm
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -28,20 +27,12 @@ from agent.report.signing import keygen
 from .conftest import ROOT, FakeClock
 from .servers import Mailbox, http_server, make_certs
 from .test_daemon import wait_for
-from .test_month_close import MARCH_END
+from .test_month_close import MARCH_END, _vendor
+from .test_report_pdf import VERDICTS, _figures, _poppler
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="needs Chromium (apt-get install chromium)")
-VERDICTS = {"met": "MET", "missed": "MISSED", "insufficient_data": "INSUFFICIENT DATA", "no_data": "NO DATA"}
 # where the test keeps page 1 of the delivered PDF for a person to look at (ignored by git)
 ARTIFACTS = Path(os.environ.get("SLA_AGENT_TEST_ARTIFACTS", ROOT / "build" / "test-artifacts"))
-
-
-def _poppler(*argv: str) -> str:
-    if shutil.which(argv[0]) is None:
-        pytest.fail(f"{argv[0]} not found: install the Debian package poppler-utils (bash .ci/run does)")
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)  # nosec - fixed argv
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 class Receiver:
@@ -69,10 +60,6 @@ def _config(tmp: Path, vendor: str, hook: str, box: Mailbox) -> Path:
                     f'targets:\n  - {{name: web-ui, service: web, url: "{vendor}/", interval: 10s, timeout: 5s}}\n'
                     f'  - {{name: api, service: api, url: "{vendor}/", interval: 10s, timeout: 5s}}\n')
     return path
-
-
-async def _vendor(request: web.Request) -> web.Response:
-    return web.Response(text="ok")
 
 
 async def _month_end(agent: Agent, clock: FakeClock, box: Mailbox, receiver: Receiver) -> None:
@@ -163,12 +150,6 @@ def _check_webhook(call: dict, doc: dict) -> None:
         [(r["row"], r["verdict"], r["value"]) for r in doc["rows"]]
     assert {"html", "pdf", "json", "bundle"} <= set(call["links"])
     assert call["links"]["bundle"].endswith("/reports/2026-03/r1/sla-2026-03-evidence.tar.gz")
-
-
-def _figures(row: dict) -> list[str]:
-    """The row's measured figures, written here from the JSON (not with the report's own helpers)."""
-    v = row["value"]
-    return [f"{x * 100:.3f} %" for x in (v.values() if isinstance(v, dict) else [v]) if x is not None]
 
 
 def _check_page_one(pdf: Path, doc: dict, tmp: Path) -> None:
