@@ -9,6 +9,7 @@ import base64
 import contextlib
 import datetime as dt
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -42,15 +43,15 @@ class Hooks:
 
     def __init__(self) -> None:
         self.delivered: list[tuple[Path, dict]] = []
-        self.footers: list[str] = []
 
     async def deliver(self, revision: Path, summary: dict) -> None:
         self.delivered.append((revision, summary))
 
-    def pdf(self, html: str, out: Path, footer: str) -> None:
+    @staticmethod
+    def pdf(html: str, out: Path, footer: str) -> None:
+        """Runs in the close's own process: what the test reads of it is in the file."""
         assert "<html" in html
-        self.footers.append(footer)
-        out.write_bytes(b"%PDF-1.4 made by the test's renderer\n")
+        out.write_text(f"%PDF-1.4 made by the test's renderer\n{footer}\npid {os.getpid()}\n")
 
 
 @contextlib.asynccontextmanager
@@ -116,7 +117,9 @@ async def test_an_agent_across_a_month_end_closes_it_after_close_after_once(tmp_
         [r["verdict"] for r in doc["rows"]] and meta["verdicts"][0]["verdict"] == "insufficient_data"  # an hour seen
     assert doc["month"] == "2026-03" and doc["complete"] and doc["evidence"]["signature"]
     assert hooks.delivered[0][1]["verdicts"] == meta["verdicts"]
-    assert doc["evidence"]["ledger_sha256"] in hooks.footers[0] and "evidence verify sla-2026-03" in hooks.footers[0]
+    _, footer, pid = (rev.path / "report.pdf").read_text().splitlines()
+    assert doc["evidence"]["ledger_sha256"] in footer and "evidence verify sla-2026-03" in footer
+    assert int(pid.split()[1]) != os.getpid()  # the close ran in a process of its own
     cfg = load_config(cfg_path)
     pub = tmp_path / "keys" / "sla-agent-signing.pub"
     assert verify_report(cfg, str(tmp_path / "state"), doc, load_public(pub)) == []
@@ -210,6 +213,15 @@ async def test_a_ticket_correction_makes_a_second_revision_saying_what_changed(d
     assert "changes.json" not in r1.files() and r2.meta()["reason"] == changes["reason"]
 
 
+def _lazily_without_the_pdf_module(html: str, out: Path, footer: str) -> None:
+    """The default renderer in an installation without formats/pdf.py (run in the close's process)."""
+    from agent.report import formats, revision
+    sys.modules["agent.report.formats.pdf"] = None  # type: ignore[assignment]
+    if hasattr(formats, "pdf"):
+        delattr(formats, "pdf")
+    revision.render_pdf_lazily(html, out, footer)
+
+
 async def test_without_a_renderer_the_pdf_is_missing_and_said_why(down, monkeypatch):
     from agent.report import revision
     from agent.report import formats
@@ -222,6 +234,7 @@ async def test_without_a_renderer_the_pdf_is_missing_and_said_why(down, monkeypa
     assert agent.closer.pdf is revision.render_pdf_lazily
     with pytest.raises(PdfMissing):
         revision.render_pdf_lazily("<html></html>", state / "x.pdf", footer="")
+    agent.closer.pdf = _lazily_without_the_pdf_module  # the close's own process has it, unless told
     await agent.start()
     try:
         await wait_for(lambda: hooks.delivered, "the close at start", limit=120)
@@ -278,7 +291,7 @@ out = pathlib.Path(os.environ["CLOSE_TEST_DIR"])
 
 def pdf(html, path, footer):
     if os.environ.get("CLOSE_TEST_STALL") == "pdf":  # the close is cut here, its other files written
-        (out / "pdf-started").write_text("1")
+        (out / "pdf-started").write_text(str(os.getpid()))
         time.sleep(600)
     path.write_bytes(b"%PDF-1.4 made by the test's renderer\\n")
 
@@ -297,9 +310,18 @@ async def check(self, _check=closing.MonthClose.check):
 closing.MonthClose.deliver = staticmethod(deliver)
 closing.MonthClose.check = check
 closing.MonthClose.__init__.__defaults__ = (pdf,)  # the renderer the close uses
-from agent.cli import main
-sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":  # the close's process imports this file again (to find pdf) and must not run it
+    from agent.cli import main
+    sys.exit(main(sys.argv[1:]))
 '''
+
+
+def _running(pid: int) -> bool:
+    """Whether the process is there and not a zombie (a container's first process may not reap them)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
 
 
 def test_sigkill_during_the_close_then_restart_closes_once_without_a_partial_file(tmp_path, february):
@@ -331,8 +353,14 @@ def test_sigkill_during_the_close_then_restart_closes_once_without_a_partial_fil
 
     proc = start(CLOSE_TEST_STALL="pdf")
     until(lambda: (tmp_path / "pdf-started").exists(), "the close to reach the PDF", proc)
+    closing_pid = int((tmp_path / "pdf-started").read_text())
+    assert closing_pid != proc.pid  # the close runs in a process of its own
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while _running(closing_pid):  # killed with the agent, by the kernel: polled, bounded
+        assert time.monotonic() < deadline, "the close's process outlived the killed agent"
+        time.sleep(0.05)
     partial = month / ".r1.tmp"
     assert partial.is_dir() and (partial / "report.json").exists() and not (month / "r1").exists()
 

@@ -20,6 +20,7 @@ from ..calendar import iso
 from ..slo import seal_delay_of
 from ..timeutil import parse_month
 from .archive import Archive, Revision
+from .child import in_child
 from .revision import PdfRenderer, inputs_hash, render_pdf_lazily, write_revision
 
 log = logging.getLogger("sla_agent.reports")
@@ -90,8 +91,8 @@ class MonthClose:
             notes = await self._ready(month)
             if notes is None:
                 break
-            rev = await asyncio.to_thread(write_revision, a.cfg, a.state_dir, month, a.clock.time(), self.archive,
-                                          {"reason": reason, **notes}, self.pdf)
+            rev = await in_child(write_revision, a.cfg, a.state_dir, month, a.clock.time(), self.archive,
+                                 {"reason": reason, **notes}, self.pdf)
             log.info("%s closed: %s written (%s; PDF %s)", month, rev.path, reason, rev.meta().get("pdf"))
             self._said.pop(month, None)
             written.append(rev)
