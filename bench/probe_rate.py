@@ -6,7 +6,8 @@ scheduling lag p50/p99. With --vs-blackbox it runs Prometheus blackbox_exporter 
 prometheus-blackbox-exporter) on 127.0.0.1 against the same server at the same rates, side by side.
 
     python bench/probe_rate.py [--seconds 20] [--rates 200,1000] [--vs-blackbox] [--no-uvloop]
-                               [--fail-share 0.1 --journal on,off] [--tls] [--browser on,off] [--tsa down,none]
+                               [--fail-share 0.1 --journal on,off] [--tls] [--floor] [--browser on,off]
+                               [--tsa down,none]
 
 With --fail-share the server answers 503 to that share of the requests; --journal runs the agent with the
 failure journal (and its hash chain) on and off, one after the other, to compare the cost per probe.
@@ -19,6 +20,9 @@ alternating, to show that an authority down costs the probes nothing.
 With --tls the server speaks HTTPS (TLS 1.3 only, an ECDSA P-256 certificate from a CA the bench makes),
 and both the agent and blackbox_exporter verify it against that CA, a new connection (and handshake)
 per probe.
+With --floor a bare aiohttp client (bench/_floor.py: the same loop type and SSLContext, a new connection
+per request, no phases, results or pipeline) runs at the same rates against the same server, measured the
+same way: the least Python, aiohttp and OpenSSL cost per probe, printed beside the agent (and blackbox).
 
 Only 127.0.0.1 is used. Every load loop is bounded in count and time.
 """
@@ -36,6 +40,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _floor import run_floor
 
 HOLD = 0.100
 HERE = Path(__file__).resolve().parent
@@ -241,6 +247,7 @@ def main() -> None:
     ap.add_argument("--journal", default="on", help="on, off, or on,off to compare in one run")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each journal mode, alternating")
     ap.add_argument("--tls", action="store_true", help="HTTPS: TLS 1.3, ECDSA P-256, a handshake per probe")
+    ap.add_argument("--floor", action="store_true", help="a bare aiohttp client as well: the Python floor")
     ap.add_argument("--browser", default="off", help="on, off, or on,off: a browser check every 30 s as well")
     ap.add_argument("--tsa", default="none", help="none, down, or down,none: time-stamping with an authority "
                     "that never answers")
@@ -300,13 +307,19 @@ def main() -> None:
                 print(f"time-stamping authority down at {rate}/s, median of {args.repeat}: cpu {d_cpu:.3f} vs "
                       f"{n_cpu:.3f} ms/probe, http overhead p99 {d_p99:.2f} vs {n_p99:.2f} ms, sched lag p99 "
                       f"{d_lag:.2f} vs {n_lag:.2f} ms (down vs none; target: within noise)", flush=True)
+            f = asyncio.run(run_floor(rate, args.seconds, port, HOLD, ca)) if args.floor else None
+            if f:
+                print(f"floor       {rate:5d}/s aiohttp: achieved {f['rate']:7.1f}/s  cpu {f['cpu_ms']:.3f} ms/probe  "
+                      f"overhead p50 {f['over_p50']:.2f} ms p99 {f['over_p99']:.2f} ms  failures {f['failures']}; "
+                      f"sla-agent above it {a['cpu_ms'] - f['cpu_ms']:+.3f} ms/probe", flush=True)
             b = asyncio.run(run_blackbox(rate, args.seconds, port, ca)) if args.vs_blackbox else None
             if b:
                 print(f"blackbox    {rate:5d}/s target: achieved {b['rate']:7.1f}/s  cpu {b['cpu_ms']:.3f} ms/probe  "
                       f"overhead p50 {b['over_p50']:.2f} ms p99 {b['over_p99']:.2f} ms  failures {b['failures']}",
                       flush=True)
                 print(f"ratio (blackbox / sla-agent): cpu {b['cpu_ms'] / a['cpu_ms']:.2f}x  "
-                      f"overhead p99 {b['over_p99'] / max(a['over_p99'], 1e-9):.2f}x", flush=True)
+                      f"overhead p99 {b['over_p99'] / max(a['over_p99'], 1e-9):.2f}x"
+                      + (f"; (blackbox / floor): cpu {b['cpu_ms'] / f['cpu_ms']:.2f}x" if f else ""), flush=True)
             rows.append((rate, a, b))
     finally:
         hung.close()
