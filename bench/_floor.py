@@ -26,13 +26,13 @@ async def run_floor(rate: int, seconds: float, port: int, hold: float, ca: Path 
     from agent.probes.tls import TLSOptions, client_context
 
     ctx = client_context(TLSOptions(ca_file=str(ca))) if ca else False
+    if resume and ca:  # a returning client, as the agent's targets with tls.resume
+        from agent.probes.tls import probe_context
+
+        ctx = probe_context(TLSOptions(ca_file=str(ca), resume=True))
     url = f"{'https' if ca else 'http'}://127.0.0.1:{port}"
     connector = aiohttp.TCPConnector(force_close=True, use_dns_cache=False, limit=0, ssl=ctx,
                                      enable_cleanup_closed=False)
-    if resume and ctx:
-        from agent.probes.tls import resume_sessions
-
-        resume_sessions(connector)
     durs: list[float] = []
     failures = 0
     tune_gc()  # as the agent's run has it

@@ -6,8 +6,8 @@ scheduling lag p50/p99. With --vs-blackbox it runs Prometheus blackbox_exporter 
 prometheus-blackbox-exporter) on 127.0.0.1 against the same server at the same rates, side by side.
 
     python bench/probe_rate.py [--seconds 20] [--rates 200,1000] [--vs-blackbox] [--no-uvloop]
-                               [--fail-share 0.1 --journal on,off] [--tls] [--floor] [--browser on,off]
-                               [--tsa down,none]
+                               [--fail-share 0.1 --journal on,off] [--tls [--resume]] [--floor]
+                               [--browser on,off] [--tsa down,none]
 
 With --fail-share the server answers 503 to that share of the requests; --journal runs the agent with the
 failure journal (and its hash chain) on and off, one after the other, to compare the cost per probe.
@@ -19,7 +19,8 @@ the whole timeout, then is retried with backoff) in one run, and has no time-sta
 alternating, to show that an authority down costs the probes nothing.
 With --tls the server speaks HTTPS (TLS 1.3 only, an ECDSA P-256 certificate from a CA the bench makes),
 and both the agent and blackbox_exporter verify it against that CA, a new connection (and handshake)
-per probe.
+per probe. With --resume the agent's targets have tls.resume (and the floor resumes as well): a new
+connection per probe still, its handshake resuming the session the previous one was given.
 With --floor a bare aiohttp client (bench/_floor.py: the same loop type and SSLContext, a new connection
 per request, no phases, results or pipeline) runs at the same rates against the same server, measured the
 same way: the least Python, aiohttp and OpenSSL cost per probe, printed beside the agent (and blackbox).
@@ -89,7 +90,7 @@ def hung_tsa() -> socket.socket:
 
 
 async def run_agent(rate: int, seconds: float, port: int, journal: bool = True, ca: Path | None = None,
-                    browser: bool = False, tsa: int | None = None) -> dict:
+                    browser: bool = False, tsa: int | None = None, resume: bool = False) -> dict:
     import logging
 
     from agent.app import Agent
@@ -98,7 +99,8 @@ async def run_agent(rate: int, seconds: float, port: int, journal: bool = True, 
     logging.getLogger("sla_agent").setLevel(logging.ERROR)  # a target's every flip is logged: not the subject here
     interval = 0.2
     n = max(1, round(rate * interval))
-    scheme, tls = ("https", f', tls: {{ca_file: "{ca}"}}') if ca else ("http", "")
+    resuming = ", resume: true" if resume else ""
+    scheme, tls = ("https", f', tls: {{ca_file: "{ca}"{resuming}}}') if ca else ("http", "")
     targets = "\n".join(
         f'  - {{name: t{i:04d}, service: api, url: "{scheme}://127.0.0.1:{port}/p{i}", interval: 200ms, timeout: 2s, '
         f'max_in_flight: 11{tls}}}' for i in range(n))
@@ -247,6 +249,7 @@ def main() -> None:
     ap.add_argument("--journal", default="on", help="on, off, or on,off to compare in one run")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each journal mode, alternating")
     ap.add_argument("--tls", action="store_true", help="HTTPS: TLS 1.3, ECDSA P-256, a handshake per probe")
+    ap.add_argument("--resume", action="store_true", help="with --tls: tls.resume on (a returning client)")
     ap.add_argument("--floor", action="store_true", help="a bare aiohttp client as well: the Python floor")
     ap.add_argument("--browser", default="off", help="on, off, or on,off: a browser check every 30 s as well")
     ap.add_argument("--tsa", default="none", help="none, down, or down,none: time-stamping with an authority "
@@ -278,13 +281,15 @@ def main() -> None:
                 for journal, browser, tsa in modes:
                     a = asyncio.run(run_agent(rate, args.seconds, port, journal=journal == "on", ca=ca,
                                               browser=browser == "on",
-                                              tsa=hung.getsockname()[1] if tsa == "down" else None))
+                                              tsa=hung.getsockname()[1] if tsa == "down" else None,
+                                              resume=args.resume))
                     runs.setdefault(journal, []).append(a)
                     runs.setdefault("browser " + browser, []).append(a)
                     runs.setdefault("tsa " + tsa, []).append(a)
                     extra = f" browser {browser} ({', '.join(a['browser']) or 'no check in the window'})" \
                         if browser == "on" else ""
                     extra += f" tsa down ({a['tsa_failures']:.0f} failed attempts)" if tsa == "down" else ""
+                    extra += " tls resume" if args.resume else ""
                     print(f"sla-agent   {rate:5d}/s journal {journal:<3}{extra}: achieved {a['rate']:7.1f}/s  cpu "
                           f"{a['cpu_ms']:.3f} ms/probe  overhead p50 {a['over_p50']:.2f} ms p99 {a['over_p99']:.2f} ms  "
                           f"sched lag p50 {a['lag_p50']:.2f} ms p99 {a['lag_p99']:.2f} ms  ({a['loop']}, "
@@ -307,7 +312,7 @@ def main() -> None:
                 print(f"time-stamping authority down at {rate}/s, median of {args.repeat}: cpu {d_cpu:.3f} vs "
                       f"{n_cpu:.3f} ms/probe, http overhead p99 {d_p99:.2f} vs {n_p99:.2f} ms, sched lag p99 "
                       f"{d_lag:.2f} vs {n_lag:.2f} ms (down vs none; target: within noise)", flush=True)
-            f = asyncio.run(run_floor(rate, args.seconds, port, HOLD, ca)) if args.floor else None
+            f = asyncio.run(run_floor(rate, args.seconds, port, HOLD, ca, args.resume)) if args.floor else None
             if f:
                 print(f"floor       {rate:5d}/s aiohttp: achieved {f['rate']:7.1f}/s  cpu {f['cpu_ms']:.3f} ms/probe  "
                       f"overhead p50 {f['over_p50']:.2f} ms p99 {f['over_p99']:.2f} ms  failures {f['failures']}; "

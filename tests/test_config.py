@@ -161,3 +161,11 @@ targets: [{{name: api, service: api, url: "https://api.example.com/"}}]
     assert "tsa-secret-4410" in cfg.secrets  # redacted wherever text leaves the agent
     assert parse_config("targets: [{name: api, service: api, url: 'https://a.example.com/'}]").evidence.timestamping \
         is None
+
+
+def test_tls_resume_is_off_unless_asked():
+    cfg = parse_config('targets:\n'
+                       '  - {name: a, service: api, url: "https://127.0.0.1:1/"}\n'
+                       '  - {name: b, service: api, url: "https://127.0.0.1:1/", tls: {resume: true}}\n'
+                       '  - {name: c, service: db, type: tcp, address: "127.0.0.1:1", tls: {resume: true}}\n')
+    assert [t.options.tls.resume for t in cfg.targets] == [False, True, True]

@@ -3,8 +3,9 @@ make, and what the peer's certificate says."""
 from __future__ import annotations
 
 import hashlib
+import os
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..schema import Field, Reader, Section, boolean, existing_file, section, string
 
@@ -16,6 +17,7 @@ class TLSOptions:
     cert_file: str | None = None
     key_file: str | None = None
     server_name: str | None = None
+    resume: bool = False
 
 
 def _pair(r: Reader, s: Section, path: str) -> bool:
@@ -31,12 +33,63 @@ TLS_FIELDS = (
     Field("cert_file", existing_file()),
     Field("key_file", existing_file()),
     Field("server_name", string()),
+    Field("resume", boolean()),
 )
 read_tls = section(TLS_FIELDS, TLSOptions, rule=_pair)
 
 
+class ResumingContext(ssl.SSLContext):
+    """A returning client's context, for one target: each connection offers the session ticket the last
+    one was given (TLS 1.3 sends tickets after the handshake, so they are read from the previous
+    connection when the next one starts). The server may still choose a full handshake."""
+
+    _last: ssl.SSLObject | None = None
+    _session: ssl.SSLSession | None = None
+
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, server_side: bool = False,
+                 server_hostname: str | None = None, session: ssl.SSLSession | None = None) -> ssl.SSLObject:
+        if self._last is not None and (offered := self._last.session) is not None and offered.has_ticket:
+            self._session = offered
+        self._last = super().wrap_bio(incoming, outgoing, server_side, server_hostname, session or self._session)
+        return self._last
+
+
+# one context per distinct option set: a context holds its CA store (the system's is ~0.9 MB)
+_CONTEXTS: dict[TLSOptions, tuple[tuple, ssl.SSLContext]] = {}
+
+
 def client_context(o: TLSOptions) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=o.ca_file)
+    """The context for these options, shared by every connection that has them; built anew when one of
+    its files changed (a reload then reads the new CA or client certificate)."""
+    key = replace(o, server_name=None, resume=False)  # the name is given per connection
+    files = _files(key)
+    cached = _CONTEXTS.get(key)
+    if cached is not None and cached[0] == files:
+        return cached[1]
+    ctx = _build(key, ssl.SSLContext)
+    _CONTEXTS[key] = (files, ctx)
+    return ctx
+
+
+def probe_context(o: TLSOptions) -> ssl.SSLContext:
+    """A probe's context: its own when it resumes sessions (they belong to one server), else the shared one."""
+    return _build(o, ResumingContext) if o.resume else client_context(o)
+
+
+def _files(o: TLSOptions) -> tuple:
+    try:
+        return tuple((f, os.stat(f).st_mtime_ns, os.stat(f).st_size) for f in (o.ca_file, o.cert_file, o.key_file)
+                     if f)
+    except OSError:
+        return (object(),)  # never equal: loading it will say what is wrong
+
+
+def _build(o: TLSOptions, cls: type[ssl.SSLContext]) -> ssl.SSLContext:
+    ctx = cls(ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and the host name
+    if o.ca_file:
+        ctx.load_verify_locations(cafile=o.ca_file)
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if not o.verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE

@@ -21,7 +21,7 @@ from ...redact import MASK, Redactor
 from ..base import (DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, Detail, ProbeResult, Target,
                     TokenRequest)
 from ..offloop import OffLoop, inline
-from ..tls import cert_not_after, client_context, fingerprint
+from ..tls import cert_not_after, client_context, fingerprint, probe_context
 from .body import read_limited
 from .checks import Answer, run_checks
 from .connector import CURRENT, Recorder, TracedConnector, now, reuse_trace
@@ -62,7 +62,7 @@ class HttpProbe:
         self.o = target.options
         self.clock = clock
         self.redact = redactor or Redactor()
-        self._ssl: ssl.SSLContext | bool = client_context(self.o.tls) if self._uses_https() else False
+        self._ssl: ssl.SSLContext | bool = probe_context(self.o.tls) if self._uses_https() else False
         self._session: aiohttp.ClientSession | None = None
         self._per_host = per_host_concurrency
         self._tokens: dict[OAuth2Options, TokenSource] = {}

@@ -16,7 +16,7 @@ from ...redact import Redactor
 from ..base import (DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, Detail, ProbeResult, Target,
                     address_text)
 from ..offloop import OffLoop, inline
-from ..tls import cert_not_after, client_context, fingerprint
+from ..tls import cert_not_after, fingerprint, probe_context
 from .spec import TcpOptions
 
 PHASES = ("dns", "connect", "tls", "response")
@@ -62,7 +62,7 @@ class TcpProbe:
         self.o: TcpOptions = target.options
         self.clock = clock
         self.redact = redactor or Redactor()
-        self._ssl = client_context(self.o.tls) if self.o.tls else None
+        self._ssl = probe_context(self.o.tls) if self.o.tls else None
         self._send = self.o.send.encode() if self.o.send is not None else None
         self.capture = capture
         self._sampled = -1
