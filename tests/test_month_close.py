@@ -324,7 +324,7 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_sigkill_during_the_close_then_restart_closes_once_without_a_partial_file(tmp_path, february):
+def test_sigkill_during_the_close_then_restart_closes_once_without_a_partial_file(tmp_path, february, request):
     import os
     import signal
     import subprocess
@@ -336,10 +336,12 @@ def test_sigkill_during_the_close_then_restart_closes_once_without_a_partial_fil
     month = tmp_path / "state" / "reports" / "2026-02"
 
     def start(**env: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, str(tmp_path / "daemon.py"), "run", "--config", str(cfg_path),
+        proc = subprocess.Popen([sys.executable, str(tmp_path / "daemon.py"), "run", "--config", str(cfg_path),
                                  "--state-dir", str(tmp_path / "state")], cwd=Path(__file__).parent.parent,
                                 env={**os.environ, "CLOSE_TEST_DIR": str(tmp_path), **env},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        request.addfinalizer(proc.kill)  # a failed assertion leaves no daemon running
+        return proc
 
     def until(predicate, what: str, proc: subprocess.Popen, limit: float = 120.0) -> None:
         deadline = time.monotonic() + limit

@@ -90,3 +90,25 @@ async def test_a_tcp_target_that_reads_the_servers_line_resumes(certs):
             await p.close()
     assert [r.outcome for r in results] == ["up"] * 3, results[-1].error
     assert resumed == [False, True, True]
+
+
+async def _ok(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def test_sslkeylogfile_is_honoured_as_pythons_default_context_does(certs, tmp_path, monkeypatch):
+    keylog = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keylog))
+    ca = tmp_path / "own-ca.pem"  # an option set of its own: a context built now, with the variable set
+    shutil.copy(certs.ca, ca)
+    app = web.Application()
+    app.router.add_get("/", _ok)
+    async with http_server(app, ssl_context=certs.server_context("good")) as base:
+        t = Target(name="t", service="web", timeout=2.0, interval=2.0,
+                   options=HttpOptions(base + "/", tls=TLSOptions(ca_file=str(ca))))
+        p = make_probe(t, clock=SystemClock())
+        try:
+            assert (await p.run()).outcome == "up"
+        finally:
+            await p.close()
+    assert "CLIENT_HANDSHAKE_TRAFFIC_SECRET" in keylog.read_text()  # a capture of it can be decrypted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import ssl
+import sys
 from dataclasses import dataclass, replace
 
 from ..schema import Field, Reader, Section, boolean, existing_file, section, string
@@ -95,6 +96,8 @@ def _build(o: TLSOptions, cls: type[ssl.SSLContext]) -> ssl.SSLContext:
         ctx.verify_mode = ssl.CERT_NONE
     if o.cert_file:
         ctx.load_cert_chain(o.cert_file, o.key_file)
+    if (keylog := os.environ.get("SSLKEYLOGFILE")) and not sys.flags.ignore_environment:
+        ctx.keylog_filename = keylog  # as ssl.create_default_context does: a capture can be decrypted
     return ctx
 
 
