@@ -282,9 +282,8 @@ async def test_reports_are_listed_and_served_behind_the_auth_and_nothing_else(do
                 assert r.status == 404 and "the state directory's" not in text and "revision's" not in text, path
 
 
-DAEMON = '''
-import os, pathlib, sys, time
-from agent.report import closing
+HOOKS = '''
+import os, pathlib, time
 
 out = pathlib.Path(os.environ["CLOSE_TEST_DIR"])
 
@@ -299,6 +298,14 @@ def pdf(html, path, footer):
 async def deliver(revision, summary):
     with open(out / "delivered.log", "a") as f:
         f.write(f"{revision}\\n")
+'''
+# the renderer lives in a module of its own: the close's process imports it to call it
+DAEMON = '''
+import os, pathlib, sys
+from agent.report import closing
+from close_hooks import deliver, pdf
+
+out = pathlib.Path(os.environ["CLOSE_TEST_DIR"])
 
 
 async def check(self, _check=closing.MonthClose.check):
@@ -310,9 +317,8 @@ async def check(self, _check=closing.MonthClose.check):
 closing.MonthClose.deliver = staticmethod(deliver)
 closing.MonthClose.check = check
 closing.MonthClose.__init__.__defaults__ = (pdf,)  # the renderer the close uses
-if __name__ == "__main__":  # the close's process imports this file again (to find pdf) and must not run it
-    from agent.cli import main
-    sys.exit(main(sys.argv[1:]))
+from agent.cli import main
+sys.exit(main(sys.argv[1:]))
 '''
 
 
@@ -333,6 +339,7 @@ def test_sigkill_during_the_close_then_restart_closes_once_without_a_partial_fil
     shutil.copytree(february, tmp_path / "state")
     cfg_path = _february_config(tmp_path, ", flush_interval: 1s")
     (tmp_path / "daemon.py").write_text(DAEMON)
+    (tmp_path / "close_hooks.py").write_text(HOOKS)
     month = tmp_path / "state" / "reports" / "2026-02"
 
     def start(**env: str) -> subprocess.Popen:

@@ -3,25 +3,31 @@ stretches (the JSON of a month, digests merged, a million journal lines): in a t
 process every probe in flight waited for it, and measured the wait as the vendor's latency. A child at
 the lowest CPU priority leaves the event loop alone.
 
-The child is started fresh (spawn: nothing of the agent's threads, sockets or locks is copied into it),
-dies with the agent (PR_SET_PDEATHSIG: a killed agent leaves no close running behind it, whose temporary
-folder the next start removes), and is killed when the awaiting task is cancelled (a stop). Its log
-lines are sent to the agent and logged there, through the agent's own handlers and redaction."""
+The child is a new interpreter that imports only what it unpickles (multiprocessing's spawn would run
+the agent's main module again in it, which a script without a main guard cannot bear), dies with the
+agent (PR_SET_PDEATHSIG: a killed agent leaves no close running behind it, whose temporary folder the
+next start removes), and is killed when the awaiting task is cancelled (a stop). Its log lines are sent
+to the agent and logged there, through the agent's own handlers and redaction."""
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import logging
-import multiprocessing
 import os
+import pickle
 import signal
+import subprocess
+import sys
 import traceback
-from multiprocessing.connection import Connection
-from typing import Any, Callable, TypeVar
+from typing import Any, BinaryIO, Callable, TypeVar
 
 T = TypeVar("T")
 LOGGER = "sla_agent"
 _PR_SET_PDEATHSIG = 1
+# the child's first line of stdin is the agent's sys.path: what it unpickles imports as the agent does
+_BOOT = "import json, sys; sys.path[:0] = json.loads(sys.stdin.buffer.readline()); " \
+        "from agent.report.child import serve; serve()"
 
 
 class ChildFailed(RuntimeError):
@@ -31,64 +37,78 @@ class ChildFailed(RuntimeError):
 async def in_child(fn: Callable[..., T], *args: Any) -> T:
     """fn(*args) in a new process; its return value, or its exception raised here. `fn`, its arguments and
     its result travel by pickle."""
-    ctx = multiprocessing.get_context("spawn")
-    ours, theirs = ctx.Pipe(duplex=False)
     level = logging.getLogger(LOGGER).getEffectiveLevel()
-    proc = ctx.Process(target=_main, args=(theirs, os.getpid(), level, fn, args), name="sla-agent-close", daemon=True)
-    proc.start()
-    theirs.close()
+    payload = pickle.dumps((os.getpid(), level, fn, args))
+    ours, theirs = os.pipe()
     try:
-        return await _answer(ours, proc)
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", _BOOT, str(theirs), pass_fds=(theirs,),
+                                                    stdin=subprocess.PIPE)
     finally:
-        if proc.is_alive():
+        os.close(theirs)
+    try:
+        reader = await _reader(ours)
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(sys.path).encode() + b"\n" + payload)
+        await proc.stdin.drain()
+        proc.stdin.close()
+        return await _answer(reader, proc)
+    finally:
+        if proc.returncode is None:
             proc.kill()
-        ours.close()
-        await asyncio.to_thread(proc.join)
+        await proc.wait()
 
 
-async def _answer(conn: Connection, proc: Any) -> Any:
-    """Reads the child's messages as they come: its log lines, then its answer."""
+async def _reader(fd: int) -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
-    ready = asyncio.Event()
-    loop.add_reader(conn.fileno(), ready.set)
-    try:
-        while True:
-            await ready.wait()
-            ready.clear()
-            while conn.poll():
-                try:
-                    kind, *rest = conn.recv()
-                except EOFError:
-                    await asyncio.to_thread(proc.join)
-                    raise ChildFailed(f"the close's process ended without an answer (exit code {proc.exitcode})")
-                if kind == "log":
-                    logging.getLogger(rest[0]).log(rest[1], "%s", rest[2])
-                    continue
-                ok, value = rest
-                if ok:
-                    return value
-                raise value
-    finally:
-        loop.remove_reader(conn.fileno())
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+    return reader
+
+
+async def _answer(reader: asyncio.StreamReader, proc: asyncio.subprocess.Process) -> Any:
+    """Reads the child's messages as they come: its log lines, then its answer."""
+    while True:
+        try:
+            size = int.from_bytes(await reader.readexactly(4), "big")
+            kind, *rest = pickle.loads(await reader.readexactly(size))
+        except asyncio.IncompleteReadError:
+            code = await proc.wait()
+            raise ChildFailed(f"the close's process ended without an answer (exit code {code})") from None
+        if kind == "log":
+            logging.getLogger(rest[0]).log(rest[1], "%s", rest[2])
+            continue
+        ok, value = rest
+        if ok:
+            return value
+        raise value
+
+
+def _send(out: BinaryIO, message: tuple) -> None:
+    data = pickle.dumps(message)
+    out.write(len(data).to_bytes(4, "big") + data)
+    out.flush()
 
 
 class _Forward(logging.Handler):
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, out: BinaryIO) -> None:
         super().__init__()
-        self.conn = conn
+        self.out = out
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         if record.exc_info:
             text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        self.conn.send(("log", record.name, record.levelno, text))
+        _send(self.out, ("log", record.name, record.levelno, text))
 
 
-def _main(conn: Connection, parent: int, level: int, fn: Callable[..., Any], args: tuple) -> None:
+def serve() -> None:
+    """The child's side: reads the call from stdin, answers on the descriptor named in argv."""
+    out = os.fdopen(int(sys.argv[1]), "wb")
+    parent, level, fn, args = pickle.loads(sys.stdin.buffer.read())
     _tie_to_parent(parent)
     _lowest_priority()
     root = logging.getLogger(LOGGER)
-    root.handlers[:] = [_Forward(conn)]
+    root.handlers[:] = [_Forward(out)]
     root.setLevel(level)
     root.propagate = False
     try:
@@ -96,10 +116,10 @@ def _main(conn: Connection, parent: int, level: int, fn: Callable[..., Any], arg
     except BaseException as exc:  # noqa: BLE001 - handed to the agent, which raises it
         answer = (False, exc)
     try:
-        conn.send(("done", *answer))
+        _send(out, ("done", *answer))
     except Exception as exc:  # noqa: BLE001 - an answer that does not pickle
-        conn.send(("done", False, RuntimeError(f"{type(exc).__name__}: {exc} (answer: {answer[1]!r:.200})")))
-    conn.close()
+        _send(out, ("done", False, RuntimeError(f"{type(exc).__name__}: {exc} (answer: {answer[1]!r:.200})")))
+    out.close()
 
 
 def _tie_to_parent(parent: int) -> None:
