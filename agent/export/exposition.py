@@ -6,12 +6,14 @@ and formats it again, although almost none changed since the scrape before: at 1
 ~7,500 lines, tens of milliseconds holding the GIL the event loop needs. Here the registry (Registry)
 lists its collectors in exposition order and, for those that can, keeps their text (`parts`):
 
-- a Family (the per-target series of export/metrics.py) keeps the text of each series and formats it
-  again only when it is new or its target's version moved (LiveMetrics bumps it after each result);
+- a Family (the per-target series of export/metrics.py) keeps the text of each target's series and
+  formats their values again only when they are new or the target's version moved (LiveMetrics moves
+  it after each result); the agent's own few health series are Families without versions, their
+  values formatted at each render into text kept;
 - the SLA figures (collectors.SloCollector) are formatted once per evaluation, the target info once per
   configuration;
-- the rest (the agent's own few health series, the ticket feed's) is collected and formatted at each
-  render, as prometheus_client would.
+- the rest (the ticket feed's series and the like) is collected and formatted at each render, as
+  prometheus_client would.
 
 Values still live in prometheus_client's own metrics, so generate_latest(registry) gives the same text
 (a test checks it after results, reloads, removals and evaluations).
@@ -20,11 +22,14 @@ from __future__ import annotations
 
 import threading
 import time
+from itertools import accumulate
+from operator import attrgetter
 from typing import Callable, Iterable, Mapping
 
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
+from prometheus_client.values import MutexValue
 
 _LABELS: dict[tuple, str] = {}
 # In a worker thread the render lets go of the GIL this often, for this long: the event loop's thread
@@ -164,104 +169,181 @@ def text_of(metrics: Iterable, pace: Pace) -> bytes:
 
 
 class Family:
-    """The prebuilt text of a labelled prometheus_client metric (a counter, gauge or histogram) whose
-    series each belong to one key (the value of its `key` label, a target): a series is formatted again
-    only when it is new (or was removed and made again) or when its key's version in `versions` moved
-    since the render before, and then only its values: the text around them is kept (`_layout`). A
-    render where no series came or went and no version moved costs a few copies and comparisons made
-    in C, not a Python step per series.
+    """The prebuilt text of a prometheus_client metric (a counter, gauge or histogram) whose series each
+    belong to one key (the value of its `key` label, a target). The series are kept in runs (`_Run`):
+    consecutive series of one key, as bind() makes a target's. A run is formatted again only when it is
+    new (a series came, went, or was removed and made again) or when its key's version in `versions`
+    moved since the render before, and then only its values, into the text around them kept from the
+    run's first render. A render where no series came or went and no version moved costs a few copies
+    and comparisons made in C, not a Python step per series. Without `versions` (a metric of the agent's
+    own, changing all the time) every series is formatted at each render, still without the
+    collection's Metric and Sample objects.
 
     Whoever changes a series' value must move its key's version AFTER the change, to a value the key
     never had: a render reads the versions before the values, so a change it half saw moves the version
     again and the next render formats the series anew. The series' order is the metric's own (the
     order its children were made in), as collect() gives it. It reads prometheus_client's children
-    directly (`_metrics`, `_samples`, a histogram's `_buckets` and `_sum`), as the library's own
+    directly (`_metrics`, a value's `_value`, a histogram's `_buckets` and `_sum`), as the library's own
     collect() does; `_created` series must be off (metrics.py turns them off): generate_latest writes
     them elsewhere."""
 
-    def __init__(self, metric: MetricWrapperBase, versions: Mapping[str, int], key: str = "target") -> None:
+    def __init__(self, metric: MetricWrapperBase, versions: Mapping[str, int] | None, key: str = "target") -> None:
         if metric._type not in ("counter", "gauge", "histogram"):
             raise TypeError(f"{metric}: only counters, gauges and histograms are prebuilt")
         self.metric = metric
         self.versions = versions
         names = tuple(metric._labelnames)
-        self._at = names.index(key)
+        self._at = names.index(key) if versions is not None else None
         self._names = names
         self._head = _head(metric._name, metric._type, metric._documentation).encode()
-        self._read = _histogram_values if metric._type == "histogram" else _values
-        # as of the render before: the children (label values, child) in order, their texts and layouts,
-        # where each key's series are, the versions read
-        self._children: list[tuple[tuple, MetricWrapperBase]] = []
+        self._histogram = metric._type == "histogram"
+        # a gauge may be set to -0.0, which the number cache cannot tell from 0.0 (_Texts)
+        self._texts_of = _texts if metric._type != "gauge" else _plain_texts
+        # as of the render before: the children in order (compared by identity: a child removed and
+        # made again is another object), their runs and texts, where each key's runs are, the versions
+        # read; the text around each child's values
+        self._children: list[MetricWrapperBase] = []
+        self._runs: list[_Run] = []
         self._texts: list[bytes] = []
-        self._layouts: list[list[str]] = []
         self._where: dict[str, list[int]] = {}
-        self._seen: dict[str, int] = {}
+        self._seen: dict[str, int] | None = {} if versions is not None else None
+        self._templates: dict[MetricWrapperBase, bytes] = {}
         self._lock = threading.Lock()
 
     def parts(self, pace: Pace) -> list[bytes]:
         m = self.metric
-        with m._lock:
-            children = list(m._metrics.items())
-        seen = dict(self.versions)  # before any value is read
+        if m._labelnames:
+            with m._lock:
+                children = list(m._metrics.values())
+        else:
+            children = [m]
+        seen = dict(self.versions) if self.versions is not None else None  # before any value is read
         with self._lock:  # one render at a time keeps the cache consistent
-            if children != self._children:  # a series came or went: compared by identity
-                self._rebuild(children, seen, pace)
-            else:
-                moved = {key for key, _ in seen.items() - self._seen.items()} | (self._seen.keys() - seen.keys())
-                for key in moved:
-                    for i in self._where.get(key, ()):
+            runs, texts, before, texts_of = self._runs, self._texts, self._seen, self._texts_of
+            try:
+                if children != self._children:
+                    self._rebuild(children, seen, pace)
+                elif seen is None:
+                    for i, run in enumerate(runs):
+                        texts[i] = run.template % tuple(texts_of(run.numbers()))
+                elif seen != before:
+                    moved = [key for key, version in seen.items() if before.get(key) != version]
+                    moved += before.keys() - seen.keys()
+                    where = self._where
+                    for key in moved:
                         pace()
-                        self._texts[i] = self._format(children[i][1], self._layouts[i])
+                        for i in where.get(key, ()):
+                            run = runs[i]
+                            texts[i] = run.template % tuple(texts_of(run.numbers()))
+            except TypeError as e:  # more or fewer values than the text has places for
+                raise RuntimeError(f"{m}: a series changed shape (_created series turned on?)") from e
             self._seen = seen
             return [self._head, *self._texts]
 
-    def _rebuild(self, children: list[tuple[tuple, MetricWrapperBase]], seen: dict[str, int], pace: Pace) -> None:
-        """Every series again, keeping the text of those that stayed and whose key's version did not move."""
-        before = {values: (child, text, layout) for (values, child), text, layout
-                  in zip(self._children, self._texts, self._layouts)}
-        texts, layouts, where = [], [], {}
-        for i, (values, child) in enumerate(children):
-            key = values[self._at]
-            kept = before.get(values)
-            if kept is not None and kept[0] is child:
-                layout, text = kept[2], kept[1] if seen.get(key) == self._seen.get(key) else None
-            else:
-                layout, text = self._layout(values, child), None
+    def _rebuild(self, children: list[MetricWrapperBase], seen: dict[str, int] | None, pace: Pace) -> None:
+        """Every run again, keeping the text of those that stayed whole and whose key's version did not move."""
+        kept = {run.children: text for run, text in zip(self._runs, self._texts)} if seen is not None else {}
+        before = self._seen or {}
+        templates = {child: self._templates.get(child) or self._template(child) for child in children}
+        at = self._at
+        runs, texts, where = [], [], {}
+        start = 0
+        for i in range(1, len(children) + 1):
+            key = children[start]._labelvalues[at] if at is not None else None
+            if i < len(children) and at is not None and children[i]._labelvalues[at] == key:
+                continue
+            kids = tuple(children[start:i])
+            # a gauge of the agent's own may be given a set_function any time
+            run = _Run(kids, b"".join(templates[k] for k in kids), self._histogram,
+                       seen is not None or self.metric._type != "gauge")
+            text = kept.get(kids) if seen is not None and seen.get(key) == before.get(key) else None
             if text is None:
                 pace()
-                text = self._format(child, layout)
+                text = run.template % tuple(self._texts_of(run.numbers()))
+            where.setdefault(key, []).append(len(runs))
+            runs.append(run)
             texts.append(text)
-            layouts.append(layout)
-            where.setdefault(key, []).append(i)
-        self._children, self._texts, self._layouts, self._where = children, texts, layouts, where
+            start = i
+        self._children, self._runs, self._texts, self._where, self._templates = children, runs, texts, where, templates
 
-    def _layout(self, values: tuple, child: MetricWrapperBase) -> list[str]:
-        """What comes before each value of the series' lines: a series' samples never change names or
+    def _template(self, child: MetricWrapperBase) -> bytes:
+        """The text of the series' lines with %s for each value: a series' samples never change names or
         labels, only values."""
-        series = tuple(zip(self._names, values))
+        series = tuple(zip(self._names, child._labelvalues))
         name = self.metric._name
-        return [f"{name}{suffix}{_label_text(series + tuple(labels.items()))} "
-                for suffix, labels, *_ in child._samples()]
-
-    def _format(self, child: MetricWrapperBase, layout: list[str]) -> bytes:
-        numbers = self._read(child)
-        if len(numbers) != len(layout):
-            raise RuntimeError(f"{self.metric}: a series changed shape (_created series turned on?)")
-        return "".join([f"{before}{_number(n)}\n" for before, n in zip(layout, numbers)]).encode("utf-8")
+        lines = [f"{name}{suffix}{_label_text(series + tuple(labels.items()))} ".replace("%", "%%") + "%s\n"
+                 for suffix, labels, *_ in child._samples()]
+        return "".join(lines).encode("utf-8")
 
 
-def _values(child: MetricWrapperBase) -> list[float]:
-    return [s[2] for s in child._child_samples()]
+class _Run:
+    """Consecutive series of one key in a Family, formatted together with one template (bytes: their
+    %-formatting is several times faster than a str's)."""
+
+    __slots__ = ("children", "template", "numbers")
+
+    def __init__(self, children: tuple, template: bytes, histogram: bool, direct: bool) -> None:
+        self.children, self.template = children, template
+        # the values are read directly when they are prometheus_client's own plain floats (not in
+        # multiprocess mode) and no gauge's set_function stands in for them
+        direct = direct and all(type(v) is MutexValue and "_child_samples" not in c.__dict__ for c in children
+                                for v in ((*c._buckets, c._sum) if histogram else (c._value,)))
+        self.numbers = (_histogram_values if histogram else _values)(children, direct)
 
 
-def _histogram_values(child: MetricWrapperBase) -> list[float]:
-    """The values of a histogram's _child_samples, in its order (cumulative buckets, count, sum), without
-    formatting every bucket's `le` again as it does."""
-    out, acc = [], 0.0
-    for bucket in child._buckets:
-        acc += bucket.get()
-        out.append(acc)
-    out.append(acc)
-    if child._upper_bounds[0] >= 0:
-        out.append(child._sum.get())
-    return out
+_VALUE = attrgetter("_value")
+_VALUES = attrgetter("_value._value")
+
+
+def _values(children: tuple, direct: bool) -> Callable[[], list[float]]:
+    if direct:
+        return lambda: list(map(_VALUES, children))
+    return lambda: [s[2] for c in children for s in c._child_samples()]
+
+
+def _histogram_values(children: tuple, direct: bool) -> Callable[[], list[float]]:
+    """The values of the histograms' _child_samples, in its order (cumulative buckets, count, sum),
+    without formatting every bucket's `le` again as it does."""
+    if not direct:
+        return lambda: [s[2] for c in children for s in c._child_samples()]
+    # a histogram with a negative bucket has no _sum series
+    parts = [(c._buckets, c._sum if c._upper_bounds[0] >= 0 else None) for c in children]
+
+    def numbers() -> list[float]:
+        out: list[float] = []
+        extend, append = out.extend, out.append
+        for buckets, total in parts:
+            extend(accumulate(map(_VALUE, buckets)))
+            append(out[-1])
+            if total is not None:
+                append(total._value)
+        return out
+    return numbers
+
+
+class _Texts(dict):
+    """The text of each number met lately: most repeat (a histogram's count is its last bucket, the
+    buckets above the slowest probe all hold the count, a target's idle counters stay where they are).
+    NaN is not kept (never equal to itself). -0.0 would be found as 0.0, which is written otherwise:
+    only counters and histograms use it, and neither can hold -0.0 (inc() refuses a negative amount and
+    0.0 + -0.0 is 0.0); a gauge may be set to it."""
+
+    def __missing__(self, value: float) -> bytes:
+        text = _number(value).encode()
+        if value == value:
+            if len(self) >= NUMBERS_KEPT:
+                self.clear()
+            self[value] = text
+        return text
+
+
+NUMBERS_KEPT = 4096  # about 0.4 MB
+_TEXTS = _Texts()
+
+
+def _texts(numbers: list[float]) -> map:
+    return map(_TEXTS.__getitem__, numbers)
+
+
+def _plain_texts(numbers: list[float]) -> list[bytes]:
+    return [_number(n).encode() for n in numbers]

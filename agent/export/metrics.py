@@ -100,9 +100,19 @@ class LiveMetrics:
         self.versions: dict[str, int] = {}
         self._changes = 0
         if isinstance(registry, Registry):
-            for metric in (self.probes, self.counted, self.errors, self.duration, self.phase, self.success,
-                           self.expiry, self.skipped, self.late, self.tokens, self.token_duration, self.marks):
-                registry.prebuild(metric, Family(metric, self.versions).parts)
+            self._prebuild(registry, info)
+
+    def _prebuild(self, registry: Registry, info: Gauge) -> None:
+        """The registry keeps these series' text (exposition.Family)."""
+        for metric in (self.probes, self.counted, self.errors, self.duration, self.phase, self.success,
+                       self.expiry, self.skipped, self.late, self.tokens, self.token_duration, self.marks):
+            registry.prebuild(metric, Family(metric, self.versions).parts)
+        # the agent's own few series change all the time: formatted at each render, with no versions
+        for metric in (self.slices, self.loop_lag, self.in_flight, self.throttle_waits, self.write_errors,
+                       self.flushes, self.last_flush, self.integrity_failures, self.ledger_lost, self.clock_steps,
+                       self.clock_ahead, self.journal_dropped, self.journal_held, self.refused, self.reloads,
+                       self.ready, info):
+            registry.prebuild(metric, Family(metric, None).parts)
 
     def _state(self, registry: CollectorRegistry) -> None:
         """The agent's own clock and the ledger's database."""
@@ -140,12 +150,15 @@ class LiveMetrics:
     def forget(self, service: str, target: str) -> None:
         """Removes a target's series (after a reload that dropped it)."""
         self._bound.pop(target, None)
-        self.versions.pop(target, None)
         for metric in (self.duration, self.success, self.expiry, self.skipped, self.late, self.token_duration):
             try:
                 metric.remove(service, target, *self.extra_values)
             except KeyError:
                 pass
+        # moved, not dropped: the target's counters by outcome, phase or error kind stay, and a result
+        # that came since the last render is in them
+        self._changes += 1
+        self.versions[target] = self._changes
 
     def observe(self, r: ProbeResult, masked: bool) -> None:
         """The pipeline's sink: one result into the live series."""
