@@ -365,3 +365,40 @@ def test_lines_past_the_limit_become_a_count_on_the_next_line_that_passes():
     assert limit.filter(late)
     line = logs._OneLine(Redactor()).format(late)
     assert line.endswith("Error handling request [2 more lines of aiohttp dropped in the minute before]"), line
+
+
+async def test_the_scrapes_waiting_for_a_render_are_woken_a_few_per_loop_turn():
+    """Hundreds of scrapes joined one render: its end woke them all in the same loop turn, one task step
+    each, a stall the probes in flight measured."""
+    import threading
+
+    registry = CollectorRegistry()
+    registry.register(SloCollector(lambda: None, lambda: False))
+    render = server_mod.Renderer(registry)
+    gate = threading.Event()
+    real = server_mod._render
+
+    def held(reg):
+        gate.wait(10)
+        return real(reg)
+
+    loop = asyncio.get_running_loop()
+    ready: list[int] = []  # callbacks waiting in each loop turn (asyncio's own loop: the tests run on it)
+
+    def tick() -> None:
+        ready.append(len(loop._ready))
+        if len(ready) < 400:
+            loop.call_soon(tick)
+
+    server_mod._render, saved = held, server_mod._render
+    try:
+        scrapes = [asyncio.ensure_future(render()) for _ in range(100)]
+        for _ in range(5):
+            await asyncio.sleep(0)  # every scrape joins the render in flight
+        loop.call_soon(tick)
+        gate.set()
+        answers = await asyncio.gather(*scrapes)
+    finally:
+        server_mod._render = saved
+    assert len(set(answers)) == 1 and render.renders == 1
+    assert max(ready) <= 2 * getattr(server_mod, "ANSWERS_PER_TURN", 8) + 4, f"{max(ready)} callbacks in one turn"

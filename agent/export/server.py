@@ -85,18 +85,24 @@ class Renderer:
         self._flight: asyncio.Future[tuple[bytes, bytes]] | None = None
         self._last: tuple[bytes, bytes] | None = None
         self._fresh_until = 0.0
-        self._turns: deque[asyncio.Future[None]] = deque()
+        # the scrapes waiting for their answer's turn, first come first: each with the render it waits for
+        self._turns: deque[tuple[asyncio.Future[None], asyncio.Future[tuple[bytes, bytes]] | None]] = deque()
+        self._releasing = False
 
     async def __call__(self) -> tuple[bytes, bytes]:
         """(text, gzip'd text)."""
-        last = self._last
-        if self._flight is None and (last is None or asyncio.get_running_loop().time() >= self._fresh_until):
+        loop = asyncio.get_running_loop()
+        if self._flight is None and (self._last is None or loop.time() >= self._fresh_until):
             self._flight = asyncio.ensure_future(self._render())
-        if self._flight is not None:
-            # shielded: a scraper that hangs up must not cancel the render the others wait for
-            last = await asyncio.shield(self._flight)
-        await self._turn()
-        return last  # type: ignore[return-value]
+            self._flight.add_done_callback(self._rendered)
+        flight = self._flight
+        # not awaiting the render itself: a scraper that hangs up cancels its turn, never the render the
+        # others wait for, and the render's end wakes its scrapes a few a turn, not hundreds in one
+        turn = loop.create_future()
+        self._turns.append((turn, flight))
+        self._release()
+        await turn
+        return flight.result() if flight is not None else self._last  # type: ignore[return-value]
 
     async def _render(self) -> tuple[bytes, bytes]:
         self.renders += 1
@@ -111,23 +117,31 @@ class Renderer:
         self._fresh_until = loop.time() + min(REUSE_MAX, REUSE_FACTOR * (loop.time() - start))
         return self._last
 
-    async def _turn(self) -> None:
-        """Waits for this answer's loop turn: the answers of one render go out ANSWERS_PER_TURN a turn.
-        Hundreds of scrapes woken by the same render, each writing half a megabyte in the same turn,
-        held the loop for tens of milliseconds."""
-        turn = asyncio.get_running_loop().create_future()
-        self._turns.append(turn)
-        if len(self._turns) == 1:
-            turn.get_loop().call_soon(self._next_turn)
-        await turn
+    def _rendered(self, flight: asyncio.Future) -> None:
+        if not flight.cancelled():
+            flight.exception()  # its scrapes get it; seen, whether any is left to
+        self._release()
+
+    def _release(self) -> None:
+        if not self._releasing and self._turns:
+            self._releasing = True
+            asyncio.get_running_loop().call_soon(self._next_turn)
 
     def _next_turn(self) -> None:
-        for _ in range(min(ANSWERS_PER_TURN, len(self._turns))):
-            turn = self._turns.popleft()
-            if not turn.done():
+        """The answers go out ANSWERS_PER_TURN a loop turn, in order, each once its render is done.
+        Hundreds of scrapes woken by the same render, each writing half a megabyte in the same turn,
+        held the loop for tens of milliseconds."""
+        self._releasing = False
+        released = 0
+        while self._turns and released < ANSWERS_PER_TURN:
+            turn, flight = self._turns[0]
+            if flight is not None and not flight.done():
+                return  # its render's end releases it (_rendered)
+            self._turns.popleft()
+            if not turn.done():  # a scrape whose client left is passed over
                 turn.set_result(None)
-        if self._turns:
-            self._turns[0].get_loop().call_soon(self._next_turn)
+                released += 1
+        self._release()
 
 
 def _render(registry: CollectorRegistry) -> tuple[bytes, bytes]:
