@@ -18,7 +18,7 @@ from fastdigest import TDigest
 from ..calendar import Calendar
 from ..calendar.business import BusinessHours
 from ..config import Config
-from ..ledger import BELOW0_I, DOWN_I, DTYPE, HOUR, LAT_I, UP_I, nfields
+from ..ledger import BELOW0_I, CENTROIDS, DOWN_I, DTYPE, HOUR, LAT_I, UP_I, nfields
 from ..store import Store
 from ..tickets import Ticket
 
@@ -100,7 +100,7 @@ def _target_month(target: str, service: str, per_minute: int, span: tuple[float,
         for k, th in enumerate(thresholds):
             arr[:, BELOW0_I + k] = (minute_lat < th).sum(axis=1)
         hours.append((target, h, arr.tobytes(), json.dumps(errors, sort_keys=True) if errors else ""))
-        digests.append((target, h * HOUR, HOUR, TDigest.from_values(lat.tolist()).to_bytes()))
+        digests.append((target, h * HOUR, HOUR, TDigest.from_values(lat.tolist(), max_centroids=CENTROIDS).to_bytes()))
     return hours, digests
 
 

@@ -9,13 +9,31 @@ from typing import Iterable, Sequence, Union
 from fastdigest import TDigest, merge_all
 
 QUANTILES = (0.5, 0.9, 0.98, 0.99, 0.999)
+# Centroids a sketch keeps (fastdigest's default is 1000). The quantiles are only shown, so the size is set
+# by the error docs/contract.md states ("Latency", tests/test_quantile_bound.py measures it) rather than by
+# the most the library can give: a held hour or day takes a few times less memory and store. A digest
+# stored with more centroids (an older store) merges as any other and is brought down to this size.
+CENTROIDS = 200
 # A digest no more samples are expected in (a closed hour, a finished day) is held as its compressed bytes:
 # a third of the live object's memory, and TDigest.from_bytes(to_bytes(d)) merges exactly as d does.
 Held = Union[TDigest, bytes]
 
 
+def new() -> TDigest:
+    return TDigest(CENTROIDS)
+
+
+def shrink(d: TDigest) -> TDigest:
+    """`d` with at most CENTROIDS centroids (one read from an older store may hold more)."""
+    return merge_all([d], max_centroids=CENTROIDS) if d.max_centroids > CENTROIDS else d
+
+
+def merge(digests: list[TDigest]) -> TDigest:
+    return merge_all(digests, max_centroids=CENTROIDS)
+
+
 def freeze(d: TDigest) -> bytes:
-    return zlib.compress(d.to_bytes(), 1)
+    return zlib.compress(shrink(d).to_bytes(), 1)
 
 
 def thaw(d: Held) -> TDigest:
@@ -32,14 +50,14 @@ def merge_chunked(digests: list[TDigest], chunk: int = 8) -> TDigest:
     call holds the GIL for its whole length (about 0.2 us per input centroid)."""
     ds = [d for d in digests if d.n_values > 0]
     if not ds:
-        return TDigest()
+        return new()
     while len(ds) > 1:
         nxt = []
         for i in range(0, len(ds), chunk):
-            nxt.append(merge_all(ds[i:i + chunk]) if len(ds[i:i + chunk]) > 1 else ds[i])
+            nxt.append(merge(ds[i:i + chunk]) if len(ds[i:i + chunk]) > 1 else ds[i])
             time.sleep(0)  # release the GIL
         ds = nxt
-    return ds[0]
+    return shrink(ds[0])
 
 
 def merged_summary(digests: Iterable[TDigest]) -> tuple[dict[str, float | None], int, float]:
@@ -60,5 +78,5 @@ def cdf_points(digests: Iterable[TDigest], points: Sequence[float]) -> list[list
     ds = [d for d in digests if d.n_values > 0]
     if not ds:
         return []
-    m = merge_all(ds) if len(ds) > 1 else ds[0]
+    m = merge(ds) if len(ds) > 1 else ds[0]
     return [[x, round(float(m.cdf(x)), 6)] for x in points]

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from fastdigest import TDigest, merge_all
+from fastdigest import TDigest
 
 from ..probes.base import DOWN, INCONCLUSIVE, UP, ProbeResult
-from .digest import Held, blob, freeze, merge_chunked, thaw
+from .digest import CENTROIDS, Held, blob, freeze, merge, merge_chunked, new, thaw
 from .minutes import DTYPE, MinuteStore
 
 UP_I, DOWN_I, INC_I, LAT_I, BELOW0_I = 0, 1, 2, 3, 4
@@ -153,7 +153,7 @@ class Ledger:
             day = int(self.day_start(start))
             d = s.day_digests.get(day)
             if type(d) is not TDigest:  # none yet, or frozen
-                d = s.day_digests[day] = TDigest() if d is None else thaw(d)
+                d = s.day_digests[day] = new() if d is None else thaw(d)
             self.dirty_digests.add((s.name, day, DAY))
             return d
         if hour > s.newest_hour:
@@ -165,7 +165,7 @@ class Ledger:
             s.version += 1  # a late sample for a closed hour
         d = s.hour_digests.get(hour)
         if type(d) is not TDigest:  # none yet, or frozen (a late sample)
-            d = s.hour_digests[hour] = TDigest() if d is None else thaw(d)
+            d = s.hour_digests[hour] = new() if d is None else thaw(d)
         self.dirty_digests.add((s.name, start, HOUR))
         return d
 
@@ -222,7 +222,7 @@ class Ledger:
                 parts = [thaw(s.hour_digests.pop(h)) for h in hours]
                 if day in s.day_digests:
                     parts.append(thaw(s.day_digests[day]))
-                s.day_digests[day] = freeze(merge_all(parts))
+                s.day_digests[day] = freeze(merge(parts))
                 self.dirty_digests.add((s.name, day, DAY))
                 for h in hours:
                     self.dirty_digests.discard((s.name, h * HOUR, HOUR))
@@ -267,11 +267,12 @@ class Ledger:
         return True
 
     def load_digest(self, target: str, service: str, start: int, span: int, digest: Held) -> None:
-        """A stored digest: a TDigest, or the zlib-compressed to_bytes() the store keeps (held as is)."""
+        """A stored digest: a TDigest, or the zlib-compressed to_bytes() the store keeps (held as is, unless
+        it has more centroids than the ledger keeps: one from an older store)."""
         s = self.ensure(target, service)
         s.version += 1
         s.newest_hour = max(s.newest_hour, start // HOUR)
-        held = digest if isinstance(digest, bytes) else freeze(digest)
+        held = digest if isinstance(digest, bytes) and thaw(digest).max_centroids <= CENTROIDS else freeze(thaw(digest))
         if span == DAY:
             s.day_digests[start] = held
         else:
