@@ -8,12 +8,11 @@ import zlib
 
 import numpy as np
 import pytest
-from fastdigest import TDigest
+from fastdigest import TDigest, merge_all
 
 from agent.calendar import Calendar
 from agent.config.model import Contract
-from agent.ledger import CENTROIDS, DAY, HOUR, QUANTILES, Ledger, merged_quantiles
-from agent.ledger.digest import thaw
+from agent.ledger import CENTROIDS, DAY, HOUR, QUANTILES, Ledger, cdf_points, merged_quantiles
 from agent.probes import ProbeResult
 
 HOUR_RANK = 0.01  # an hour's sketch
@@ -47,8 +46,8 @@ def rank_error(values: np.ndarray, shown: float, q: float) -> float:
     return 0.0 if lo <= q <= hi else min(abs(q - lo), abs(q - hi))
 
 
-def fill(times: np.ndarray, values: np.ndarray) -> Ledger:
-    led = Ledger((0.5, 1.0), day_start=CAL.day_start)
+def fill(times: np.ndarray, values: np.ndarray, led: Ledger | None = None) -> Ledger:
+    led = led or Ledger((0.5, 1.0), day_start=CAL.day_start)
     led.anchor(T0 + DAYS * DAY - 1)
     next_compaction = T0
     for t, v in zip(times.tolist(), values.tolist()):
@@ -99,19 +98,27 @@ def test_few_requests_within_one_request_more():
             assert max(errs.values()) <= bound + 1 / n, (name, n, errs)
 
 
-def test_a_sketch_from_an_older_store_still_merges_and_is_brought_down():
-    """A day stored with fastdigest's default 1,000 centroids, loaded as the store hands it over (its
-    zlib-compressed to_bytes()), merges with the days the ledger fills itself."""
+def test_a_sketch_from_an_older_store_merges_as_that_version_merged_it():
+    """Days stored with fastdigest's default 1,000 centroids, loaded as the store hands them over (their
+    zlib-compressed to_bytes()), keep their size: a 7-day period of them shows exactly the quantiles and
+    CDF the earlier version showed (a report or bundle made then computes again to the same figures), and
+    one merged with the days the ledger fills itself stays within the bound."""
     rng = np.random.default_rng(11)
-    old_day = slow_tail(rng, 86400)
-    old = TDigest.from_values(old_day.tolist())
-    assert old.n_centroids > CENTROIDS
-    times = T0 + DAY + np.arange(0.0, (DAYS - 1) * DAY, 3.0)
+    old_days = [slow_tail(rng, 86400) for _ in range(7)]
+    old = [TDigest.from_values(v.tolist()) for v in old_days]
+    assert all(d.max_centroids == 1000 and d.n_centroids > CENTROIDS for d in old)
+    led = Ledger((0.5, 1.0), day_start=CAL.day_start)
+    for i, d in enumerate(old):
+        led.load_digest("a", "api", int(T0 + i * DAY), DAY, zlib.compress(d.to_bytes(), 1))
+    then = merge_all(old)  # what the earlier version merged: fastdigest's default size
+    week = led.digests("a", T0, T0 + 7 * DAY)
+    assert merged_quantiles(week) == {f"{q:g}": float(then.quantile(q)) for q in QUANTILES}
+    assert cdf_points(week, (0.1, 0.5, 1.0)) == [[x, round(float(then.cdf(x)), 6)] for x in (0.1, 0.5, 1.0)]
+
+    times = T0 + 7 * DAY + np.arange(0.0, DAY, 3.0)  # a day of the ledger's own, after them
     values = slow_tail(rng, len(times))
-    led = fill(times, values)
-    led.load_digest("a", "api", int(T0), DAY, zlib.compress(old.to_bytes(), 1))
-    assert thaw(led.series["a"].day_digests[int(T0)]).max_centroids == CENTROIDS
-    everything = np.concatenate([old_day, values])
-    when = np.concatenate([T0 + np.arange(86400.0), times])
-    errs = errors(led, when, everything, T0, T0 + 7 * DAY)
+    fill(times, values, led)
+    everything = np.concatenate([*old_days[1:], values])
+    when = np.concatenate([T0 + i * DAY + np.arange(86400.0) for i in range(1, 7)] + [times])
+    errs = errors(led, when, everything, T0 + DAY, T0 + 8 * DAY)
     assert max(errs.values()) <= PERIOD_RANK, errs

@@ -9,10 +9,9 @@ from typing import Iterable, Sequence, Union
 from fastdigest import TDigest, merge_all
 
 QUANTILES = (0.5, 0.9, 0.98, 0.99, 0.999)
-# Centroids a sketch keeps (fastdigest's default is 1000). The quantiles are only shown, so the size is set
-# by the error docs/contract.md states ("Latency", tests/test_quantile_bound.py measures it) rather than by
-# the most the library can give: a held hour or day takes a few times less memory and store. A digest
-# stored with more centroids (an older store) merges as any other and is brought down to this size.
+# Centroids a new sketch keeps (fastdigest's default is 1000). The quantiles are only shown, so the size is
+# set by the error docs/contract.md states ("Latency", tests/test_quantile_bound.py measures it) rather than
+# by the most the library can give: a held hour or day takes a few times less memory and store.
 CENTROIDS = 200
 # A digest no more samples are expected in (a closed hour, a finished day) is held as its compressed bytes:
 # a third of the live object's memory, and TDigest.from_bytes(to_bytes(d)) merges exactly as d does.
@@ -23,17 +22,15 @@ def new() -> TDigest:
     return TDigest(CENTROIDS)
 
 
-def shrink(d: TDigest) -> TDigest:
-    """`d` with at most CENTROIDS centroids (one read from an older store may hold more)."""
-    return merge_all([d], max_centroids=CENTROIDS) if d.max_centroids > CENTROIDS else d
-
-
 def merge(digests: list[TDigest]) -> TDigest:
-    return merge_all(digests, max_centroids=CENTROIDS)
+    """At the size of the largest: a digest an earlier version stored with 1000 centroids merges exactly as
+    that version merged it, so a report or bundle of its months computes again to the same quantiles (their
+    offline check compares them)."""
+    return merge_all(digests, max_centroids=max(d.max_centroids for d in digests))
 
 
 def freeze(d: TDigest) -> bytes:
-    return zlib.compress(shrink(d).to_bytes(), 1)
+    return zlib.compress(d.to_bytes(), 1)
 
 
 def thaw(d: Held) -> TDigest:
@@ -57,7 +54,7 @@ def merge_chunked(digests: list[TDigest], chunk: int = 8) -> TDigest:
             nxt.append(merge(ds[i:i + chunk]) if len(ds[i:i + chunk]) > 1 else ds[i])
             time.sleep(0)  # release the GIL
         ds = nxt
-    return shrink(ds[0])
+    return ds[0]
 
 
 def merged_summary(digests: Iterable[TDigest]) -> tuple[dict[str, float | None], int, float]:

@@ -20,7 +20,7 @@ import numpy as np
 from fastdigest import TDigest
 
 from ..probes.base import DOWN, INCONCLUSIVE, UP, ProbeResult
-from .digest import CENTROIDS, Held, blob, freeze, merge, merge_chunked, new, thaw
+from .digest import Held, blob, freeze, merge, merge_chunked, new, thaw
 from .minutes import DTYPE, MinuteStore
 
 UP_I, DOWN_I, INC_I, LAT_I, BELOW0_I = 0, 1, 2, 3, 4
@@ -267,12 +267,11 @@ class Ledger:
         return True
 
     def load_digest(self, target: str, service: str, start: int, span: int, digest: Held) -> None:
-        """A stored digest: a TDigest, or the zlib-compressed to_bytes() the store keeps (held as is, unless
-        it has more centroids than the ledger keeps: one from an older store)."""
+        """A stored digest: a TDigest, or the zlib-compressed to_bytes() the store keeps (held as is)."""
         s = self.ensure(target, service)
         s.version += 1
         s.newest_hour = max(s.newest_hour, start // HOUR)
-        held = digest if isinstance(digest, bytes) and thaw(digest).max_centroids <= CENTROIDS else freeze(thaw(digest))
+        held = digest if isinstance(digest, bytes) else freeze(digest)
         if span == DAY:
             s.day_digests[start] = held
         else:
