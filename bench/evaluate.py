@@ -28,6 +28,7 @@ def measure(targets: int, repeats: int) -> dict:
     from agent.config import parse_config
     from agent.export.collectors import SloCollector
     from agent.ledger import HOUR, Ledger
+    import agent.ledger
     from agent.slo import DayCache, evaluate
     from agent.tickets import Ticket
 
@@ -38,7 +39,8 @@ def measure(targets: int, repeats: int) -> dict:
     led = Ledger(cfg.contract.thresholds, day_start=cal.day_start)
     led.anchor(NOW)
     rng = np.random.default_rng(2)
-    digest = TDigest.from_values(rng.lognormal(np.log(0.12), 0.45, 3600).tolist())
+    digest = TDigest.from_values(rng.lognormal(np.log(0.12), 0.45, 3600).tolist(),
+                                 max_centroids=getattr(agent.ledger, "CENTROIDS", 1000))  # the measured tree's size
     for t in cfg.targets:
         s = led.ensure(t.name, t.service)
         hour = np.zeros((60, led.nf), dtype=np.uint16)

@@ -34,12 +34,14 @@ sys.path.insert(0, worker_tree(sys.argv))
 from agent.calendar import Calendar  # noqa: E402
 from agent.config import parse_config  # noqa: E402
 from agent.config.model import Contract  # noqa: E402
+import agent.ledger  # noqa: E402
 from agent.ledger import DAY, HOUR, Ledger  # noqa: E402
 from agent.probes import ProbeResult  # noqa: E402
 from agent.slo import evaluate, latency  # noqa: E402
 from agent.store import Store  # noqa: E402
 
 NOW = 1_795_000_000.0 - (1_795_000_000.0 % 3600)
+SIZE = getattr(agent.ledger, "CENTROIDS", 1000)  # the centroids the measured tree's sketches keep
 
 
 ROWS: list[list] = []
@@ -82,7 +84,8 @@ def week_ledger(targets: int, c: Calendar) -> Ledger:
         for h in range((led.capacity - 1440) // 60):  # as a restore writes them
             led.load_hour(s.name, s.service, s.base // 60 + h, hour, {})
         for h in range(int(NOW // HOUR) - 7 * 24, int(NOW // HOUR)):
-            s.hour_digests[h] = TDigest.from_values(rng.lognormal(np.log(0.12), 0.45, 3600).tolist())
+            s.hour_digests[h] = TDigest.from_values(rng.lognormal(np.log(0.12), 0.45, 3600).tolist(),
+                                                    max_centroids=SIZE)
     return led
 
 
@@ -182,10 +185,10 @@ def fill_store(store: Store, targets: int, days: int, c: Calendar, rng: np.rando
     the caller writes them with their journal, from the same probes."""
     nf = 6
     first_hour = int(NOW // HOUR) - days * 24
-    digest_cache = [TDigest.from_values(rng.lognormal(np.log(0.12), 0.45, 86400).tolist()).to_bytes()
-                    for _ in range(8)]
-    hour_cache = [TDigest.from_values(rng.lognormal(np.log(0.12), 0.45, 3600).tolist()).to_bytes()
-                  for _ in range(8)]
+    digest_cache = [TDigest.from_values(rng.lognormal(np.log(0.12), 0.45, 86400).tolist(),
+                                        max_centroids=SIZE).to_bytes() for _ in range(8)]
+    hour_cache = [TDigest.from_values(rng.lognormal(np.log(0.12), 0.45, 3600).tolist(),
+                                      max_centroids=SIZE).to_bytes() for _ in range(8)]
     services = {f"t{t:03d}": "api" for t in range(targets)}
     for t in range(targets):
         name = f"t{t:03d}"

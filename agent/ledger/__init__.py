@@ -4,5 +4,6 @@ from .digest import CENTROIDS, QUANTILES, cdf_points, merge_chunked, merged_quan
 from .series import (BELOW0_I, DAY, DOWN_I, DTYPE, HOUR, INC_I, LAT_I, UP_I, Ledger, TargetSeries, minute_errors,
                      nfields)
 
-__all__ = ["BELOW0_I", "CENTROIDS", "DAY", "DOWN_I", "DTYPE", "HOUR", "INC_I", "LAT_I", "QUANTILES", "UP_I", "Ledger", "TargetSeries",
-           "cdf_points", "merge_chunked", "merged_quantiles", "merged_summary", "minute_errors", "nfields"]
+__all__ = ["BELOW0_I", "CENTROIDS", "DAY", "DOWN_I", "DTYPE", "HOUR", "INC_I", "LAT_I", "QUANTILES", "UP_I", "Ledger",
+           "TargetSeries", "cdf_points", "merge_chunked", "merged_quantiles", "merged_summary", "minute_errors",
+           "nfields"]
