@@ -33,7 +33,7 @@ from ..store import Store
 from ..timeutil import parse_month
 from . import signing
 from .build import ReportError, build, open_store
-from .evidence import journal_mismatches
+from .evidence import mismatches_named
 from .formats import render
 from .method import NAME, method
 
@@ -102,11 +102,11 @@ def _write_ledger(cfg: Config, store: Store, doc: dict[str, Any], folder: Path, 
     (folder / "extract" / "ledger.db").rename(folder / f"ledger{suffix}.db")
     shutil.rmtree(folder / "extract")
     ids = _scope_ids(folder / f"ledger{suffix}.db", cfg)
-    edited = journal_mismatches(store, Calendar(cfg.contract).tz, start, until, ids)
+    _, found, n = store.journal_checked(start, until, ids, folder / f"journal{suffix}.jsonl")
+    edited = mismatches_named(found, n, Calendar(cfg.contract).tz)
     if edited:  # a bundle would ship hashes its own records contradict
         raise ReportError(f"{'location ' + suffix[1:] + ': ' if suffix else ''}the bundle is not made: "
                           + "; ".join(edited))
-    store.journal_lines(folder / f"journal{suffix}.jsonl", start, until, ids)
 
 
 def _write_common(cfg: Config, doc: dict[str, Any], folder: Path) -> None:

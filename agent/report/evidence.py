@@ -76,7 +76,11 @@ def journal_mismatches(store: Store, tz: Any, start: float, until: float, ids: t
     """The journal records of [start, until) (and with ids in `ids`) whose content no longer matches the
     hash written with them. The evidence hash is over the stored hashes, and a seal made after an edit
     covers the edit: only the record's content hashed again tells."""
-    found, n = store.journal_unmatched(start, until, ids)
+    return mismatches_named(*store.journal_unmatched(start, until, ids), tz)
+
+
+def mismatches_named(found: list[tuple[int, str, float]], n: int, tz: Any) -> list[str]:
+    """The records Store.journal_unmatched() found, (id, target, at) of the first ones and how many, as problems."""
     out = [f"journal record {rid} ({target}, {iso(at, tz)}): its content differs from the hash written with it"
            for rid, target, at in found]
     if n > len(found):

@@ -24,7 +24,7 @@ from . import rotation, signing
 from .agreement import count_mismatches
 from .build import ReportError, build
 from .bundle import MAX_BUNDLE_BYTES, MAX_FILE_BYTES, PER_LOCATION, member, sha256_file
-from .evidence import journal_mismatches
+from .evidence import mismatches_named
 from .formats import render
 from .method import NAME as METHOD, check as check_method
 from .verify import check_signature, compare
@@ -201,12 +201,12 @@ def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None
     stats.update({"time-stamps": proof.tokens, "time-stamped": proof.proven})
     ids = tuple(scope.get("journal_ids", (0, -1)))
     tz = Calendar(cfg.contract).tz
-    problems += journal_mismatches(store, tz, scope.get("journal_from", 0), scope.get("until", 0), ids)
+    digest, found, n = store.journal_checked(scope.get("journal_from", 0), scope.get("until", 0), ids)
+    problems += mismatches_named(found, n, tz)
     disagree, notes = count_mismatches(store, cfg, max(scope.get("journal_from", 0), scope.get("from", 0)),
                                        scope.get("until", 0), JOURNAL_PARTS.get(scope.get("journal", "all"), ()), tz)
     problems += disagree
-    if not journal_file.exists() or store.journal_lines_digest(scope.get("journal_from", 0), scope.get("until", 0),
-                                                               ids) != sha256_file(journal_file):
+    if not journal_file.exists() or digest != sha256_file(journal_file):
         problems.append(f"{journal_file.name} differs from the journal in the ledger")
     if head and store.chain_link(int(head["seq"])) != head.get("link"):
         problems.append(f"the chain link the report was built on ({head['seq']}) is not in the chain")

@@ -7,6 +7,7 @@ journal are written and read without a Python loop over the records.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -111,6 +112,16 @@ NEWEST_FIRST = f"{SELECT} {_MATCH} ORDER BY j.at_us DESC, j.id DESC LIMIT ?"
 _JOINED = "FROM journal j JOIN targets t ON t.id = j.target_id"
 COUNT = " ".join(("SELECT COUNT(*)", _JOINED, _MATCH))
 LOCATIONS = " ".join(("SELECT DISTINCT j.location", _JOINED, _MATCH, "ORDER BY 1"))
+# an incident's records (failures only): the first and the last id, each per target on journal_target_at, where
+# SQLite stops reading a target at the first row it keeps; then how many and where, over journal_failed (the unary +
+# keeps SQLite off journal_target_at, whose reads of every up record of a month-long episode took ten times longer)
+_FAILED_OF = ("FROM journal j WHERE j.at_us >= ?2 AND j.at_us < ?3 AND j.outcome != 'up' "
+              "AND j.outcome IN (SELECT value FROM json_each(?4)) AND {}j.target_id IN "
+              "(SELECT id FROM targets WHERE name IN (SELECT value FROM json_each(?1)))")
+FIRST_ID = f"SELECT j.id {_FAILED_OF.format('')} ORDER BY j.at_us, j.id LIMIT 1"
+LAST_ID = f"SELECT j.id {_FAILED_OF.format('')} ORDER BY j.at_us DESC, j.id DESC LIMIT 1"
+FAILED_PLACES = f"SELECT COUNT(*), json_group_array(DISTINCT j.location) {_FAILED_OF.format('+')}"
+ONE = f"{SELECT} WHERE j.id = ?"
 BY_ID = f"SELECT j.hash, {SELECT[len('SELECT '):]} WHERE j.id BETWEEN ? AND ? ORDER BY j.id"
 ALL_OUTCOMES = ("up", "down", "inconclusive")
 # chain.journal_text in SQL, over a run of ids (a NULL status reads "None" there, as str(None) does)
@@ -132,14 +143,16 @@ HASH_RUN = ("SELECT COUNT(*), group_concat(h, '') FROM (SELECT j.id || ':' || j.
             "AND (SELECT MAX(id) FROM journal WHERE at_us >= ?2 AND at_us < ?3) "
             "AND +j.target_id IN (SELECT id FROM targets WHERE name IN (SELECT value FROM json_each(?1))) "
             "AND +j.at_us >= ?2 AND +j.at_us < ?3 AND j.outcome IN (SELECT value FROM json_each(?4)) ORDER BY j.id)")
-LINES = ("SELECT json_object('id', j.id, 'time', strftime('%Y-%m-%dT%H:%M:%fZ', j.at_us / 1e6, 'unixepoch'), "
+_LINE = ("json_object('id', j.id, 'time', strftime('%Y-%m-%dT%H:%M:%fZ', j.at_us / 1e6, 'unixepoch'), "
          "'target', t.name, 'at_us', j.at_us, 'outcome', j.outcome, 'error_kind', j.error_kind, 'status', j.status, "
          "'error', j.error, 'duration_us', j.duration_us, 'phases_us', json(j.phases), 'address', j.address, "
          "'headers', json(j.headers), 'body', CAST(b.data AS TEXT), 'body_sha256', b.sha256, "
          "'cert_sha256', j.cert_sha256, 'location', j.location, 'masked', j.masked, "
-         "'artifacts', json(j.artifacts), 'hash', j.hash) "
-         "FROM journal j JOIN targets t ON t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id "
+         "'artifacts', json(j.artifacts), 'hash', j.hash)")
+# a bundle's records: the journal of [start, until) and the records of the runs sealed about it (an id range)
+_SPAN = ("FROM journal j JOIN targets t ON t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id "
          "WHERE (j.at_us >= ? AND j.at_us < ?) OR j.id BETWEEN ? AND ? ORDER BY j.id")
+LINES = f"SELECT {_LINE} {_SPAN}"
 # per target and minute: its records of each outcome, and of them those on the minute's first microsecond (a probe
 # started up to half a microsecond before it is stored there, yet counted in the minute before)
 PER_MINUTE = ("SELECT t.name, group_concat(m.row, ' ') FROM (SELECT target_id, (at_us / 60000000) || ' ' || "
@@ -193,18 +206,30 @@ def write_lines(conn: sqlite3.Connection, start: float, until: float, ids: tuple
     return n
 
 
-def lines_digest(conn: sqlite3.Connection, start: float, until: float, ids: tuple[int, int]) -> str:
-    """The sha256 of what write_lines() writes, without writing it."""
-    h = hashlib.sha256()
-    for (line,) in conn.execute(LINES, (round(start * US), round(until * US), *ids)):
-        h.update(line.encode() + b"\n")
-    return h.hexdigest()
-
-
 # each record's text (chain.journal_text) beside the hash written with it, over what write_lines() writes
-HASHED = " ".join(("SELECT j.id, t.name, j.at_us, j.hash,", _TEXT, "FROM journal j JOIN targets t ON "
-                   "t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id WHERE (j.at_us >= ? AND j.at_us < ?) "
-                   "OR j.id BETWEEN ? AND ? ORDER BY j.id"))
+HASHED = f"SELECT j.id, t.name, j.at_us, j.hash, {_TEXT} {_SPAN}"
+CHECKED = f"SELECT j.id, t.name, j.at_us, j.hash, {_TEXT}, {_LINE} {_SPAN}"
+
+
+def checked_lines(conn: sqlite3.Connection, start: float, until: float, ids: tuple[int, int], dest: Path | None,
+                  shown: int = 10) -> tuple[str, list[tuple[int, str, float]], int]:
+    """write_lines() and unmatched() in one pass over the records (a bundle needs both, and a month is over a
+    million records): the sha256 of the lines (written to `dest` when given), the first `shown` records
+    unmatched() finds, and how many it finds."""
+    h, found, n = hashlib.sha256(), [], 0
+    sha256 = hashlib.sha256
+    with open(dest, "wb") if dest is not None else contextlib.nullcontext() as out:
+        for rid, name, at_us, stored, text, line in conn.execute(CHECKED, (round(start * US), round(until * US),
+                                                                           *ids)):
+            if text is None or sha256(text.encode()).hexdigest() != stored:  # a NULL makes the text NULL
+                n += 1
+                if len(found) < shown:
+                    found.append((rid, name, at_us / US))
+            data = line.encode() + b"\n"
+            h.update(data)
+            if out is not None:
+                out.write(data)
+    return h.hexdigest(), found, n
 
 
 def unmatched(conn: sqlite3.Connection, start: float, until: float,

@@ -42,10 +42,10 @@ class JournalTables:
         locations that recorded them."""
         args = journal.match(targets, start, end, ("down",))
         with self._lock:
-            n = self.conn.execute(journal.COUNT, args).fetchone()[0]
-            first = self.conn.execute(journal.OLDEST_FIRST, (*args, 1)).fetchall()
-            last = self.conn.execute(journal.NEWEST_FIRST, (*args, 1)).fetchall()
-            places = [r[0] for r in self.conn.execute(journal.LOCATIONS, args)]
+            n, places = self.conn.execute(journal.FAILED_PLACES, args).fetchone()
+            first, last = ([] if n == 0 else self.conn.execute(journal.ONE, self.conn.execute(q, args).fetchone())
+                           .fetchall() for q in (journal.FIRST_ID, journal.LAST_ID))
+        places = sorted(set(json.loads(places)))
         return {"records": n, "first": journal.as_dict(first[0]) if first else None,
                 "last": journal.as_dict(last[0]) if last else None, "locations": places}
 
@@ -84,10 +84,12 @@ class JournalTables:
         with self._lock:
             return journal.write_lines(self.conn, start, until, ids, dest)
 
-    def journal_lines_digest(self, start: float, until: float, ids: tuple[int, int] = (0, -1)) -> str:
-        """The sha256 of what journal_lines() would write."""
+    def journal_checked(self, start: float, until: float, ids: tuple[int, int] = (0, -1), dest: Path | None = None,
+                        shown: int = 10) -> tuple[str, list[tuple[int, str, float]], int]:
+        """The sha256 of what journal_lines() writes (written to `dest` when given) and journal_unmatched(), in
+        one pass: (the lines' sha256, the first `shown` unmatched records, how many)."""
         with self._lock:
-            return journal.lines_digest(self.conn, start, until, ids)
+            return journal.checked_lines(self.conn, start, until, ids, dest, shown)
 
     def journal_unmatched(self, start: float, until: float, ids: tuple[int, int] = (0, -1),
                           shown: int = 10) -> tuple[list[tuple[int, str, float]], int]:
