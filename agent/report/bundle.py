@@ -23,6 +23,7 @@ import shutil
 import tarfile
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,16 @@ def _write_ledger(cfg: Config, store: Store, doc: dict[str, Any], folder: Path, 
     journal{suffix}.jsonl."""
     start, until = _span(cfg, doc)
     rows_from = min([start] + [_epoch(p["start"]) for p in doc["periods"]])
-    store.extract(folder / "extract", rows_from, start, until)
-    (folder / "extract" / "ledger.db").rename(folder / f"ledger{suffix}.db")
-    shutil.rmtree(folder / "extract")
-    ids = _scope_ids(folder / f"ledger{suffix}.db", cfg)
-    _, found, n = store.journal_checked(start, until, ids, folder / f"journal{suffix}.jsonl")
+    lines, ids = folder / f"journal{suffix}.jsonl", store.sealed_runs(start, until)
+    with ThreadPoolExecutor(1) as pool:  # the journal's pass beside the extract's copy, each on a connection of its own
+        checked = pool.submit(store.journal_checked, start, until, ids, lines, apart=True)
+        store.extract(folder / "extract", rows_from, start, until)
+        (folder / "extract" / "ledger.db").rename(folder / f"ledger{suffix}.db")
+        shutil.rmtree(folder / "extract")
+        _, found, n, _ = checked.result()
+    scoped = _scope_ids(folder / f"ledger{suffix}.db", cfg)
+    if scoped != ids:  # a run sealed in between: the journal file holds what the extract holds
+        _, found, n, _ = store.journal_checked(start, until, scoped, lines)
     edited = mismatches_named(found, n, Calendar(cfg.contract).tz)
     if edited:  # a bundle would ship hashes its own records contradict
         raise ReportError(f"{'location ' + suffix[1:] + ': ' if suffix else ''}the bundle is not made: "

@@ -8,6 +8,7 @@ import sqlite3
 import tarfile
 import tempfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
@@ -194,17 +195,21 @@ def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None
     authorities trusted, each journal record against its own hash, its minute counts against its journal,
     its journal against the journal file, the report's chain head in it."""
     scope = store.extract_scope() or {}
-    problems, stats = store.verify(scope.get("journal_from"), scope.get("until"), seal_delay_of(cfg))
-    proof = store.check_timestamps(tsa_roots)
-    problems += proof.problems + [f"{o.text()}: not sealed (outside the chain, an edit of them cannot be found)"
-                                  for o in store.outside() if not o.provisional]
-    stats.update({"time-stamps": proof.tokens, "time-stamped": proof.proven})
     ids = tuple(scope.get("journal_ids", (0, -1)))
     tz = Calendar(cfg.contract).tz
-    digest, found, n = store.journal_checked(scope.get("journal_from", 0), scope.get("until", 0), ids)
+    since, until = scope.get("journal_from"), scope.get("until")
+    with ThreadPoolExecutor(1) as pool:  # the journal's pass beside the counts and the chain's walk (journal_checked)
+        lines = pool.submit(store.journal_checked, since or 0, until or 0, ids, apart=True,
+                            runs=store.journal_runs(since, until))
+        disagree, notes = count_mismatches(store, cfg, max(since or 0, scope.get("from", 0)), until or 0,
+                                           JOURNAL_PARTS.get(scope.get("journal", "all"), ()), tz)
+        problems, stats = store.verify(since, until, seal_delay_of(cfg), hashed=lambda: lines.result().runs)
+        proof = store.check_timestamps(tsa_roots)
+        problems += proof.problems + [f"{o.text()}: not sealed (outside the chain, an edit of them cannot be found)"
+                                      for o in store.outside() if not o.provisional]
+        stats.update({"time-stamps": proof.tokens, "time-stamped": proof.proven})
+        digest, found, n, _ = lines.result()
     problems += mismatches_named(found, n, tz)
-    disagree, notes = count_mismatches(store, cfg, max(scope.get("journal_from", 0), scope.get("from", 0)),
-                                       scope.get("until", 0), JOURNAL_PARTS.get(scope.get("journal", "all"), ()), tz)
     problems += disagree
     if not journal_file.exists() or digest != sha256_file(journal_file):
         problems.append(f"{journal_file.name} differs from the journal in the ledger")

@@ -94,7 +94,7 @@ def _copies(conn: sqlite3.Connection, rows_from: float, journal_from: float, unt
     yield "INSERT INTO x.tickets SELECT * FROM main.tickets", ()
     yield "INSERT INTO x.windows SELECT * FROM main.windows", ()
     yield "INSERT INTO x.key_rotations SELECT * FROM main.key_rotations", ()  # the keys' succession, whole
-    lo, hi = _sealed_runs(conn, journal_from, until)
+    lo, hi = sealed_runs(conn, journal_from, until)
     yield ("INSERT INTO x.journal SELECT * FROM main.journal WHERE ((at_us >= ? AND at_us < ?) "
            "OR id BETWEEN ? AND ?) AND outcome IN (SELECT value FROM json_each(?))",
            (round(journal_from * 1e6), round(until * 1e6), lo, hi, json.dumps(JOURNAL_PARTS[journal])))
@@ -113,7 +113,7 @@ def _copies(conn: sqlite3.Connection, rows_from: float, journal_from: float, unt
                                "journal_ids": [lo, hi], "journal": journal}))
 
 
-def _sealed_runs(conn: sqlite3.Connection, since: float, until: float) -> tuple[int, int]:
+def sealed_runs(conn: sqlite3.Connection, since: float, until: float) -> tuple[int, int]:
     """The ids of the journal runs sealed about [since, until): whole runs go into the extract, so that
     each can be checked there."""
     ids = [int(x) for (key,) in conn.execute("SELECT key FROM main.seals WHERE key LIKE 'j:%' AND t >= ? AND t < ?",

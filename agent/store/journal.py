@@ -12,7 +12,7 @@ import hashlib
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from ..ledger.journal import Record
 from . import chain
@@ -211,25 +211,46 @@ HASHED = f"SELECT j.id, t.name, j.at_us, j.hash, {_TEXT} {_SPAN}"
 CHECKED = f"SELECT j.id, t.name, j.at_us, j.hash, {_TEXT}, {_LINE} {_SPAN}"
 
 
+class Checked(NamedTuple):
+    """What checked_lines() found."""
+    digest: str  # of the JSON lines
+    found: list[tuple[int, str, float]]  # the first records unmatched() finds, (id, target, at)
+    edited: int  # how many it finds
+    runs: dict[tuple[int, int], str]  # run_hash(run_texts(a, b)) of each run (a, b) asked for within the ids read
+
+
 def checked_lines(conn: sqlite3.Connection, start: float, until: float, ids: tuple[int, int], dest: Path | None,
-                  shown: int = 10) -> tuple[str, list[tuple[int, str, float]], int]:
+                  shown: int = 10, runs: Iterable[tuple[int, int]] = ()) -> Checked:
     """write_lines() and unmatched() in one pass over the records (a bundle needs both, and a month is over a
     million records): the sha256 of the lines (written to `dest` when given), the first `shown` records
-    unmatched() finds, and how many it finds."""
+    unmatched() finds and how many; and, from the same texts, the hash of each sealed run (a, b) in `runs`
+    wholly among `ids`, for the chain's walk (verify.py) not to make them again."""
     h, found, n = hashlib.sha256(), [], 0
     sha256 = hashlib.sha256
+    todo: list[tuple[int, int]] = []
+    for r in sorted(r for r in runs if ids[0] <= r[0] <= r[1] <= ids[1]):
+        if not todo or r[0] > todo[-1][1]:  # runs overlapping another (none the agent seals) are left to run_texts
+            todo.append(r)
+    hashed, k, run = {}, 0, sha256()
     with open(dest, "wb") if dest is not None else contextlib.nullcontext() as out:
         for rid, name, at_us, stored, text, line in conn.execute(CHECKED, (round(start * US), round(until * US),
                                                                            *ids)):
-            if text is None or sha256(text.encode()).hexdigest() != stored:  # a NULL makes the text NULL
+            while k < len(todo) and todo[k][1] < rid:
+                hashed[todo[k]], k, run = run.hexdigest(), k + 1, sha256()
+            data = None if text is None else text.encode()  # a NULL makes the text NULL (run_texts skips it)
+            if data is None or sha256(data).hexdigest() != stored:
                 n += 1
                 if len(found) < shown:
                     found.append((rid, name, at_us / US))
+            if data is not None and k < len(todo) and todo[k][0] <= rid:
+                run.update(data)
             data = line.encode() + b"\n"
             h.update(data)
             if out is not None:
                 out.write(data)
-    return h.hexdigest(), found, n
+    for r in todo[k:]:
+        hashed[r], run = run.hexdigest(), sha256()
+    return Checked(h.hexdigest(), found, n, hashed)
 
 
 def unmatched(conn: sqlite3.Connection, start: float, until: float,

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import journal
-from .extract import SCOPE_KEY, Cancel, write_extract
+from .extract import SCOPE_KEY, Cancel, sealed_runs, write_extract
 from .schema import DB_NAME
-from .verify import Outside, outside, verify_store
+from .verify import Outside, journal_runs, outside, verify_store
 
 
 class JournalTables:
@@ -85,11 +85,20 @@ class JournalTables:
             return journal.write_lines(self.conn, start, until, ids, dest)
 
     def journal_checked(self, start: float, until: float, ids: tuple[int, int] = (0, -1), dest: Path | None = None,
-                        shown: int = 10) -> tuple[str, list[tuple[int, str, float]], int]:
+                        shown: int = 10, apart: bool = False, runs: list[tuple[int, int]] = ()) -> journal.Checked:
         """The sha256 of what journal_lines() writes (written to `dest` when given) and journal_unmatched(), in
-        one pass: (the lines' sha256, the first `shown` unmatched records, how many)."""
-        with self._lock:
-            return journal.checked_lines(self.conn, start, until, ids, dest, shown)
+        one pass, with the hashes of the sealed `runs` (journal_runs()) among them (journal.Checked). `apart`: read on a
+        connection of its own, so that another thread may run it beside what the store's connection does (SQLite
+        lets go of Python's lock while it reads, and most of a month's pass is SQLite's)."""
+        if not apart:
+            with self._lock:
+                return journal.checked_lines(self.conn, start, until, ids, dest, shown, runs)
+        conn = self._open_readonly()
+        try:
+            conn.execute("PRAGMA busy_timeout=10000")
+            return journal.checked_lines(conn, start, until, ids, dest, shown, runs)
+        finally:
+            conn.close()
 
     def journal_unmatched(self, start: float, until: float, ids: tuple[int, int] = (0, -1),
                           shown: int = 10) -> tuple[list[tuple[int, str, float]], int]:
@@ -111,16 +120,27 @@ class JournalTables:
         with self._lock:
             return dict(self.conn.execute(journal.PER_MINUTE, (round(start * journal.US), round(until * journal.US))))
 
+    def sealed_runs(self, since: float, until: float) -> tuple[int, int]:
+        """The first and the last id of the journal runs sealed about [since, until), those an extract holds."""
+        with self._lock:
+            return sealed_runs(self.conn, since, until)
+
     def extract_scope(self) -> dict[str, Any] | None:
         with self._lock:
             row = self.conn.execute("SELECT value FROM meta WHERE key=?", (SCOPE_KEY,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def verify(self, since: float | None = None, until: float | None = None,
-               delay: float | None = None) -> tuple[list[str], dict[str, int]]:
-        """Walks the chain and every sealed row (about [since, until)); returns the problems found."""
+    def verify(self, since: float | None = None, until: float | None = None, delay: float | None = None,
+               hashed: Callable[[], dict[tuple[int, int], str]] | None = None) -> tuple[list[str], dict[str, int]]:
+        """Walks the chain and every sealed row (about [since, until)); returns the problems found. `hashed`: the
+        journal runs' hashes made already (journal_checked(runs=journal_runs(since, until)))."""
         with self._lock:
-            return verify_store(self.conn, since, until, delay)
+            return verify_store(self.conn, since, until, delay, hashed)
+
+    def journal_runs(self, since: float | None = None, until: float | None = None) -> list[tuple[int, int]]:
+        """The sealed runs of journal records verify() checks: (first id, last id)."""
+        with self._lock:
+            return journal_runs(self.conn, since, until)
 
     def outside(self, since: float | None = None, until: float | None = None, due: float | None = None,
                 delay: float | None = None) -> list[Outside]:

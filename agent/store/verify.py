@@ -7,6 +7,7 @@ import itertools
 import math
 import sqlite3
 from dataclasses import dataclass
+from typing import Callable
 
 from . import chain, journal
 
@@ -124,16 +125,25 @@ def _sealed_twice(seals: list[tuple[int, str, float | None]], final_at: float) -
     return ""
 
 
-def _journal(conn: sqlite3.Connection, sealed: dict[str, tuple[int, str]], problems: list[str]) -> int:
-    """Each sealed run of records is hashed at once by SQLite; only a run that differs is read record by
-    record, to name what changed."""
+def journal_runs(conn: sqlite3.Connection, since: float | None, until: float | None) -> list[tuple[int, int]]:
+    """The runs of journal records verify_store() checks about [since, until): (first id, last id), those whose
+    seal is well formed."""
+    keys = (k.split(":") for k in chain.latest_seals(conn, since, until) if k.startswith("j:"))
+    return sorted((int(p[1]), int(p[2])) for p in keys if len(p) == 3 and p[1].isdigit() and p[2].isdigit())
+
+
+def _journal(conn: sqlite3.Connection, sealed: dict[str, tuple[int, str]], problems: list[str],
+             hashed: Callable[[], dict[tuple[int, int], str]] | None = None) -> int:
+    """Each sealed run of records is hashed at once by SQLite (or was, by `hashed`: journal.checked_lines); only a
+    run that differs is read record by record, to name what changed."""
     n = 0
+    done = hashed() if hashed is not None else {}
     for key in sorted((k for k in sealed if k.startswith("j:")), key=lambda k: int(k.split(":")[1])):
         seq, want = sealed[key]
         a, b = (int(x) for x in key.split(":")[1:])
         count = conn.execute("SELECT COUNT(*) FROM journal WHERE id BETWEEN ? AND ?", (a, b)).fetchone()[0]
         n += count
-        if count == b - a + 1 and chain.run_hash(journal.run_texts(conn, a, b)) == want:
+        if count == b - a + 1 and (done.get((a, b)) or chain.run_hash(journal.run_texts(conn, a, b))) == want:
             continue
         before = len(problems)
         _name_records(conn, a, b, seq, problems)
@@ -197,10 +207,11 @@ def _tickets(conn: sqlite3.Connection, seal: tuple[int, str], problems: list[str
 
 
 def verify_store(conn: sqlite3.Connection, since: float | None = None, until: float | None = None,
-                 delay: float | None = None) -> tuple[list[str], dict[str, int]]:
+                 delay: float | None = None,
+                 hashed: Callable[[], dict[tuple[int, int], str]] | None = None) -> tuple[list[str], dict[str, int]]:
     """The problems found, and how many rows were checked. `delay`: the agent's seal delay (slo.seal_delay_of),
     after which a row is final and may not have been reopened (None: reopenings are not judged by their time,
-    only by their order)."""
+    only by their order). `hashed`: the hashes of journal runs already made (_journal)."""
     problems: list[str] = []
     links = chain.check_links(conn, problems)
     sealed = chain.latest_seals(conn, since, until)
@@ -208,7 +219,7 @@ def verify_store(conn: sqlite3.Connection, since: float | None = None, until: fl
     stats["minute rows"] = _rows(conn, "m", sealed, problems)
     stats["digests"] = _rows(conn, "d", sealed, problems)
     _history(conn, since, until, problems, delay)
-    stats["journal records"] = _journal(conn, sealed, problems)
+    stats["journal records"] = _journal(conn, sealed, problems, hashed)
     stats["tickets and windows"] = _records(conn, sealed, problems)
     return problems, stats
 
