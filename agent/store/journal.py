@@ -109,12 +109,9 @@ _MATCH = ("WHERE t.name IN (SELECT value FROM json_each(?)) AND j.at_us >= ? AND
           "AND j.outcome IN (SELECT value FROM json_each(?))")
 OLDEST_FIRST = f"{SELECT} {_MATCH} ORDER BY j.at_us, j.id LIMIT ?"
 NEWEST_FIRST = f"{SELECT} {_MATCH} ORDER BY j.at_us DESC, j.id DESC LIMIT ?"
-_JOINED = "FROM journal j JOIN targets t ON t.id = j.target_id"
-COUNT = " ".join(("SELECT COUNT(*)", _JOINED, _MATCH))
-LOCATIONS = " ".join(("SELECT DISTINCT j.location", _JOINED, _MATCH, "ORDER BY 1"))
-# an incident's records (failures only): the first and the last id, each per target on journal_target_at, where
-# SQLite stops reading a target at the first row it keeps; then how many and where, over journal_failed (the unary +
-# keeps SQLite off journal_target_at, whose reads of every up record of a month-long episode took ten times longer)
+# an incident's records (failures only): the first and the last id alone, then their rows (ordering the whole rows of
+# a month-long episode to keep one was the cost); how many and where over journal_failed (the unary + keeps SQLite
+# off journal_target_at, whose reads of every up record of a month-long episode took three times longer)
 _FAILED_OF = ("FROM journal j WHERE j.at_us >= ?2 AND j.at_us < ?3 AND j.outcome != 'up' "
               "AND j.outcome IN (SELECT value FROM json_each(?4)) AND {}j.target_id IN "
               "(SELECT id FROM targets WHERE name IN (SELECT value FROM json_each(?1)))")

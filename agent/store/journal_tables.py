@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from . import journal
 from .extract import SCOPE_KEY, Cancel, sealed_runs, write_extract
@@ -85,11 +85,11 @@ class JournalTables:
             return journal.write_lines(self.conn, start, until, ids, dest)
 
     def journal_checked(self, start: float, until: float, ids: tuple[int, int] = (0, -1), dest: Path | None = None,
-                        shown: int = 10, apart: bool = False, runs: list[tuple[int, int]] = ()) -> journal.Checked:
+                        shown: int = 10, apart: bool = False, runs: Iterable[tuple[int, int]] = ()) -> journal.Checked:
         """The sha256 of what journal_lines() writes (written to `dest` when given) and journal_unmatched(), in
-        one pass, with the hashes of the sealed `runs` (journal_runs()) among them (journal.Checked). `apart`: read on a
-        connection of its own, so that another thread may run it beside what the store's connection does (SQLite
-        lets go of Python's lock while it reads, and most of a month's pass is SQLite's)."""
+        one pass, with the hashes of the sealed `runs` (journal_runs()) among them (journal.Checked). `apart`: read
+        on a connection of its own, so that another thread may run it beside what the store's connection does
+        (SQLite lets go of Python's lock while it reads, and most of a month's pass is SQLite's)."""
         if not apart:
             with self._lock:
                 return journal.checked_lines(self.conn, start, until, ids, dest, shown, runs)
