@@ -115,6 +115,8 @@ async def test_the_prebuilt_text_is_generate_latests_after_results_reloads_remov
         text = _same(agent, "after a reload")
         assert b'team="edge"' in text and b'url="' + url.encode() + b'/a2"' in text
         assert b'sla_probe_success{location="lab-1",service="web",target="c"}' not in text
+        assert b'target="c"' not in text  # none of its series stays: by outcome, phase or error kind neither
+        assert b'service="api",target="b"' not in text  # b's series under its old service went with it
         _results(agent, "d", "web", 30, seed=7)
         _results(agent, "b", "web", 30, seed=8)
         await agent.evaluate_now()
@@ -335,4 +337,6 @@ def test_the_prebuilt_text_is_generate_latests_along_a_random_sequence_of_result
             assert generate(reg) == generate_latest(reg), f"step {step}"
     text = generate(reg)
     assert text == generate_latest(reg)
-    assert b'target="we\\"ird\\\\t%s"' in text and "t-é".encode() in text
+    for name in names:  # a target's series are there while it is, and gone with it
+        label = 'target="' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        assert (label.encode() in text) == (name in live), name

@@ -23,12 +23,13 @@ LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
 class _Bound:
     """The label children of one target, bound once so the hot path does no label lookups."""
 
-    __slots__ = ("outcome", "counted", "duration", "phases", "success", "errors", "expiry", "skipped", "late",
-                 "tokens", "token_duration", "marks")
+    __slots__ = ("service", "outcome", "counted", "duration", "phases", "success", "errors", "expiry", "skipped",
+                 "late", "tokens", "token_duration", "marks")
 
     def __init__(self, m: "LiveMetrics", service: str, target: str, phases: tuple[str, ...],
                  applicable: Collection[str]) -> None:
         lv = (service, target) + m.extra_values
+        self.service = service
         self.outcome = {o: m.probes.labels(service, target, o, *m.extra_values) for o in (UP, DOWN, INCONCLUSIVE)}
         self.counted = {o: m.counted.labels(service, target, o, *m.extra_values) for o in (UP, DOWN)}
         self.duration = m.duration.labels(*lv)
@@ -142,21 +143,22 @@ class LiveMetrics:
              applicable: Collection[str] | None = None) -> _Bound:
         """Binds a target's series: `phases` are its type's, `applicable` those its probes can have."""
         b = self._bound.get(target)
+        if b is not None and b.service != service:  # moved to another service by a reload: its old series go
+            self.forget(b.service, target)
+            b = None
         if b is None:
             b = self._bound[target] = _Bound(self, service, target, phases,
                                              phases if applicable is None else applicable)
         return b
 
     def forget(self, service: str, target: str) -> None:
-        """Removes a target's series (after a reload that dropped it)."""
+        """Removes every series of a target (after a reload that dropped it): those by outcome, phase, error
+        kind, token result or mark too, which would otherwise stay in the exposition for good."""
         self._bound.pop(target, None)
-        for metric in (self.duration, self.success, self.expiry, self.skipped, self.late, self.token_duration):
-            try:
-                metric.remove(service, target, *self.extra_values)
-            except KeyError:
-                pass
-        # moved, not dropped: the target's counters by outcome, phase or error kind stay, and a result
-        # that came since the last render is in them
+        for metric in (self.probes, self.counted, self.errors, self.duration, self.phase, self.success, self.expiry,
+                       self.skipped, self.late, self.tokens, self.token_duration, self.marks):
+            metric.remove_by_labels({"service": service, "target": target})
+        # moved, not dropped: the exposition sees the target's lines change
         self._changes += 1
         self.versions[target] = self._changes
 
