@@ -70,7 +70,7 @@ async def _answer(reader: asyncio.StreamReader, proc: asyncio.subprocess.Process
     while True:
         try:
             size = int.from_bytes(await reader.readexactly(4), "big")
-            kind, *rest = pickle.loads(await reader.readexactly(size))
+            kind, *rest = pickle.loads(await reader.readexactly(size))  # nosec B301 - our own child's pipe
         except asyncio.IncompleteReadError:
             code = await proc.wait()
             raise ChildFailed(f"the close's process ended without an answer (exit code {code})") from None
@@ -104,7 +104,7 @@ class _Forward(logging.Handler):
 def serve() -> None:
     """The child's side: reads the call from stdin, answers on the descriptor named in argv."""
     out = os.fdopen(int(sys.argv[1]), "wb")
-    parent, level, fn, args = pickle.loads(sys.stdin.buffer.read())
+    parent, level, fn, args = pickle.loads(sys.stdin.buffer.read())  # nosec B301 - the agent's own call
     _tie_to_parent(parent)
     _lowest_priority()
     root = logging.getLogger(LOGGER)
