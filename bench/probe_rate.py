@@ -72,9 +72,10 @@ def cpu_pid(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(port: int, fail_share: float = 0.0, tls: tuple[Path, Path, Path] | None = None) -> subprocess.Popen:
+def start_server(port: int, fail_share: float = 0.0, tls: tuple[Path, Path, Path] | None = None,
+                 hold: float = HOLD) -> subprocess.Popen:
     extra = [str(tls[1]), str(tls[2])] if tls else []
-    proc = subprocess.Popen([sys.executable, str(HERE / "_hold_server.py"), str(port), str(HOLD), str(fail_share),
+    proc = subprocess.Popen([sys.executable, str(HERE / "_hold_server.py"), str(port), str(hold), str(fail_share),
                              *extra], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return proc

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import _certs  # noqa: E402
+from probe_rate import free_port, start_server  # noqa: E402
 
 from agent.clock import SystemClock  # noqa: E402
 from agent.probes import Target, make_probe  # noqa: E402
@@ -49,14 +48,6 @@ async def measure(port: int, ca: Path, resume: bool, probes: int) -> tuple[float
         await p.close()
 
 
-def serve(port: int, cert: Path, key: Path) -> subprocess.Popen:
-    """_hold_server.py holding nothing: the probe's time is the handshake and the exchange."""
-    proc = subprocess.Popen([sys.executable, str(HERE / "_hold_server.py"), str(port), "0", "0", str(cert), str(key)],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return proc
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--probes", type=int, default=500)
@@ -67,15 +58,13 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    ca, cert, key = _certs.make(Path(tempfile.mkdtemp(prefix="sla-resume-")))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = serve(port, cert, key)
+    certs = _certs.make(Path(tempfile.mkdtemp(prefix="sla-resume-")))
+    port = free_port()
+    server = start_server(port, tls=certs, hold=0.0)  # the probe's time: the handshake and the exchange
     try:
         for n in range(args.rounds):
             for resume in (False, True):
-                cpu, tls = asyncio.run(measure(port, ca, resume, args.probes))
+                cpu, tls = asyncio.run(measure(port, certs[0], resume, args.probes))
                 print(f"round {n + 1}  tls.resume {'on ' if resume else 'off'}  cpu {cpu:.3f} ms/probe  "
                       f"tls phase median {tls:.3f} ms", flush=True)
     finally:
