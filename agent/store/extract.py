@@ -8,8 +8,9 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
+from . import blocks, merged
 from .chain import DAY, HOUR
 
 SCOPE_KEY = "extract_scope"  # meta: the [from, until) the extract's rows cover
@@ -72,7 +73,10 @@ def write_extract(conn: sqlite3.Connection, dest: Path, rows_from: float, journa
         conn.execute("BEGIN")
         for sql, args in _copies(conn, rows_from, journal_from, until, journal):
             cancel.check()
-            conn.execute(sql, args)
+            if isinstance(args, list):
+                conn.executemany(sql, args)
+            else:
+                conn.execute(sql, args)
         cancel.check()
         conn.execute("COMMIT")
     except BaseException:
@@ -84,7 +88,7 @@ def write_extract(conn: sqlite3.Connection, dest: Path, rows_from: float, journa
 
 
 def _copies(conn: sqlite3.Connection, rows_from: float, journal_from: float, until: float,
-            journal: str) -> Iterator[tuple[str, tuple]]:
+            journal: str) -> Iterator[tuple[str, Any]]:
     """The extract's statements, one at a time (each may read what the ones before wrote)."""
     yield "INSERT INTO x.targets SELECT * FROM main.targets", ()
     yield ("INSERT INTO x.minutes SELECT * FROM main.minutes WHERE hour >= ? AND hour < ?",
@@ -98,12 +102,15 @@ def _copies(conn: sqlite3.Connection, rows_from: float, journal_from: float, unt
     yield ("INSERT INTO x.journal SELECT * FROM main.journal WHERE ((at_us >= ? AND at_us < ?) "
            "OR id BETWEEN ? AND ?) AND outcome IN (SELECT value FROM json_each(?))",
            (round(journal_from * 1e6), round(until * 1e6), lo, hi, json.dumps(JOURNAL_PARTS[journal])))
-    yield ("INSERT INTO x.blobs SELECT * FROM main.blobs WHERE id IN (SELECT body_id FROM x.journal) OR "
-           "sha256 IN (SELECT json_extract(a.value, '$[1]') FROM x.journal j, json_each(j.artifacts) AS a)", ())
+    yield from _blocks(conn, (round(journal_from * 1e6), round(until * 1e6), lo, hi), journal)
+    yield ("INSERT INTO x.blobs SELECT * FROM main.blobs WHERE id IN (SELECT body_id FROM x.journal UNION "
+           "SELECT body_id FROM x.journal_profiles) OR sha256 IN (SELECT json_extract(a.value, '$[1]') FROM x.journal j, "
+           "json_each(j.artifacts) AS a UNION SELECT json_extract(a.value, '$[1]') FROM x.journal_profiles p, "
+           "json_each(p.artifacts) AS a)", ())
     first = conn.execute(
         "SELECT MIN(link) FROM (SELECT link FROM x.minutes UNION ALL SELECT link FROM x.digests "
-        "UNION ALL SELECT link FROM x.journal UNION ALL SELECT link FROM x.tickets "
-        "UNION ALL SELECT link FROM x.windows)").fetchone()[0]
+        "UNION ALL SELECT link FROM x.journal UNION ALL SELECT link0 FROM x.journal_blocks "
+        "UNION ALL SELECT link FROM x.tickets UNION ALL SELECT link FROM x.windows)").fetchone()[0]
     if first is not None:
         yield "INSERT INTO x.chain SELECT * FROM main.chain WHERE seq >= ?", (first,)
         yield "INSERT INTO x.seals SELECT * FROM main.seals WHERE seq >= ?", (first,)
@@ -111,6 +118,28 @@ def _copies(conn: sqlite3.Connection, rows_from: float, journal_from: float, unt
     yield "INSERT OR REPLACE INTO x.meta VALUES (?, ?)", (
         SCOPE_KEY, json.dumps({"from": rows_from, "journal_from": journal_from, "until": until,
                                "journal_ids": [lo, hi], "journal": journal}))
+
+
+_INSIDE = "(at0_us >= ? AND at1_us < ?) OR (first_id >= ? AND last_id <= ?)"
+
+
+def _blocks(conn: sqlite3.Connection, span: tuple[int, int, int, int], journal: str) -> Iterator[tuple[str, Any]]:
+    """The journal's blocks about the span: those wholly in it copied as they are (with every profile), the
+    records in the span of the others written out as rows, so that the extract holds the span's records
+    and no other (a record beyond it may belong to a run whose seal the extract does not hold)."""
+    if journal == "none" or not blocks.present(conn):
+        return
+    whole = journal == "all"
+    if whole:
+        yield "INSERT INTO x.journal_profiles SELECT * FROM main.journal_profiles", ()
+        yield f"INSERT INTO x.journal_blocks SELECT * FROM main.journal_blocks WHERE {_INSIDE}", span  # nosec B608 - constant SQL fragments
+    edge = f"({merged.IN_SPAN}) AND NOT ({_INSIDE})" if whole else merged.IN_SPAN
+    wanted, (s, u, lo, hi) = JOURNAL_PARTS[journal], span
+    rows = [p.table_row(b, k) for p, b in merged.blocks(conn, edge, span * 2 if whole else span)
+            for k, (i, a) in enumerate(zip(b.ids, b.at))
+            if (s <= a < u or lo <= i <= hi) and p.rows[b.profile[k]][1] in wanted]
+    if rows:
+        yield f"INSERT INTO x.journal VALUES ({', '.join('?' * len(rows[0]))})", rows  # nosec B608 - constant SQL fragments
 
 
 def sealed_runs(conn: sqlite3.Connection, since: float, until: float) -> tuple[int, int]:

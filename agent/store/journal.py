@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from ..ledger.journal import Record
-from . import chain
+from . import blocks, chain, merged
 from .chain import Seal, journal_hash, run_hash
 
 COLUMNS = ("id", "target", "at", "outcome", "error_kind", "status", "error", "duration_s", "phases", "address",
@@ -24,8 +24,10 @@ SELECT = ("SELECT j.id, t.name, j.at_us, j.outcome, j.error_kind, j.status, j.er
           "j.address, j.headers, COALESCE(b.sha256, ''), j.cert_sha256, j.location, j.masked, j.artifacts "
           "FROM journal j JOIN targets t ON t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id")
 # the blobs a record names: its body, and its artifacts (json_each over [[name, sha256], ...])
-ARTIFACT_SHAS = "SELECT json_extract(a.value, '$[1]') FROM journal, json_each(journal.artifacts) AS a"
-ORPHAN_BLOBS = " ".join(("DELETE FROM blobs WHERE id NOT IN (SELECT body_id FROM journal WHERE body_id IS NOT NULL)",
+ARTIFACT_SHAS = ("SELECT json_extract(a.value, '$[1]') FROM journal, json_each(journal.artifacts) AS a UNION ALL "
+                 "SELECT json_extract(a.value, '$[1]') FROM journal_profiles p, json_each(p.artifacts) AS a")
+ORPHAN_BLOBS = " ".join(("DELETE FROM blobs WHERE id NOT IN (SELECT body_id FROM journal WHERE body_id IS NOT NULL",
+                         "UNION SELECT body_id FROM journal_profiles WHERE body_id IS NOT NULL)",
                          "AND sha256 NOT IN (", ARTIFACT_SHAS, ")"))
 US = 1_000_000
 
@@ -107,18 +109,6 @@ def as_dict(row: tuple, body: bytes | None = None) -> dict[str, Any]:
 # Sets of targets and outcomes travel as JSON arrays (json_each): every statement here is a constant.
 _MATCH = ("WHERE t.name IN (SELECT value FROM json_each(?)) AND j.at_us >= ? AND j.at_us < ? "
           "AND j.outcome IN (SELECT value FROM json_each(?))")
-OLDEST_FIRST = f"{SELECT} {_MATCH} ORDER BY j.at_us, j.id LIMIT ?"
-NEWEST_FIRST = f"{SELECT} {_MATCH} ORDER BY j.at_us DESC, j.id DESC LIMIT ?"
-# an incident's records (failures only): the first and the last id alone, then their rows (ordering the whole rows of
-# a month-long episode to keep one was the cost); how many and where over journal_failed (the unary + keeps SQLite
-# off journal_target_at, whose reads of every up record of a month-long episode took three times longer)
-_FAILED_OF = ("FROM journal j WHERE j.at_us >= ?2 AND j.at_us < ?3 AND j.outcome != 'up' "
-              "AND j.outcome IN (SELECT value FROM json_each(?4)) AND {}j.target_id IN "
-              "(SELECT id FROM targets WHERE name IN (SELECT value FROM json_each(?1)))")
-FIRST_ID = f"SELECT j.id {_FAILED_OF.format('')} ORDER BY j.at_us, j.id LIMIT 1"
-LAST_ID = f"SELECT j.id {_FAILED_OF.format('')} ORDER BY j.at_us DESC, j.id DESC LIMIT 1"
-FAILED_PLACES = f"SELECT COUNT(*), json_group_array(DISTINCT j.location) {_FAILED_OF.format('+')}"
-ONE = f"{SELECT} WHERE j.id = ?"
 BY_ID = f"SELECT j.hash, {SELECT[len('SELECT '):]} WHERE j.id BETWEEN ? AND ? ORDER BY j.id"
 ALL_OUTCOMES = ("up", "down", "inconclusive")
 # chain.journal_text in SQL, over a run of ids (a NULL status reads "None" there, as str(None) does)
@@ -129,17 +119,6 @@ _TEXT = ("'j|' || j.id || '|' || t.name || '|' || j.at_us || '|' || j.outcome ||
 RUN_TEXT = " ".join(("SELECT group_concat(text, '') FROM (SELECT", _TEXT, "AS text FROM journal j JOIN targets t "
                      "ON t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id WHERE j.id BETWEEN ? AND ? "
                      "ORDER BY j.id)"))
-HASH_FAILED = ("SELECT COUNT(*), group_concat(h, '') FROM (SELECT j.id || ':' || j.hash || ',' AS h FROM journal j "
-               "WHERE j.outcome != 'up' AND j.at_us >= ?2 AND j.at_us < ?3 "
-               "AND +j.target_id IN (SELECT id FROM targets WHERE name IN (SELECT value FROM json_each(?1))) "
-               "AND j.outcome IN (SELECT value FROM json_each(?4)) ORDER BY j.id)")  # over journal_failed
-# every outcome: one pass over the span's ids in rowid order (the unary + keeps SQLite off the target/time index, whose
-# random reads and sort took twice as long over a month of records)
-HASH_RUN = ("SELECT COUNT(*), group_concat(h, '') FROM (SELECT j.id || ':' || j.hash || ',' AS h FROM journal j "
-            "WHERE j.id BETWEEN (SELECT MIN(id) FROM journal WHERE at_us >= ?2 AND at_us < ?3) "
-            "AND (SELECT MAX(id) FROM journal WHERE at_us >= ?2 AND at_us < ?3) "
-            "AND +j.target_id IN (SELECT id FROM targets WHERE name IN (SELECT value FROM json_each(?1))) "
-            "AND +j.at_us >= ?2 AND +j.at_us < ?3 AND j.outcome IN (SELECT value FROM json_each(?4)) ORDER BY j.id)")
 _LINE = ("json_object('id', j.id, 'time', strftime('%Y-%m-%dT%H:%M:%fZ', j.at_us / 1e6, 'unixepoch'), "
          "'target', t.name, 'at_us', j.at_us, 'outcome', j.outcome, 'error_kind', j.error_kind, 'status', j.status, "
          "'error', j.error, 'duration_us', j.duration_us, 'phases_us', json(j.phases), 'address', j.address, "
@@ -149,15 +128,15 @@ _LINE = ("json_object('id', j.id, 'time', strftime('%Y-%m-%dT%H:%M:%fZ', j.at_us
 # a bundle's records: the journal of [start, until) and the records of the runs sealed about it (an id range)
 _SPAN = ("FROM journal j JOIN targets t ON t.id = j.target_id LEFT JOIN blobs b ON b.id = j.body_id "
          "WHERE (j.at_us >= ? AND j.at_us < ?) OR j.id BETWEEN ? AND ? ORDER BY j.id")
-LINES = f"SELECT {_LINE} {_SPAN}"
-# per target and minute: its records of each outcome, and of them those on the minute's first microsecond (a probe
-# started up to half a microsecond before it is stored there, yet counted in the minute before)
-PER_MINUTE = ("SELECT t.name, group_concat(m.row, ' ') FROM (SELECT target_id, (at_us / 60000000) || ' ' || "
-              "SUM(outcome = 'up') || ' ' || SUM(outcome = 'down') || ' ' || SUM(outcome = 'inconclusive') || ' ' || "
-              "SUM(outcome = 'up' AND at_us % 60000000 = 0) || ' ' || SUM(outcome = 'down' AND at_us % 60000000 = 0) "
-              "|| ' ' || SUM(outcome = 'inconclusive' AND at_us % 60000000 = 0) AS row FROM journal "
-              "WHERE at_us >= ? AND at_us < ? GROUP BY target_id, at_us / 60000000) m "
-              "JOIN targets t ON t.id = m.target_id GROUP BY t.name")
+# the rows' part of what merged.py reads from blocks and rows together
+ALL_OF = f"{SELECT} {_MATCH}"
+HASHES_OF = ("SELECT j.id, j.hash FROM journal j WHERE j.at_us >= ?2 AND j.at_us < ?3 AND j.target_id IN "
+             "(SELECT id FROM targets WHERE name IN (SELECT value FROM json_each(?1))) "
+             "AND j.outcome IN (SELECT value FROM json_each(?4))")
+TEXTS_BETWEEN = ("SELECT j.id, " + _TEXT + " FROM journal j JOIN targets t ON t.id = j.target_id "  # nosec B608 - constant SQL fragments
+                 "LEFT JOIN blobs b ON b.id = j.body_id WHERE j.id BETWEEN ? AND ? ORDER BY j.id")
+ON_MINUTES = ("SELECT t.name, j.at_us, j.outcome FROM journal j JOIN targets t ON t.id = j.target_id "
+              "WHERE j.at_us >= ? AND j.at_us < ?")
 
 
 def match(targets: list[str], start: float, end: float, outcomes: tuple[str, ...] = ALL_OUTCOMES) -> tuple:
@@ -165,15 +144,18 @@ def match(targets: list[str], start: float, end: float, outcomes: tuple[str, ...
     return json.dumps(targets), round(start * US), round(end * US), json.dumps(list(outcomes))
 
 
-ARTIFACT = ("SELECT json_extract(a.value, '$[0]'), b.data FROM journal j, json_each(j.artifacts) AS a "
+ARTIFACT = ("SELECT json_extract(a.value, '$[0]'), b.data FROM {} j, json_each(j.artifacts) AS a "
             "JOIN blobs b ON b.sha256 = json_extract(a.value, '$[1]') WHERE j.artifacts != '[]' "
             "AND json_extract(a.value, '$[1]') = ? LIMIT 1")
 
 
 def artifact(conn: sqlite3.Connection, sha256: str) -> tuple[str, bytes] | None:
     """A file kept with a journal record, by its hash: (name, content)."""
-    row = conn.execute(ARTIFACT, (sha256,)).fetchone()
-    return (row[0], row[1]) if row else None
+    for table in ("journal", "journal_profiles") if blocks.present(conn) else ("journal",):
+        row = conn.execute(ARTIFACT.format(table), (sha256,)).fetchone()
+        if row:
+            return row[0], row[1]
+    return None
 
 
 def bodies(conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, bytes]:
@@ -185,10 +167,9 @@ def bodies(conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, bytes]
 def hash_stream(conn: sqlite3.Connection, targets: list[str], start: float, until: float,
                 outcomes: tuple[str, ...] = ALL_OUTCOMES) -> Iterator[tuple[str, bytes, int]]:
     """The journal records a report of [start, until) reads, for its evidence hash: their ids and hashes
-    as one text (made by SQLite; a month of records is over a million), and how many they are."""
-    query = HASH_FAILED if "up" not in outcomes else HASH_RUN  # failures: a few among the sampled up records
-    n, text = conn.execute(query, (json.dumps(targets), round(start * US), round(until * US),
-                                   json.dumps(list(outcomes)))).fetchone()
+    as one text (a month of records is over a million), and how many they are."""
+    args = (json.dumps(targets), round(start * US), round(until * US), json.dumps(list(outcomes)))
+    n, text = merged.id_hashes(conn, targets, args[1], args[2], outcomes, HASHES_OF, args)
     if n:
         yield "j|", text.encode(), n
 
@@ -196,9 +177,9 @@ def hash_stream(conn: sqlite3.Connection, targets: list[str], start: float, unti
 def write_lines(conn: sqlite3.Connection, start: float, until: float, ids: tuple[int, int], dest: Path) -> int:
     """The journal of [start, until) (and the records with ids in `ids`) as JSON lines, in id order."""
     n = 0
-    with open(dest, "w", encoding="utf-8") as out:
-        for (line,) in conn.execute(LINES, (round(start * US), round(until * US), *ids)):
-            out.write(line + "\n")
+    with open(dest, "wb") as out:
+        for record in merged.span_records(conn, CHECKED, (round(start * US), round(until * US), *ids), True):
+            out.write(record[5] + b"\n")
             n += 1
     return n
 
@@ -224,24 +205,20 @@ def checked_lines(conn: sqlite3.Connection, start: float, until: float, ids: tup
     wholly among `ids`, for the chain's walk (verify.py) not to make them again."""
     h, found, n = hashlib.sha256(), [], 0
     sha256 = hashlib.sha256
-    todo: list[tuple[int, int]] = []
-    for r in sorted(r for r in runs if ids[0] <= r[0] <= r[1] <= ids[1]):
-        if not todo or r[0] > todo[-1][1]:  # runs overlapping another (none the agent seals) are left to run_texts
-            todo.append(r)
+    todo = _disjoint(r for r in runs if ids[0] <= r[0] <= r[1] <= ids[1])
     hashed, k, run = {}, 0, sha256()
     with open(dest, "wb") if dest is not None else contextlib.nullcontext() as out:
-        for rid, name, at_us, stored, text, line in conn.execute(CHECKED, (round(start * US), round(until * US),
-                                                                           *ids)):
+        for rid, name, at_us, stored, data, line in merged.span_records(conn, CHECKED, (round(start * US),
+                                                                                       round(until * US), *ids), True):
             while k < len(todo) and todo[k][1] < rid:
                 hashed[todo[k]], k, run = run.hexdigest(), k + 1, sha256()
-            data = None if text is None else text.encode()  # a NULL makes the text NULL (run_texts skips it)
             if data is None or sha256(data).hexdigest() != stored:
                 n += 1
                 if len(found) < shown:
                     found.append((rid, name, at_us / US))
             if data is not None and k < len(todo) and todo[k][0] <= rid:
                 run.update(data)
-            data = line.encode() + b"\n"
+            data = line + b"\n"
             h.update(data)
             if out is not None:
                 out.write(data)
@@ -250,13 +227,38 @@ def checked_lines(conn: sqlite3.Connection, start: float, until: float, ids: tup
     return Checked(h.hexdigest(), found, n, hashed)
 
 
+def _disjoint(runs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The runs in id order; a run overlapping another (none the agent seals) is left to run_texts."""
+    todo: list[tuple[int, int]] = []
+    for r in sorted(runs):
+        if not todo or r[0] > todo[-1][1]:
+            todo.append(r)
+    return todo
+
+
+def run_hashes(conn: sqlite3.Connection, runs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], str]:
+    """run_hash(run_texts(a, b)) of each run (a, b), in one pass over the records."""
+    todo, hashed, k, run = _disjoint(runs), {}, 0, hashlib.sha256()
+    if not todo:
+        return {}
+    for rid, text in merged.texts_between(conn, todo[0][0], todo[-1][1], TEXTS_BETWEEN):
+        while k < len(todo) and todo[k][1] < rid:
+            hashed[todo[k]], k, run = run.hexdigest(), k + 1, hashlib.sha256()
+        if k < len(todo) and todo[k][0] <= rid:
+            run.update(text)
+    for r in todo[k:]:
+        hashed[r], run = run.hexdigest(), hashlib.sha256()
+    return hashed
+
+
 def unmatched(conn: sqlite3.Connection, start: float, until: float,
               ids: tuple[int, int]) -> Iterator[tuple[int, str, float]]:
     """The records of [start, until) (and with ids in `ids`) whose content is not what the hash written with
     them was computed over, (id, target, at): edited after they were written. A seal covers a run as it is
     when sealed, so an edit made before it is sealed too; the record's own hash still tells."""
-    for rid, name, at_us, stored, text in conn.execute(HASHED, (round(start * US), round(until * US), *ids)):
-        if text is None or hashlib.sha256(text.encode()).hexdigest() != stored:  # a NULL makes the text NULL
+    for rid, name, at_us, stored, text, _ in merged.span_records(conn, HASHED, (round(start * US), round(until * US),
+                                                                                *ids), False):
+        if text is None or hashlib.sha256(text).hexdigest() != stored:  # a NULL makes the text NULL
             yield rid, name, at_us / US
 
 
@@ -269,9 +271,9 @@ def seal_run(conn: sqlite3.Connection, now: float, now_all: bool = False) -> tup
                             and not now_all):
         return None
     a, b = first[0], conn.execute("SELECT MAX(id) FROM journal WHERE link IS NULL").fetchone()[0]
-    return Seal(f"j:{a}:{b}", first[1] / 1e6, run_hash(run_texts(conn, a, b))), a, b
+    return Seal(f"j:{a}:{b}", first[1] / 1e6, run_hash(conn.execute(RUN_TEXT, (a, b)).fetchone()[0] or "")), a, b
 
 
 def run_texts(conn: sqlite3.Connection, a: int, b: int) -> str:
-    """The texts of the records a to b, one after the other (chain.journal_text of each)."""
-    return conn.execute(RUN_TEXT, (a, b)).fetchone()[0] or ""
+    """The texts of the records a to b, one after the other (chain.journal_text of each), packed or not."""
+    return b"".join(t for _, t in merged.texts_between(conn, a, b, TEXTS_BETWEEN)).decode()

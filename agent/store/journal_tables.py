@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from . import journal
+from . import journal, merged
 from .extract import SCOPE_KEY, Cancel, sealed_runs, write_extract
 from .schema import DB_NAME
 from .verify import Outside, journal_runs, outside, verify_store
@@ -27,10 +28,15 @@ class JournalTables:
                 newest: bool = False) -> list[dict[str, Any]]:
         """Journal records of these targets in [start, end), oldest first (or newest first), with bodies."""
         with self._lock:
-            rows = self.conn.execute(journal.NEWEST_FIRST if newest else journal.OLDEST_FIRST,
-                                     (*journal.match(targets, start, end, outcomes), limit)).fetchall()
+            rows = self._rows(targets, start, end, outcomes)
+            rows.sort(key=itemgetter(2, 0), reverse=newest)
+            rows = rows if limit < 0 else rows[:limit]
             found = journal.bodies(self.conn, (r[11] for r in rows))
         return [journal.as_dict(r, found.get(r[11], b"")) for r in rows]
+
+    def _rows(self, targets: list[str], start: float, end: float, outcomes: tuple[str, ...]) -> list[tuple]:
+        args = journal.match(targets, start, end, outcomes)
+        return merged.rows(self.conn, targets, args[1], args[2], outcomes, journal.ALL_OF, args)
 
     def artifact(self, sha256: str) -> tuple[str, bytes] | None:
         """A screenshot or HAR kept with a journal record: (name, content)."""
@@ -40,14 +46,12 @@ class JournalTables:
     def journal_episode(self, targets: list[str], start: float, end: float) -> dict[str, Any]:
         """The down records of these targets in [start, end): how many, the first and the last, and the
         locations that recorded them."""
-        args = journal.match(targets, start, end, ("down",))
         with self._lock:
-            n, places = self.conn.execute(journal.FAILED_PLACES, args).fetchone()
-            first, last = ([] if n == 0 else self.conn.execute(journal.ONE, self.conn.execute(q, args).fetchone())
-                           .fetchall() for q in (journal.FIRST_ID, journal.LAST_ID))
-        places = sorted(set(json.loads(places)))
-        return {"records": n, "first": journal.as_dict(first[0]) if first else None,
-                "last": journal.as_dict(last[0]) if last else None, "locations": places}
+            rows = self._rows(targets, start, end, ("down",))
+        first = min(rows, key=itemgetter(2, 0), default=None)
+        last = max(rows, key=itemgetter(2, 0), default=None)
+        return {"records": len(rows), "first": journal.as_dict(first) if first else None,
+                "last": journal.as_dict(last) if last else None, "locations": sorted({r[13] for r in rows})}
 
     def chain_head(self) -> dict[str, Any] | None:
         with self._lock:
@@ -118,7 +122,7 @@ class JournalTables:
         minutes is read as one text): "minute up down inconclusive" and the same three counted among the records
         on the minute's first microsecond, for each minute with records, all separated by spaces."""
         with self._lock:
-            return dict(self.conn.execute(journal.PER_MINUTE, (round(start * journal.US), round(until * journal.US))))
+            return merged.per_minute(self.conn, round(start * journal.US), round(until * journal.US), journal.ON_MINUTES)
 
     def sealed_runs(self, since: float, until: float) -> tuple[int, int]:
         """The first and the last id of the journal runs sealed about [since, until), those an extract holds."""

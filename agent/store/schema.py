@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 DB_NAME = "ledger.db"
 
 # Each entry brings the schema from version i to i+1. Never edit a released step; append a new one.
@@ -77,6 +77,17 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX digests_provisional ON digests (start) WHERE provisional = 1",
         "DROP INDEX digests_unsealed",
         "CREATE INDEX digests_open ON digests (start) WHERE link IS NULL",
+    ],
+    [  # 9: sealed journal records packed (store/blocks.py): what repeats from record to record kept once as a
+        # profile, a block a run of consecutive ids; the records already written are packed by later flushes
+        "CREATE TABLE journal_profiles (id INTEGER PRIMARY KEY, target_id INTEGER NOT NULL, outcome TEXT NOT NULL,"
+        " error_kind TEXT NOT NULL, status INTEGER, error TEXT NOT NULL, address TEXT NOT NULL, body_id INTEGER,"
+        " cert_sha256 TEXT NOT NULL, location TEXT NOT NULL, masked INTEGER NOT NULL, artifacts TEXT NOT NULL)",
+        "CREATE TABLE journal_blocks (first_id INTEGER PRIMARY KEY, last_id INTEGER NOT NULL, n INTEGER NOT NULL,"
+        " at0_us INTEGER NOT NULL, at1_us INTEGER NOT NULL, up INTEGER NOT NULL, down INTEGER NOT NULL,"
+        " inconclusive INTEGER NOT NULL, link0 INTEGER NOT NULL, targets TEXT NOT NULL, data BLOB NOT NULL,"
+        " hashes BLOB NOT NULL)",
+        "CREATE INDEX journal_blocks_at ON journal_blocks (at1_us, at0_us)",
     ],
 ]
 

@@ -21,7 +21,7 @@ from fastdigest import TDigest
 
 from ..ledger import DAY, DTYPE, HOUR, Ledger, minute_errors
 from ..ledger.journal import Record
-from . import chain, journal, sealing
+from . import chain, journal, packing, sealing
 from .journal_tables import JournalTables
 from .records import RecordTables
 from .schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION, tx
@@ -32,7 +32,8 @@ log = logging.getLogger("sla_agent.store")
 
 # the latest of: the last write's time, a link's (a ticket import, a declared window), a journal record's
 LATEST = ("SELECT MAX(COALESCE((SELECT CAST(value AS REAL) FROM meta WHERE key='written_at'), 0), "
-          "COALESCE((SELECT MAX(at) FROM chain), 0), COALESCE((SELECT MAX(at_us) FROM journal), 0) / 1e6)")
+          "COALESCE((SELECT MAX(at) FROM chain), 0), COALESCE((SELECT MAX(at_us) FROM journal), 0) / 1e6, "
+          "COALESCE((SELECT MAX(at1_us) FROM journal_blocks), 0) / 1e6)")
 
 
 class StoreError(Exception):
@@ -223,6 +224,7 @@ class Store(RecordTables, JournalTables, TimestampTables):
                     ids = lambda name: self._target_id(name, services.get(name, ""))  # noqa: E731
                     journal.insert(self.conn, records, ids, location, redact)
                     sealing.seal(self.conn, now, self.seal_delay, seal_all)
+                    packing.pack(self.conn, now)
                     self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('written_at', ?)", (repr(float(now)),))
             except BaseException:
                 self._ids.clear()  # ids of targets inserted by the rolled-back transaction are void
@@ -271,6 +273,8 @@ class Store(RecordTables, JournalTables, TimestampTables):
             n = c.execute("DELETE FROM minutes WHERE hour < ?", (int(before // HOUR),)).rowcount
             n += c.execute("DELETE FROM digests WHERE start < ?", (int(before),)).rowcount
             n += c.execute("DELETE FROM journal WHERE at_us < ?", (round(before * 1e6),)).rowcount
+            n += c.execute("SELECT COALESCE(SUM(n), 0) FROM journal_blocks WHERE at1_us < ?", (round(before * 1e6),)).fetchone()[0]
+            c.execute("DELETE FROM journal_blocks WHERE at1_us < ?", (round(before * 1e6),))  # a whole block at a time
             c.execute("DELETE FROM seals WHERE t < ?", (before,))
             c.execute("DELETE FROM timestamps WHERE at < ?", (before,))  # with their seals
             c.execute("DELETE FROM chain WHERE at < ? AND seq < COALESCE((SELECT MIN(seq) FROM seals), "

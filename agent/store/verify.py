@@ -9,7 +9,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Callable
 
-from . import chain, journal
+from . import chain, journal, merged
 
 
 def _when(t: float) -> str:
@@ -134,19 +134,19 @@ def journal_runs(conn: sqlite3.Connection, since: float | None, until: float | N
 
 def _journal(conn: sqlite3.Connection, sealed: dict[str, tuple[int, str]], problems: list[str],
              hashed: Callable[[], dict[tuple[int, int], str]] | None = None) -> int:
-    """Each sealed run of records is hashed at once by SQLite (or was, by `hashed`: journal.checked_lines); only a
-    run that differs is read record by record, to name what changed."""
+    """The sealed runs of records hashed in one pass over the journal (or already, by `hashed`:
+    journal.checked_lines); only a run that differs is read record by record, to name what changed."""
     n = 0
-    done = hashed() if hashed is not None else {}
-    for key in sorted((k for k in sealed if k.startswith("j:")), key=lambda k: int(k.split(":")[1])):
+    keys = sorted((k for k in sealed if k.startswith("j:")), key=lambda k: int(k.split(":")[1]))
+    runs = [(int(k.split(":")[1]), int(k.split(":")[2])) for k in keys]
+    done = hashed() if hashed is not None else journal.run_hashes(conn, runs)
+    for key, (a, b) in zip(keys, runs):
         seq, want = sealed[key]
-        a, b = (int(x) for x in key.split(":")[1:])
-        count = conn.execute("SELECT COUNT(*) FROM journal WHERE id BETWEEN ? AND ?", (a, b)).fetchone()[0]
-        n += count
-        if count == b - a + 1 and (done.get((a, b)) or chain.run_hash(journal.run_texts(conn, a, b))) == want:
+        if (done.get((a, b)) or chain.run_hash(journal.run_texts(conn, a, b))) == want:
+            n += b - a + 1  # the texts of a to b, each naming its id: every record is there
             continue
         before = len(problems)
-        _name_records(conn, a, b, seq, problems)
+        n += _name_records(conn, a, b, seq, problems)
         if len(problems) == before:
             problems.append(f"journal records {a} to {b} (sealed in link {seq}): a record's hash was rewritten")
     bad = [d for d, data in conn.execute("SELECT sha256, data FROM blobs") if hashlib.sha256(data).hexdigest() != d]
@@ -155,8 +155,8 @@ def _journal(conn: sqlite3.Connection, sealed: dict[str, tuple[int, str]], probl
     return n
 
 
-def _name_records(conn: sqlite3.Connection, a: int, b: int, seq: int, problems: list[str]) -> None:
-    rows = conn.execute(journal.BY_ID, (a, b)).fetchall()
+def _name_records(conn: sqlite3.Connection, a: int, b: int, seq: int, problems: list[str]) -> int:
+    rows = merged.rows_by_id(conn, a, b, journal.BY_ID)
     ids = {r[1] for r in rows}
     for missing in [i for i in range(a, b + 1) if i not in ids][:5]:
         problems.append(f"journal record {missing} (sealed in link {seq}): missing")
@@ -164,6 +164,7 @@ def _name_records(conn: sqlite3.Connection, a: int, b: int, seq: int, problems: 
         if chain.journal_hash(r[1:]) != r[0]:
             problems.append(f"journal record {r[1]} ({r[2]}, {_when(r[3] / 1e6)}; sealed in link {seq}): its "
                             f"content differs from what was written")
+    return len(rows)
 
 
 def _records(conn: sqlite3.Connection, sealed: dict[str, tuple[int, str]], problems: list[str]) -> int:
