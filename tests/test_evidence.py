@@ -23,6 +23,7 @@ from agent.report import build_report, report_hash, verify_report
 from agent.report.unbundle import verify_bundle
 from agent.report.signing import keygen
 from agent.scheduler import Scheduler
+from agent.store import Store
 
 from .conftest import FakeClock
 from .month_fixture import CONFIG as MONTH_CONFIG, NOW as MONTH_NOW, build as build_month
@@ -355,7 +356,7 @@ def test_bundle_round_trip_offline_and_one_edited_byte(signed_month, tmp_path, c
     assert "verified" in capsys.readouterr().out
     with tarfile.open(bundle) as tar:
         names = [m.name.rsplit("/", 1)[1] for m in tar.getmembers()]
-    assert sorted(names) == sorted(["report.json", "report.html", "journal.jsonl", "ledger.db", "config.yaml",
+    assert sorted(names) == sorted(["report.json", "report.html", "ledger.db", "config.yaml",
                                     "method.json", "README.txt", "public_key.pem", "MANIFEST.json"])
     for member in ("report.json", "ledger.db", "config.yaml"):  # one byte changed inside a file of the bundle
         _edit_member(bundle, tmp_path / f"edited-{member}.tar.gz", member)
@@ -365,6 +366,28 @@ def test_bundle_round_trip_offline_and_one_edited_byte(signed_month, tmp_path, c
     raw[len(raw) // 2] ^= 0xFF
     (tmp_path / "flipped.tar.gz").write_bytes(bytes(raw))
     assert main(["evidence", "verify", str(tmp_path / "flipped.tar.gz")]) in (1, 2)
+
+
+def test_the_journal_written_out_of_a_bundle_is_the_ledgers_byte_for_byte(scenario, tmp_path, capsys):
+    """`evidence journal` writes the lines bundles used to carry as journal.jsonl: the month's journal of the
+    agent's own ledger, over the same span and runs."""
+    cfg_path, state, _ = scenario
+    cfg = load_config(cfg_path)
+    bundle = tmp_path / "mar.tar.gz"
+    assert main(["evidence", "export", "--config", str(cfg_path), "--state-dir", str(state), "--month", "2026-03",
+                 "--output", str(bundle), "--allow-unsealed"]) == 0
+    assert main(["evidence", "journal", str(bundle), "--output", str(tmp_path / "out")]) == 0
+    said = capsys.readouterr().out
+    got = (tmp_path / "out" / "journal.jsonl").read_bytes()
+    with tarfile.open(bundle) as tar:
+        (tmp_path / "x").mkdir()
+        (tmp_path / "x" / "ledger.db").write_bytes(tar.extractfile(next(m for m in tar.getmembers()
+                                                                        if m.name.endswith("ledger.db"))).read())
+    scope = Store(tmp_path / "x", thresholds=cfg.contract.thresholds, readonly=True).extract_scope()
+    store = Store(state, thresholds=cfg.contract.thresholds, readonly=True)
+    n = store.journal_lines(tmp_path / "want.jsonl", scope["journal_from"], scope["until"], tuple(scope["journal_ids"]))
+    store.close()
+    assert got == (tmp_path / "want.jsonl").read_bytes() and n > 20 and f"journal.jsonl: {n} records" in said
 
 
 def _edit_member(src: Path, dest: Path, name: str) -> None:

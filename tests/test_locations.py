@@ -341,11 +341,15 @@ def test_an_evidence_bundle_over_three_locations_verifies_offline_and_catches_an
     assert main(args + [a for p in PLACES for a in ("--location", f"{p}={tmp_path / p}")]) == 0
     with tarfile.open(bundle) as tar:
         names = {m.name.rsplit("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers()}
-    assert {f"ledger-{p}.db" for p in PLACES} | {f"journal-{p}.jsonl" for p in PLACES} <= set(names)
+    assert {f"ledger-{p}.db" for p in PLACES} <= set(names) and not any(n.endswith(".jsonl") for n in names)
     assert json.loads(names["report.json"])["locations"]["names"] == list(PLACES)
     capsys.readouterr()
     assert main(["evidence", "verify", str(bundle), "--allow-unsigned"]) == 0  # the report.yaml has no key
     assert "locations 3" in capsys.readouterr().out
+    assert main(["evidence", "journal", str(bundle), "--output", str(tmp_path / "lines")]) == 0
+    said = capsys.readouterr().out
+    assert all(f"journal-{p}.jsonl: " in said for p in PLACES), said
+    assert sorted(p.name for p in (tmp_path / "lines").iterdir()) == sorted(f"journal-{p}.jsonl" for p in PLACES)
 
     db = tmp_path / "forged.db"
     db.write_bytes(names["ledger-frankfurt.db"])

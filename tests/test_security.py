@@ -127,7 +127,9 @@ targets:
     export_bundle(cfg, str(tmp_path / "state"), month, later, tmp_path / "b.tar.gz")
     with tarfile.open(tmp_path / "b.tar.gz") as tar:
         bundle = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
-    lines = [json.loads(x) for x in next(v for k, v in bundle.items() if k.endswith("journal.jsonl")).splitlines()]
+    from agent.report.unbundle import write_journal
+    (written, _), = write_journal(tmp_path / "b.tar.gz", tmp_path / "lines")
+    lines = [json.loads(x) for x in written.read_bytes().splitlines()]
     echoed = [x for x in lines if x["status"] == 401]
     assert echoed and all("<redacted>" in json.dumps(x["headers"]) + (x["body"] or "") for x in echoed)
     journal_rows = blobs = json.dumps(lines)

@@ -177,6 +177,14 @@ def _evidence(sub: argparse._SubParsersAction) -> None:
                     help="make the bundle of a closed month although rows of it are not sealed (its check names them)")
     ex.add_argument("--output", "-o", metavar="FILE.tar.gz", required=True)
     _locations_args(ex)
+    jo = esub.add_parser("journal", help="write a bundle's failure journal out as JSON lines",
+                         description="The journal of failed probes (and one successful probe per target and minute) "
+                                     "a bundle's ledger.db holds, written as JSON lines, one record a line, into "
+                                     "DIR: journal.jsonl (journal-NAME.jsonl per location of a report over "
+                                     "several). The same lines bundles carried as journal.jsonl before the "
+                                     "journal was packed. It reads, it does not check: `evidence verify` does.")
+    jo.add_argument("bundle", metavar="BUNDLE.tar.gz", help="a bundle made by `evidence export`")
+    jo.add_argument("--output", "-o", metavar="DIR", default=".", help="the folder to write into (default: here)")
     kg = esub.add_parser("keygen", help="make an Ed25519 key pair for signing reports",
                          description="Write sla-agent-signing.key (private, mode 0600) and sla-agent-signing.pub "
                                      "into DIR; point evidence.signing_key_file at the first. Prints the public "

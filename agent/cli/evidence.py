@@ -11,7 +11,7 @@ from ..calendar import Calendar
 from ..report import ReportError
 from ..report.bundle import export_bundle
 from ..report.method import describe
-from ..report.unbundle import verify_bundle
+from ..report.unbundle import verify_bundle, write_journal
 from ..report.signing import SigningError, key_id, keygen, load_public, pinned
 from ..slo import seal_delay_of
 from ..store import Store, StoreError
@@ -124,10 +124,21 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _journal(args: argparse.Namespace) -> int:
+    try:
+        written = write_journal(Path(args.bundle), Path(args.output))
+    except ReportError as exc:
+        err(str(exc))
+        return EXIT_RUNTIME
+    for path, n in written:
+        print(f"{path}: {n} records")
+    return EXIT_OK
+
+
 def cmd_evidence(args: argparse.Namespace) -> int:
     command = args.evidence_command
     if command is None:
-        err("evidence needs an action: verify, seal, export, keygen or rotate-key")
+        err("evidence needs an action: verify, seal, export, journal, keygen or rotate-key")
         return EXIT_INPUT
     if command == "keygen":
         try:
@@ -141,6 +152,8 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         return EXIT_OK
     if command == "export":
         return _export(args)
+    if command == "journal":
+        return _journal(args)
     if command == "rotate-key":
         return witness.cmd_rotate(args)
     if command == "seal":

@@ -2,7 +2,7 @@
 the agent's ledger, in one .tar.gz.
 
     report.json, report.html   the report (signed when the agent has a key)
-    journal.jsonl              the month's failure journal, one record a line
+    journal.jsonl              (bundles made before the journal was packed) the month's failure journal
     ledger.db                  an extract of the ledger: the rows the report reads and the chain sealing them
     config.yaml                the agent's config (secrets redacted): the contract the report applies
     method.json                the agent's version, the config's hash, how the contract was read, what the
@@ -67,11 +67,14 @@ When the agent had its chain time-stamped (RFC 3161), ledger.db carries the toke
 the certificates of the time-stamping authorities you trust, and each token is checked against them and
 against the chain; the check prints the time each run of links is proven to have existed by.
 
-A report over several locations carries one ledger-NAME.db and journal-NAME.jsonl per location instead
-of ledger.db and journal.jsonl; each is checked the same way, and the report is built again from all of them.
+A report over several locations carries one ledger-NAME.db per location instead of ledger.db; each is
+checked the same way, and the report is built again from all of them.
 
-report.html is the report to read; journal.jsonl lists the failed probes (and one successful probe per
-target and minute) the figures rest on: times, addresses, HTTP status, response headers, error text.
+report.html is the report to read. The journal of failed probes (and one successful probe per target and
+minute) the figures rest on (times, addresses, HTTP status, response headers, error text) is in ledger.db,
+as the agent keeps it; write it out as JSON lines, one record a line, with:
+
+                 sla-agent evidence journal {name} --output DIR
 """
 
 
@@ -95,24 +98,44 @@ def _epoch(text: str) -> float:
 
 
 def _write_ledger(cfg: Config, store: Store, doc: dict[str, Any], folder: Path, suffix: str = "") -> None:
-    """The extract of the rows the report reads and the month's journal, as ledger{suffix}.db and
-    journal{suffix}.jsonl."""
+    """The extract of the rows the report reads and the month's journal, as ledger{suffix}.db (the journal
+    in it as the ledger keeps it; `evidence journal` writes it out as JSON lines)."""
     start, until = _span(cfg, doc)
     rows_from = min([start] + [_epoch(p["start"]) for p in doc["periods"]])
-    lines, ids = folder / f"journal{suffix}.jsonl", store.sealed_runs(start, until)
+    ids = store.sealed_runs(start, until)
     with ThreadPoolExecutor(1) as pool:  # the journal's pass beside the extract's copy, each on a connection of its own
-        checked = pool.submit(store.journal_checked, start, until, ids, lines, apart=True)
+        checked = pool.submit(store.journal_checked, start, until, ids, apart=True, lines=False)
         store.extract(folder / "extract", rows_from, start, until)
         (folder / "extract" / "ledger.db").rename(folder / f"ledger{suffix}.db")
         shutil.rmtree(folder / "extract")
         _, found, n, _ = checked.result()
     scoped = _scope_ids(folder / f"ledger{suffix}.db", cfg)
-    if scoped != ids:  # a run sealed in between: the journal file holds what the extract holds
-        _, found, n, _ = store.journal_checked(start, until, scoped, lines)
+    if scoped != ids:  # a run sealed in between: the records checked are those the extract holds
+        _, found, n, _ = store.journal_checked(start, until, scoped, lines=False)
     edited = mismatches_named(found, n, Calendar(cfg.contract).tz)
     if edited:  # a bundle would ship hashes its own records contradict
         raise ReportError(f"{'location ' + suffix[1:] + ': ' if suffix else ''}the bundle is not made: "
                           + "; ".join(edited))
+
+
+def write_journals(folder: Path, cfg: Config, dest: Path) -> list[tuple[Path, int]]:
+    """The journal of each ledger extract in `folder` (a bundle's files) as JSON lines in `dest`:
+    journal.jsonl for ledger.db, journal-NAME.jsonl for ledger-NAME.db, as bundles once carried them; and how
+    many records each holds."""
+    written = []
+    for db in sorted(folder.glob("ledger*.db")):
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            (Path(tmp) / "ledger.db").symlink_to(db.resolve())
+            extract = Store(Path(tmp), thresholds=cfg.contract.thresholds, readonly=True)
+            try:
+                scope = extract.extract_scope() or {}
+                out = dest / db.name.replace("ledger", "journal", 1).replace(".db", ".jsonl")
+                n = extract.journal_lines(out, scope.get("journal_from") or 0, scope.get("until") or 0,
+                                          tuple(scope.get("journal_ids", (0, -1))))
+            finally:
+                extract.close()
+        written.append((out, n))
+    return written
 
 
 def _write_common(cfg: Config, doc: dict[str, Any], folder: Path) -> None:

@@ -24,7 +24,7 @@ from ..store.extract import JOURNAL_PARTS
 from . import rotation, signing
 from .agreement import count_mismatches
 from .build import ReportError, build
-from .bundle import MAX_BUNDLE_BYTES, MAX_FILE_BYTES, PER_LOCATION, member, sha256_file
+from .bundle import MAX_BUNDLE_BYTES, MAX_FILE_BYTES, PER_LOCATION, member, sha256_file, write_journals
 from .evidence import mismatches_named
 from .formats import render
 from .method import NAME as METHOD, check as check_method
@@ -193,14 +193,15 @@ def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None
                    tsa_roots: list[Any] | None) -> Found:
     """One extract: its chain walked (rows outside it named), its time-stamps against the chain and the
     authorities trusted, each journal record against its own hash, its minute counts against its journal,
-    its journal against the journal file, the report's chain head in it."""
+    its journal against the journal file (which bundles carried before the journal was packed), the report's
+    chain head in it."""
     scope = store.extract_scope() or {}
     ids = tuple(scope.get("journal_ids", (0, -1)))
     tz = Calendar(cfg.contract).tz
     since, until = scope.get("journal_from"), scope.get("until")
     with ThreadPoolExecutor(1) as pool:  # the journal's pass beside the counts and the chain's walk (journal_checked)
         lines = pool.submit(store.journal_checked, since or 0, until or 0, ids, apart=True,
-                            runs=store.journal_runs(since, until))
+                            runs=store.journal_runs(since, until), lines=journal_file.exists())
         disagree, notes = count_mismatches(store, cfg, max(since or 0, scope.get("from", 0)), until or 0,
                                            JOURNAL_PARTS.get(scope.get("journal", "all"), ()), tz)
         problems, stats = store.verify(since, until, seal_delay_of(cfg), hashed=lambda: lines.result().runs)
@@ -211,7 +212,7 @@ def _check_extract(store: Store, journal_file: Path, head: dict[str, Any] | None
         digest, found, n, _ = lines.result()
     problems += mismatches_named(found, n, tz)
     problems += disagree
-    if not journal_file.exists() or digest != sha256_file(journal_file):
+    if journal_file.exists() and digest != sha256_file(journal_file):  # a bundle of before the journal was packed
         problems.append(f"{journal_file.name} differs from the journal in the ledger")
     if head and store.chain_link(int(head["seq"])) != head.get("link"):
         problems.append(f"the chain link the report was built on ({head['seq']}) is not in the chain")
@@ -361,3 +362,20 @@ def verify_bundle(path: Path, pin: signing.Trusted | None = None, allow_unsigned
         out.problems += _read_method(folder, doc, out)
         out.problems += found + _check_html(folder, doc) + [f"report.json {p}" for p in check_signature(doc, out.key)]
         return _signer(out, pin, allow_unsigned)
+
+
+def write_journal(path: Path, dest: Path) -> list[tuple[Path, int]]:
+    """The journal each ledger of the bundle at `path` holds, as JSON lines in the folder `dest` (bundle.py:
+    write_journals). Not a check: `evidence verify` says whether the ledgers are what was sealed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "files"
+        folder.mkdir()
+        refused = _unpack(path, folder)
+        cfg, bad = _read_config(folder) if not refused else (None, [])
+        if cfg is None:
+            raise ReportError("; ".join(refused + bad))
+        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            return write_journals(folder, cfg, dest)
+        except (StoreError, zlib.error, ValueError) as exc:  # a crafted file
+            raise ReportError(f"a ledger of the bundle cannot be read: {exc}") from None

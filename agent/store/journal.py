@@ -198,18 +198,19 @@ class Checked(NamedTuple):
 
 
 def checked_lines(conn: sqlite3.Connection, start: float, until: float, ids: tuple[int, int], dest: Path | None,
-                  shown: int = 10, runs: Iterable[tuple[int, int]] = ()) -> Checked:
+                  shown: int = 10, runs: Iterable[tuple[int, int]] = (), lines: bool = True) -> Checked:
     """write_lines() and unmatched() in one pass over the records (a bundle needs both, and a month is over a
     million records): the sha256 of the lines (written to `dest` when given), the first `shown` records
     unmatched() finds and how many; and, from the same texts, the hash of each sealed run (a, b) in `runs`
-    wholly among `ids`, for the chain's walk (verify.py) not to make them again."""
+    wholly among `ids`, for the chain's walk (verify.py) not to make them again. Without `lines`, no line is
+    made (the digest is of none)."""
     h, found, n = hashlib.sha256(), [], 0
     sha256 = hashlib.sha256
     todo = _disjoint(r for r in runs if ids[0] <= r[0] <= r[1] <= ids[1])
     hashed, k, run = {}, 0, sha256()
     with open(dest, "wb") if dest is not None else contextlib.nullcontext() as out:
-        for rid, name, at_us, stored, data, line in merged.span_records(conn, CHECKED, (round(start * US),
-                                                                                       round(until * US), *ids), True):
+        for rid, name, at_us, stored, data, line in merged.span_records(conn, CHECKED if lines else HASHED, (
+                round(start * US), round(until * US), *ids), lines):
             while k < len(todo) and todo[k][1] < rid:
                 hashed[todo[k]], k, run = run.hexdigest(), k + 1, sha256()
             if data is None or sha256(data).hexdigest() != stored:
@@ -218,10 +219,10 @@ def checked_lines(conn: sqlite3.Connection, start: float, until: float, ids: tup
                     found.append((rid, name, at_us / US))
             if data is not None and k < len(todo) and todo[k][0] <= rid:
                 run.update(data)
-            data = line + b"\n"
-            h.update(data)
-            if out is not None:
-                out.write(data)
+            if line is not None:
+                h.update(line + b"\n")
+                if out is not None:
+                    out.write(line + b"\n")
     for r in todo[k:]:
         hashed[r], run = run.hexdigest(), sha256()
     return Checked(h.hexdigest(), found, n, hashed)

@@ -89,18 +89,19 @@ class JournalTables:
             return journal.write_lines(self.conn, start, until, ids, dest)
 
     def journal_checked(self, start: float, until: float, ids: tuple[int, int] = (0, -1), dest: Path | None = None,
-                        shown: int = 10, apart: bool = False, runs: Iterable[tuple[int, int]] = ()) -> journal.Checked:
+                        shown: int = 10, apart: bool = False, runs: Iterable[tuple[int, int]] = (),
+                        lines: bool = True) -> journal.Checked:
         """The sha256 of what journal_lines() writes (written to `dest` when given) and journal_unmatched(), in
         one pass, with the hashes of the sealed `runs` (journal_runs()) among them (journal.Checked). `apart`: read
         on a connection of its own, so that another thread may run it beside what the store's connection does
         (SQLite lets go of Python's lock while it reads, and most of a month's pass is SQLite's)."""
         if not apart:
             with self._lock:
-                return journal.checked_lines(self.conn, start, until, ids, dest, shown, runs)
+                return journal.checked_lines(self.conn, start, until, ids, dest, shown, runs, lines)
         conn = self._open_readonly()
         try:
             conn.execute("PRAGMA busy_timeout=10000")
-            return journal.checked_lines(conn, start, until, ids, dest, shown, runs)
+            return journal.checked_lines(conn, start, until, ids, dest, shown, runs, lines)
         finally:
             conn.close()
 

@@ -52,7 +52,7 @@ def span_records(conn: sqlite3.Connection, hot: str, span: tuple[int, int, int, 
     at_us, stored hash, text, JSON line when `lines`), those of rows read by the statement `hot` (journal.py's
     HASHED or CHECKED over _SPAN), whose text is None when a column is NULL."""
     rows = ((r[0], r[1], r[2], r[3], None if r[4] is None else r[4].encode(),
-             r[5].encode() if lines else None) for r in conn.execute(hot, span))
+             r[5].encode() if lines else None) for r in conn.execute(hot, span))  # HASHED has no r[5]
     return heapq.merge(_span_blocks(conn, span, lines), rows, key=itemgetter(0))
 
 
