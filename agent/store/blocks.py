@@ -164,6 +164,3 @@ class Profiles:
         return (b.ids[k], tid, b.at[k], outcome, kind, status, error, b.duration[k], b.phases[k].decode(), address,
                 b.headers[k].decode(), body_id, cert, loc, masked, b.hashes[k], b.link[k], arts)
 
-
-BLOCK_COLUMNS = ("first_id", "last_id", "n", "at0_us", "at1_us", "up", "down", "inconclusive", "link0", "targets",
-                 "data", "hashes")
