@@ -26,6 +26,10 @@ _PACKABLE = (f"SELECT j.id, j.at_us, j.duration_us, j.phases, j.headers, j.hash,
              f"AND j.id < COALESCE((SELECT MIN(id) FROM journal WHERE link IS NULL), 1 << 62) ORDER BY j.id LIMIT ?")
 
 
+_WAITING = ("SELECT MIN(at_us), COUNT(*) FROM (SELECT at_us FROM journal WHERE id > ? AND link IS NOT NULL AND id < "
+            "COALESCE((SELECT MIN(id) FROM journal WHERE link IS NULL), 1 << 62) ORDER BY id LIMIT ?)")
+
+
 def _plain(r: tuple) -> bool:
     """A row of the types the agent writes (the block's integer columns and texts hold nothing else)."""
     ints = all(type(v) is int for v in (r[0], r[1], r[2], r[6], r[7], r[16])) and (r[10] is None or type(r[10]) is int)
@@ -63,9 +67,10 @@ def pack(conn: sqlite3.Connection, now: float, limit: int = BLOCK_RECORDS) -> in
     (0 when it is not time yet). Runs inside the caller's transaction."""
     mark = conn.execute("SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), "
                         "(SELECT MAX(last_id) FROM journal_blocks), 0)", (MARK,)).fetchone()[0]
+    oldest, waiting = conn.execute(_WAITING, (mark, limit)).fetchone()
+    if not waiting or (waiting < limit and oldest / 1e6 > now - PACK_AGE):
+        return 0  # decided on the ids and times alone: the texts are made only for a block to be made
     rows = conn.execute(_PACKABLE, (mark, limit)).fetchall()
-    if not rows or (len(rows) < limit and rows[0][1] / 1e6 > now - PACK_AGE):
-        return 0
     conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (MARK, str(rows[-1][0])))
     rows = [r for r in rows if _plain(r)]
     if rows:
