@@ -66,11 +66,36 @@ async def _connect_one(loop: asyncio.AbstractEventLoop, addr_info: Any) -> socke
     sock = socket.socket(family, type_, proto)
     try:
         sock.setblocking(False)
-        await loop.sock_connect(sock, address)
+        await _connect(loop, sock, address)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+async def _connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, address: Any) -> None:
+    """loop.sock_connect to an address already resolved. uvloop's resolves it again, in its thread pool
+    (its fast path for an IP literal is skipped for a call with no socket type): a round trip through a
+    worker thread and a wake-up of the loop for every probe, timed inside the connect phase."""
+    try:
+        sock.connect(address)
+        return
+    except (BlockingIOError, InterruptedError):
+        pass
+    writable = loop.create_future()
+    loop.add_writer(sock, _set_done, writable)
+    try:
+        await writable
+    finally:
+        loop.remove_writer(sock)
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise OSError(err, f"Connect call failed {address}")
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class TracedConnector(aiohttp.TCPConnector):
@@ -99,8 +124,9 @@ class TracedConnector(aiohttp.TCPConnector):
         rec.begin("connect")
         if rec.capture:
             rec.address = address_text(addr_infos[0][4])
+        raced = not (len(addr_infos) == 1 and not self._local_addr_infos)
         try:
-            if len(addr_infos) == 1 and not self._local_addr_infos:
+            if not raced:
                 sock = await _connect_one(loop, addr_infos[0])  # nothing to race: skip happy eyeballs
             else:
                 sock = await aiohappyeyeballs.start_connection(
@@ -111,7 +137,7 @@ class TracedConnector(aiohttp.TCPConnector):
             rec.end()
             raise client_error(req.connection_key, exc) from exc
         rec.end()
-        if rec.capture:
+        if rec.capture and raced:  # the address that won (unraced, the one tried is the one reached)
             rec.address = address_text(sock.getpeername())
         if kwargs.get("ssl"):
             rec.begin("tls")
