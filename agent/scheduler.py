@@ -83,7 +83,10 @@ class LagWatch:
             now = self.clock.monotonic()
             if now - self._expected > self.bound and self._expected < end:
                 spans.append((self._expected, now))  # a stall still under way
-        for s, e in reversed(self.events):
+        events = self.events
+        if not spans and (not events or events[-1][1] < start):
+            return 0.0  # asked of every result: mostly no stall at all since its start
+        for s, e in reversed(events):
             if e < start:
                 break
             spans.append((s, e))
