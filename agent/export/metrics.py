@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import platform
-from typing import Any, Collection, Iterable
+from bisect import bisect_left
+from typing import Any, Callable, Collection, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.values import MutexValue
 
 from .. import __version__
 from ..probes.base import DOWN, INCONCLUSIVE, UP, ProbeResult
@@ -21,30 +23,69 @@ LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
 
 
 class _Bound:
-    """The label children of one target, bound once so the hot path does no label lookups."""
+    """The label children of one target, bound once so the hot path does no label lookups: those every
+    result moves are held as their values (see _add), those of rarer results are made at first use."""
 
-    __slots__ = ("service", "outcome", "counted", "duration", "phases", "success", "errors", "expiry", "skipped",
-                 "late", "tokens", "token_duration", "marks")
+    __slots__ = ("m", "service", "target", "outcome", "counted", "duration", "phases", "success", "skipped", "late",
+                 "keyed", "add", "put")
 
     def __init__(self, m: "LiveMetrics", service: str, target: str, phases: tuple[str, ...],
                  applicable: Collection[str]) -> None:
         lv = (service, target) + m.extra_values
-        self.service = service
-        self.outcome = {o: m.probes.labels(service, target, o, *m.extra_values) for o in (UP, DOWN, INCONCLUSIVE)}
-        self.counted = {o: m.counted.labels(service, target, o, *m.extra_values) for o in (UP, DOWN)}
-        self.duration = m.duration.labels(*lv)
+        self.m, self.service, self.target = m, service, target
+        outcome = {o: m.probes.labels(service, target, o, *m.extra_values) for o in (UP, DOWN, INCONCLUSIVE)}
+        counted = {o: m.counted.labels(service, target, o, *m.extra_values) for o in (UP, DOWN)}
+        duration = m.duration.labels(*lv)
         # one child per phase of the target's type, in the type's order (the order of a result's phases);
         # only the phases a probe of this target can have get a series: no dns for an IP literal...
-        self.phases = [m.phase.labels(service, target, p, *m.extra_values) if p in applicable else None
-                       for p in phases]
-        self.success = m.success.labels(*lv)
-        self.errors = lambda kind: m.errors.labels(service, target, kind, *m.extra_values)
-        self.expiry = lambda: m.expiry.labels(*lv)
-        self.skipped = m.skipped.labels(*lv)
-        self.late = m.late.labels(*lv)
-        self.tokens = lambda result: m.tokens.labels(service, target, result, *m.extra_values)
-        self.token_duration = lambda: m.token_duration.labels(*lv)
-        self.marks = lambda mark: m.marks.labels(service, target, mark, *m.extra_values)
+        phase = [(i, m.phase.labels(service, target, p, *m.extra_values)) for i, p in enumerate(phases)
+                 if p in applicable]
+        success, skipped, late = m.success.labels(*lv), m.skipped.labels(*lv), m.late.labels(*lv)
+        self.outcome = {o: c._value for o, c in outcome.items()}
+        self.counted = {o: c._value for o, c in counted.items()}
+        self.duration = _parts(duration)
+        self.phases = [(i, *_parts(c)) for i, c in phase]
+        self.success, self.skipped, self.late = success._value, skipped._value, late._value
+        self.keyed: dict[tuple[str, str], Any] = {}
+        histograms = [duration, *(c for _, c in phase)]
+        values = [*self.outcome.values(), *self.counted.values(), self.success, self.skipped, self.late,
+                  *(v for h in histograms for v in (*h._buckets, h._sum))]
+        direct = all(type(v) is MutexValue for v in values)
+        self.add, self.put = (_add, _put) if direct else (_add_locked, _put_locked)
+
+    def child(self, metric: str, key: str = "") -> Any:
+        """The child of a series only some results move (an error kind, a token result, a mark...)."""
+        c = self.keyed.get((metric, key))
+        if c is None:
+            m = getattr(self.m, metric)
+            keys = (key,) if key else ()
+            c = self.keyed[(metric, key)] = m.labels(self.service, self.target, *keys, *self.m.extra_values)
+        return c
+
+
+def _parts(h: Histogram) -> tuple[list[float], list[Any], Any]:
+    """A histogram child's bounds, its buckets' values and its sum's value."""
+    return h._upper_bounds, h._buckets, h._sum
+
+
+# The hot path moves the values of prometheus_client's children itself, as their own inc(), set() and
+# observe() do, without the checks and the lock each of those takes: every result passes through the pipeline
+# on the event loop, the only writer of a target's series; a render reads the same floats (exposition.Family).
+# In the library's multiprocess mode (other value objects) their own methods are called.
+def _add(value: Any, amount: float) -> None:
+    value._value += amount
+
+
+def _put(value: Any, amount: float) -> None:
+    value._value = amount
+
+
+def _add_locked(value: Any, amount: float) -> None:
+    value.inc(amount)
+
+
+def _put_locked(value: Any, amount: float) -> None:
+    value.set(amount)
 
 
 class LiveMetrics:
@@ -172,31 +213,40 @@ class LiveMetrics:
 
     def _observe(self, r: ProbeResult, masked: bool) -> None:
         b = self._bound.get(r.target) or self.bind(r.service, r.target)
-        b.outcome[r.outcome].inc()
+        add = b.add
+        add(b.outcome[r.outcome], 1.0)
         for request in r.token_requests:
-            b.tokens(request.result).inc()
-            b.token_duration().observe(request.duration_s)
+            b.child("tokens", request.result).inc()
+            b.child("token_duration").observe(request.duration_s)
         if r.outcome == INCONCLUSIVE:
             if r.error_kind == "skipped":
-                b.skipped.inc()
+                add(b.skipped, 1.0)
             elif r.error_kind == "agent_overload" and r.duration_s == 0.0:
-                b.late.inc()
+                add(b.late, 1.0)
             return
         if r.outcome == DOWN:
-            b.errors(r.error_kind).inc()
-        b.success.set(1 if r.outcome == UP else 0)
+            b.child("errors", r.error_kind).inc()
+        b.put(b.success, 1 if r.outcome == UP else 0)
         if not masked:
-            b.counted[r.outcome].inc()
+            add(b.counted[r.outcome], 1.0)
             if r.latency_counted:
-                b.duration.observe(r.duration_s)
+                _observe(add, *b.duration, r.duration_s)
         if r.phases is not None:
-            for child, value in zip(b.phases, r.phases):
-                if child is not None:
-                    child.observe(value)
+            phases = r.phases
+            for i, bounds, buckets, total in b.phases:
+                _observe(add, bounds, buckets, total, phases[i])
         for mark, value in r.marks:
-            b.marks(mark).observe(value)
+            b.child("marks", mark).observe(value)
         if r.tls_not_after is not None:
-            b.expiry().set(r.tls_not_after)
+            b.child("expiry").set(r.tls_not_after)
+
+
+def _observe(add: Callable[[Any, float], None], bounds: list[float], buckets: list[Any], total: Any,
+             value: float) -> None:
+    """Histogram.observe(value) on a child's parts: the first bucket whose bound is not below it, and the sum."""
+    if value == value:  # NaN falls in no bucket, as in the library
+        add(buckets[bisect_left(bounds, value)], 1.0)
+    add(total, value)
 
 
 class TicketFeedMetrics:
