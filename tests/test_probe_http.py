@@ -266,6 +266,30 @@ async def test_connect_refused():
     assert_phases_sum(r)
 
 
+def test_on_uvloop_a_probe_connects_without_resolving_its_address_again():
+    """uvloop's sock_connect resolves an address already resolved once more, in its thread pool: the probe
+    connects its socket itself, with the same results (up with its phases, a closed port refused)."""
+    uvloop = pytest.importorskip("uvloop")
+    asked: list[tuple] = []
+
+    class Loop(uvloop.Loop):
+        async def getaddrinfo(self, *args, **kwargs):
+            asked.append(args)
+            return await super().getaddrinfo(*args, **kwargs)
+
+    async def both() -> tuple[ProbeResult, ProbeResult]:
+        async with http_server(app_with(ok=ok)) as base:
+            up = await probe(target(base + "/ok"))
+        return up, await probe(target(f"http://127.0.0.1:{closed_port()}/"))
+
+    with asyncio.Runner(loop_factory=Loop) as runner:
+        up, refused = runner.run(both())
+    assert (up.outcome, up.status, refused.outcome, refused.error_kind) == ("up", 200, "down", "connect_refused")
+    assert up.phases[1] > 0.0 and refused.phases[1] > 0.0  # the connect phase, measured
+    assert_phases_sum(up)
+    assert asked == []
+
+
 async def test_dns_does_not_resolve():
     r = await probe(target("http://no-such-host.invalid/"))
     assert (r.outcome, r.error_kind) == ("down", "dns")
