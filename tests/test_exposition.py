@@ -7,7 +7,7 @@ import math
 import random
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.utils import floatToGoString
 
 from agent.app import Agent
@@ -16,7 +16,7 @@ from agent.config import load_config, parse_config
 from agent.export import exposition
 from agent.export.collectors import SloCollector, TargetInfoCollector
 from agent.export.exposition import generate
-from agent.export.metrics import LiveMetrics
+from agent.export.metrics import DURATION_BUCKETS, PHASE_BUCKETS, LiveMetrics
 from agent.ledger import Ledger
 from agent.probes import ProbeResult
 from agent.probes.base import TokenRequest
@@ -49,6 +49,35 @@ def test_identical_to_generate_latest():
     reg.register(SloCollector(lambda: snap, lambda: True, "lab-1"))
     assert generate(reg) == generate_latest(reg)
     assert generate(reg) == generate(reg)  # cached labels give the same text
+
+
+def test_a_result_fills_the_buckets_and_sums_prometheus_clients_observe_would():
+    """LiveMetrics moves its children's values itself (no lock, no checks): a duration on a bucket's bound,
+    just above or below it, beyond the last, lands where Histogram.observe puts it, sums included."""
+    bounds = sorted({*DURATION_BUCKETS, *PHASE_BUCKETS})
+    values = [0.0, 1e9, *(v for b in bounds for v in (b, math.nextafter(b, 0.0), math.nextafter(b, math.inf)))]
+    m = LiveMetrics(Registry())
+    m.bind("api", "a", ("dns", "connect", "tls", "ttfb", "transfer"), ("connect", "ttfb"))
+    ref = CollectorRegistry()
+    duration = Histogram("d", "", buckets=DURATION_BUCKETS, registry=ref)
+    connect, ttfb = (Histogram(n, "", buckets=PHASE_BUCKETS, registry=ref) for n in ("c", "t"))
+    for i, v in enumerate(values):
+        w = values[-1 - i]
+        r = ProbeResult("a", "api", 0.0, 0.0, v, "up", phases=(0.0, w, 0.0, v, 0.0), latency_counted=True)
+        m.observe(r, False)
+        duration.observe(v)
+        connect.observe(w)
+        ttfb.observe(v)
+
+    def state(h: Histogram) -> list[float]:
+        return [b.get() for b in h._buckets] + [h._sum.get()]
+
+    assert state(m.duration.labels("api", "a")) == state(duration)
+    assert state(m.phase.labels("api", "a", "connect")) == state(connect)
+    assert state(m.phase.labels("api", "a", "ttfb")) == state(ttfb)
+    up, counted = (c.labels("api", "a", "up")._value.get() for c in (m.probes, m.counted))
+    assert up == counted == len(values)
+    assert m.success.labels("api", "a")._value.get() == 1
 
 
 def _config(path: Path, port: int, targets: list[str], tickets: bool) -> None:
