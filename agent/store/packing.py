@@ -26,8 +26,9 @@ _PACKABLE = (f"SELECT j.id, j.at_us, j.duration_us, j.phases, j.headers, j.hash,
              f"AND j.id < COALESCE((SELECT MIN(id) FROM journal WHERE link IS NULL), 1 << 62) ORDER BY j.id LIMIT ?")
 
 
-_WAITING = ("SELECT MIN(at_us), COUNT(*) FROM (SELECT at_us FROM journal WHERE id > ? AND link IS NOT NULL AND id < "
-            "COALESCE((SELECT MIN(id) FROM journal WHERE link IS NULL), 1 << 62) ORDER BY id LIMIT ?)")
+# the first record after the mark, and how many sealed ones follow the mark (ids are consecutive): two seeks
+_WAITING = ("SELECT (SELECT at_us FROM journal WHERE id > ?1 ORDER BY id LIMIT 1), COALESCE((SELECT MIN(id) FROM "
+            "journal WHERE link IS NULL), (SELECT MAX(id) FROM journal) + 1) - 1 - ?1")
 
 
 def _plain(r: tuple) -> bool:
@@ -67,8 +68,8 @@ def pack(conn: sqlite3.Connection, now: float, limit: int = BLOCK_RECORDS) -> in
     (0 when it is not time yet). Runs inside the caller's transaction."""
     mark = conn.execute("SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), "
                         "(SELECT MAX(last_id) FROM journal_blocks), 0)", (MARK,)).fetchone()[0]
-    oldest, waiting = conn.execute(_WAITING, (mark, limit)).fetchone()
-    if not waiting or (waiting < limit and oldest / 1e6 > now - PACK_AGE):
+    oldest, waiting = conn.execute(_WAITING, (mark,)).fetchone()
+    if oldest is None or not waiting or waiting <= 0 or (waiting < limit and oldest / 1e6 > now - PACK_AGE):
         return 0  # decided on the ids and times alone: the texts are made only for a block to be made
     rows = conn.execute(_PACKABLE, (mark, limit)).fetchall()
     conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (MARK, str(rows[-1][0])))
