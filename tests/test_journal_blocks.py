@@ -135,3 +135,28 @@ def test_a_byte_changed_in_a_block_is_named(pair, tmp_path):
     problems, _ = store.verify()
     store.close()
     assert any(f"journal record {b.ids[3]} " in p and "differs" in p for p in problems), problems
+
+
+def test_a_ledger_of_before_the_blocks_is_packed_by_later_flushes_a_block_at_a_time(pair, tmp_path, monkeypatch):
+    """A ledger of schema 8 (its journal all rows): upgraded on opening, its records packed by the flushes
+    that follow, no more than a block each, and read the same before, during and after."""
+    src = sqlite3.connect(pair[0].path)
+    src.backup(dst := sqlite3.connect(tmp_path / "ledger.db"))
+    src.close()
+    dst.executescript("DROP TABLE journal_blocks; DROP TABLE journal_profiles; PRAGMA user_version=8;")
+    dst.close()
+    monkeypatch.setattr(packing, "BLOCK_RECORDS", 1000)
+    store = Store(tmp_path, thresholds=(0.5, 1.0))
+    end = T0 + DAYS * 86400 + 3600
+    want = (store.journal(["a", "b"], T0, end), store.verify(), store.journal_per_minute(T0, end))
+    total = store.conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
+    left = [total]
+    while True:
+        store.write([], [], {}, now=end + 86400)
+        left.append(store.conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0])
+        assert left[-2] - left[-1] <= 1000
+        if left[-1] == left[-2]:
+            break
+        assert (store.journal(["a", "b"], T0, end), store.verify(), store.journal_per_minute(T0, end)) == want
+    assert len(left) > 3 and left[-1] == 1  # id 41, '[ ]', stays a row
+    store.close()

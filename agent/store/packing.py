@@ -63,9 +63,10 @@ def _same(conn: sqlite3.Connection, rows: list[tuple], data: bytes, hashes: byte
     return [t == r[18].encode() and ln == r[19].encode() for r, t, ln in zip(rows, texts, lines)]
 
 
-def pack(conn: sqlite3.Connection, now: float, limit: int = BLOCK_RECORDS) -> int:
+def pack(conn: sqlite3.Connection, now: float, limit: int | None = None) -> int:
     """Packs the oldest sealed records into one block when they are a full block or a day old: how many
     (0 when it is not time yet). Runs inside the caller's transaction."""
+    limit = limit or BLOCK_RECORDS
     mark = conn.execute("SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), "
                         "(SELECT MAX(last_id) FROM journal_blocks), 0)", (MARK,)).fetchone()[0]
     oldest, waiting = conn.execute(_WAITING, (mark,)).fetchone()
