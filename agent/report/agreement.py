@@ -73,8 +73,7 @@ def count_mismatches(store: Store, cfg: Config, start: float, until: float, outc
 def _records(store: Store, m0: int, m1: int) -> dict[str, np.ndarray]:
     """Per target: [records, those on the minute's first microsecond][outcome][minute of m0..m1]."""
     found: dict[str, np.ndarray] = {}
-    for name, text in store.journal_per_minute(m0 * 60, m1 * 60 + 1e-6).items():
-        rows = np.array(text.split(), dtype=np.int64).reshape(-1, 7)
+    for name, rows in store.journal_per_minute(m0 * 60, m1 * 60 + 1e-6).items():
         arr = found[name] = np.zeros((2, 3, m1 - m0 + 1), dtype=np.int64)
         arr[:, :, rows[:, 0] - m0] = rows[:, 1:].T.reshape(2, 3, -1)
     return found

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 import zlib
+from functools import cached_property
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
@@ -42,7 +43,12 @@ def _shuffled(a: np.ndarray) -> bytes:
 
 
 def _unshuffled(data: bytes, n: int) -> np.ndarray:
-    return np.frombuffer(data, np.uint8).reshape(8, n).T.copy().view("<i8").reshape(n)
+    planes = np.frombuffer(data, np.uint8).reshape(8, n)
+    out = planes[0].astype(np.uint64)
+    for k in range(1, 8):
+        if planes[k].any():  # the high bytes of small values are all zero
+            out |= planes[k].astype(np.uint64) << np.uint64(8 * k)
+    return out.view("<i8")
 
 
 def _delta(a: np.ndarray) -> np.ndarray:
@@ -75,25 +81,62 @@ def encode(records: Sequence[Packed]) -> tuple[bytes, bytes]:
 
 
 class Block:
-    """A block's records, decoded: parallel lists."""
+    """A block's records, decoded: ids, starts and profiles as arrays (what selects records), every column as
+    a list when first asked for (most readers need few of them)."""
 
     def __init__(self, data: bytes, hashes: bytes) -> None:
         raw = zlib.decompress(data)
-        n, id0, at0, link0, *lens = _HEAD.unpack_from(raw)
+        n, id0, at0, self._link0, *lens = _HEAD.unpack_from(raw)
         cols, off = [], _HEAD.size
         for length in lens:
             cols.append(raw[off:off + length])
             off += length
-        self.n = n
-        self.ids = (np.cumsum(_unshuffled(cols[0], n)) + id0).tolist()
-        self.at = (np.cumsum(_unshuffled(cols[1], n)) + at0).tolist()
-        self.duration = _unshuffled(cols[2], n).tolist()
-        self.profile = _unshuffled(cols[3], n).tolist()
-        self.link = (np.cumsum(_unshuffled(cols[4], n)) + link0).tolist()
-        self.phases = _split(cols[6], _unshuffled(cols[5], n))
-        self.headers = _split(cols[8], _unshuffled(cols[7], n))
-        hx = hashes.hex()
-        self.hashes = [hx[k:k + 64] for k in range(0, len(hx), 64)]
+        self.n, self._cols, self._hashes = n, cols, hashes
+        self.id_array = np.cumsum(_unshuffled(cols[0], n)) + id0
+        self.at_array = np.cumsum(_unshuffled(cols[1], n)) + at0
+        self.profile_array = _unshuffled(cols[3], n)
+
+    @cached_property
+    def ids(self) -> list[int]:
+        return self.id_array.tolist()
+
+    @cached_property
+    def at(self) -> list[int]:
+        return self.at_array.tolist()
+
+    @cached_property
+    def profile(self) -> list[int]:
+        return self.profile_array.tolist()
+
+    @cached_property
+    def duration(self) -> list[int]:
+        return _unshuffled(self._cols[2], self.n).tolist()
+
+    @cached_property
+    def link(self) -> list[int]:
+        return (np.cumsum(_unshuffled(self._cols[4], self.n)) + self._link0).tolist()
+
+    @cached_property
+    def phases(self) -> list[bytes]:
+        return _split(self._cols[6], _unshuffled(self._cols[5], self.n))
+
+    @cached_property
+    def headers(self) -> list[bytes]:
+        return _split(self._cols[8], _unshuffled(self._cols[7], self.n))
+
+    @cached_property
+    def _ends(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.cumsum(_unshuffled(self._cols[5], self.n)), np.cumsum(_unshuffled(self._cols[7], self.n))
+
+    def texts_of(self, k: int) -> tuple[bytes, bytes]:
+        """Record k's phases and headers alone (a whole column is split for one record otherwise)."""
+        (p, h), (pb, hb) = self._ends, (self._cols[6], self._cols[8])
+        return (pb[(int(p[k - 1]) if k else 0):int(p[k])], hb[(int(h[k - 1]) if k else 0):int(h[k])])
+
+    @cached_property
+    def hashes(self) -> list[str]:
+        hx = self._hashes.hex()
+        return [hx[k:k + 64] for k in range(0, len(hx), 64)]
 
 
 def _split(buf: bytes, lengths: np.ndarray) -> list[bytes]:
@@ -136,6 +179,21 @@ class Profiles:
                               + ',"body_sha256":' + q[7] + ',"cert_sha256":' + q[8] + ',"location":' + q[9]
                               + ',"masked":' + q[10] + ',"artifacts":' + q[11] + ',"hash":"%s"}').encode()
 
+    @cached_property
+    def kind_of(self) -> np.ndarray:
+        """Per profile id, its outcome's index (OUTCOME_INDEX; 3 for any other)."""
+        kinds = np.full(max(self.rows, default=0) + 1, 3, np.int64)
+        for pid, k in self.outcome.items():
+            kinds[pid] = k
+        return kinds
+
+    def wanted(self, names: set[str] | None, outcomes: set[str]) -> np.ndarray:
+        """Per profile id: is it of one of these targets (any, when None) and outcomes?"""
+        ok = np.zeros(max(self.rows, default=0) + 1, bool)
+        for pid, r in self.rows.items():
+            ok[pid] = (names is None or r[0] in names) and r[1] in outcomes
+        return ok
+
     def texts(self, b: Block, keep: Sequence[int] | None = None) -> list[bytes]:
         """chain.journal_text of the block's records (of those at the indexes `keep`)."""
         t = self.text
@@ -155,8 +213,9 @@ class Profiles:
     def row(self, b: Block, k: int) -> tuple:
         """The record as store/journal.py's SELECT gives it."""
         name, outcome, kind, status, error, address, body_sha, cert, loc, masked, arts = self.rows[b.profile[k]][:11]
-        return (b.ids[k], name, b.at[k], outcome, kind, status, error, b.duration[k], b.phases[k].decode(), address,
-                b.headers[k].decode(), body_sha, cert, loc, masked, arts)
+        phases, headers = b.texts_of(k)
+        return (b.ids[k], name, b.at[k], outcome, kind, status, error, b.duration[k], phases.decode(), address,
+                headers.decode(), body_sha, cert, loc, masked, arts)
 
     def table_row(self, b: Block, k: int) -> tuple:
         """The record as a row of the `journal` table, its columns in their order."""

@@ -7,6 +7,7 @@ journal are written and read without a Python loop over the records.
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import json
@@ -132,7 +133,7 @@ _SPAN = ("FROM journal j JOIN targets t ON t.id = j.target_id LEFT JOIN blobs b 
 ALL_OF = f"{SELECT} {_MATCH}"
 HASHES_OF = ("SELECT j.id, j.hash FROM journal j WHERE j.at_us >= ?2 AND j.at_us < ?3 AND j.target_id IN "
              "(SELECT id FROM targets WHERE name IN (SELECT value FROM json_each(?1))) "
-             "AND j.outcome IN (SELECT value FROM json_each(?4))")
+             "AND j.outcome IN (SELECT value FROM json_each(?4)) ORDER BY j.id")
 TEXTS_BETWEEN = ("SELECT j.id, " + _TEXT + " FROM journal j JOIN targets t ON t.id = j.target_id "  # nosec B608 - constant SQL fragments
                  "LEFT JOIN blobs b ON b.id = j.body_id WHERE j.id BETWEEN ? AND ? ORDER BY j.id")
 ON_MINUTES = ("SELECT t.name, j.at_us, j.outcome FROM journal j JOIN targets t ON t.id = j.target_id "
@@ -178,9 +179,10 @@ def write_lines(conn: sqlite3.Connection, start: float, until: float, ids: tuple
     """The journal of [start, until) (and the records with ids in `ids`) as JSON lines, in id order."""
     n = 0
     with open(dest, "wb") as out:
-        for record in merged.span_records(conn, CHECKED, (round(start * US), round(until * US), *ids), True):
-            out.write(record[5] + b"\n")
-            n += 1
+        for ch in merged.span_chunks(conn, CHECKED, (round(start * US), round(until * US), *ids), True):
+            if ch.lines:
+                out.write(b"\n".join(ch.lines) + b"\n")
+                n += len(ch.lines)
     return n
 
 
@@ -204,28 +206,53 @@ def checked_lines(conn: sqlite3.Connection, start: float, until: float, ids: tup
     unmatched() finds and how many; and, from the same texts, the hash of each sealed run (a, b) in `runs`
     wholly among `ids`, for the chain's walk (verify.py) not to make them again. Without `lines`, no line is
     made (the digest is of none)."""
-    h, found, n = hashlib.sha256(), [], 0
-    sha256 = hashlib.sha256
-    todo = _disjoint(r for r in runs if ids[0] <= r[0] <= r[1] <= ids[1])
-    hashed, k, run = {}, 0, sha256()
+    h, found, n, sha256 = hashlib.sha256(), [], 0, hashlib.sha256
+    state = _Runs(_disjoint(r for r in runs if ids[0] <= r[0] <= r[1] <= ids[1]))
+    span = (round(start * US), round(until * US), *ids)
     with open(dest, "wb") if dest is not None else contextlib.nullcontext() as out:
-        for rid, name, at_us, stored, data, line in merged.span_records(conn, CHECKED if lines else HASHED, (
-                round(start * US), round(until * US), *ids), lines):
-            while k < len(todo) and todo[k][1] < rid:
-                hashed[todo[k]], k, run = run.hexdigest(), k + 1, sha256()
-            if data is None or sha256(data).hexdigest() != stored:
-                n += 1
-                if len(found) < shown:
-                    found.append((rid, name, at_us / US))
-            if data is not None and k < len(todo) and todo[k][0] <= rid:
-                run.update(data)
-            if line is not None:
-                h.update(line + b"\n")
+        for ch in merged.span_chunks(conn, CHECKED if lines else HASHED, span, lines):
+            state.add(ch.ids, ch.texts)
+            digests = [None if t is None else sha256(t).hexdigest() for t in ch.texts]
+            if digests != ch.stored:  # one comparison when none was edited
+                for rid, name, at_us, d, stored in zip(ch.ids, ch.names, ch.at, digests, ch.stored):
+                    if d is None or d != stored:
+                        n += 1
+                        if len(found) < shown:
+                            found.append((rid, name, at_us / US))
+            if ch.lines:
+                data = b"\n".join(ch.lines) + b"\n"
+                h.update(data)
                 if out is not None:
-                    out.write(line + b"\n")
-    for r in todo[k:]:
-        hashed[r], run = run.hexdigest(), sha256()
-    return Checked(h.hexdigest(), found, n, hashed)
+                    out.write(data)
+    return Checked(h.hexdigest(), found, n, state.done())
+
+
+class _Runs:
+    """The hashes of sealed runs (disjoint, in id order) over records given a chunk at a time in id order."""
+
+    def __init__(self, todo: list[tuple[int, int]]) -> None:
+        self.todo, self.k, self.run = todo, 0, hashlib.sha256()
+        self.hashed: dict[tuple[int, int], str] = {}
+
+    def add(self, ids: list[int], texts: list[bytes | None]) -> None:
+        pos = 0
+        while self.k < len(self.todo):
+            a, b = self.todo[self.k]
+            i = bisect.bisect_left(ids, a, pos)
+            j = bisect.bisect_right(ids, b, i)
+            self.run.update(b"".join([t for t in texts[i:j] if t is not None]))  # a NULL: the text SQL skips
+            if j == len(ids):
+                return  # the run may go on in the next chunk
+            self._close()
+            pos = j
+
+    def _close(self) -> None:
+        self.hashed[self.todo[self.k]], self.k, self.run = self.run.hexdigest(), self.k + 1, hashlib.sha256()
+
+    def done(self) -> dict[tuple[int, int], str]:
+        while self.k < len(self.todo):
+            self._close()
+        return self.hashed
 
 
 def _disjoint(runs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -257,10 +284,10 @@ def unmatched(conn: sqlite3.Connection, start: float, until: float,
     """The records of [start, until) (and with ids in `ids`) whose content is not what the hash written with
     them was computed over, (id, target, at): edited after they were written. A seal covers a run as it is
     when sealed, so an edit made before it is sealed too; the record's own hash still tells."""
-    for rid, name, at_us, stored, text, _ in merged.span_records(conn, HASHED, (round(start * US), round(until * US),
-                                                                                *ids), False):
-        if text is None or hashlib.sha256(text).hexdigest() != stored:  # a NULL makes the text NULL
-            yield rid, name, at_us / US
+    for ch in merged.span_chunks(conn, HASHED, (round(start * US), round(until * US), *ids), False):
+        for rid, name, at_us, stored, text in zip(ch.ids, ch.names, ch.at, ch.stored, ch.texts):
+            if text is None or hashlib.sha256(text).hexdigest() != stored:  # a NULL makes the text NULL
+                yield rid, name, at_us / US
 
 
 def seal_run(conn: sqlite3.Connection, now: float, now_all: bool = False) -> tuple[Seal, int, int] | None:

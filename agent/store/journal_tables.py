@@ -9,6 +9,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import numpy as np
+
 from . import journal, merged
 from .extract import SCOPE_KEY, Cancel, sealed_runs, write_extract
 from .schema import DB_NAME
@@ -46,12 +48,11 @@ class JournalTables:
     def journal_episode(self, targets: list[str], start: float, end: float) -> dict[str, Any]:
         """The down records of these targets in [start, end): how many, the first and the last, and the
         locations that recorded them."""
+        args = journal.match(targets, start, end, ("down",))
         with self._lock:
-            rows = self._rows(targets, start, end, ("down",))
-        first = min(rows, key=itemgetter(2, 0), default=None)
-        last = max(rows, key=itemgetter(2, 0), default=None)
-        return {"records": len(rows), "first": journal.as_dict(first) if first else None,
-                "last": journal.as_dict(last) if last else None, "locations": sorted({r[13] for r in rows})}
+            n, first, last, places = merged.episode(self.conn, targets, args[1], args[2], journal.ALL_OF, args)
+        return {"records": n, "first": journal.as_dict(first) if first else None,
+                "last": journal.as_dict(last) if last else None, "locations": sorted(places)}
 
     def chain_head(self) -> dict[str, Any] | None:
         with self._lock:
@@ -118,10 +119,10 @@ class JournalTables:
                     found.append(record)
         return found, n
 
-    def journal_per_minute(self, start: float, until: float) -> dict[str, str]:
-        """Per target, its journal of [start, until) counted per minute, as SQLite writes it (a month of
-        minutes is read as one text): "minute up down inconclusive" and the same three counted among the records
-        on the minute's first microsecond, for each minute with records, all separated by spaces."""
+    def journal_per_minute(self, start: float, until: float) -> dict[str, np.ndarray]:
+        """Per target, its journal of [start, until) counted per minute (store/merged.py: per_minute): a row
+        "minute, up, down, inconclusive" and the same three among the records on the minute's first
+        microsecond, for each minute with records."""
         with self._lock:
             return merged.per_minute(self.conn, round(start * journal.US), round(until * journal.US), journal.ON_MINUTES)
 
