@@ -3,7 +3,11 @@ the stored ledger, with the sections behind them and the evidence. The same docu
 /api/v1/report; formats/ renders it."""
 from __future__ import annotations
 
+import asyncio
 import math
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +20,7 @@ from ..slo import MonthContext, context, objectives_of, settle_of
 from ..store import Store, StoreError
 from ..timeutil import parse_month
 from . import sections
+from .child import in_child  # a new interpreter: multiprocessing's would run the caller's main module again
 from .evidence import evidence_block
 
 
@@ -48,6 +53,12 @@ def cutoff(cfg: Config, now: float) -> float:
     return math.floor((now - settle_of(cfg)) / 60) * 60.0
 
 
+def span_of(cfg: Config, month: str, now: float) -> tuple[float, float]:
+    """The start of `month` and the end of what its report as of `now` reads (its last closed minute)."""
+    start, end = Calendar(cfg.contract).month_bounds(*parse_month(month))
+    return start, min(cutoff(cfg, now), end)
+
+
 def open_store(cfg: Config, state_dir: str) -> Store:
     try:
         return Store(state_dir, thresholds=cfg.contract.thresholds, readonly=True)
@@ -63,6 +74,33 @@ def build_report(cfg: Config, state_dir: str, month: str, now: float) -> dict[st
         store.close()
 
 
+def build_apart(cfg: Config, folder: Path, month: str, now: float, sign: bool = True) -> Future[dict[str, Any]]:
+    """build() over the ledger in `folder`, read-only, in a process of its own: a month's report is seconds of
+    Python, which the checks of a bundle (or its journal's pass) can run beside on another core."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="sla-build")
+    try:
+        return pool.submit(asyncio.run, in_child(_build_in, cfg, folder, month, now, sign, idle=_idle()))
+    finally:
+        pool.shutdown(wait=False)  # the future keeps its thread until it is done
+
+
+def _idle() -> bool:
+    """Whether this process runs at the lowest CPU priority (a month's close beside the agent): its helper
+    does too."""
+    try:
+        return os.sched_getscheduler(0) == os.SCHED_IDLE
+    except (AttributeError, OSError):
+        return False
+
+
+def _build_in(cfg: Config, folder: Path, month: str, now: float, sign: bool) -> dict[str, Any]:
+    store = Store(folder, thresholds=cfg.contract.thresholds, readonly=True)
+    try:
+        return build(cfg, store, month, now, sign)
+    finally:
+        store.close()
+
+
 def build(cfg: Config, store: Store, month: str, now: float, sign: bool = True) -> dict[str, Any]:
     """The report of `month` as of `now`; signed when a signing key is configured and `sign` is on."""
     try:
@@ -72,7 +110,7 @@ def build(cfg: Config, store: Store, month: str, now: float, sign: bool = True) 
     c = cfg.contract
     cal = Calendar(c, [w for _, w in store.windows()])
     start, end = cal.month_bounds(year, mon)
-    until = min(cutoff(cfg, now), end)
+    until = span_of(cfg, month, now)[1]
     ctx = context(StoreView(store, nfields(c.thresholds), until), cfg, cal, tickets=store.tickets)
     mc = MonthContext(ctx, year, mon, start, end, now, until)
     parts = [o.month(mc) for o in objectives_of(c)]

@@ -33,7 +33,7 @@ from ..redact import Redactor
 from ..store import Store
 from ..timeutil import parse_month
 from . import signing
-from .build import ReportError, build, open_store
+from .build import ReportError, build_apart, open_store, span_of
 from .evidence import mismatches_named
 from .formats import render
 from .method import NAME, method
@@ -97,14 +97,20 @@ def _epoch(text: str) -> float:
     return dt.datetime.fromisoformat(text).timestamp()
 
 
-def _write_ledger(cfg: Config, store: Store, doc: dict[str, Any], folder: Path, suffix: str = "") -> None:
+Early = tuple[tuple[float, float, tuple[int, int]], Any]  # the span and runs a journal's pass was made over, its result
+
+
+def _write_ledger(cfg: Config, store: Store, doc: dict[str, Any], folder: Path, suffix: str = "",
+                  early: Early | None = None) -> None:
     """The extract of the rows the report reads and the month's journal, as ledger{suffix}.db (the journal
-    in it as the ledger keeps it; `evidence journal` writes it out as JSON lines)."""
+    in it as the ledger keeps it; `evidence journal` writes it out as JSON lines). `early`: the journal's pass,
+    made while the report was built; made again here when its span is not the report's."""
     start, until = _span(cfg, doc)
     rows_from = min([start] + [_epoch(p["start"]) for p in doc["periods"]])
     ids = store.sealed_runs(start, until)
     with ThreadPoolExecutor(1) as pool:  # the journal's pass beside the extract's copy, each on a connection of its own
-        checked = pool.submit(store.journal_checked, start, until, ids, apart=True, lines=False)
+        checked = pool.submit(lambda: early[1] if early and early[0] == (start, until, ids) else
+                              store.journal_checked(start, until, ids, apart=True, lines=False))
         store.extract(folder / "extract", rows_from, start, until)
         (folder / "extract" / "ledger.db").rename(folder / f"ledger{suffix}.db")
         shutil.rmtree(folder / "extract")
@@ -116,6 +122,15 @@ def _write_ledger(cfg: Config, store: Store, doc: dict[str, Any], folder: Path, 
     if edited:  # a bundle would ship hashes its own records contradict
         raise ReportError(f"{'location ' + suffix[1:] + ': ' if suffix else ''}the bundle is not made: "
                           + "; ".join(edited))
+
+
+def _report_and_pass(cfg: Config, store: Store, month: str, now: float) -> tuple[dict[str, Any], Early]:
+    """The report, built in a process of its own, and meanwhile the journal's pass over the span it will have."""
+    rebuilt = build_apart(cfg, store.dir, month, now)
+    start, until = span_of(cfg, month, now)
+    ids = store.sealed_runs(start, until)
+    early = ((start, until, ids), store.journal_checked(start, until, ids, lines=False))
+    return rebuilt.result(), early
 
 
 def write_journals(folder: Path, cfg: Config, dest: Path) -> list[tuple[Path, int]]:
@@ -187,8 +202,8 @@ def export_bundle(cfg: Config, state_dir: str, month: str, now: float, output: P
         else:
             store = open_store(cfg, state_dir)
             try:
-                doc = build(cfg, store, month, now)
-                _write_ledger(cfg, store, doc, folder)
+                doc, early = _report_and_pass(cfg, store, month, now)
+                _write_ledger(cfg, store, doc, folder, early=early)
             finally:
                 store.close()
         _write_common(cfg, doc, folder)

@@ -34,11 +34,11 @@ class ChildFailed(RuntimeError):
     """The child ended without an answer (killed, or out of memory)."""
 
 
-async def in_child(fn: Callable[..., T], *args: Any) -> T:
+async def in_child(fn: Callable[..., T], *args: Any, idle: bool = True) -> T:
     """fn(*args) in a new process; its return value, or its exception raised here. `fn`, its arguments and
-    its result travel by pickle."""
+    its result travel by pickle. `idle`: at the lowest CPU priority (beside a running agent), else at ours."""
     level = logging.getLogger(LOGGER).getEffectiveLevel()
-    payload = pickle.dumps((os.getpid(), level, fn, args))
+    payload = pickle.dumps((os.getpid(), level, fn, args, idle))
     ours, theirs = os.pipe()
     try:
         proc = await asyncio.create_subprocess_exec(sys.executable, "-c", _BOOT, str(theirs), pass_fds=(theirs,),
@@ -104,9 +104,10 @@ class _Forward(logging.Handler):
 def serve() -> None:
     """The child's side: reads the call from stdin, answers on the descriptor named in argv."""
     out = os.fdopen(int(sys.argv[1]), "wb")
-    parent, level, fn, args = pickle.loads(sys.stdin.buffer.read())  # nosec B301 - the agent's own call
+    parent, level, fn, args, idle = pickle.loads(sys.stdin.buffer.read())  # nosec B301 - the agent's own call
     _tie_to_parent(parent)
-    _lowest_priority()
+    if idle:
+        _lowest_priority()
     root = logging.getLogger(LOGGER)
     root.handlers[:] = [_Forward(out)]
     root.setLevel(level)

@@ -23,7 +23,7 @@ from ..store import Store, StoreError
 from ..store.extract import JOURNAL_PARTS
 from . import rotation, signing
 from .agreement import count_mismatches
-from .build import ReportError, build
+from .build import ReportError, build_apart
 from .bundle import MAX_BUNDLE_BYTES, MAX_FILE_BYTES, PER_LOCATION, member, sha256_file, write_journals
 from .evidence import mismatches_named
 from .formats import render
@@ -178,9 +178,10 @@ def _check_ledger(folder: Path, doc: dict[str, Any], cfg: Config, tsa_roots: lis
     except StoreError as exc:
         return [f"ledger.db: {exc}"], {}, []
     try:
+        rebuilt = build_apart(cfg, folder, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
         problems, stats, notes = _check_extract(store, folder / "journal.jsonl", doc["evidence"].get("chain"), cfg,
                                                 tsa_roots)
-        fresh = build(cfg, store, doc["month"], float(doc["evidence"]["generated_epoch"]), sign=False)
+        fresh = rebuilt.result()
     except (zlib.error, ValueError) as exc:  # a crafted row: a finding, not a crash
         return [f"ledger.db: a row cannot be read: {exc}"], {}, []
     finally:
