@@ -25,7 +25,7 @@ def blocks(conn: sqlite3.Connection, where: str, args: tuple) -> Iterator[tuple[
     if not present(conn):
         return
     profiles = None
-    for data, hashes in conn.execute(_BLOCKS.format(where), args).fetchall():
+    for data, hashes in conn.execute(_BLOCKS.format(where), args):  # one at a time: a year is gigabytes decoded
         profiles = profiles or Profiles(conn)
         yield profiles, Block(data, hashes)
 
