@@ -1,9 +1,9 @@
-"""The failure journal's table: writing records (redacted, bodies stored once by their hash), reading them
-back for incidents and the journal endpoint, and the journal as JSON lines for an evidence bundle.
+"""The failure journal: writing records (redacted, bodies stored once by their hash), reading them back for
+incidents and the journal endpoint, and the journal as JSON lines and hashes for an evidence bundle.
 
-Times are integer microseconds and JSON columns one canonical text, so a record goes to a JSON line and
-back to the very row it was (its hash included) by SQLite's own JSON functions: bundles of a month's
-journal are written and read without a Python loop over the records.
+Times are integer microseconds and JSON columns one canonical text, so that a record's text (what its hash
+covers) and its JSON line are one SQLite expression each over its row. Sealed records are packed into
+blocks later (packing.py); readers go through merged.py, which reads blocks and rows together.
 """
 from __future__ import annotations
 
