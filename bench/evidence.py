@@ -127,13 +127,13 @@ def journal_size(days: int, up_every: float) -> None:
                                                                                              "journal_profiles")))
     chain_bytes = sum(v for k, v in pages.items() if k.startswith(("chain", "seals")))
     per_day = n / days
-    # the records of the last day are still rows (they are packed once a day old): a year is the packed rate for
-    # its records and one day of rows, not days x the rows' rate
+    # the newest records, up to a day of them, may still be rows (packed once a day old): a year is the packed
+    # rate for its records and at most a day of rows, not days x the rows' rate
     per_record = packed / max(n - kept, 1) if n > kept else rows / max(kept, 1)
-    per_year = (per_record * per_day * 365 + (rows / max(kept, 1)) * min(per_day, kept)) / 1e6
+    per_year = (per_record * per_day * 365 + (rows / kept * min(per_day, kept) if kept else 0)) / 1e6
     print(f"journal, 1 target at 1 probe/s, 1 % failures, an up record every {up_every:g} s, {days} days: {n} records "
           f"({per_day:.0f} a day), written in {took:.1f} s; {n - kept} packed ({per_record:.1f} bytes a record), "
-          f"{kept} still rows ({rows / max(kept, 1):.0f} bytes a record)")
+          + (f"{kept} still rows ({rows / kept:.0f} bytes a record)" if kept else "none left as rows"))
     print(f"  per target-year: journal {per_year:.1f} MB + its chain {chain_bytes * 365 / days / 1e6:.1f} "
           f"MB; target journal <= 60 MB {'OK' if per_year <= 60 else 'MISSED'}")
 
