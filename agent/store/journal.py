@@ -266,17 +266,11 @@ def _disjoint(runs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def run_hashes(conn: sqlite3.Connection, runs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], str]:
     """run_hash(run_texts(a, b)) of each run (a, b), in one pass over the records."""
-    todo, hashed, k, run = _disjoint(runs), {}, 0, hashlib.sha256()
-    if not todo:
-        return {}
-    for rid, text in merged.texts_between(conn, todo[0][0], todo[-1][1], TEXTS_BETWEEN):
-        while k < len(todo) and todo[k][1] < rid:
-            hashed[todo[k]], k, run = run.hexdigest(), k + 1, hashlib.sha256()
-        if k < len(todo) and todo[k][0] <= rid:
-            run.update(text)
-    for r in todo[k:]:
-        hashed[r], run = run.hexdigest(), hashlib.sha256()
-    return hashed
+    state = _Runs(_disjoint(runs))
+    if state.todo:
+        for ch in merged.span_chunks(conn, HASHED, (0, 0, state.todo[0][0], state.todo[-1][1]), False):
+            state.add(ch.ids, ch.texts)
+    return state.done()
 
 
 def unmatched(conn: sqlite3.Connection, start: float, until: float,
