@@ -388,6 +388,14 @@ def test_the_journal_written_out_of_a_bundle_is_the_ledgers_byte_for_byte(scenar
     n = store.journal_lines(tmp_path / "want.jsonl", scope["journal_from"], scope["until"], tuple(scope["journal_ids"]))
     store.close()
     assert got == (tmp_path / "want.jsonl").read_bytes() and n > 20 and f"journal.jsonl: {n} records" in said
+    carried = tmp_path / "lines.tar.gz"  # --journal-lines: the same lines inside the bundle, and checked there
+    assert main(["evidence", "export", "--config", str(cfg_path), "--state-dir", str(state), "--month", "2026-03",
+                 "--output", str(carried), "--allow-unsealed", "--journal-lines"]) == 0
+    with tarfile.open(carried) as tar:
+        inside = tar.extractfile(next(m for m in tar.getmembers() if m.name.endswith("/journal.jsonl"))).read()
+    assert inside == got and verify_bundle(carried, allow_unsigned=True).problems == []
+    _edit_member(carried, tmp_path / "edited.tar.gz", "journal.jsonl")
+    assert any(p.startswith("journal.jsonl: changed") for p in verify_bundle(tmp_path / "edited.tar.gz").problems)
 
 
 def _edit_member(src: Path, dest: Path, name: str) -> None:

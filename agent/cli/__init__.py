@@ -176,6 +176,10 @@ def _evidence(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--allow-unsealed", action="store_true",
                     help="make the bundle of a closed month although rows of it are not sealed (its check names them)")
     ex.add_argument("--output", "-o", metavar="FILE.tar.gz", required=True)
+    ex.add_argument("--journal-lines", action="store_true",
+                    help="carry the journal as JSON lines too (journal.jsonl, checked against ledger.db), as bundles "
+                         "did before the journal was packed: a bigger bundle, slower to make and to check; "
+                         "`evidence journal BUNDLE` writes the same lines from any bundle")
     _locations_args(ex)
     jo = esub.add_parser("journal", help="write a bundle's failure journal out as JSON lines",
                          description="The journal of failed probes (and one successful probe per target and minute) "

@@ -114,7 +114,8 @@ def _export(args: argparse.Namespace) -> int:
             refuse_unsealed(cfg, state_dir(args, cfg), missing, month, "bundle")
             err("(--allow-unsealed makes the bundle anyway: its check then names them and fails)")
             return EXIT_RUNTIME
-        doc = export_bundle(cfg, state_dir(args, cfg), month, now, Path(args.output), args.location, args.ca_file)
+        doc = export_bundle(cfg, state_dir(args, cfg), month, now, Path(args.output), args.location, args.ca_file,
+                            args.journal_lines)
     except (ReportError, SigningError) as exc:
         err(str(exc))
         return EXIT_RUNTIME

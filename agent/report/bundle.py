@@ -189,9 +189,11 @@ def _manifest(folder: Path, doc: dict[str, Any], key: Any) -> None:
 
 
 def export_bundle(cfg: Config, state_dir: str, month: str, now: float, output: Path,
-                  locations: list[str] | None = None, ca_file: str | None = None) -> dict[str, Any]:
+                  locations: list[str] | None = None, ca_file: str | None = None,
+                  journal_lines: bool = False) -> dict[str, Any]:
     """Writes the bundle of one agent's report, or of the report over `locations` (NAME=URL|PATH);
-    returns the report it holds."""
+    returns the report it holds. `journal_lines`: the journal written out as JSON lines too (journal.jsonl,
+    as bundles were before the journal was packed; its check compares it with the ledger's)."""
     if not cfg.source or not Path(cfg.source).is_file():
         raise ReportError("the bundle carries the config file: give it with --config")
     key = signing.load_private(cfg.evidence.signing_key_file) if cfg.evidence.signing_key_file else None
@@ -206,6 +208,8 @@ def export_bundle(cfg: Config, state_dir: str, month: str, now: float, output: P
                 _write_ledger(cfg, store, doc, folder, early=early)
             finally:
                 store.close()
+        if journal_lines:
+            write_journals(folder, cfg, folder)
         _write_common(cfg, doc, folder)
         _manifest(folder, doc, key)
         with tarfile.open(output, "w:gz", compresslevel=1) as tar:  # a month of journal: speed over size
