@@ -1,7 +1,7 @@
 """Evidence benchmark: the failure journal's size per target-year at 1 probe/s with 1 % failures, and the
 time to export and to check offline the bundle of a month for 20 targets.
 
-    python bench/evidence.py [--days 7] [--targets 20]
+    python bench/evidence.py [--days 7] [--targets 20] [--vary 0,16,32] [--no-bundle]
 
 The month's minute counts and its journal records come from the same simulated probes (the offline check
 holds them against each other); records are made by the real journal sink from probe results and written
@@ -41,15 +41,28 @@ MONTH_START = dt.datetime(2026, 10, 1, tzinfo=TZ).timestamp()
 MONTH_END = dt.datetime(2026, 11, 1, tzinfo=TZ).timestamp()
 
 
+# --vary N: records that vary as real ones do (a start to the microsecond, phases drawn per record, the Date of
+# the response, a random request id of N hex digits); 0: the same every time but for the start
+VARY = {"digits": 0, "rng": np.random.default_rng(3)}
+
+
 def _result(name: str, t: float, fail: bool) -> ProbeResult:
-    stamp = dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
-    headers = (("Date", stamp), ("Server", "vendor-edge/1.2"), ("X-Request-Id", f"{int(t * 1000):x}"))
+    phases = (0.0, 0.001, 0.004, 0.08 if fail else 0.11, 0.005)
+    request_id = f"{int(t * 1000):x}"
+    if VARY["digits"]:
+        rng = VARY["rng"]
+        t += float(rng.integers(0, 1_000_000)) / 1e6
+        phases = tuple(float(x) for x in rng.lognormal(np.log([1e-6, 9e-4, 3.5e-3, 0.07 if fail else 0.1, 4e-3]),
+                                                       [0.1, 0.4, 0.3, 0.35, 0.5]))
+        request_id = rng.bytes(VARY["digits"] // 2).hex()
+    stamp = dt.datetime.fromtimestamp(t + sum(phases), dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    headers = (("Date", stamp), ("Server", "vendor-edge/1.2"), ("X-Request-Id", request_id))
     if fail:
-        return ProbeResult(name, "api", t, 0.0, 0.09, "down", "http_status", 503, (0.0, 0.001, 0.004, 0.08, 0.005),
+        return ProbeResult(name, "api", t, 0.0, sum(phases), "down", "http_status", 503, phases,
                            error="HTTP 503 not in [200]", detail=Detail("192.0.2.10:443", headers,
                            b"<html><body><h1>503 Service Unavailable</h1>Please retry later.</body></html>",
                            "ab" * 32, 1024))
-    return ProbeResult(name, "api", t, 0.0, 0.12, "up", status=200, phases=(0.0, 0.001, 0.004, 0.11, 0.005),
+    return ProbeResult(name, "api", t, 0.0, sum(phases), "up", status=200, phases=phases,
                        latency_counted=True, detail=Detail("192.0.2.10:443", headers, b'{"status": "ok"}',
                                                            "ab" * 32, 1024))
 
@@ -169,9 +182,18 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--targets", type=int, default=20)
     ap.add_argument("--up-every", default="60,600", help="seconds between up records, one bundle each")
+    ap.add_argument("--vary", default="0", help="hex digits of a random request id, comma-separated: the journal's "
+                    "size with records that vary as real ones do, for each (0: records as alike as can be)")
+    ap.add_argument("--no-bundle", action="store_true", help="the journal's size only")
     args = ap.parse_args()
-    for up_every in (float(x) for x in args.up_every.split(",")):
-        journal_size(args.days, up_every)
+    for digits in (int(x) for x in args.vary.split(",")):
+        VARY["digits"] = digits
+        for up_every in (float(x) for x in args.up_every.split(",")):
+            print(f"[records {'varying, request ids of %d hex digits' % digits if digits else 'alike'}]")
+            journal_size(args.days, up_every)
+    VARY["digits"] = 0
+    if args.no_bundle:
+        return
     failed = 0
     for up_every in (float(x) for x in args.up_every.split(",")):
         problems = bundle_times(args.targets, up_every)
