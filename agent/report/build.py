@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from ..slo import MonthContext, context, objectives_of, settle_of
 from ..store import Store, StoreError
 from ..timeutil import parse_month
 from . import sections
-from .child import in_child  # a new interpreter: multiprocessing's would run the caller's main module again
+from .child import in_child, running_idle  # a new interpreter: multiprocessing's would run the caller's main module again
 from .evidence import evidence_block
 
 
@@ -79,18 +78,9 @@ def build_apart(cfg: Config, folder: Path, month: str, now: float, sign: bool = 
     Python, which the checks of a bundle (or its journal's pass) can run beside on another core."""
     pool = ThreadPoolExecutor(1, thread_name_prefix="sla-build")
     try:
-        return pool.submit(asyncio.run, in_child(_build_in, cfg, folder, month, now, sign, idle=_idle()))
+        return pool.submit(asyncio.run, in_child(_build_in, cfg, folder, month, now, sign, idle=running_idle()))
     finally:
         pool.shutdown(wait=False)  # the future keeps its thread until it is done
-
-
-def _idle() -> bool:
-    """Whether this process runs at the lowest CPU priority (a month's close beside the agent): its helper
-    does too."""
-    try:
-        return os.sched_getscheduler(0) == os.SCHED_IDLE
-    except (AttributeError, OSError):
-        return False
 
 
 def _build_in(cfg: Config, folder: Path, month: str, now: float, sign: bool) -> dict[str, Any]:

@@ -132,6 +132,15 @@ def _tie_to_parent(parent: int) -> None:
         os._exit(1)
 
 
+def running_idle() -> bool:
+    """Whether this process runs at the lowest CPU priority (a month's close beside the agent): a child it
+    starts for its own work should too."""
+    try:
+        return os.sched_getscheduler(0) == os.SCHED_IDLE
+    except (AttributeError, OSError):
+        return False
+
+
 def _lowest_priority() -> None:
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))

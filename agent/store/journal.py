@@ -134,8 +134,6 @@ ALL_OF = f"{SELECT} {_MATCH}"
 HASHES_OF = ("SELECT j.id, j.hash FROM journal j WHERE j.at_us >= ?2 AND j.at_us < ?3 AND j.target_id IN "
              "(SELECT id FROM targets WHERE name IN (SELECT value FROM json_each(?1))) "
              "AND j.outcome IN (SELECT value FROM json_each(?4)) ORDER BY j.id")
-TEXTS_BETWEEN = ("SELECT j.id, " + _TEXT + " FROM journal j JOIN targets t ON t.id = j.target_id "  # nosec B608 - constant SQL fragments
-                 "LEFT JOIN blobs b ON b.id = j.body_id WHERE j.id BETWEEN ? AND ? ORDER BY j.id")
 ON_MINUTES = ("SELECT t.name, j.at_us, j.outcome FROM journal j JOIN targets t ON t.id = j.target_id "
               "WHERE j.at_us >= ? AND j.at_us < ?")
 
@@ -298,4 +296,5 @@ def seal_run(conn: sqlite3.Connection, now: float, now_all: bool = False) -> tup
 
 def run_texts(conn: sqlite3.Connection, a: int, b: int) -> str:
     """The texts of the records a to b, one after the other (chain.journal_text of each), packed or not."""
-    return b"".join(t for _, t in merged.texts_between(conn, a, b, TEXTS_BETWEEN)).decode()
+    chunks = merged.span_chunks(conn, HASHED, (0, 0, a, b), False)
+    return b"".join(t for ch in chunks for t in ch.texts if t is not None).decode()  # a NULL: the text SQL skips

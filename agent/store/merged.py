@@ -88,14 +88,6 @@ def span_chunks(conn: sqlite3.Connection, hot: str, span: tuple[int, int, int, i
         yield _row_chunk(more, lines)
 
 
-def texts_between(conn: sqlite3.Connection, a: int, b: int, hot: str) -> Iterator[tuple[int, bytes]]:
-    """(id, text) of the records a to b, in id order; `hot`: the rows' statement (id, text)."""
-    packed = ((i, t) for p, blk in blocks(conn, _IN_IDS, (a, b))
-              for i, t in zip(blk.ids, p.texts(blk)) if a <= i <= b)
-    rows = ((i, t.encode()) for i, t in conn.execute(hot, (a, b)) if t is not None)
-    return heapq.merge(packed, rows, key=itemgetter(0))
-
-
 def _picked(b: Block, start_us: int, end_us: int, ok: np.ndarray) -> np.ndarray:
     """The indexes of the block's records started in [start_us, end_us) whose profile is `ok`."""
     return np.flatnonzero((b.at_array >= start_us) & (b.at_array < end_us) & ok[b.profile_array])
