@@ -1,0 +1,162 @@
+"""One traceroute, the way Linux's `traceroute` does it without privileges: UDP datagrams to a closed
+port, one socket per hop count (TTL), the routers' ICMP answers read from each socket's error queue
+(IP_RECVERR). No raw socket, so no capability: the agent's sandbox stays as it is.
+
+Every hop count is sent at once and the answers waited for together, so a trace takes `wait` seconds at
+most whatever the path's length, and silent hops cost nothing more. Blocking: it runs in a worker
+thread, never on the event loop."""
+from __future__ import annotations
+
+import ipaddress
+import select
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+IP_RECVERR, IPV6_RECVERR = 11, 25  # linux/in.h, linux/in6.h: not all Pythons name them
+MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
+ORIGIN_ICMP, ORIGIN_ICMP6 = 2, 3  # sock_extended_error.ee_origin
+BASE_PORT = 33434  # traceroute's first port: one nothing listens on, by long custom
+_EE = struct.Struct("=IBBBBII")  # struct sock_extended_error, then the offender's sockaddr
+# (v4 type, code) and (v6 type, code) -> what the answer says
+_V4 = {(11, 0): "time_exceeded", (3, 3): "port_unreachable", (3, 0): "net_unreachable", (3, 1): "host_unreachable",
+       (3, 2): "protocol_unreachable", (3, 9): "prohibited", (3, 10): "prohibited", (3, 13): "prohibited"}
+_V6 = {(3, 0): "time_exceeded", (1, 4): "port_unreachable", (1, 0): "net_unreachable", (1, 3): "host_unreachable",
+       (1, 1): "prohibited"}
+
+
+@dataclass
+class Hop:
+    hop: int
+    address: str | None = None  # the first address that answered for this hop count
+    reply: str = ""  # time_exceeded, port_unreachable, ...; "" for a hop that stayed silent
+    rtt_ms: list[float] = field(default_factory=list)
+
+
+def trace(address: str, *, max_hops: int = 30, wait: float = 3.0, queries: int = 2,
+          clock: Any = time.monotonic) -> dict[str, Any]:
+    """The path to `address` (an IP literal): its hops, whether the destination answered, where it stopped."""
+    ip = ipaddress.ip_address(address)
+    v6 = ip.version == 6
+    hops = [Hop(n) for n in range(1, max_hops + 1)]
+    socks: list[socket.socket] = []
+    started = clock()
+    try:
+        sent: dict[int, list[float]] = {}
+        for q in range(queries):
+            for h in hops:
+                if q == 0:
+                    socks.append(_socket(v6, h.hop))
+                sent.setdefault(h.hop, []).append(_send(socks[h.hop - 1], address, h.hop, v6, clock))
+        _collect(socks, hops, sent, v6, started + wait, clock)
+    except OSError as exc:
+        return _result(address, hops, clock() - started, error=f"{type(exc).__name__}: {exc.strerror or exc}")
+    finally:
+        for s in socks:
+            s.close()
+    return _result(address, hops, clock() - started)
+
+
+def _socket(v6: bool, ttl: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.setblocking(False)
+        if v6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+        else:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+            s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def _send(s: socket.socket, address: str, ttl: int, v6: bool, clock: Any) -> float:
+    at = clock()
+    try:
+        s.sendto(b"sla-agent path", (address, BASE_PORT + ttl - 1))
+    except OSError:
+        pass  # an error the kernel gives at once (no route) is queued on the socket too: read with the rest
+    return at
+
+
+def _collect(socks: list[socket.socket], hops: list[Hop], sent: dict[int, list[float]], v6: bool,
+             deadline: float, clock: Any) -> None:
+    """Reads the error queues until `deadline`, or until every hop up to the destination has answered."""
+    poller = select.poll()
+    by_fd = {s.fileno(): (s, h) for s, h in zip(socks, hops)}
+    for fd in by_fd:
+        poller.register(fd, select.POLLERR)
+    while (left := deadline - clock()) > 0 and not _complete(hops):
+        for fd, _ in poller.poll(max(1, int(left * 1000))):
+            s, h = by_fd[fd]
+            while (answer := _read(s, v6)) is not None:
+                _note(h, answer, sent[h.hop], clock())
+
+
+def _read(s: socket.socket, v6: bool) -> tuple[str, str] | None:
+    """One answer of the socket's error queue: (what it says, who said it); None once the queue is empty."""
+    try:
+        _, ancdata, _, _ = s.recvmsg(512, 1024, MSG_ERRQUEUE)
+    except (BlockingIOError, InterruptedError):
+        return None
+    for level, kind, data in ancdata:
+        if (level, kind) in ((socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)):
+            _errno, origin, icmp_type, code, _pad, _info, _data = _EE.unpack_from(data)
+            if origin not in (ORIGIN_ICMP, ORIGIN_ICMP6):
+                return "local_error", ""
+            table = _V6 if origin == ORIGIN_ICMP6 else _V4
+            return table.get((icmp_type, code), f"icmp_{icmp_type}_{code}"), _offender(data[_EE.size:], v6)
+    return "", ""
+
+
+def _offender(raw: bytes, v6: bool) -> str:
+    if v6 and len(raw) >= 24:
+        return str(ipaddress.IPv6Address(raw[8:24]))
+    if len(raw) >= 8:
+        return str(ipaddress.IPv4Address(raw[4:8]))
+    return ""
+
+
+def _note(h: Hop, answer: tuple[str, str], sent: list[float], now: float) -> None:
+    reply, who = answer
+    if not reply:
+        return
+    if h.address is None:
+        h.address, h.reply = who or None, reply
+    if len(h.rtt_ms) < len(sent):
+        h.rtt_ms.append(round((now - sent[len(h.rtt_ms)]) * 1000, 3))
+
+
+def _complete(hops: list[Hop]) -> bool:
+    """Every hop before the first that ended the path has answered: nothing more to wait for."""
+    for h in hops:
+        if not h.reply:
+            return False
+        if h.reply != "time_exceeded":
+            return True
+    return True
+
+
+def _result(address: str, hops: list[Hop], spent: float, error: str = "") -> dict[str, Any]:
+    end = next((i for i, h in enumerate(hops) if h.reply and h.reply != "time_exceeded"), None)
+    shown = hops[:end + 1] if end is not None else hops[:_last_answer(hops) + 1]
+    reached = end is not None and hops[end].address == address
+    last = max((h.hop for h in shown if h.reply), default=0)
+    out: dict[str, Any] = {
+        "method": "udp", "address": address, "reached": reached, "duration_s": round(spent, 3),
+        "hops": [{"hop": h.hop, "address": h.address, "reply": h.reply or None, "rtt_ms": h.rtt_ms} for h in shown],
+        "stopped_at": None if reached else last}
+    if error:
+        out["error"] = error
+    return out
+
+
+def _last_answer(hops: list[Hop]) -> int:
+    """The index of the last hop that answered (-1: none), and one silent hop after it to show the silence."""
+    answered = [i for i, h in enumerate(hops) if h.reply]
+    return min(len(hops) - 1, answered[-1] + 1) if answered else min(len(hops) - 1, 0)
