@@ -25,6 +25,7 @@ from .ledger import Ledger
 from .logs import set_redactor
 from .notify.deliver import Delivery
 from .notify.witness import WitnessLoop
+from .paths import PathCapture
 from .pipeline import Pipeline, TargetStates
 from .ledger.journal import Journal
 from .probes import Capture, ProbeResult, applicable_phases, make_probe, probe_type
@@ -64,7 +65,9 @@ class Agent:
         self.states = TargetStates()
         ev = cfg.evidence
         self.journal = Journal(ev.failures_per_minute, ev.sample_up_every, settle_of(cfg)) if ev.journal else None
-        sinks = [self._record, self.metrics.observe, self.states] + ([self.journal] if self.journal else [])
+        self.paths = PathCapture(ev.path, {t.name: t for t in cfg.targets}, self.journal.add, self.clock) \
+            if self.journal else None  # the route to a failing target, into the journal
+        sinks = [self._record, self.metrics.observe, self.states] + ([self.journal, self.paths] if self.journal else [])
         self.pipeline = Pipeline(self.cal, cfg.controls, sinks)
         self.store: Store | None = None
         self.flusher: Flusher | None = None
@@ -134,7 +137,7 @@ class Agent:
         self.closer.start()
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("lag-watch", self.lag.run()), ("flush", self._flush_loop()), ("evaluate", self._eval_loop()),
-            ("slices", self._slice_loop()), ("watchdog", self._watchdog_loop()))]
+            ("slices", self._slice_loop()), ("watchdog", self.notifier.watchdog_loop(self.clock)))]
         log.info("sla-agent %s probing %d targets (%d controls); metrics at %s/metrics; state in %s",
                  __version__, len(self.cfg.targets), len(self.cfg.controls), self.server.url, self.state_dir)
         self.notifier.ready(f"probing {len(self.cfg.targets)} targets")
@@ -187,6 +190,7 @@ class Agent:
         if cancelled:
             log.warning("%d probes cancelled at shutdown (not recorded)", cancelled)
         if self.journal is not None:
+            await self.paths.stop()
             self.journal.release()
         await self.closer.stop()  # before what it uses: the feed, the time-stamping, the store
         await self.feed.stop()
@@ -268,6 +272,7 @@ class Agent:
         self.scheduler.thresholds = new.contract.thresholds
         if self.journal is not None:
             self.journal.settle = settle_of(new)
+            self.paths.apply(new.evidence.path, {t.name: t for t in new.targets})
         if self.store is not None:
             self.store.seal_delay = max(self.store.seal_delay, seal_delay_of(new))  # what is sealed stays sealed
         self._set_calendar(Calendar(new.contract))
@@ -377,14 +382,6 @@ class Agent:
                                         minute, minute + 1, self.cfg.contract.slice_down_ratio)
                     self.metrics.slices.labels(service, STATE_NAMES[int(st[0])], *self.metrics.extra_values).inc()
                 minute += 1
-
-    async def _watchdog_loop(self) -> None:
-        interval = self.notifier.watchdog_interval
-        if interval is None:
-            return
-        while True:
-            self.notifier.watchdog()
-            await self.clock.sleep_until(self.clock.monotonic() + interval)
 
     # -- what the endpoints serve ----------------------------------------------------------------------------
     def ready(self) -> tuple[bool, str]:

@@ -49,3 +49,11 @@ class Notifier:
 
     def watchdog(self) -> bool:
         return self.notify("WATCHDOG=1")
+
+    async def watchdog_loop(self, clock) -> None:
+        """Pings the watchdog while the loop turns: a stalled loop misses it, and systemd restarts the agent."""
+        if self.watchdog_interval is None:
+            return
+        while True:
+            self.watchdog()
+            await clock.sleep_until(clock.monotonic() + self.watchdog_interval)

@@ -4,6 +4,7 @@ All errors of a file are collected and reported at once, as `FILE:LINE: field.pa
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -19,7 +20,7 @@ from ..probes.addresses import check_url
 from ..probes.http.spec import REQUEST_FIELDS, authorization_once
 from .contract import read_contract
 from .model import (LOCATION_NAME_RULE, AgentSettings, AlertSettings, Config, Contract, DeliverEmail, DeliverSettings,
-                    DeliverWebhook, EvidenceSettings, ReportSettings, SmtpSettings, TicketFeedSettings,
+                    DeliverWebhook, EvidenceSettings, PathOwner, PathSettings, ReportSettings, SmtpSettings, TicketFeedSettings,
                     TimestampSettings, WitnessSettings, is_location_name)
 from .objectives import resolve
 from .redaction import redacted, secrets_of
@@ -151,6 +152,22 @@ TIMESTAMP_FIELDS = (
     Field("ca_file", _ca_file),
     Field("timeout", duration(minimum=1, maximum=600)),
 )
+def _network(value: str) -> str | None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+        return None
+    except ValueError:
+        return f"must be a network in CIDR form, such as 192.0.2.0/24 or 2001:db8::/32, got {value!r}"
+
+
+PATH_FIELDS = (
+    Field("enabled", boolean()),
+    Field("every", duration(minimum=10, maximum=86400)),
+    Field("max_hops", integer(1, 64)),
+    Field("wait", duration(minimum=0.1, maximum=30)),
+    Field("owners", list_of(section((Field("network", string(), required=True, check=_network),
+                                     Field("owner", string(), required=True)), PathOwner))),
+)
 EVIDENCE_FIELDS = (
     Field("journal", boolean()),
     Field("headers", list_of(string()), check=lambda hs: next(
@@ -162,6 +179,7 @@ EVIDENCE_FIELDS = (
     Field("public_key_file", existing_file()),
     Field("witnesses", section(WITNESS_FIELDS, WitnessSettings)),
     Field("timestamping", section(TIMESTAMP_FIELDS, TimestampSettings, _timestamping_rule)),
+    Field("path", section(PATH_FIELDS, PathSettings)),
 )
 
 ALERT_FIELDS = (

@@ -218,6 +218,25 @@ class TimestampSettings:
 
 
 @dataclass(frozen=True)
+class PathOwner:
+    """Who holds the addresses of a network, as the user knows it (an AS, a provider): the report names it."""
+
+    network: str  # a CIDR block, 192.0.2.0/24 or 2001:db8::/32
+    owner: str
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    """The path to a failing target, traced and kept in the journal (`evidence.path`, paths/)."""
+
+    enabled: bool = True
+    every: float = 300.0  # while a target keeps failing, one trace this often at most
+    max_hops: int = 30
+    wait: float = 3.0  # a trace waits this long for the routers' answers, whatever the path's length
+    owners: tuple[PathOwner, ...] = ()
+
+
+@dataclass(frozen=True)
 class EvidenceSettings:
     """The failure journal and the signing of reports (`evidence:`)."""
 
@@ -230,6 +249,7 @@ class EvidenceSettings:
     public_key_file: str | None = None  # to check signatures without the private key
     witnesses: WitnessSettings = WitnessSettings()
     timestamping: TimestampSettings | None = None
+    path: PathSettings = PathSettings()
 
 
 @dataclass(frozen=True)

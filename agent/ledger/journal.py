@@ -91,10 +91,14 @@ class Journal:
             st[1] = self._fit(_record(r, masked))
             self.dropped -= st[1] is None  # counted among the records dropped instead
 
+    def add(self, record: Record) -> None:
+        """A record that is no probe's result (a path traced after a failure), held as the others are."""
+        kept = self._fit(record)
+        if kept is not None:
+            self.pending.append(kept)
+
     def _append(self, r: ProbeResult, masked: bool) -> None:
-        record = self._fit(_record(r, masked))
-        if record is not None:
-            self.pending.append(record)
+        self.add(_record(r, masked))
 
     def _fit(self, record: Record) -> Record | None:
         """The record as held within the bound (without its body and files when whole it would pass it),

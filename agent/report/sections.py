@@ -8,10 +8,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..calendar import iso
-from ..config.model import DAYS, Config
+from ..config.model import DAYS, Config, PathOwner
 from ..timeutil import parse_timezone
 from ..slo import S_DOWN, ServiceMonth, rounded
 from ..store import Store
+from .paths import episode_paths
 
 GAP_MINUTES = 5  # runs of unknown slices shorter than this are not listed as gaps
 
@@ -42,11 +43,12 @@ def _during(maint: np.ndarray, excl: np.ndarray) -> str | None:
     return None
 
 
-def incidents(sm: ServiceMonth, stores: Sequence[Store], location: str = "") -> list[dict[str, Any]]:
+def incidents(sm: ServiceMonth, stores: Sequence[Store], location: str = "",
+              owners: Sequence[PathOwner] = ()) -> list[dict[str, Any]]:
     """Failure episodes: runs of minutes with a down probe. Each says how many of its minutes the slice
     rule counts down (the rest are degraded: some probes down, fewer than the rule needs), which fell in a
     maintenance or exclusion window, the exact error kinds, and the journal's first and last records
-    (over every location's ledger in `stores`)."""
+    (over every location's ledger in `stores`), and the paths traced to its failing targets (report/paths.py)."""
     tz, m0 = sm.ctx.cal.tz, sm.m0
     out = []
     for a, b in sm.episodes():
@@ -60,14 +62,18 @@ def incidents(sm: ServiceMonth, stores: Sequence[Store], location: str = "") -> 
                 for k, v in store.error_kinds(name, s, e).items():
                     kinds[k] = kinds.get(k, 0) + v
         ep = _episode([store.journal_episode(targets, s, e) for store in stores])
-        out.append({"service": sm.service, "start": iso(s, tz), "end": iso(e, tz), "duration_s": e - s,
-                    "down_minutes": int(down.sum()), "degraded_minutes": int((~down).sum()),
-                    "counted_minutes": int((down & ~masked).sum()),
-                    "during": _during(sm.maintenance[a:b], sm.exclusion[a:b]), "targets": targets,
-                    "error_kinds": dict(sorted(kinds.items())),
-                    "journal": {"records": ep["records"], "first": _brief(ep["first"], tz),
-                                "last": _brief(ep["last"], tz)},
-                    "locations": ep["locations"] or ([location] if location else [])})
+        episode = {"service": sm.service, "start": iso(s, tz), "end": iso(e, tz), "duration_s": e - s,
+                   "down_minutes": int(down.sum()), "degraded_minutes": int((~down).sum()),
+                   "counted_minutes": int((down & ~masked).sum()),
+                   "during": _during(sm.maintenance[a:b], sm.exclusion[a:b]), "targets": targets,
+                   "error_kinds": dict(sorted(kinds.items())),
+                   "journal": {"records": ep["records"], "first": _brief(ep["first"], tz),
+                               "last": _brief(ep["last"], tz)},
+                   "locations": ep["locations"] or ([location] if location else [])}
+        paths = episode_paths(stores, targets, s, e, owners, tz)
+        if paths:  # only then: a report made before paths were traced reads the same when checked again
+            episode["paths"] = paths
+        out.append(episode)
     return out
 
 

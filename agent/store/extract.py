@@ -16,7 +16,8 @@ from .chain import DAY, HOUR
 SCOPE_KEY = "extract_scope"  # meta: the [from, until) the extract's rows cover
 
 
-JOURNAL_PARTS = {"all": ("up", "down", "inconclusive"), "failures": ("down", "inconclusive"), "none": ()}
+# a failure's path travels with the failures
+JOURNAL_PARTS = {"all": ("up", "down", "inconclusive", "path"), "failures": ("down", "inconclusive", "path"), "none": ()}
 
 
 class Cancelled(Exception):

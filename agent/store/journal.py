@@ -111,7 +111,7 @@ def as_dict(row: tuple, body: bytes | None = None) -> dict[str, Any]:
 _MATCH = ("WHERE t.name IN (SELECT value FROM json_each(?)) AND j.at_us >= ? AND j.at_us < ? "
           "AND j.outcome IN (SELECT value FROM json_each(?))")
 BY_ID = f"SELECT j.hash, {SELECT[len('SELECT '):]} WHERE j.id BETWEEN ? AND ? ORDER BY j.id"
-ALL_OUTCOMES = ("up", "down", "inconclusive")
+ALL_OUTCOMES = ("up", "down", "inconclusive", "path")  # path: the route to a failing target (paths/)
 # chain.journal_text in SQL, over a run of ids (a NULL status reads "None" there, as str(None) does)
 _TEXT = ("'j|' || j.id || '|' || t.name || '|' || j.at_us || '|' || j.outcome || '|' || j.error_kind || '|' || "
          "COALESCE(j.status, 'None') || '|' || j.error || '|' || j.duration_us || '|' || j.phases || '|' || "

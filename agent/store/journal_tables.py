@@ -17,6 +17,9 @@ from .schema import DB_NAME
 from .verify import Outside, journal_runs, outside, verify_store
 
 
+PATH_BYTES = 1 << 20  # a path.json is a few kB; a larger one is not the agent's
+
+
 class JournalTables:
     conn: sqlite3.Connection
     _lock: threading.Lock
@@ -44,6 +47,19 @@ class JournalTables:
         """A screenshot or HAR kept with a journal record: (name, content)."""
         with self._lock:
             return journal.artifact(self.conn, sha256)
+
+    def journal_paths(self, targets: list[str], start: float, end: float, limit: int = 50) -> list[dict[str, Any]]:
+        """The paths traced for these targets in [start, end) (records of outcome `path`), oldest first, each
+        with its path.json read (None when it is missing or unreadable: a ledger may come from anywhere)."""
+        out = self.journal(targets, start, end, outcomes=("path",), limit=limit)
+        for rec in out:
+            named = next((a["sha256"] for a in rec["artifacts"] if a["name"] == "path.json"), None)
+            found = self.artifact(named) if named else None
+            try:
+                rec["path"] = json.loads(found[1]) if found and len(found[1]) <= PATH_BYTES else None
+            except ValueError:
+                rec["path"] = None
+        return out
 
     def journal_episode(self, targets: list[str], start: float, end: float) -> dict[str, Any]:
         """The down records of these targets in [start, end): how many, the first and the last, and the

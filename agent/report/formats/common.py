@@ -96,3 +96,33 @@ def location_rows(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
 def unconfirmed_line(u: dict[str, Any]) -> str:
     return (f"{u['start']} -> {u['end'][11:]} {u['service']}: {u['minutes']} min seen down only by "
             f"{', '.join(u['locations'])}")
+
+
+def path_line(p: dict[str, Any]) -> str:
+    """Where one traced path went, in a line: "paris api: stopped at hop 2 (10.77.2.2, AS64500: net unreachable)"."""
+    who = " ".join(x for x in (p["location"], p["target"]) if x)
+    more = f" ({p['traces']} traces, the first shown)" if p["traces"] > 1 else ""
+    stop = next((h for h in p["hops"] if h["hop"] == p["stopped_at"]), None)
+    if p["reached"]:
+        where = f"reached {p['address']} in {len(p['hops'])} hop{'s' if len(p['hops']) > 1 else ''}"
+    elif stop is None:
+        where = p["summary"]
+    else:
+        said = f": {stop['reply'].replace('_', ' ')}" if stop["reply"] not in (None, "time_exceeded") else ""
+        owner = f", {stop['owner']}" if stop["owner"] else ""
+        where = f"stopped at hop {stop['hop']} ({stop['address']}{owner}{said}); {p['address']} not reached"
+    return f"{who}: {where}{more}"
+
+
+def hops_line(p: dict[str, Any]) -> str:
+    """The hops of a path: "1 10.77.1.1 0.5 ms, 2 10.77.2.2 (AS64500) net unreachable, 3 *"."""
+    out = []
+    for h in p["hops"]:
+        if not h["address"]:
+            out.append(f"{h['hop']} *")
+            continue
+        owner = f" ({h['owner']})" if h["owner"] else ""
+        rtt = f" {min(h['rtt_ms']):.1f} ms" if h["rtt_ms"] else ""
+        said = f" {h['reply'].replace('_', ' ')}" if h["reply"] not in (None, "time_exceeded") else ""
+        out.append(f"{h['hop']} {h['address']}{owner}{rtt}{said}")
+    return ", ".join(out)

@@ -9,8 +9,8 @@ import math
 import urllib.parse
 from typing import Any
 
-from .common import (VERDICT_TEXT, counted, evidence_line, kinds, location_rows, minutes, ms, pct, record,
-                     row_objective, row_value, ticket_rows, unconfirmed_line)
+from .common import (VERDICT_TEXT, counted, evidence_line, hops_line, kinds, location_rows, minutes, ms,
+                     path_line, pct, record, row_objective, row_value, ticket_rows, unconfirmed_line)
 
 
 def _e(x: Any) -> str:
@@ -243,6 +243,9 @@ def _incidents(w: Any, doc: dict[str, Any]) -> None:
           f'<td>{_e(i["service"])}</td><td>{_e(", ".join(i["targets"]))}</td><td>{_e(kinds(i))}</td>'
           f'<td>{_e(counted(i))}</td><td>{_journal_link(i)}<br><span class="small">first {_e(record(j["first"]))}'
           f'<br>last {_e(record(j["last"]))}</span></td></tr>')
+        for p in i.get("paths", ()):
+            w(f'<tr class="path"><td></td><td colspan="7">Path {_e(path_line(p))}'
+              f'<br><span class="small">{_e(hops_line(p))}</span></td></tr>')
     w("</tbody></table>")
 
 

@@ -9,8 +9,8 @@ import json
 import re
 from typing import Any
 
-from .common import (VERDICT_TEXT, counted, evidence_line, kinds, location_rows, minutes, ms, pct, record,
-                     row_objective, row_value, ticket_rows, unconfirmed_line)
+from .common import (VERDICT_TEXT, counted, evidence_line, hops_line, kinds, location_rows, minutes, ms,
+                     path_line, pct, record, row_objective, row_value, ticket_rows, unconfirmed_line)
 
 # Backslash escapes where CommonMark has them; entities for what an HTML-passing renderer would read as a
 # tag or an entity. `#`, `-`, `+` matter only at a line's start, where no value from data is written.
@@ -48,6 +48,12 @@ def _incidents(w: Any, doc: dict[str, Any]) -> None:
         j = i["journal"]
         w(_row(i["start"], i["end"], minutes(i), i["service"], ", ".join(i["targets"]), kinds(i), counted(i),
                record(j["first"]), record(j["last"])))
+    traced = [(i, p) for i in doc["incidents"] for p in i.get("paths", ())]
+    if traced:
+        w("\nThe path to each failing target, traced when it failed (the first trace of each episode and "
+          "location):\n\n| Episode | Path | Hops |\n|---|---|---|\n")
+        for i, p in traced:
+            w(_row(i["start"], path_line(p), hops_line(p)))
 
 
 def _locations(w: Any, doc: dict[str, Any]) -> None:

@@ -5,8 +5,8 @@ import io
 import json
 from typing import Any
 
-from .common import (VERDICT_TEXT, counted, evidence_line, kinds, location_rows, minutes, ms, pct, record,
-                     row_objective, row_value, ticket_rows, unconfirmed_line)
+from .common import (VERDICT_TEXT, counted, evidence_line, hops_line, kinds, location_rows, minutes, ms,
+                     path_line, pct, record, row_objective, row_value, ticket_rows, unconfirmed_line)
 
 
 def _periods(w: Any, doc: dict[str, Any]) -> None:
@@ -48,6 +48,8 @@ def _incidents(w: Any, doc: dict[str, Any]) -> None:
         w(f"  {i['start']} -> {i['end'][11:]} {i['service']:<5} {minutes(i)}; counted {counted(i)}\n"
           f"      {', '.join(i['targets'])}: {kinds(i)}; journal {j['records']} records, first {record(j['first'])}, "
           f"last {record(j['last'])}\n")
+        for p in i.get("paths", ()):
+            w(f"      path {path_line(p)}\n        hops: {hops_line(p)}\n")
 
 
 def _tickets(w: Any, doc: dict[str, Any]) -> None:

@@ -1,0 +1,198 @@
+"""The path to a failing target: the traceroute itself (against 127.0.0.1, and across a routed network of
+namespaces made here), the sink that decides when to trace, and, end to end, an agent whose HTTP target
+goes behind a broken link: its journal holds the path that stops at hop 2, and its report shows it."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.calendar import Calendar
+from agent.config import load_config, parse_config
+from agent.config.model import PathOwner, PathSettings
+from agent.paths import PATH, PathCapture, trace
+from agent.paths.capture import follow, summary
+from agent.probes.base import Detail, ProbeResult
+from agent.report.build import build_report
+from agent.report.formats import render
+from agent.report.paths import owner_of
+
+from . import netns
+
+REPO = Path(__file__).resolve().parent.parent
+NO_NETNS = netns.unavailable()
+
+
+def test_a_trace_to_the_loopback_reaches_it_in_one_hop():
+    path = trace("127.0.0.1", wait=2)
+    assert path["reached"] and path["stopped_at"] is None
+    assert [(h["hop"], h["address"], h["reply"]) for h in path["hops"]] == [(1, "127.0.0.1", "port_unreachable")]
+    assert path["hops"][0]["rtt_ms"] and path["hops"][0]["rtt_ms"][0] > 0
+
+
+@pytest.fixture(scope="module")
+def topo():
+    if NO_NETNS:
+        pytest.skip(NO_NETNS)
+    t = netns.topology()
+    try:
+        yield t
+    finally:
+        t.remove()
+
+
+def _trace_from_client(t: netns.Topology, wait: float = 1.0) -> dict:
+    code = f"import json; from agent.paths import trace; print(json.dumps(trace({netns.SERVER!r}, wait={wait})))"
+    done = subprocess.run(t.exec("client", sys.executable, "-c", code), cwd=REPO, capture_output=True, text=True,
+                          timeout=60, check=True)
+    return json.loads(done.stdout)
+
+
+def test_across_three_hops_then_a_link_broken_after_hop_2(topo):
+    whole = _trace_from_client(topo)
+    assert whole["reached"] and [h["address"] for h in whole["hops"]] == [netns.R1, netns.R2, netns.SERVER]
+    topo.server_link(up=False)
+    try:
+        silent = _trace_from_client(topo)  # r2 forwards into a dead link: nothing after it answers
+    finally:
+        topo.server_link(up=True)
+    assert not silent["reached"] and silent["stopped_at"] == 2
+    assert [(h["hop"], h["address"]) for h in silent["hops"]] == [(1, netns.R1), (2, netns.R2), (3, None)]
+
+
+def _result(target: str, outcome: str, at: float, address: str = "127.0.0.1:9", service: str = "api"):
+    return ProbeResult(target, service, at, at, 0.1, outcome, "connect_refused" if outcome == "down" else "",
+                       detail=Detail(address))
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+async def test_traced_at_an_episodes_first_failure_then_at_most_every_period():
+    cfg = parse_config('targets: [{name: api, service: api, url: "http://user:s3cret@127.0.0.1:9/x?token=t0k3n"}]\n'
+                       "evidence: {path: {every: 5m}}")
+    added, clock = [], _Clock()
+    cap = PathCapture(cfg.evidence.path, {t.name: t for t in cfg.targets}, added.append, clock)
+    t0 = clock.now
+    # failures 30 s apart are one episode: traced at 0 and 301; a minute without failure ends it: 420 starts one
+    for at, outcome in ((0, "down"), (30, "down"), (60, "up"), (80, "down"), (130, "down"), (180, "down"),
+                        (230, "down"), (280, "down"), (301, "down"), (330, "down"), (360, "down"), (420, "down"),
+                        (450, "down")):
+        cap(_result("api", outcome, t0 + at), False)
+        await asyncio.gather(*cap._running.values())
+    cap(ProbeResult("gw", "_control", t0, t0, 0.1, "down", "connect_refused"), False)  # a control: never
+    await cap.stop()
+    assert [r.outcome for r in added] == [PATH] * 3 and cap.traced == 3
+    assert [json.loads(r.detail.artifacts[0][1])["failure_at"] - t0 for r in added] == [0, 301, 420]
+    rec = added[0]
+    assert rec.error == "reached 127.0.0.1 in 1 hop" and rec.detail.address == "127.0.0.1"
+    (name, data), = rec.detail.artifacts
+    doc = json.loads(data)
+    assert name == "path.json" and doc["dns"] == {"name": "127.0.0.1", "addresses": ["127.0.0.1"]}
+    assert doc["path"]["reached"] and doc["failure_at"] == t0
+    assert b"s3cret" not in data and b"t0k3n" not in data and b"/x" not in data  # nothing of the request
+
+
+async def test_off_by_config_and_a_name_that_does_not_resolve():
+    cfg = parse_config('targets: [{name: api, service: api, url: "http://127.0.0.1:9/"}]\n'
+                       "evidence: {path: {enabled: false}}")
+    added = []
+    cap = PathCapture(cfg.evidence.path, {t.name: t for t in cfg.targets}, added.append, _Clock())
+    cap(_result("api", "down", 0.0), False)
+    assert not cap._running and not added
+    doc = follow("http://no-such-name.invalid/", "", 0.0, PathSettings())
+    assert doc["path"] is None and doc["dns"]["error"]
+    assert summary(doc).startswith("not traced: no-such-name.invalid did not resolve")
+
+
+def test_owners_are_the_most_specific_network_of_the_users_table():
+    owners = (PathOwner("10.0.0.0/8", "Corporate"), PathOwner("10.77.2.0/24", "Transit AS64500"),
+              PathOwner("2001:db8::/32", "Vendor v6"))
+    assert owner_of("10.77.2.2", owners) == "Transit AS64500"
+    assert owner_of("10.1.2.3", owners) == "Corporate"
+    assert owner_of("2001:db8::1", owners) == "Vendor v6"
+    assert owner_of("192.0.2.1", owners) is None and owner_of("not-an-ip", owners) is None
+
+
+def _config(path: Path, state: Path) -> Path:
+    path.write_text(f"""
+agent: {{state_dir: "{state}", listen: "127.0.0.1:0", flush_interval: 500ms}}
+targets:
+  - {{name: api, service: api, url: "http://{netns.SERVER}:8080/", interval: 1s, timeout: 2s}}
+evidence:
+  path:
+    every: 1m
+    wait: 1s
+    owners: [{{network: 10.77.2.0/24, owner: "Transit AS64500"}}, {{network: 10.77.3.0/24, owner: "Vendor"}}]
+""")
+    return path
+
+
+def _journal(state: Path, outcome: str) -> list[tuple]:
+    db = state / "ledger.db"
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT at_us, error, address FROM journal WHERE outcome = ?", (outcome,)).fetchall()
+    except sqlite3.OperationalError:  # the schema is being made
+        return []
+    finally:
+        conn.close()
+
+
+def _until(predicate, what: str, agent: subprocess.Popen, log: Path, limit: float = 40.0):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if agent.poll() is not None:
+            raise AssertionError(f"the agent stopped ({agent.returncode}): {log.read_text()[-2000:]}")
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.2)  # waiting for the agent in the namespace to write, not for time to pass
+    raise AssertionError(f"not within {limit:g}s: {what}")
+
+
+def test_an_agent_behind_a_link_broken_after_hop_2_keeps_the_path_and_its_report_shows_it(topo, tmp_path):
+    state, cfg = tmp_path / "state", _config(tmp_path / "agent.yaml", tmp_path / "state")
+    log = tmp_path / "agent.log"
+    server = subprocess.Popen(topo.exec("server", sys.executable, "-m", "http.server", "--bind", netns.SERVER, "8080"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = subprocess.Popen(topo.exec("client", sys.executable, "-m", "agent", "run", "--config", str(cfg)),
+                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    try:
+        _until(lambda: _journal(state, "up"), "the target probed up through the three hops", agent, log)
+        topo.break_after_hop_2()
+        found = _until(lambda: _journal(state, PATH), "a path record in the journal", agent, log)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(30)
+        server.kill()
+        server.wait(10)
+    (at_us, line, address), = found
+    assert address == netns.SERVER and line.startswith(f"stopped at hop 2 ({netns.R2}")
+    config = load_config(cfg)
+    at = at_us / 1e6
+    month = dt.datetime.fromtimestamp(at, Calendar(config.contract).tz).strftime("%Y-%m")
+    doc = build_report(config, str(state), month, now=at + 180)  # once the failing minutes have closed
+    (incident,) = doc["incidents"]
+    (path,) = incident["paths"]
+    assert (path["target"], path["stopped_at"], path["reached"], path["stop_owner"]) == ("api", 2, False,
+                                                                                         "Transit AS64500")
+    assert [h["address"] for h in path["hops"]] == [netns.R1, netns.R2]
+    line = f"api: stopped at hop 2 ({netns.R2}, Transit AS64500: net unreachable); {netns.SERVER} not reached"
+    for fmt in ("text", "markdown", "html"):
+        assert line in render(doc, fmt), fmt
