@@ -6,6 +6,7 @@ With FAIL_SHARE (0.1 = one request in ten) that share is answered 503, spread ev
 it speaks HTTPS, TLS 1.3 only.
 """
 import asyncio
+import random
 import ssl
 import sys
 
@@ -13,13 +14,13 @@ from aiohttp import web
 
 
 async def main(port: int, hold: float, fail_share: float, tls: ssl.SSLContext | None) -> None:
-    every = round(1 / fail_share) if fail_share > 0 else 0
+    draw = random.Random(1).random  # the same failures in every run; spread over the targets as real ones are
     seen = [0]
 
     async def handler(request: web.Request) -> web.Response:
         await asyncio.sleep(hold)
         seen[0] += 1
-        if every and seen[0] % every == 0:
+        if draw() < fail_share:
             return web.Response(status=503, text="unavailable (benchmark)", headers={"X-Request-Id": str(seen[0])})
         return web.Response(text="ok")
 

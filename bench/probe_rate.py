@@ -7,7 +7,7 @@ prometheus-blackbox-exporter) on 127.0.0.1 against the same server at the same r
 
     python bench/probe_rate.py [--seconds 20] [--rates 200,1000] [--vs-blackbox] [--no-uvloop]
                                [--fail-share 0.1 --journal on,off] [--tls [--resume]] [--floor]
-                               [--browser on,off] [--tsa down,none]
+                               [--browser on,off] [--tsa down,none] [--path on,off]
 
 With --fail-share the server answers 503 to that share of the requests; --journal runs the agent with the
 failure journal (and its hash chain) on and off, one after the other, to compare the cost per probe.
@@ -17,6 +17,9 @@ With --tsa down,none the agent time-stamps its chain's head (evidence.timestampi
 timeout) with an authority that is down (it takes the connection and never answers: each attempt waits
 the whole timeout, then is retried with backoff) in one run, and has no time-stamping in the other,
 alternating, to show that an authority down costs the probes nothing.
+With --path on,off (and --fail-share 0.01) the agent traces the path to a failing target (evidence.path,
+every 5 minutes per target while it fails; to 127.0.0.1: one hop) in one run and not in the other,
+alternating, to show what tracing costs the HTTP probes.
 With --tls the server speaks HTTPS (TLS 1.3 only, an ECDSA P-256 certificate from a CA the bench makes),
 and both the agent and blackbox_exporter verify it against that CA, a new connection (and handshake)
 per probe. With --resume the agent's targets have tls.resume (and the floor resumes as well): a new
@@ -91,7 +94,7 @@ def hung_tsa() -> socket.socket:
 
 
 async def run_agent(rate: int, seconds: float, port: int, journal: bool = True, ca: Path | None = None,
-                    browser: bool = False, tsa: int | None = None, resume: bool = False) -> dict:
+                    browser: bool = False, tsa: int | None = None, resume: bool = False, path: bool = True) -> dict:
     import logging
 
     from agent.app import Agent
@@ -111,7 +114,7 @@ async def run_agent(rate: int, seconds: float, port: int, journal: bool = True, 
     stamping = f', timestamping: {{tsa: ["http://127.0.0.1:{tsa}/tsr"], every: 1m, timeout: 5s}}' if tsa else ""
     cfg = parse_config(f"""
 agent: {{listen: "127.0.0.1:0", rate_limit: {rate * 2}, per_host_concurrency: 10000, flush_interval: 5s}}
-evidence: {{journal: {"true" if journal else "false"}{stamping}}}
+evidence: {{journal: {"true" if journal else "false"}{stamping}, path: {{enabled: {str(path).lower()}}}}}
 targets:
 {targets}
 """)
@@ -157,6 +160,7 @@ targets:
     total = sum(outcomes.values())
     tsa_failures = sum(s.value for m in ([agent.stamping.metrics.failures] if agent.stamping.metrics else [])
                        for f in m.collect() for s in f.samples if s.name.endswith("_total"))
+    traced = agent.paths.traced if agent.paths else 0
     await agent.stop()
     shutil.rmtree(state, ignore_errors=True)
     over = [d - HOLD for d in durations]
@@ -167,7 +171,7 @@ targets:
             "over_p50": 1000 * pct(over, 0.5), "over_p99": 1000 * pct(over, 0.99),
             "lag_p50": 1000 * pct(lags, 0.5), "lag_p99": 1000 * pct(lags, 0.99),
             "probes": total, "outcomes": outcomes, "loop": type(asyncio.get_running_loop()).__module__,
-            "browser": browser_runs, "tsa_failures": tsa_failures}
+            "browser": browser_runs, "tsa_failures": tsa_failures, "traced": traced}
 
 
 async def run_blackbox(rate: int, seconds: float, port: int, ca: Path | None = None) -> dict | None:
@@ -256,6 +260,7 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="with --tls: tls.resume on (a returning client)")
     ap.add_argument("--floor", action="store_true", help="a bare aiohttp client as well: the Python floor")
     ap.add_argument("--browser", default="off", help="on, off, or on,off: a browser check every 30 s as well")
+    ap.add_argument("--path", default="on", help="on, off, or on,off: paths traced at failures (evidence.path)")
     ap.add_argument("--tsa", default="none", help="none, down, or down,none: time-stamping with an authority "
                     "that never answers")
     args = ap.parse_args()
@@ -279,21 +284,23 @@ def main() -> None:
     try:
         for rate in (int(x) for x in args.rates.split(",")):
             runs: dict[str, list[dict]] = {}
-            modes = [(j, b, t) for j in args.journal.split(",") for b in args.browser.split(",")
-                     for t in args.tsa.split(",")]
+            modes = [(j, b, t, p) for j in args.journal.split(",") for b in args.browser.split(",")
+                     for t in args.tsa.split(",") for p in args.path.split(",")]
             for _ in range(args.repeat):  # the modes alternate: the machine's drift falls on all of them
-                for journal, browser, tsa in modes:
+                for journal, browser, tsa, path in modes:
                     a = asyncio.run(run_agent(rate, args.seconds, port, journal=journal == "on", ca=ca,
                                               browser=browser == "on",
                                               tsa=hung.getsockname()[1] if tsa == "down" else None,
-                                              resume=args.resume))
+                                              resume=args.resume, path=path == "on"))
                     runs.setdefault(journal, []).append(a)
                     runs.setdefault("browser " + browser, []).append(a)
                     runs.setdefault("tsa " + tsa, []).append(a)
+                    runs.setdefault("path " + path, []).append(a)
                     extra = f" browser {browser} ({', '.join(a['browser']) or 'no check in the window'})" \
                         if browser == "on" else ""
                     extra += f" tsa down ({a['tsa_failures']:.0f} failed attempts)" if tsa == "down" else ""
                     extra += " tls resume" if args.resume else ""
+                    extra += f" path {path} ({a['traced']} traced)" if "," in args.path else ""
                     print(f"sla-agent   {rate:5d}/s journal {journal:<3}{extra}: achieved {a['rate']:7.1f}/s  cpu "
                           f"{a['cpu_ms']:.3f} ms/probe  overhead p50 {a['over_p50']:.2f} ms p99 {a['over_p99']:.2f} ms  "
                           f"sched lag p50 {a['lag_p50']:.2f} ms p99 {a['lag_p99']:.2f} ms  ({a['loop']}, "
@@ -316,6 +323,13 @@ def main() -> None:
                 print(f"time-stamping authority down at {rate}/s, median of {args.repeat}: cpu {d_cpu:.3f} vs "
                       f"{n_cpu:.3f} ms/probe, http overhead p99 {d_p99:.2f} vs {n_p99:.2f} ms, sched lag p99 "
                       f"{d_lag:.2f} vs {n_lag:.2f} ms (down vs none; target: within noise)", flush=True)
+            if "path on" in runs and "path off" in runs:
+                (o_cpu, o_p99, o_lag), (f_cpu, f_p99, f_lag) = (
+                    [sorted(r[k] for r in runs[m])[len(runs[m]) // 2] for k in ("cpu_ms", "over_p99", "lag_p99")]
+                    for m in ("path on", "path off"))
+                print(f"paths traced at {rate}/s, median of {args.repeat}: cpu {o_cpu:.3f} vs {f_cpu:.3f} ms/probe, "
+                      f"http overhead p99 {o_p99:.2f} vs {f_p99:.2f} ms, sched lag p99 {o_lag:.2f} vs {f_lag:.2f} ms "
+                      f"(on vs off; target: within noise)", flush=True)
             if a["unanswered"] > 0.01 * a["probes"]:
                 print(f"  WARNING: {a['unanswered']} of the agent's {a['probes']} probes had no answer: the machine "
                       "is saturated and this rate's figures say little", flush=True)
