@@ -1,5 +1,5 @@
 """The regular expressions a config runs over a vendor's answer (`body_regex`, `body_not_regex`, an
-extract's `regex`, a tcp target's `expect`): Python's syntax, run by RE2.
+extract's `regex`, a tcp target's `expect`, a dns target's `expect_answers`): Python's syntax, run by RE2.
 
 Python's `re` backtracks: `^(a|aa)+$` over forty `a` and a `!` held the event loop every probe shares
 for 19 s, and a match cannot be stopped once started (in a thread it would run on, holding the GIL).
