@@ -240,6 +240,20 @@ async def test_a_garbled_answer_is_dns_down_and_a_tcp_connection_closed_before_t
     assert (hangup.outcome, hangup.error_kind) == ("down", "reset") and not hangup.latency_counted
 
 
+def test_on_uvloop_an_answer_and_a_closed_port_refused():
+    """The agent runs on uvloop when it is installed: its datagram endpoint reports the ICMP answer too."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def both():
+        async with dns_server() as (port, _):
+            up = await probe(dns_target(at(port, "api.test")))
+        return up, await probe(dns_target(at(closed_port(), "api.test")))
+
+    with asyncio.Runner(loop_factory=uvloop.Loop) as runner:
+        up, refused = runner.run(both())
+    assert (up.outcome, refused.outcome, refused.error_kind) == ("up", "down", "connect_refused")
+
+
 def _ipv6() -> bool:
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
