@@ -1,7 +1,7 @@
 """Probes: one small interface (base.Probe), and a registry of types chosen by the config's `type:`.
 Each type is a folder that registers itself on import; adding one is adding a folder and a line here."""
 from .base import CONTROL_SERVICE, DOWN, Capture, Detail, ERROR_KINDS, INCONCLUSIVE, PROBE_TYPES, UP, Probe, ProbeResult, ProbeType, Target, inconclusive
-from . import browser, dns, http, tcp  # noqa: F401  (register the types)
+from . import browser, dns, http, icmp, tcp  # noqa: F401  (register the types)
 
 
 def probe_type(target: Target) -> ProbeType:
