@@ -7,6 +7,7 @@ icmplib's async_ping waits for each reply before sending the next echo and drops
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import time
 from dataclasses import dataclass, field
@@ -165,7 +166,8 @@ class IcmpProbe:
             try:
                 reply.raise_for_status()
             except ICMPError as exc:
-                e.errors.append(str(exc))
+                what = "time exceeded" if reply.type == _ERRORS[family][1] else "destination unreachable"
+                e.errors.append(f"{what} (code {reply.code}): {exc}")
         else:
             return
         e.done.add(seq)
@@ -179,6 +181,9 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return "agent_error", f"{text} ({access_.NO_ACCESS})"
     if isinstance(exc, SocketBroadcastError):  # icmplib's reading of EACCES from sendto
         return "connect_error", "the kernel refused to send an echo request (EACCES: a prohibit route or a firewall)"
+    cause = exc.__context__ if isinstance(exc, ICMPLibError) else exc  # icmplib keeps only the OSError's text
+    if getattr(cause, "errno", None) in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS):
+        return "agent_error", text  # the agent's own host is short of files or buffers
     if isinstance(exc, ICMPLibError):  # the kernel refused to send (a route to nowhere, a firewall)
         return "connect_error", f"sending an echo request failed: {text}"
     if isinstance(exc, OSError):

@@ -84,9 +84,9 @@ def build(r: Reader, s: Section, path: str) -> IcmpOptions | None:
     o = IcmpOptions(**s.values)
     timeout = _timeout(s)
     # the last echo is sent (packets - 1) spacings after the first and needs time to come back
-    if timeout is not None and o.packets * o.spacing > timeout:
+    if timeout is not None and round(o.packets * o.spacing, 6) > timeout:
         r.error(s.node_of("spacing" if "spacing" in s.nodes else "packets"), f"{path}.spacing",
-                f"{o.packets} packets x {o.spacing:g}s spacing = {o.packets * o.spacing:g}s does not fit in the "
+                f"{o.packets} packets x {o.spacing:g}s spacing = {round(o.packets * o.spacing, 6):g}s does not fit in the "
                 f"{timeout:g}s timeout; lower packets or spacing, or raise timeout")
         return None
     return o
