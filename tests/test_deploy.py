@@ -121,6 +121,24 @@ def test_systemd_unit_verifies_and_is_sandboxed(tmp_path, capsys):
     assert float(m.group(1)) <= 2.0
 
 
+def test_the_icmp_raw_drop_in_verifies_and_keeps_the_sandbox(tmp_path, capsys):
+    """The unit with deploy/systemd/icmp-raw.conf merged in, as systemd reads a drop-in's [Service] lines."""
+    unit = (DEPLOY / "systemd" / "sla-agent.service").read_text()
+    drop_in = (DEPLOY / "systemd" / "icmp-raw.conf").read_text()
+    assert "AmbientCapabilities=CAP_NET_RAW" in drop_in and "PrivateUsers=no" in drop_in
+    exe = shutil.which("sla-agent") or str(Path(sys.executable).parent / "sla-agent")
+    merged = tmp_path / "sla-agent.service"
+    merged.write_text(unit.replace("/opt/sla-agent/bin/sla-agent", exe) + "\n" + drop_in)
+    p = run(tool("systemd-analyze"), "verify", str(merged))
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = run(tool("systemd-analyze"), "security", "--offline=true", str(merged))
+    m = re.search(r"Overall exposure level for sla-agent.service: ([0-9.]+) (\w+)", p.stdout)
+    assert m, p.stdout + p.stderr
+    with capsys.disabled():
+        print(f"\n[systemd-analyze security] sla-agent.service + icmp-raw.conf exposure {m.group(1)} {m.group(2)}")
+    assert float(m.group(1)) <= 2.0
+
+
 def test_dashboard_covers_what_users_look_at():
     d = json.loads((DEPLOY / "grafana" / "dashboards" / "sla-agent.json").read_text())
     titles = " | ".join(p["title"] for p in d["panels"])
