@@ -130,12 +130,19 @@ def in_namespace():
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
         pytest.skip(f"cannot build the test's network namespaces here: {exc}")
 
-    def run(cases: list[dict]) -> list[dict]:
-        p = subprocess.run(["ip", "netns", "exec", a, sys.executable, "-m", "tests.icmp_child"], cwd=ROOT,
+    def run(cases: list[dict], ns: str = a, sandboxed: bool = False) -> list[dict]:
+        child = [sys.executable, "-m", "tests.icmp_child"]
+        if sandboxed:  # as under the systemd unit: no capability (CapabilityBoundingSet=), /proc/sys hidden
+            if not shutil.which("unshare") or not shutil.which("setpriv"):
+                pytest.skip("unshare and setpriv (util-linux) make the sandbox")
+            child = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /proc/sys && exec setpriv --bounding-set=-all '
+                     '--inh-caps=-all --ambient-caps=-all --no-new-privs "$@"', "sh", *child]
+        p = subprocess.run(["ip", "netns", "exec", ns, *child], cwd=ROOT,
                            input=json.dumps(cases), capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stderr
         return json.loads(p.stdout)
 
+    run.b = b
     try:
         yield run
     finally:
@@ -173,6 +180,20 @@ def test_answered_dropped_prohibited_and_partly_lost(in_namespace, how):
 def test_the_choice_inside_a_namespace_that_allows_datagram_sockets(in_namespace):
     (r,) = in_namespace([{"host": ANSWERS}])
     assert (r["access"], r["outcome"]) == ("datagram", "up")
+
+
+def test_under_the_units_sandbox_datagram_sockets_need_no_capability(in_namespace):
+    """/proc/sys hidden (ProcSubset=pid): the choice opens a datagram socket to learn it may."""
+    chosen, forced_raw = in_namespace([{"host": ANSWERS}, {"host": ANSWERS, "access": "raw"}], sandboxed=True)
+    assert (chosen["access"], chosen["outcome"]) == ("datagram", "up")
+    assert (forced_raw["outcome"], forced_raw["kind"]) == ("inconclusive", "agent_error")
+
+
+def test_no_range_and_no_capability_leaves_no_socket(in_namespace):
+    """The router's namespace keeps the kernel's ping_group_range, 1 0: nobody."""
+    (r,) = in_namespace([{"host": ANSWERS}], ns=in_namespace.b, sandboxed=True)
+    assert (r["access"], r["outcome"], r["kind"]) == (None, "inconclusive", "agent_error")
+    assert "net.ipv4.ping_group_range" in r["error"] and "CAP_NET_RAW" in r["error"]
 
 
 def test_config_errors_are_located():
