@@ -196,3 +196,12 @@ def test_an_agent_behind_a_link_broken_after_hop_2_keeps_the_path_and_its_report
     line = f"api: stopped at hop 2 ({netns.R2}, Transit AS64500: net unreachable); {netns.SERVER} not reached"
     for fmt in ("text", "markdown", "html"):
         assert line in render(doc, fmt), fmt
+
+
+def test_the_name_resolved_again_is_the_host_each_type_probes():
+    from agent.paths.capture import _host
+
+    assert _host("https://user:pw@api.example.com:8443/x?token=t") == "api.example.com"
+    assert _host("tcp://smtp.example.com:25") == "smtp.example.com" and _host("icmp://[2001:db8::1]") == "2001:db8::1"
+    assert _host("dns://192.0.2.53/api.example.com?type=A") == "192.0.2.53"
+    assert _host("dns:api.example.com?type=A") == ""  # the system's resolver: its address is the probe's

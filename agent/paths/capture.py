@@ -137,9 +137,10 @@ def summary(doc: dict[str, Any]) -> str:
 
 
 def _host(where: str) -> str:
-    """The host of what a target probes (a URL, tcp://host:port...), without user or port."""
+    """The host of what a target probes (a URL, tcp://host:port, icmp://host, dns://server/...), without user
+    or port; none for dns:name (a question to the system's resolver: the resolver is what its address names)."""
     try:
-        return urlsplit(where if "://" in where else f"//{where}").hostname or ""
+        return (urlsplit(where).hostname or "") if "://" in where else ""
     except ValueError:
         return ""
 
