@@ -16,7 +16,9 @@ from .blocks import OUTCOME_INDEX, Block, Profiles, present
 _BLOCKS = "SELECT data, hashes FROM journal_blocks WHERE {} ORDER BY first_id"
 IN_SPAN = "(at1_us >= ? AND at0_us < ?) OR (last_id >= ? AND first_id <= ?)"
 _IN_IDS = "last_id >= ? AND first_id <= ?"
-_OF_TARGETS = ("at1_us >= ? AND at0_us < ? AND (? OR down + inconclusive > 0) AND EXISTS (SELECT 1 FROM "
+# a block of up records only is skipped unless up is asked for; one holding other outcomes (a path, whose
+# record may land in a block of its own, apart from the failure it explains) is read
+_OF_TARGETS = ("at1_us >= ? AND at0_us < ? AND (? OR n > up) AND EXISTS (SELECT 1 FROM "
                "json_each(targets) WHERE value IN (SELECT id FROM targets WHERE name IN (SELECT value FROM json_each(?))))")
 
 
