@@ -4,6 +4,9 @@ neither stops a report nor renders as markup."""
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 from agent.ledger.journal import Record
 from agent.paths import PATH
@@ -56,3 +59,65 @@ def test_a_path_packed_in_a_block_without_failures_is_read_as_in_a_row(tmp_path,
     finally:
         rows.close()
         packed.close()
+
+
+INJECTED = "<img src=x onerror=alert(1)>|**bold**|\n## forged heading"
+HOSTILE = {  # what a crafted ledger's path.json may hold in place of what the agent writes
+    "hops not a list": {"path": {"hops": 5, "address": "192.0.2.1"}},
+    "hops a mapping": {"path": {"hops": {"hop": 1}}},
+    "addresses a number": {"dns": {"name": 7, "addresses": 7, "error": ["x"]}},
+    "a number too large for a float": {"path": {"hops": [{"hop": 1, "address": "10.0.0.1", "rtt_ms": [10 ** 400]}]}},
+    "NaN and infinite times": {"path": {"hops": [{"hop": 1, "address": "10.0.0.1", "rtt_ms": [1e999, -1e999]}]}},
+    "numbers as strings and booleans": {"path": {"stopped_at": True, "hops": [
+        {"hop": "1", "address": "10.0.0.1"}, {"hop": True, "address": {"a": 1}, "reply": ["x"], "rtt_ms": [True]}]}},
+    "markup and line breaks": {"path": {"address": INJECTED, "stopped_at": 1, "hops": [
+        {"hop": 1, "address": INJECTED, "reply": INJECTED, "rtt_ms": [1.0]}]}, "dns": {"name": INJECTED}},
+    "huge texts": {"path": {"address": "9" * 500_000, "hops": [{"hop": 1, "address": "x" * 500_000}]}},
+    "not a mapping": [1, 2, 3],
+}
+
+
+def _report_doc(tmp_path_factory) -> dict:
+    from tests.month_fixture import NOW, build
+    from agent.report import build_report
+
+    state = tmp_path_factory.mktemp("month") / "state"
+    cfg, _ = build(state)
+    return build_report(cfg, str(state), "2026-02", NOW)
+
+
+@pytest.fixture(scope="module")
+def month_doc(tmp_path_factory):
+    return _report_doc(tmp_path_factory)
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_a_crafted_path_json_is_read_field_by_field_and_rendered_as_text(case, tmp_path, month_doc):
+    import math
+
+    from agent.report.formats import render
+    from agent.report.paths import episode_paths
+
+    data = json.dumps(HOSTILE[case]).replace("Infinity", "NaN", 1).encode()
+    store = Store(tmp_path, thresholds=(0.5, 1.0), clock=lambda: T0)
+    try:
+        store.write([], [], {"a": "web"}, records=[_path(T0 + 3, data)], now=T0 + 10)
+        store.write([], [], {"a": "web"}, records=[_path(T0 + 4, DOC | {"dns": INJECTED})], now=T0 + 10)
+        paths = episode_paths([store], ["a"], T0, T0 + 60, (), None)
+    finally:
+        store.close()
+    (p,) = paths
+    assert (p["record"], p["traces"]) == ((2, 1) if case == "not a mapping" else (1, 2))  # unreadable: not shown
+    json.dumps(p, allow_nan=False)  # a report is JSON any reader takes
+    texts = [p["summary"], p["address"], p["dns"]["name"], p["dns"]["error"], *p["dns"]["addresses"]]
+    for h in p["hops"]:
+        assert h["hop"] is None or type(h["hop"]) is int
+        assert all(type(r) is float and math.isfinite(r) for r in h["rtt_ms"])
+        texts += [x for x in (h["address"], h["reply"]) if x is not None]
+    assert all(type(t) is str and "\n" not in t and len(t) <= 300 for t in texts)
+    doc = json.loads(json.dumps(month_doc))
+    doc["incidents"][0]["paths"] = paths
+    html, md, text = (render(doc, f) for f in ("html", "markdown", "text"))
+    assert "<img" not in html and "<img" not in md and "\n## forged" not in md + text
+    table = md[md.index("| Episode | Path | Hops |"):].split("\n\n")[0].splitlines()[2:]
+    assert table and all(re.sub(r"\\.", "", row).count("|") == 4 for row in table)  # no cell split by a pipe
