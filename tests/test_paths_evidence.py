@@ -121,3 +121,18 @@ def test_a_crafted_path_json_is_read_field_by_field_and_rendered_as_text(case, t
     assert "<img" not in html and "<img" not in md and "\n## forged" not in md + text
     table = md[md.index("| Episode | Path | Hops |"):].split("\n\n")[0].splitlines()[2:]
     assert table and all(re.sub(r"\\.", "", row).count("|") == 4 for row in table)  # no cell split by a pipe
+
+
+def test_a_path_json_nested_deeper_than_a_parser_goes_is_left_out(tmp_path):
+    from agent.report.paths import episode_paths
+
+    store = Store(tmp_path, thresholds=(0.5, 1.0), clock=lambda: T0)
+    try:
+        deep = b'{"path":' * 100_000 + b"{}" + b"}" * 100_000  # within the size read, beyond the recursion limit
+        store.write([], [], {"a": "web"}, records=[_path(T0 + 3, deep), _path(T0 + 4)], now=T0 + 10)
+        (rec, ok) = store.journal_paths(["a"], T0, T0 + 60)
+        assert rec["path"] is None and ok["path"] == DOC
+        (p,) = episode_paths([store], ["a"], T0, T0 + 60, (), None)
+        assert (p["record"], p["traces"], p["stopped_at"]) == (2, 1, 2)
+    finally:
+        store.close()

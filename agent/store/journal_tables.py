@@ -57,7 +57,7 @@ class JournalTables:
             found = self.artifact(named) if named else None
             try:
                 rec["path"] = json.loads(found[1]) if found and len(found[1]) <= PATH_BYTES else None
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
                 rec["path"] = None
         return out
 
