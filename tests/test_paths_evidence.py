@@ -107,7 +107,7 @@ def test_a_crafted_path_json_is_read_field_by_field_and_rendered_as_text(case, t
     finally:
         store.close()
     (p,) = paths
-    assert (p["record"], p["traces"]) == ((2, 1) if case == "not a mapping" else (1, 2))  # unreadable: not shown
+    assert (p["record"], p["traces"]) == (2 if case == "not a mapping" else 1, 2)  # unreadable: the next shown
     json.dumps(p, allow_nan=False)  # a report is JSON any reader takes
     texts = [p["summary"], p["address"], p["dns"]["name"], p["dns"]["error"], *p["dns"]["addresses"]]
     for h in p["hops"]:
@@ -130,9 +130,22 @@ def test_a_path_json_nested_deeper_than_a_parser_goes_is_left_out(tmp_path):
     try:
         deep = b'{"path":' * 100_000 + b"{}" + b"}" * 100_000  # within the size read, beyond the recursion limit
         store.write([], [], {"a": "web"}, records=[_path(T0 + 3, deep), _path(T0 + 4)], now=T0 + 10)
-        (rec, ok) = store.journal_paths(["a"], T0, T0 + 60)
-        assert rec["path"] is None and ok["path"] == DOC
+        (rec,) = store.journal_paths(["a"], T0, T0 + 60)
+        assert (rec["id"], rec["traces"]) == (2, 2) and rec["path"] == DOC  # the first that reads
         (p,) = episode_paths([store], ["a"], T0, T0 + 60, (), None)
-        assert (p["record"], p["traces"], p["stopped_at"]) == (2, 1, 2)
+        assert (p["record"], p["traces"], p["stopped_at"]) == (2, 2, 2)
     finally:
         store.close()
+
+
+def test_every_target_of_a_long_episode_shows_its_first_path_and_how_many_were_traced(tmp_path):
+    from agent.report.paths import episode_paths
+
+    store = Store(tmp_path, thresholds=(0.5, 1.0), clock=lambda: T0)
+    try:  # a failing for hours, traced every 5 minutes; b failing at the end of it only
+        records = [_path(T0 + 300 * k) for k in range(80)] + [_path(T0 + 300 * 80, name="b")]
+        store.write([], [], {"a": "web", "b": "web"}, records=records, now=T0 + 300 * 81)
+        paths = episode_paths([store], ["a", "b"], T0, T0 + 300 * 81, (), None)
+    finally:
+        store.close()
+    assert [(p["target"], p["traces"], p["record"]) for p in paths] == [("a", 80, 1), ("b", 1, 81)]

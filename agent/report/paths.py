@@ -23,18 +23,15 @@ _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")  # a value is shown on
 
 def episode_paths(stores: Sequence[Store], targets: list[str], start: float, end: float,
                   owners: Sequence[PathOwner], tz: Any) -> list[dict[str, Any]]:
-    """Per (location, target): the first path traced in [start, end + SLACK), and how many were."""
+    """Per (location, target): the first path traced in [start, end + SLACK) that reads, and how many were."""
     first: dict[tuple[str, str], dict[str, Any]] = {}
     for store in stores:
         for rec in store.journal_paths(targets, start, end + SLACK):
-            doc = rec.get("path")
-            if not isinstance(doc, dict):
-                continue
             key = (rec["location"], rec["target"])
-            if key in first:
-                first[key]["traces"] += 1
-                continue
-            first[key] = _entry(rec, doc, owners, tz)
+            if key in first:  # the same location in two ledgers
+                first[key]["traces"] += rec["traces"]
+            elif rec["path"] is not None:
+                first[key] = _entry(rec, rec["path"], owners, tz)
     return [first[k] for k in sorted(first)]
 
 
@@ -49,7 +46,7 @@ def _entry(rec: dict[str, Any], doc: dict[str, Any], owners: Sequence[PathOwner]
             "stop_owner": next((h["owner"] for h in hops if h["hop"] == stopped), None),
             "dns": {"name": _text(dns.get("name")), "addresses": [_text(a) for a in _list(dns.get("addresses"))[:16]],
                     "error": _text(dns.get("error"))},
-            "hops": hops, "traces": 1}
+            "hops": hops, "traces": rec["traces"]}
 
 
 def _hop(h: dict[str, Any], owners: Sequence[PathOwner]) -> dict[str, Any]:

@@ -48,18 +48,34 @@ class JournalTables:
         with self._lock:
             return journal.artifact(self.conn, sha256)
 
-    def journal_paths(self, targets: list[str], start: float, end: float, limit: int = 50) -> list[dict[str, Any]]:
-        """The paths traced for these targets in [start, end) (records of outcome `path`), oldest first, each
-        with its path.json read (None when it is missing or unreadable: a ledger may come from anywhere)."""
-        out = self.journal(targets, start, end, outcomes=("path",), limit=limit)
-        for rec in out:
-            named = next((a["sha256"] for a in rec["artifacts"] if a["name"] == "path.json"), None)
-            found = self.artifact(named) if named else None
-            try:
-                rec["path"] = json.loads(found[1]) if found and len(found[1]) <= PATH_BYTES else None
-            except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
-                rec["path"] = None
+    def journal_paths(self, targets: list[str], start: float, end: float, tries: int = 8) -> list[dict[str, Any]]:
+        """Per location and target with paths traced in [start, end) (records of outcome `path`): the first
+        record whose path.json reads as a mapping, with it as `path` (None when none of its first `tries`
+        does: a ledger may come from anywhere), and `traces`, how many were traced. A long episode holds
+        thousands: each target's are counted, and only the first files read."""
+        with self._lock:
+            rows = sorted(self._rows(targets, start, end, ("path",)), key=itemgetter(2, 0))
+        traced: dict[tuple[str, str], list[tuple]] = {}
+        for r in rows:
+            traced.setdefault((r[13], r[1]), []).append(r)  # location, target
+        out = []
+        for recs in traced.values():
+            for r in recs[:tries]:
+                rec = journal.as_dict(r)
+                rec["path"] = self._path_json(rec)
+                if rec["path"] is not None:
+                    break
+            out.append(rec | {"traces": len(recs)})
         return out
+
+    def _path_json(self, rec: dict[str, Any]) -> dict[str, Any] | None:
+        named = next((a["sha256"] for a in rec["artifacts"] if a["name"] == "path.json"), None)
+        found = self.artifact(named) if named else None
+        try:
+            doc = json.loads(found[1]) if found and len(found[1]) <= PATH_BYTES else None
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+            return None
+        return doc if isinstance(doc, dict) else None
 
     def journal_episode(self, targets: list[str], start: float, end: float) -> dict[str, Any]:
         """The down records of these targets in [start, end): how many, the first and the last, and the
