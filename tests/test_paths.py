@@ -205,3 +205,21 @@ def test_the_name_resolved_again_is_the_host_each_type_probes():
     assert _host("tcp://smtp.example.com:25") == "smtp.example.com" and _host("icmp://[2001:db8::1]") == "2001:db8::1"
     assert _host("dns://192.0.2.53/api.example.com?type=A") == "192.0.2.53"
     assert _host("dns:api.example.com?type=A") == ""  # the system's resolver: its address is the probe's
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+def test_an_address_with_a_scope_id_is_reached_as_without():
+    path = trace("::1%1", wait=2)  # the scope a link-local peer's address carries (fe80::1%eth0)
+    assert path["reached"] and path["stopped_at"] is None and path["hops"][0]["reply"] == "port_unreachable"
+

@@ -40,6 +40,7 @@ def trace(address: str, *, max_hops: int = 30, wait: float = 3.0, queries: int =
     """The path to `address` (an IP literal): its hops, whether the destination answered, where it stopped."""
     ip = ipaddress.ip_address(address)
     v6 = ip.version == 6
+    dest = str(ip).split("%", 1)[0]  # how the destination's answer names it: a scope id is no part of it
     hops = [Hop(n) for n in range(1, max_hops + 1)]
     socks: list[socket.socket] = []
     started = clock()
@@ -52,11 +53,11 @@ def trace(address: str, *, max_hops: int = 30, wait: float = 3.0, queries: int =
                 sent.setdefault(h.hop, []).append(_send(socks[h.hop - 1], address, h.hop, v6, clock))
         _collect(socks, hops, sent, v6, started + wait, clock)
     except OSError as exc:
-        return _result(address, hops, clock() - started, error=f"{type(exc).__name__}: {exc.strerror or exc}")
+        return _result(address, dest, hops, clock() - started, error=f"{type(exc).__name__}: {exc.strerror or exc}")
     finally:
         for s in socks:
             s.close()
-    return _result(address, hops, clock() - started)
+    return _result(address, dest, hops, clock() - started)
 
 
 def _socket(v6: bool, ttl: int) -> socket.socket:
@@ -142,10 +143,10 @@ def _complete(hops: list[Hop]) -> bool:
     return True
 
 
-def _result(address: str, hops: list[Hop], spent: float, error: str = "") -> dict[str, Any]:
+def _result(address: str, dest: str, hops: list[Hop], spent: float, error: str = "") -> dict[str, Any]:
     end = next((i for i, h in enumerate(hops) if h.reply and h.reply != "time_exceeded"), None)
     shown = hops[:end + 1] if end is not None else hops[:_last_answer(hops) + 1]
-    reached = end is not None and hops[end].address == address
+    reached = end is not None and hops[end].address == dest
     last = max((h.hop for h in shown if h.reply), default=0)
     out: dict[str, Any] = {
         "method": "udp", "address": address, "reached": reached, "duration_s": round(spent, 3),
