@@ -223,3 +223,9 @@ def test_an_address_with_a_scope_id_is_reached_as_without():
     path = trace("::1%1", wait=2)  # the scope a link-local peer's address carries (fe80::1%eth0)
     assert path["reached"] and path["stopped_at"] is None and path["hops"][0]["reply"] == "port_unreachable"
 
+
+def test_an_ipv4_mapped_address_is_traced_as_its_ipv4_address():
+    path = trace("::ffff:127.0.0.1", wait=2)
+    assert path["reached"] and path["address"] == "127.0.0.1"
+    assert [(h["address"], h["reply"]) for h in path["hops"]] == [("127.0.0.1", "port_unreachable")]
+

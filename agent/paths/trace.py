@@ -39,6 +39,9 @@ def trace(address: str, *, max_hops: int = 30, wait: float = 3.0, queries: int =
           clock: Any = time.monotonic) -> dict[str, Any]:
     """The path to `address` (an IP literal): its hops, whether the destination answered, where it stopped."""
     ip = ipaddress.ip_address(address)
+    if ip.version == 6 and ip.ipv4_mapped:  # an IPv4 peer as an IPv6 socket names it: its path is the IPv4 one
+        ip = ip.ipv4_mapped
+        address = str(ip)
     v6 = ip.version == 6
     dest = str(ip).split("%", 1)[0]  # how the destination's answer names it: a scope id is no part of it
     hops = [Hop(n) for n in range(1, max_hops + 1)]
