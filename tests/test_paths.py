@@ -229,3 +229,17 @@ def test_an_ipv4_mapped_address_is_traced_as_its_ipv4_address():
     assert path["reached"] and path["address"] == "127.0.0.1"
     assert [(h["address"], h["reply"]) for h in path["hops"]] == [("127.0.0.1", "port_unreachable")]
 
+
+async def test_what_is_kept_per_target_is_bounded_by_the_targets_configured():
+    cfg = parse_config('targets: [{name: api, service: api, url: "http://127.0.0.1:9/"},'
+                       '{name: web, service: web, url: "http://127.0.0.1:9/"}]')
+    cap = PathCapture(cfg.evidence.path, {t.name: t for t in cfg.targets}, [].append, _Clock())
+    for k in range(50):  # results of targets no longer configured (in flight at a reload) leave nothing
+        cap(_result(f"gone-{k}", "down", 1000.0 + k), False)
+    for name in ("api", "web"):
+        cap(_result(name, "down", 1000.0), False)
+    await asyncio.gather(*cap._running.values())
+    assert set(cap._down) == set(cap._last) == {"api", "web"}
+    cap.apply(cfg.evidence.path, {t.name: t for t in cfg.targets if t.name == "web"})  # api removed
+    assert set(cap._down) == set(cap._last) == {"web"}
+    await cap.stop()

@@ -47,16 +47,21 @@ class PathCapture:
         self.traced = self.busy = 0  # traces made; failures that found MAX_TRACES under way
 
     def apply(self, settings: PathSettings, targets: dict[str, Target]) -> None:
+        """What is kept per target is kept for the targets configured only: a reload forgets the others."""
         self.settings, self.targets = settings, targets
+        for kept in (self._last, self._down):
+            for name in [n for n in kept if n not in targets]:
+                del kept[name]
 
     def __call__(self, r: ProbeResult, masked: bool) -> None:
-        if r.outcome != DOWN or r.service == CONTROL_SERVICE or not self.settings.enabled:
+        if r.outcome != DOWN or r.service == CONTROL_SERVICE or not self.settings.enabled \
+                or r.target not in self.targets:  # a result in flight at the reload that removed its target
             return
         last, before = self._last.get(r.target), self._down.get(r.target)
         self._down[r.target] = r.started_at
         new_episode = before is None or r.started_at - before >= EPISODE_GAP
         if (not new_episode and last is not None and r.started_at - last < self.settings.every) \
-                or r.target in self._running or r.target not in self.targets:
+                or r.target in self._running:
             return
         if len(self._running) >= MAX_TRACES:
             self.busy += 1
