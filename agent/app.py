@@ -65,8 +65,8 @@ class Agent:
         self.states = TargetStates()
         ev = cfg.evidence
         self.journal = Journal(ev.failures_per_minute, ev.sample_up_every, settle_of(cfg)) if ev.journal else None
-        self.paths = PathCapture(ev.path, {t.name: t for t in cfg.targets}, self.journal.add, self.clock) \
-            if self.journal else None  # the route to a failing target, into the journal
+        self.paths = PathCapture(ev.path, {t.name: t for t in cfg.targets}, self.journal.add, self.clock,
+                                 lambda text: self.redact(text)) if self.journal else None  # into the journal
         sinks = [self._record, self.metrics.observe, self.states] + ([self.journal, self.paths] if self.journal else [])
         self.pipeline = Pipeline(self.cal, cfg.controls, sinks)
         self.store: Store | None = None

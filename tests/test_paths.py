@@ -243,3 +243,20 @@ async def test_what_is_kept_per_target_is_bounded_by_the_targets_configured():
     cap.apply(cfg.evidence.path, {t.name: t for t in cfg.targets if t.name == "web"})  # api removed
     assert set(cap._down) == set(cap._last) == {"web"}
     await cap.stop()
+
+
+async def test_a_host_named_by_a_secret_of_the_config_stays_out_of_the_path_record():
+    from agent.redact import Redactor
+
+    cfg = parse_config('targets: [{name: api, service: api, url: "http://${VENDOR_HOST}:9/"}]',
+                       environ={"VENDOR_HOST": "tenant-7f3k.invalid"})
+    added = []
+    cap = PathCapture(cfg.evidence.path, {t.name: t for t in cfg.targets}, added.append, _Clock(),
+                      Redactor(cfg.secrets))
+    cap(_result("api", "down", 1000.0, address=""), False)  # the name did not resolve: no address used
+    await asyncio.gather(*cap._running.values())
+    await cap.stop()
+    (rec,) = added
+    (_, data), = rec.detail.artifacts
+    assert b"tenant-7f3k" not in data and "tenant-7f3k" not in rec.error
+    assert json.loads(data)["dns"]["name"] == "<redacted>" and rec.error.startswith("not traced: <redacted> did not")

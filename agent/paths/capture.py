@@ -6,7 +6,7 @@ again and the address the probe used is traced (trace.py), in a worker thread of
 event loop, never more than MAX_TRACES at once, one per target. The journal gets a record of outcome
 `path` at the trace's start: its `error` a one-line summary, its `address` the address traced, and a
 `path.json` file (the name's answer, the hops, where the path stopped). Nothing of the request travels
-with it (no URL path, header or body): no secret can.
+with it (no URL path, header or body), and a name that is a secret of the config is masked: no secret can.
 
 A path record is no probe result: the minute counts never count it, and the journal's agreement with
 them (report/agreement.py) leaves it out."""
@@ -38,8 +38,9 @@ EPISODE_GAP = 60.0
 
 class PathCapture:
     def __init__(self, settings: PathSettings, targets: dict[str, Target], add: Callable[[Record], None],
-                 clock: Clock) -> None:
+                 clock: Clock, redact: Callable[[str], str] = str) -> None:
         self.settings, self.targets, self.add, self.clock = settings, targets, add, clock
+        self.redact = redact  # the name resolved may be a secret of the config (url: "https://${HOST}/")
         self._last: dict[str, float] = {}  # target -> the start of the failure it last traced
         self._down: dict[str, float] = {}  # target -> the start of its latest failure
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -76,6 +77,7 @@ class PathCapture:
             doc = await asyncio.get_running_loop().run_in_executor(
                 self._pool, follow, target.address, r.detail.address if r.detail else "", r.started_at, self.settings)
             self.traced += 1
+            doc["dns"] = {k: self.redact(v) if isinstance(v, str) else v for k, v in doc["dns"].items()}
             line = summary(doc)
             log.info("%s/%s: path traced: %s", r.service, r.target, line)
             self.add(Record(r.target, at, PATH, "", None, line, doc["duration_s"], None,
