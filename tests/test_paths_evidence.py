@@ -149,3 +149,16 @@ def test_every_target_of_a_long_episode_shows_its_first_path_and_how_many_were_t
     finally:
         store.close()
     assert [(p["target"], p["traces"], p["record"]) for p in paths] == [("a", 80, 1), ("b", 1, 81)]
+
+
+def test_a_crafted_report_json_whose_path_cannot_be_rendered_is_a_finding(tmp_path, month_doc):
+    from agent.report.unbundle import _check_html
+
+    doc = json.loads(json.dumps(month_doc))
+    p = {"location": "", "target": "web-ui", "summary": "", "address": "192.0.2.1", "reached": False,
+         "stopped_at": None, "traces": 1, "hops": [{"hop": 1, "address": "10.0.0.1", "reply": None,
+                                                     "owner": None, "rtt_ms": [10 ** 400]}]}
+    doc["incidents"][0]["paths"] = [p]  # a number no float holds: Python's JSON reads it, formatting fails
+    (tmp_path / "report.html").write_text("<html></html>")
+    (found,) = _check_html(tmp_path, doc)
+    assert found.startswith("report.html: report.json cannot be rendered to compare it with: OverflowError")

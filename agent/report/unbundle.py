@@ -279,7 +279,7 @@ def _check_html(folder: Path, doc: dict[str, Any]) -> list[str]:
     """report.html is what people read, and nothing else vouches for it: it must be report.json rendered."""
     try:
         want = render(doc, "html").splitlines()
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # a crafted report.json
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:  # a crafted report.json
         return [f"report.html: report.json cannot be rendered to compare it with: {exc!r}"]
     try:
         have = (folder / "report.html").read_text(encoding="utf-8").splitlines()
