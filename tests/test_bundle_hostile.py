@@ -141,3 +141,18 @@ def test_a_config_that_is_not_one_is_a_finding(tmp_path, capsys):
     code, err = _verify(_bundle(tmp_path / "b.tar.gz", _files(["x"], ["x"], config_yaml=b"\xff\xfe targets: [")),
                         capsys)
     assert code == 1 and "config.yaml: not a config this agent reads" in err and "Traceback" not in err, err
+
+
+def test_a_report_nested_deeper_than_a_parser_goes_is_a_finding(tmp_path, capsys):
+    deep = b'{"month": "2026-03", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    code, err = _verify(_bundle(tmp_path / "b.tar.gz", _files(["x"], ["x"], report_json=deep)), capsys)
+    assert code == 1 and "report.json: not a report" in err and "Traceback" not in err, err
+
+
+def test_a_report_to_verify_nested_deeper_than_a_parser_goes_is_refused(tmp_path, capsys):
+    (tmp_path / "cfg.yaml").write_bytes(CONFIG + f'agent: {{state_dir: "{tmp_path}"}}\n'.encode())
+    (tmp_path / "deep.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    capsys.readouterr()
+    code = main(["report", "--config", str(tmp_path / "cfg.yaml"), "--verify", str(tmp_path / "deep.json")])
+    err = capsys.readouterr().err
+    assert code != 0 and "cannot read" in err and "Traceback" not in err, err

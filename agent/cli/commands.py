@@ -93,7 +93,7 @@ def _verify(args: argparse.Namespace, cfg, state: str) -> int:
 
     try:
         doc = json.loads(Path(args.verify).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
         err(f"cannot read {args.verify}: {exc}")
         return EXIT_INPUT
     try:

@@ -92,7 +92,7 @@ def _read_report(folder: Path) -> tuple[dict[str, Any], list[str]]:
     """report.json, and what in it cannot be a report's (before any of it names a file or a folder)."""
     try:
         doc = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    except ValueError as exc:  # UnicodeDecodeError too
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError too; nested deeper than the parser goes
         return {}, [f"report.json: not a report: {exc}"]
     ev = doc.get("evidence") if isinstance(doc, dict) else None
     if not isinstance(ev, dict) or not isinstance(doc.get("month"), str) or \
