@@ -164,10 +164,14 @@ async def test_disk_full_bounds_what_the_journal_holds_and_the_agent_is_not_read
     assert stored_total(state) == agent.results_seen  # every count, from before, during and after the full disk
     conn = sqlite3.connect(state / "ledger.db")
     try:
-        kept, bodiless = conn.execute("SELECT COUNT(*), COUNT(*) - COUNT(body_id) FROM journal").fetchone()
+        kept, bodiless = conn.execute("SELECT COUNT(*), COUNT(*) - COUNT(body_id) FROM journal "
+                                      "WHERE outcome != 'path'").fetchone()
+        paths = conn.execute("SELECT COUNT(*) FROM journal WHERE outcome = 'path'").fetchone()[0]
     finally:
         conn.close()
-    assert kept == agent.results_seen - j.records_dropped and bodiless == j.bodies_dropped
+    # the journal also held the paths traced to the failing targets, within the same bound
+    assert kept + paths == agent.results_seen + agent.paths.traced - j.records_dropped
+    assert bodiless == j.bodies_dropped
     said = [r.getMessage() for r in caplog.records if "journal records waiting to be written" in r.getMessage()]
     assert len(said) == 1 and "while the ledger cannot be written passed 4 MiB" in said[0], said
 
