@@ -260,3 +260,33 @@ async def test_a_host_named_by_a_secret_of_the_config_stays_out_of_the_path_reco
     (_, data), = rec.detail.artifacts
     assert b"tenant-7f3k" not in data and "tenant-7f3k" not in rec.error
     assert json.loads(data)["dns"]["name"] == "<redacted>" and rec.error.startswith("not traced: <redacted> did not")
+
+
+async def test_traces_begin_four_in_ten_seconds_at_most_over_all_targets():
+    """Routers answer a few datagrams a second: traces begun together would silence hops for each other."""
+    names = [f"t{i}" for i in range(6)]
+    cfg = parse_config("targets: [" + ", ".join(f'{{name: {n}, service: api, url: "http://127.0.0.1:9/"}}'
+                                               for n in names) + "]")
+    added, clock = [], _Clock()
+    cap = PathCapture(cfg.evidence.path, {t.name: t for t in cfg.targets}, added.append, clock)
+    t0 = clock.now
+    for n in names:  # the vendor's whole network fails: every target at once
+        cap(_result(n, "down", t0), False)
+    await asyncio.gather(*cap._running.values())
+    assert (len(added), cap.busy) == (4, 2)
+    cap(_result("t4", "down", t0 + 9.9), False)  # still within the window of the first four
+    cap(_result("t5", "down", t0 + 10), False)
+    await asyncio.gather(*cap._running.values())
+    await cap.stop()
+    assert [r.target for r in added][4:] == ["t5"] and cap.busy == 3
+
+
+def test_a_path_that_goes_silent_is_said_to_get_no_answer_after_its_last_hop_not_to_stop_there():
+    doc = {"dns": {"name": "api.example.com"}, "address": "10.77.3.2",
+           "path": {"address": "10.77.3.2", "reached": False, "stopped_at": 2, "error": "",
+                    "hops": [{"hop": 1, "address": "10.77.1.1", "reply": "time_exceeded"},
+                             {"hop": 2, "address": "10.77.2.2", "reply": "time_exceeded"},
+                             {"hop": 3, "address": None, "reply": None}]}}
+    assert summary(doc) == "no answer after hop 2 (10.77.2.2); 10.77.3.2 not reached"
+    doc["path"]["hops"][1]["reply"] = "host_unreachable"
+    assert summary(doc) == "stopped at hop 2 (10.77.2.2, which answered host unreachable); 10.77.3.2 not reached"

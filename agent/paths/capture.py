@@ -18,6 +18,7 @@ import json
 import logging
 import socket
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -30,7 +31,10 @@ from .trace import trace
 
 log = logging.getLogger("sla_agent.agent")
 PATH = "path"  # the journal records' outcome
-MAX_TRACES = 4  # traces under way at once, over all targets; a failure beyond waits for its next turn
+MAX_TRACES = 4  # traces begun in a TRACE_WINDOW, over all targets; a failure beyond waits for its next turn
+# routers answer a few datagrams a second at most: traces begun closer together would spend that allowance on each
+# other, and a hop that stays silent for it reads as a path that stopped before it
+TRACE_WINDOW = 10.0
 # a failure this long after the one before begins a new episode, traced at once (the report's episodes are runs of
 # minutes with a failure): a target failing 1 % of the time is one long episode, traced every `every`
 EPISODE_GAP = 60.0
@@ -44,8 +48,9 @@ class PathCapture:
         self._last: dict[str, float] = {}  # target -> the start of the failure it last traced
         self._down: dict[str, float] = {}  # target -> the start of its latest failure
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._begun: deque[float] = deque()  # when the traces of the last TRACE_WINDOW began (result times)
         self._pool = ThreadPoolExecutor(MAX_TRACES, thread_name_prefix="path")
-        self.traced = self.busy = 0  # traces made; failures that found MAX_TRACES under way
+        self.traced = self.busy = 0  # traces made; failures not traced for MAX_TRACES begun in the window
 
     def apply(self, settings: PathSettings, targets: dict[str, Target]) -> None:
         """What is kept per target is kept for the targets configured only: a reload forgets the others."""
@@ -64,9 +69,12 @@ class PathCapture:
         if (not new_episode and last is not None and r.started_at - last < self.settings.every) \
                 or r.target in self._running:
             return
-        if len(self._running) >= MAX_TRACES:
+        while self._begun and r.started_at - self._begun[0] >= TRACE_WINDOW:
+            self._begun.popleft()
+        if len(self._begun) >= MAX_TRACES:
             self.busy += 1
             return
+        self._begun.append(r.started_at)
         target = self.targets[r.target]
         self._last[r.target] = r.started_at
         self._running[r.target] = asyncio.get_running_loop().create_task(self._trace(target, r, masked))
@@ -139,8 +147,10 @@ def summary(doc: dict[str, Any]) -> str:
     stop = next((h for h in path["hops"] if h["hop"] == path["stopped_at"]), None)
     if stop is None:
         return f"no hop on the way to {path['address']} answered"
-    said = "" if stop["reply"] == "time_exceeded" else f", which answered {stop['reply'].replace('_', ' ')}"
-    return f"stopped at hop {stop['hop']} ({stop['address']}{said}); {path['address']} not reached"
+    if stop["reply"] == "time_exceeded":  # silence after it: a drop, or a router that does not answer
+        return f"no answer after hop {stop['hop']} ({stop['address']}); {path['address']} not reached"
+    return (f"stopped at hop {stop['hop']} ({stop['address']}, which answered {stop['reply'].replace('_', ' ')}); "
+            f"{path['address']} not reached")
 
 
 def _host(where: str) -> str:

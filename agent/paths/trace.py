@@ -2,8 +2,12 @@
 port, one socket per hop count (TTL), the routers' ICMP answers read from each socket's error queue
 (IP_RECVERR). No raw socket, so no capability: the agent's sandbox stays as it is.
 
-Every hop count is sent at once and the answers waited for together, so a trace takes `wait` seconds at
-most whatever the path's length, and silent hops cost nothing more. Blocking: it runs in a worker
+Hop counts are sent one after another, the next as soon as the one before answered (or PACE passed), and
+the sending stops at the answer that ends the path: a router that cannot go on gets one datagram of the
+trace, not one for every hop count beyond it. Routers answer a few such datagrams at once and then about
+one a second; a trace that spent a router's allowance would make it look silent to itself and to the
+traces of other targets through it, and a silent hop reads as a path that stopped before it. Hops still
+silent are asked again later in the `wait`, which bounds the whole trace whatever the path's length. Blocking: it runs in a worker
 thread, never on the event loop."""
 from __future__ import annotations
 
@@ -13,12 +17,13 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 IP_RECVERR, IPV6_RECVERR = 11, 25  # linux/in.h, linux/in6.h: not all Pythons name them
 MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
 ORIGIN_ICMP, ORIGIN_ICMP6 = 2, 3  # sock_extended_error.ee_origin
 BASE_PORT = 33434  # traceroute's first port: one nothing listens on, by long custom
+PACE = 0.05  # the longest a hop count waits for its answer before the next is sent
 _EE = struct.Struct("=IBBBBII")  # struct sock_extended_error, then the offender's sockaddr
 # (v4 type, code) and (v6 type, code) -> what the answer says
 _V4 = {(11, 0): "time_exceeded", (3, 3): "port_unreachable", (3, 0): "net_unreachable", (3, 1): "host_unreachable",
@@ -35,7 +40,7 @@ class Hop:
     rtt_ms: list[float] = field(default_factory=list)
 
 
-def trace(address: str, *, max_hops: int = 30, wait: float = 3.0, queries: int = 2,
+def trace(address: str, *, max_hops: int = 30, wait: float = 3.0, queries: int = 3,
           clock: Any = time.monotonic) -> dict[str, Any]:
     """The path to `address` (an IP literal): its hops, whether the destination answered, where it stopped."""
     ip = ipaddress.ip_address(address)
@@ -48,13 +53,19 @@ def trace(address: str, *, max_hops: int = 30, wait: float = 3.0, queries: int =
     socks: list[socket.socket] = []
     started = clock()
     try:
+        socks.extend(_socket(v6, h.hop) for h in hops)
         sent: dict[int, list[float]] = {}
-        for q in range(queries):
-            for h in hops:
-                if q == 0:
-                    socks.append(_socket(v6, h.hop))
+        for h in hops:  # one hop count after another, the next sent once this one answered (or PACE passed)
+            sent[h.hop] = [_send(socks[h.hop - 1], address, h.hop, v6, clock)]
+            _collect(socks, hops, sent, v6, min(clock() + PACE, started + wait), clock,
+                     lambda h=h: bool(h.reply) or _ended(hops))
+            if _ended(hops) or clock() >= started + wait:
+                break
+        for q in range(1, queries):  # again, to the hops still silent before where the path ended
+            _collect(socks, hops, sent, v6, started + wait * q / (queries + 1), clock, lambda: _complete(hops))
+            for h in _silent(hops):
                 sent.setdefault(h.hop, []).append(_send(socks[h.hop - 1], address, h.hop, v6, clock))
-        _collect(socks, hops, sent, v6, started + wait, clock)
+        _collect(socks, hops, sent, v6, started + wait, clock, lambda: _complete(hops))
     except OSError as exc:
         return _result(address, dest, hops, clock() - started, error=f"{type(exc).__name__}: {exc.strerror or exc}")
     finally:
@@ -89,17 +100,17 @@ def _send(s: socket.socket, address: str, ttl: int, v6: bool, clock: Any) -> flo
 
 
 def _collect(socks: list[socket.socket], hops: list[Hop], sent: dict[int, list[float]], v6: bool,
-             deadline: float, clock: Any) -> None:
-    """Reads the error queues until `deadline`, or until every hop up to the destination has answered."""
+             deadline: float, clock: Any, done: Callable[[], bool]) -> None:
+    """Reads the error queues until `deadline`, or until `done()`."""
     poller = select.poll()
     by_fd = {s.fileno(): (s, h) for s, h in zip(socks, hops)}
     for fd in by_fd:
         poller.register(fd, select.POLLERR)
-    while (left := deadline - clock()) > 0 and not _complete(hops):
+    while (left := deadline - clock()) > 0 and not done():
         for fd, _ in poller.poll(max(1, int(left * 1000))):
             s, h = by_fd[fd]
             while (answer := _read(s, v6)) is not None:
-                _note(h, answer, sent[h.hop], clock())
+                _note(h, answer, sent.get(h.hop, []), clock())
 
 
 def _read(s: socket.socket, v6: bool) -> tuple[str, str] | None:
@@ -134,6 +145,20 @@ def _note(h: Hop, answer: tuple[str, str], sent: list[float], now: float) -> Non
         h.address, h.reply = who or None, reply
     if len(h.rtt_ms) < len(sent):
         h.rtt_ms.append(round((now - sent[len(h.rtt_ms)]) * 1000, 3))
+
+
+def _ended(hops: list[Hop]) -> bool:
+    """An answer that ends the path came: the destination's, or a router's that it cannot go on."""
+    return any(h.reply and h.reply != "time_exceeded" for h in hops)
+
+
+def _silent(hops: list[Hop]) -> list[Hop]:
+    """The hops without an answer before the one that ended the path (or two past the last that answered,
+    when none did): asked again, a lost packet or a router's spent allowance of answers is not a silent hop."""
+    end = next((h.hop for h in hops if h.reply and h.reply != "time_exceeded"), None)
+    if end is None:
+        end = max((h.hop for h in hops if h.reply), default=0) + 3
+    return [h for h in hops if not h.reply and h.hop < end]
 
 
 def _complete(hops: list[Hop]) -> bool:

@@ -108,9 +108,12 @@ def path_line(p: dict[str, Any]) -> str:
     elif stop is None:
         where = p["summary"]
     else:
-        said = f": {stop['reply'].replace('_', ' ')}" if stop["reply"] not in (None, "time_exceeded") else ""
         owner = f", {stop['owner']}" if stop["owner"] else ""
-        where = f"stopped at hop {stop['hop']} ({stop['address']}{owner}{said}); {p['address']} not reached"
+        if stop["reply"] in (None, "time_exceeded"):  # silence after it: a drop, or routers that do not answer
+            where = f"no answer after hop {stop['hop']} ({stop['address']}{owner}); {p['address']} not reached"
+        else:
+            where = (f"stopped at hop {stop['hop']} ({stop['address']}{owner}: {stop['reply'].replace('_', ' ')}); "
+                     f"{p['address']} not reached")
     return f"{who}: {where}{more}"
 
 
