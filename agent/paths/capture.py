@@ -3,7 +3,7 @@
 A sink of the result pipeline. On a target's first `down` result of an episode (a minute or more after
 its failure before), and then at most every `evidence.path.every` while the failures go on, the name is resolved
 again and the address the probe used is traced (trace.py), in a worker thread of its own: never on the
-event loop, never more than MAX_TRACES at once, one per target. The journal gets a record of outcome
+event loop, one trace at a time, TRACE_SPACING apart. The journal gets a record of outcome
 `path` at the trace's start: its `error` a one-line summary, its `address` the address traced, and a
 `path.json` file (the name's answer, the hops, where the path stopped). Nothing of the request travels
 with it (no URL path, header or body), and a name that is a secret of the config is masked: no secret can.
@@ -18,7 +18,6 @@ import json
 import logging
 import socket
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -31,10 +30,10 @@ from .trace import trace
 
 log = logging.getLogger("sla_agent.agent")
 PATH = "path"  # the journal records' outcome
-MAX_TRACES = 4  # traces begun in a TRACE_WINDOW, over all targets; a failure beyond waits for its next turn
-# routers answer a few datagrams a second at most: traces begun closer together would spend that allowance on each
-# other, and a hop that stays silent for it reads as a path that stopped before it
-TRACE_WINDOW = 10.0
+# one trace at a time, begun this long after the one before at least: routers answer a few of its datagrams at once
+# and then about one a second, and traces closer together would spend that allowance on each other (a hop silent
+# for it reads as a path that went no further); a failure meanwhile is not traced, a later one is
+TRACE_SPACING = 2.0
 # a failure this long after the one before begins a new episode, traced at once (the report's episodes are runs of
 # minutes with a failure): a target failing 1 % of the time is one long episode, traced every `every`
 EPISODE_GAP = 60.0
@@ -48,9 +47,9 @@ class PathCapture:
         self._last: dict[str, float] = {}  # target -> the start of the failure it last traced
         self._down: dict[str, float] = {}  # target -> the start of its latest failure
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._begun: deque[float] = deque()  # when the traces of the last TRACE_WINDOW began (result times)
-        self._pool = ThreadPoolExecutor(MAX_TRACES, thread_name_prefix="path")
-        self.traced = self.busy = 0  # traces made; failures not traced for MAX_TRACES begun in the window
+        self._next = 0.0  # the earliest a trace may begin (results' times)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="path")
+        self.traced = self.busy = 0  # traces made; failures not traced for a trace under way or just made
 
     def apply(self, settings: PathSettings, targets: dict[str, Target]) -> None:
         """What is kept per target is kept for the targets configured only: a reload forgets the others."""
@@ -69,12 +68,10 @@ class PathCapture:
         if (not new_episode and last is not None and r.started_at - last < self.settings.every) \
                 or r.target in self._running:
             return
-        while self._begun and r.started_at - self._begun[0] >= TRACE_WINDOW:
-            self._begun.popleft()
-        if len(self._begun) >= MAX_TRACES:
+        if self._running or r.started_at < self._next:
             self.busy += 1
             return
-        self._begun.append(r.started_at)
+        self._next = r.started_at + TRACE_SPACING
         target = self.targets[r.target]
         self._last[r.target] = r.started_at
         self._running[r.target] = asyncio.get_running_loop().create_task(self._trace(target, r, masked))
