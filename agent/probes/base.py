@@ -18,7 +18,7 @@ CONTROL_SERVICE = "_control"  # the service of control checks: part of no SLA
 
 # error_kind -> outcome. Provider failures are `down`; what the agent cannot attribute is `inconclusive`.
 ERROR_KINDS: dict[str, str] = {
-    "dns": DOWN,                 # the name does not resolve (while the control checks are healthy)
+    "dns": DOWN,                 # the name does not resolve; for a dns check, no answer or an unexpected rcode
     "connect_refused": DOWN,     # nothing listens / RST on SYN
     "connect_timeout": DOWN,     # no TCP connection (or no DNS answer) within the timeout
     "connect_error": DOWN,       # other connection failure (unreachable host...)
