@@ -18,6 +18,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from ..report.archive import Archive
+from ..report.formats.common import FAVICON
 from ..store.extract import JOURNAL_PARTS, Cancel
 from ..timeutil import parse_month
 from .basicauth import BasicAuth, TooManyAttempts
@@ -199,6 +200,11 @@ class _Handlers:
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
+    async def favicon(self, request: web.Request) -> web.Response:
+        """For a client that asks for it whatever the page says (the pages carry the icon inline)."""
+        return web.Response(body=FAVICON.encode(), content_type="image/svg+xml",
+                            headers={"Cache-Control": "max-age=86400"})
+
     async def readyz(self, request: web.Request) -> web.Response:
         ok, why = self.ep.ready()
         return web.Response(text=("ready" if ok else f"not ready: {why}") + "\n", status=200 if ok else 503)
@@ -301,6 +307,7 @@ def build_app(ep: Endpoints) -> web.Application:
     app.on_cleanup.append(h.cleanup)
     app[EXTRACTS] = h.extracts
     for path, handler in (("/", h.index), ("/metrics", h.metrics), ("/healthz", h.healthz), ("/readyz", h.readyz),
+                          ("/favicon.ico", h.favicon),
                           ("/api/v1/status", h.status), ("/api/v1/report", h.report_json), ("/report", h.report_html),
                           ("/api/v1/journal", h.journal), ("/api/v1/journal/artifact", h.artifact),
                           ("/api/v1/ledger", h.ledger), ("/api/v1/checkpoint", h.checkpoint)):

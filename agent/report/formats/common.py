@@ -129,3 +129,12 @@ def hops_line(p: dict[str, Any]) -> str:
         said = f" {h['reply'].replace('_', ' ')}" if h["reply"] not in (None, "time_exceeded") else ""
         out.append(f"{h['hop']} {h['address']}{owner}{rtt}{said}")
     return ", ".join(out)
+
+
+# The pages' icon: a check mark on the verdict's green, inline so that a report read from a file or a bundle
+# shows it too, and nothing is asked of another host.
+FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" '
+           'fill="#1a7f37"/><path d="M8 17l5 5 11-12" fill="none" stroke="#fff" stroke-width="4" '
+           'stroke-linecap="round" stroke-linejoin="round"/></svg>')
+FAVICON_LINK = ('<link rel="icon" type="image/svg+xml" href="data:image/svg+xml,'
+                + FAVICON.replace('"', "'").replace("#", "%23").replace("<", "%3C").replace(">", "%3E") + '">')
