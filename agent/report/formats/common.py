@@ -4,6 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 VERDICT_TEXT = {"met": "MET", "missed": "MISSED", "insufficient_data": "INSUFFICIENT DATA", "no_data": "NO DATA"}
+# white text on each reads at 4.5:1 or more (WCAG AA); a ticket's state takes its verdict's colour
+VERDICT_COLOUR = {"met": "#1a7f37", "missed": "#cf222e", "insufficient_data": "#9a6700", "no_data": "#6e7781"}
+STATE_COLOUR = {"met": VERDICT_COLOUR["met"], "missed": VERDICT_COLOUR["missed"], "pending": VERDICT_COLOUR["insufficient_data"]}
 
 
 def pct(x: float | None, nd: int = 3) -> str:

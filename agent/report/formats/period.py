@@ -143,20 +143,23 @@ def _h(x: Any) -> str:
     return _html.escape(str(x), quote=True)
 
 
-def _html_cell(c: str) -> str:
-    return f'<td><span class="verdict {c.key}">{_h(c)}</span></td>' if isinstance(c, Verdict) else f"<td>{_h(c)}</td>"
+def _html_cell(label: str, c: str) -> str:
+    """A cell named by its column: on a phone each row reads as a card (the monthly report's CSS)."""
+    inner = f'<span class="verdict {c.key}">{_h(c)}</span>' if isinstance(c, Verdict) else _h(c)
+    return f'<td data-label="{_h(label)}">{inner}</td>'
 
 
 def html(doc: dict[str, Any]) -> str:
-    out = [f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_h(title(doc))}</title>'
+    out = [f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+           f'content="width=device-width,initial-scale=1"><title>{_h(title(doc))}</title>'
            f'<style>{CSS}</style></head><body><h1>{_h(title(doc))}</h1><p class="small">{_h(_head(doc))}</p>']
     if simulated(doc):
         out.append(f'<p class="simulated" style="background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px">'
                    f"{_h(simulated(doc))}</p>")
     for t in tables(doc):
-        out.append(f'<h2>{_h(t.title)}</h2><p class="small">{_h(t.note)}</p><table id="{t.id}"><thead><tr>' +
+        out.append(f'<h2>{_h(t.title)}</h2><p class="small">{_h(t.note)}</p><table id="{t.id}" class="cards"><thead><tr>' +
                    "".join(f"<th>{_h(h)}</th>" for h in t.header) + "</tr></thead><tbody>")
-        out += ["<tr>" + "".join(_html_cell(c) for c in row) + "</tr>" for row in t.rows]
+        out += ["<tr>" + "".join(_html_cell(h, c) for h, c in zip(t.header, row)) + "</tr>" for row in t.rows]
         out.append("</tbody></table>")
     out.append('<h2>Evidence</h2><ul class="small">' + "".join(f"<li>{_h(line)}</li>" for line in evidence_lines(doc))
                + f"</ul><p class=\"small\">Verify with <code>{_h(VERIFY)}</code>.</p></body></html>\n")
