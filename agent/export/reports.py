@@ -27,6 +27,16 @@ def _links(rev: Revision, files: list[str]) -> str:
     return " · ".join(shown)
 
 
+# On a phone (the status page's CSS is shared) each revision reads as a card, each cell named by its column:
+# six columns of links and verdicts do not fit 360 px, and the verdicts stay on the screen.
+LABELS = ("Month", "Revision", "Built", "Verdicts", "Files", "Notes")
+OWN_CSS = ("#reports .v{display:inline-block;margin:1px 0;white-space:normal}#reports td{overflow-wrap:anywhere}"
+           "@media screen and (max-width:640px){#reports,#reports tbody,#reports tr,#reports td{display:block}"
+           "#reports thead{display:none}#reports tr{border:1px solid #d0d7de;border-radius:4px;margin:0 0 8px;"
+           "padding:4px 6px}#reports td{border:none;padding:2px 0}#reports td::before{content:attr(data-label) \": \";"
+           "font-weight:600}}")
+
+
 def _row(rev: Revision) -> str:
     meta, files = rev.meta(), rev.files()
     verdicts = " ".join(f'<span class="v {_e(v.get("verdict"))}" title="{_e(v.get("value"))} (objective '
@@ -35,14 +45,16 @@ def _row(rev: Revision) -> str:
     notes = [str(meta.get("reason", ""))] + [f"{what} {meta[what]}" for what in ("pdf", "bundle")
                                             if str(meta.get(what, "written")) != "written"]
     handed = "handed over" if DELIVERED in files else "not handed over yet"
-    return (f'<tr class="revision"><td>{_e(rev.month)}</td><td>{_e(rev.name)}</td><td>{_e(meta.get("built_at"))}'
-            f'</td><td>{verdicts}</td><td>{_links(rev, files)}</td><td class="small">{_e("; ".join(filter(None, notes)))}'
-            f"; {handed}</td></tr>")
+    cells = [_e(rev.month), _e(rev.name), _e(meta.get("built_at")), verdicts, _links(rev, files),
+             f'{_e("; ".join(filter(None, notes)))}; {handed}']
+    small = {"Notes": ' class="small"'}
+    return ('<tr class="revision">' + "".join(f'<td data-label="{label}"{small.get(label, "")}>{cell}</td>'
+                                              for label, cell in zip(LABELS, cells)) + "</tr>")
 
 
 def render_index(archive: Archive) -> str:
     out = ['<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-           f'content="width=device-width,initial-scale=1"><title>SLA: closed months</title><style>{CSS}</style>'
+           f'content="width=device-width,initial-scale=1"><title>SLA: closed months</title><style>{CSS}{OWN_CSS}</style>'
            '</head><body><h1>Closed months</h1><p class="small">Each month is closed once its rows are final: its '
            "report in every format, signed, and its evidence bundle, written once. A rebuild is a new revision "
            'beside the first, saying what changed. <a href="./">Status now</a></p>']
@@ -50,8 +62,7 @@ def render_index(archive: Archive) -> str:
     if not months:
         out.append('<p id="no-reports">No month closed yet.</p>')
     else:
-        out.append('<table id="reports"><thead><tr><th>Month</th><th>Revision</th><th>Built</th><th>Verdicts</th>'
-                   "<th>Files</th><th>Notes</th></tr></thead><tbody>")
+        out.append('<table id="reports"><thead><tr>' + "".join(f"<th>{h}</th>" for h in LABELS) + "</tr></thead><tbody>")
         out += [_row(rev) for month in months for rev in reversed(archive.revisions(month))]
         out.append("</tbody></table>")
     out.append("</body></html>\n")
