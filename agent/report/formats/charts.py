@@ -25,7 +25,7 @@ def figure(title: str, svg: str, cls: str = "") -> str:
 def share_floor(shares: list[float | None]) -> float:
     """The highest of 90, 80, 50 and 0 % under every share given: each is drawn on the axis."""
     lowest = min((s for s in shares if s is not None), default=1.0)
-    return next(f for f in (0.9, 0.8, 0.5, 0.0) if f <= lowest)
+    return next((f for f in (0.9, 0.8, 0.5) if f <= lowest), 0.0)
 
 
 def daily_svg(service: str, days: list[dict[str, Any]], objective: float) -> str:
