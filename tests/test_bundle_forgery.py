@@ -296,8 +296,8 @@ def test_an_edited_report_html_is_named(owned, tmp_path, capsys):
 
 def test_a_bundle_an_older_version_laid_out_otherwise_verifies_and_its_figures_are_still_held(owned, tmp_path, capsys,
                                                                                                monkeypatch):
-    """An archived bundle must verify under a later version whose HTML differs in layout only (its CSS);
-    within one version the bytes must match, and across versions every word a reader sees must."""
+    """An archived bundle must verify under a later version whose HTML differs in layout, wording and charts;
+    within one version the bytes must match, and across versions every word of its tables must."""
     from agent.report import unbundle
     cfg_path, _, bundle, _, _ = owned
     inner = _unpack(bundle, tmp_path / "u")
@@ -309,6 +309,12 @@ def test_a_bundle_an_older_version_laid_out_otherwise_verifies_and_its_figures_a
     assert _verify(capsys, restyled)[0] == 1  # the same version renders it byte for byte
     monkeypatch.setattr(unbundle, "__version__", "99.0")  # a later agent checks the archived bundle
     code, out, err = _verify(capsys, restyled)
+    assert code == 0, err
+    reworded = html.replace("</h1>", " (archived)</h1>", 1).replace("</svg>", "<text>an axis of old</text></svg>", 1)
+    assert reworded.count("(archived)") == 1 and "an axis of old" in reworded
+    (inner / "report.html").write_text(reworded)  # another version's words and charts around the same tables
+    _resign(inner, _owner(cfg_path))
+    code, out, err = _verify(capsys, _repack(inner, tmp_path / "reworded.tar.gz"))
     assert code == 0, err
     (inner / "report.html").write_text(html.replace("0.000 %", "99.950 %"))
     _resign(inner, _owner(cfg_path))
