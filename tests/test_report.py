@@ -16,6 +16,7 @@ import pytest
 from agent.cli import main
 from agent.report import build_report, verify_report
 from agent.report import render
+from agent.report.formats.common import FAVICON_LINK
 
 from .conftest import ROOT
 from .month_fixture import CONFIG, NOW, build
@@ -79,7 +80,7 @@ def test_html_structure_and_self_contained(month):
     assert html.count('<svg class="chart') == 3 + n_periods
     assert html.count('<p class="legend') == 3  # daily bars, weekly bars, CDFs
     assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    assert "src=" not in html and "<link" not in html
+    assert "src=" not in html and re.findall(r"<link[^>]*>", html) == [FAVICON_LINK]  # the icon, inline
 
 
 def test_html_renders_in_headless_chromium(month, tmp_path):

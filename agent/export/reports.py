@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from ..report.archive import CHANGES, DELIVERED, Archive, Revision, bundle_name
+from ..report.formats.common import FAVICON_LINK
 from .page import CSS, _e
 
 TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".md": "text/markdown; charset=utf-8",
@@ -54,7 +55,7 @@ def _row(rev: Revision) -> str:
 
 def render_index(archive: Archive) -> str:
     out = ['<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-           f'content="width=device-width,initial-scale=1"><title>SLA: closed months</title><style>{CSS}{OWN_CSS}</style>'
+           f'content="width=device-width,initial-scale=1"><title>SLA: closed months</title>{FAVICON_LINK}<style>{CSS}{OWN_CSS}</style>'
            '</head><body><h1>Closed months</h1><p class="small">Each month is closed once its rows are final: its '
            "report in every format, signed, and its evidence bundle, written once. A rebuild is a new revision "
            'beside the first, saying what changed. <a href="./">Status now</a></p>']

@@ -140,4 +140,5 @@ FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect wi
            'fill="#1a7f37"/><path d="M8 17l5 5 11-12" fill="none" stroke="#fff" stroke-width="4" '
            'stroke-linecap="round" stroke-linejoin="round"/></svg>')
 FAVICON_LINK = ('<link rel="icon" type="image/svg+xml" href="data:image/svg+xml,'
-                + FAVICON.replace('"', "'").replace("#", "%23").replace("<", "%3C").replace(">", "%3E") + '">')
+                + FAVICON.replace('"', "'").replace("#", "%23").replace("<", "%3C").replace(">", "%3E").replace(":", "%3A")
+                + '">')

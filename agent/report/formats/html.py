@@ -9,8 +9,8 @@ import urllib.parse
 from typing import Any
 
 from .charts import cdf_svg, daily_svg, legend, location_strip_svg, weekly_svg
-from .common import (STATE_COLOUR, VERDICT_COLOUR, VERDICT_TEXT, counted, evidence_line, hops_line, kinds, location_rows, minutes, ms,
-                     path_line, pct, record, row_objective, row_value, ticket_rows, unconfirmed_line)
+from .common import (FAVICON_LINK, STATE_COLOUR, VERDICT_COLOUR, VERDICT_TEXT, counted, evidence_line, hops_line,
+                     kinds, location_rows, minutes, ms, path_line, pct, record, row_objective, row_value, ticket_rows, unconfirmed_line)
 
 
 def _e(x: Any) -> str:
@@ -166,7 +166,7 @@ def render(doc: dict[str, Any]) -> str:
     out = io.StringIO()
     w = out.write
     w(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-      f'content="width=device-width,initial-scale=1"><title>SLA report {_e(doc["month"])}</title>'
+      f'content="width=device-width,initial-scale=1"><title>SLA report {_e(doc["month"])}</title>{FAVICON_LINK}'
       f"<style>{CSS}</style></head><body>")
     w(f'<h1>SLA report {_e(doc["month"])}</h1><p class="small">Time zone {_e(doc["timezone"])}; generated '
       f'{_e(doc["generated_at"])}{"" if doc["complete"] else " (month in progress)"}; sla-agent '

@@ -9,7 +9,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
-from .common import VERDICT_TEXT, evidence_line, ms, pct, row_objective, row_value
+from .common import FAVICON_LINK, VERDICT_TEXT, evidence_line, ms, pct, row_objective, row_value
 from .csv import ROW_HEADER, cell, row_cells
 from .html import CSS
 from .markdown import Own, md
@@ -151,7 +151,7 @@ def _html_cell(label: str, c: str) -> str:
 
 def html(doc: dict[str, Any]) -> str:
     out = [f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-           f'content="width=device-width,initial-scale=1"><title>{_h(title(doc))}</title>'
+           f'content="width=device-width,initial-scale=1"><title>{_h(title(doc))}</title>{FAVICON_LINK}'
            f'<style>{CSS}</style></head><body><h1>{_h(title(doc))}</h1><p class="small">{_h(_head(doc))}</p>']
     if simulated(doc):
         out.append(f'<p class="simulated" style="background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px">'
