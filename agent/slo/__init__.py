@@ -9,7 +9,7 @@ from .availability import Availability, AvailabilityObjective, availability
 from .engine import (OBJECTIVE_CLASSES, Snapshot, by_class, context, evaluate, objectives_of, seal_delay_of,
                      settle_of)
 from .latency import Latency, LatencyObjective, latency
-from .month import MonthContext, ServiceMonth, runs
+from .month import HEARTBEAT_NAMES, S_DEGRADED, MonthContext, ServiceMonth, runs
 from .objective import EvalContext, Objective, RuleSet, Sample
 from .promql import objective_name, threshold_label
 from .slices import (S_DOWN, S_MASKED, S_UNKNOWN, S_UP, STATE_NAMES, DayCache, LedgerView, combine, range_counts,
@@ -17,7 +17,7 @@ from .slices import (S_DOWN, S_MASKED, S_UNKNOWN, S_UP, STATE_NAMES, DayCache, L
 from .tickets import TicketResponseObjective
 from .verdict import INSUFFICIENT, MET, MISSED, NO_DATA, combine_verdicts, rounded, verdict
 
-__all__ = ["Availability", "AvailabilityObjective", "DayCache", "EvalContext", "INSUFFICIENT", "Latency",
+__all__ = ["HEARTBEAT_NAMES", "S_DEGRADED", "Availability", "AvailabilityObjective", "DayCache", "EvalContext", "INSUFFICIENT", "Latency",
            "LatencyObjective", "LedgerView", "MET", "MISSED", "MonthContext", "NO_DATA", "OBJECTIVE_CLASSES",
            "Objective", "RuleSet", "STATE_NAMES", "S_DOWN", "S_MASKED", "S_UNKNOWN", "S_UP", "Sample", "ServiceMonth",
            "Snapshot", "TicketResponseObjective", "availability", "by_class", "combine", "combine_verdicts", "context",

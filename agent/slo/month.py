@@ -11,7 +11,10 @@ import numpy as np
 from .availability import Availability, min_observed
 from .objective import EvalContext
 from ..ledger import DOWN_I
-from .slices import S_MASKED, S_UNKNOWN, combine, counts, eligible_minutes, slice_states
+from .slices import S_MASKED, S_UNKNOWN, S_UP, combine, counts, eligible_minutes, slice_states
+
+S_DEGRADED = 4  # a minute with a down probe that the slice rule does not count down (an incident's "degraded")
+HEARTBEAT_NAMES = ("up", "down", "unknown", "masked", "degraded")  # indexed by state
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -48,6 +51,14 @@ class ServiceMonth:
         self.maintenance = cal.mask(self.m0, self.m1, ("maintenance",))
         self.exclusion = cal.mask(self.m0, self.m1, ("exclusion",))
         self.future = eligible_minutes(cal, self.m1, self.m_end)
+
+    def target_states(self, name: str) -> np.ndarray:
+        """One target's minutes as the status page's strip shows them: its own slice states, a minute
+        failing below the slice rule degraded, maintenance and exclusions masked."""
+        st = self.per_target[name].copy()
+        st[self.failing[name] & (st == S_UP)] = S_DEGRADED
+        st[self.maintenance | self.exclusion] = S_MASKED
+        return st
 
     def slices(self, a: int = 0, b: int | None = None) -> np.ndarray:
         """[up, down, unknown, masked] over the state indexes [a, b)."""
