@@ -16,6 +16,7 @@ from .export.page import render_page
 from .export.status import status_document
 from .report import build_report, render
 from .report.archive import Archive
+from .report.history import page_history
 from .report.sources import serve_ledger
 from .report.witnessed import make_for_agent
 from .slo import Snapshot
@@ -68,7 +69,7 @@ class Served:
 
     def __init__(self, agent: Any) -> None:  # the app's Agent
         self._agent = agent
-        self._page_report: tuple[str, float, dict] | None = None  # (month, built at, report) for the page
+        self._page_report: tuple[str, float, dict, dict] | None = None  # (month, built at, report, history)
         self._extracts = workers.pool(extracts.MAX_EXTRACTS, "sla-extract")
         self.archive = Archive(agent.state_dir)  # the closed months, served at /reports
 
@@ -133,11 +134,13 @@ class Served:
         now = a.clock.time()
         month = "{:04d}-{:02d}".format(*a.cal.month_of(now))
         if self._page_report is None or self._page_report[0] != month or now - self._page_report[1] > 60:
-            self._page_report = (month, now, await self.report_json(month))
+            report = await self.report_json(month)  # flushes: the history reads what it flushed
+            self._page_report = (month, now, report,
+                                 await asyncio.to_thread(page_history, a.cfg, a.state_dir, now))
         upcoming = [w for w in a.cal.windows(now, now + 8 * 86400) if w.kind == "maintenance" and w.end > now]
         nxt = upcoming[0].to_dict(a.cal.tz) if upcoming else None
         closed = await asyncio.to_thread(self._last_closed)
-        return render_page(status_document(AgentView(a)), self._page_report[2], nxt, closed)
+        return render_page(status_document(AgentView(a)), self._page_report[2], nxt, closed, self._page_report[3])
 
     def _last_closed(self) -> tuple[str, str] | None:
         """The last closed month and its latest revision, for the status page's link."""

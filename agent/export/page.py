@@ -7,6 +7,8 @@ import html
 from typing import Any
 
 from ..report.formats.common import VERDICT_TEXT, row_objective, row_value
+from . import banner, charts
+from .banner import hm
 
 REFRESH_S = 30
 CSS = """
@@ -19,6 +21,18 @@ text-align:left;vertical-align:top}th{background:#f6f8fa}.small{font-size:12px;c
 .sim{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px;margin:8px 0}a{color:#0969da}
 @media (max-width:640px){body{margin:8px}td,th{padding:4px 3px;font-size:12px}.wide{display:none}}
 """
+# `/` only (the archive's pages share CSS): tables that wrap rather than widen the page on a phone, the
+# banner, the charts
+PAGE_CSS = """
+table{table-layout:fixed}td,th{overflow-wrap:anywhere}td .v{white-space:normal;display:inline-block;overflow-wrap:normal}svg.budget{width:100%;max-width:120px;height:12px}
+#objectives th:last-child,#objectives td:last-child,#latency td:last-child{width:9em}.banner{list-style:none;padding:0;margin:6px 0}
+.banner li{margin:4px 0;padding:6px 8px;border-left:6px solid #6e7781;background:#f6f8fa}
+.banner li.on_track{border-color:#1a7f37}.banner li.at_risk{border-color:#9a6700}.banner li.lost{border-color:#cf222e}
+.v.on_track{background:#1a7f37}.v.at_risk{background:#9a6700}.v.lost{background:#cf222e}.v.pending{background:#6e7781}
+.failing{color:#a40e26;font-weight:bold}
+@media (max-width:640px){#objectives th:nth-child(2),#objectives td:nth-child(2){display:none}
+#objectives th:last-child,#objectives td:last-child,#latency td:last-child{width:8.5em}td .v{font-size:11px}}
+""" + charts.CSS
 
 
 def _e(x: Any) -> str:
@@ -29,10 +43,10 @@ def _pct(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{x * 100:.{digits}f} %"
 
 
-def _budget_svg(remaining: float | None) -> str:
-    """A bar of the month's error budget left (green while more than a quarter is left)."""
+def _budget_svg(remaining: float | None, state: str) -> str:
+    """A bar of the month's error budget left, coloured by the row's headline: red only once it is lost."""
     r = 0.0 if remaining is None else max(0.0, min(1.0, remaining))
-    colour = "#1a7f37" if r > 0.25 else ("#9a6700" if r > 0 else "#cf222e")
+    colour = charts.STATE_COLOURS[state]
     return (f'<svg class="budget" width="120" height="12" role="img" aria-label="budget left {r * 100:.0f} %">'
             f'<rect width="120" height="12" fill="#eee"/><rect width="{120 * r:.1f}" height="12" fill="{colour}"/>'
             "</svg>")
@@ -61,19 +75,14 @@ def _open_tickets(w: Any, status: dict[str, Any]) -> None:
     w("</tbody></table>")
 
 
-def hm(seconds: float) -> str:
-    m = int(abs(seconds) // 60)
-    return f"{m // 60} h {m % 60:02d} min"
-
-
-def _objectives(w: Any, status: dict[str, Any], report: dict[str, Any]) -> None:
+def _objectives(w: Any, report: dict[str, Any], states: dict[int, str]) -> None:
     w('<h2>The contract, month to date</h2><table id="objectives"><thead><tr><th>Row</th><th>Objective</th>'
       '<th>Measured</th><th>Budget left</th><th class="wide">Burn rate</th><th>Verdict</th></tr></thead><tbody>')
     for r in report["rows"]:
         d = r["details"] if r["measure"] == "availability" else None
         budget = burn = ""
         if d is not None:
-            budget = f'{_budget_svg(d["budget_remaining_ratio"])} {_budget_text(d)}'
+            budget = f'{_budget_svg(d["budget_remaining_ratio"], states[r["row"]])} {_budget_text(d)}'
             burn = "-" if d["burn_rate"] is None else f'{d["burn_rate"]:.2f}'
         w(f'<tr class="objective"><td>{r["row"]}. {_e(r["service"])} {_e(r["measure"])}</td>'
           f"<td>{_e(row_objective(r))}</td><td>{_e(row_value(r))}</td><td>{budget}</td>"
@@ -104,7 +113,7 @@ def _latency(w: Any, status: dict[str, Any]) -> None:
             continue
         below = ", ".join(f'{_pct(b["fraction"])} &lt; {_e(t)} s (objective {b["objective"] * 100:g} %)'
                           for t, b in p["below"].items())
-        w(f'<tr><td>{_e(svc)}</td><td>{_e(p["start"][:10])} to {_e(p["end"][:10])}</td><td>{p["count"]} requests'
+        w(f'<tr><td>{_e(svc)}</td><td class="wide">{_e(p["start"][:10])} to {_e(p["end"][:10])}</td><td>{p["count"]} requests'
           f'</td><td>{below}</td><td><span class="v {p["verdict"]}">{VERDICT_TEXT[p["verdict"]]}</span></td></tr>')
     w("</tbody></table>")
 
@@ -138,15 +147,51 @@ def _delivery(w: Any, status: dict[str, Any]) -> None:
         w(f'<p class="{cls} delivery" data-channel="{_e(name)}">Delivery of {_e(what)}: {_e(text)}</p>')
 
 
+def _banner(w: Any, heads: list[dict[str, Any]]) -> None:
+    """Final-looking states and those without enough data in two lists: a blank is never read as a verdict."""
+    def item(h: dict[str, Any]) -> str:
+        failing = "".join(f' <span class="failing">failing now: {_e(t)} since {_e(since)} (counted once its '
+                          "minutes close)</span>" for t, since in h["failing"])
+        return (f'<li class="{h["state"]}" data-row="{h["row"]}" data-state="{h["state"]}"><span class="v '
+                f'{h["state"]}">{banner.TEXT[h["state"]]}</span> <b>{h["row"]}. {_e(h["service"])} '
+                f'{_e(h["measure"])}</b>: {_e(h["figure"])}{failing}</li>')
+    judged = [h for h in heads if h["state"] != banner.PENDING]
+    pending = [h for h in heads if h["state"] == banner.PENDING]
+    w('<section id="banner"><h2>Where the month is heading</h2>')
+    if judged:
+        w('<ul class="banner" id="banner-verdicts">' + "".join(item(h) for h in judged) + "</ul>")
+    if pending:
+        w('<p><b>Not enough data yet for a verdict:</b></p><ul class="banner" id="banner-pending">'
+          + "".join(item(h) for h in pending) + "</ul>")
+    w('<p class="small">' + " · ".join(f"{banner.TEXT[s]}: {m}" for s, m in banner.MEANING.items())
+      + ". The verdict column below judges only what is observed.</p></section>")
+
+
+def _history(w: Any, status: dict[str, Any], report: dict[str, Any], history: dict[str, Any],
+             states: dict[int, str]) -> None:
+    w('<h2>History</h2><section id="strips">')
+    for name, s in history["strips"].items():
+        w(charts.strips(name, s, status["targets"].get(name)))
+    w(charts.strip_keys() + "</section>")
+    for svc, lat in history["latency"].items():
+        w(f"<h3>{_e(svc)}: latency of the 7-day period from {_e(lat['start'][:10])}, hour by hour</h3>"
+          + charts.latency_chart(svc, lat))
+    for r in report["rows"]:
+        if r["measure"] == "availability":
+            w(f"<h3>{_e(r['service'])}: the month's down time budget</h3>" + charts.burn_down(
+                r["service"], r, report["daily"].get(r["service"], []), states[r["row"]], history["until"]))
+
+
 def render_page(status: dict[str, Any], report: dict[str, Any], next_window: dict[str, Any] | None,
-                closed: tuple[str, str] | None = None) -> str:
-    """`closed`: the last closed month and its latest revision (the archive at /reports), if any."""
+                closed: tuple[str, str] | None = None, history: dict[str, Any] | None = None) -> str:
+    """`closed`: the last closed month and its latest revision (the archive at /reports), if any;
+    `history`: report.history's strips and hourly latency, drawn when given."""
     out: list[str] = []
     w = out.append
     month = report["month"]
     w(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
       f'content="width=device-width,initial-scale=1"><meta http-equiv="refresh" content="{REFRESH_S}">'
-      f"<title>SLA {_e(month)}: status</title><style>{CSS}</style></head><body>")
+      f"<title>SLA {_e(month)}: status</title><style>{CSS}{PAGE_CSS}</style></head><body>")
     w(f'<h1>SLA status, {_e(month)}</h1><p class="small">Now {_e(status["now"])} (contract time '
       f'{_e(status["timezone"])}); figures of {_e(status["evaluated_at"])}; this page reloads every {REFRESH_S} s. '
       f'<a href="report?month={_e(month)}">The month\'s report</a> · <a href="metrics">/metrics</a> · '
@@ -160,8 +205,13 @@ def render_page(status: dict[str, Any], report: dict[str, Any], next_window: dic
         w(f'<p class="sim">{_e(report["readings"]["data"])}</p>')
     if status["maintenance_active"]:
         w(f'<p class="sim" id="maintenance-now">Maintenance window now: {_e(status["maintenance"])}</p>')
-    _objectives(w, status, report)
+    heads = banner.verdicts(status, report)
+    states = {h["row"]: h["state"] for h in heads}
+    _banner(w, heads)
+    _objectives(w, report, states)
     _open_tickets(w, status)
+    if history is not None:
+        _history(w, status, report, history, states)
     _targets(w, status)
     _latency(w, status)
     _incidents(w, report)
