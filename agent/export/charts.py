@@ -4,6 +4,7 @@ verdict, never a figure's size alone."""
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 import html
 from typing import Any
 
@@ -99,7 +100,8 @@ def latency_chart(service: str, lat: dict[str, Any]) -> str:
         out.append(f'<text x="{X0 - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="13">{v * 100:g} %</text>'
                    f'<line x1="{X0}" x2="{W - 6}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#d0d7de"/>')
     for d in range(0, hours, 24):
-        out.append(f'<text x="{x(d) + 2:.1f}" y="{H - 18}" font-size="13">day {d // 24 + 1}</text>')
+        day = dt.date.fromisoformat(lat["start"][:10]) + dt.timedelta(days=d // 24)
+        out.append(f'<text x="{x(d) + 2:.1f}" y="{H - 18}" font-size="13">{day.isoformat()[5:]}</text>')
     for i, b in enumerate(lat["bounds"]):
         c = colours[i % 2]
         out.append(f'<line x1="{X0}" x2="{W - 6}" y1="{y(b["objective"]):.1f}" y2="{y(b["objective"]):.1f}" '
