@@ -31,6 +31,7 @@ from .ledger.journal import Journal
 from .probes import Capture, ProbeResult, applicable_phases, make_probe, probe_type
 from .redact import Redactor
 from .report.closing import MonthClose
+from .report.signing import KeyCheck, SigningError
 from .scheduler import LagWatch, Scheduler
 from .sdnotify import Notifier
 from .slo import STATE_NAMES, DayCache, Snapshot, evaluate, seal_delay_of, service_states, settle_of
@@ -96,6 +97,7 @@ class Agent:
             self.closer.deliver = lambda rev, _: self.delivery.deliver(rev, json.loads((rev / "report.json").read_text()))
         self._last_compact = 0.0
         self._seen: dict[str, int] = {}  # counts kept elsewhere, as last added to their metric
+        self.signing = KeyCheck()  # a key the service's user cannot read fails every report: said at once
 
     def _record(self, r: ProbeResult, masked: bool) -> None:
         self.ledger.add(r, masked)  # through the attribute: a benchmark may hand the agent a prefilled ledger
@@ -115,6 +117,8 @@ class Agent:
 
     # -- life -------------------------------------------------------------------------------------------
     async def start(self) -> None:
+        if why := self.signing(self.cfg.evidence.signing_key_file):
+            raise SigningError(why)
         self._lock.acquire()
         self.store = await asyncio.to_thread(Store, self.state_dir, thresholds=self.cfg.contract.thresholds,
                                              clock=self.clock.time)
@@ -204,11 +208,7 @@ class Agent:
         sealed = await self.flush(seal_all=True)  # nothing written is left outside the chain
         for tl in self.scheduler.timelines.values():
             await tl.probe.close()
-        if self.server is not None:
-            await self.server.stop()
-        if self.store is not None:
-            self.store.close()
-        self._lock.release()
+        await self.abandon()
         if sealed:
             log.info("stopped after %d probe results; ledger flushed and sealed to %s", self.results_seen,
                      self.store.path if self.store else "-")
@@ -217,7 +217,7 @@ class Agent:
                       "are not sealed (`sla-agent evidence seal` seals them)", self.results_seen)
 
     async def abandon(self) -> None:
-        """After a failed start: what was opened is closed, the state directory's lock released."""
+        """What was opened is closed, the state directory's lock released (after a failed start; at stop's end)."""
         if self.server is not None:
             await self.server.stop()
         if self.store is not None:
@@ -242,6 +242,8 @@ class Agent:
             return self._refuse(f"the running configuration is kept:\n{exc}")
         if new.contract.thresholds != self.cfg.contract.thresholds:
             return self._refuse("latency thresholds cannot change under an existing ledger")
+        if why := self.signing(new.evidence.signing_key_file):
+            return self._refuse(why)
         old = {t.name: t.service for t in self.cfg.all_targets}
         feed_changed = (new.tickets, new.contract) != (self.cfg.tickets, self.cfg.contract)  # columns, time zone
         self._apply(new)
@@ -389,7 +391,8 @@ class Agent:
         f = self.flusher
         why = ("state not restored yet" if not self._restored else "the ledger file was lost: writing a new one"
                if f.rewriting else f"the ledger cannot be written: {f.last_error}" if f.failing else
-               "no probe has completed yet" if self.cfg.all_targets and not self.states.decided else "")
+               "no probe has completed yet" if self.cfg.all_targets and not self.states.decided else
+               self.signing(self.cfg.evidence.signing_key_file))
         self.metrics.ready.set(0 if why else 1)
         return not why, why
 

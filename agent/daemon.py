@@ -14,6 +14,7 @@ from .app import Agent
 from .config import Config
 from .export.webconfig import WebConfigError
 from .redact import redact_url
+from .report.signing import SigningError
 from .store import StoreError
 
 log = logging.getLogger("sla_agent.agent")
@@ -85,7 +86,7 @@ async def run_agent(cfg: Config, *, state_dir: str | None = None, config_path: s
     signals.install(loop)  # before start: a SIGTERM while the state is restored still ends in a flush
     try:
         await agent.start()
-    except (StoreError, OSError, WebConfigError) as exc:
+    except (StoreError, OSError, WebConfigError, SigningError) as exc:
         log.error("cannot start: %s", redact_url(str(exc)))
         await agent.abandon()
         for sig in SIGNALS:

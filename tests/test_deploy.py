@@ -139,6 +139,32 @@ def test_the_icmp_raw_drop_in_verifies_and_keeps_the_sandbox(tmp_path, capsys):
     assert float(m.group(1)) <= 2.0
 
 
+def _exposure(unit: Path) -> str:
+    p = run(tool("systemd-analyze"), "security", "--offline=true", str(unit))
+    m = re.search(r"Overall exposure level for sla-agent.service: ([0-9.]+ \w+)", p.stdout)
+    assert m, p.stdout + p.stderr
+    return m.group(1)
+
+
+def test_the_signing_key_drop_in_verifies_and_keeps_the_score(tmp_path, capsys):
+    """The unit with deploy/systemd/signing-key.conf merged in: it passes the key as a credential and
+    changes nothing of the sandbox (both scored in the same run)."""
+    unit = (DEPLOY / "systemd" / "sla-agent.service").read_text()
+    drop_in = (DEPLOY / "systemd" / "signing-key.conf").read_text()
+    assert "LoadCredential=" in drop_in and "LoadCredential=" not in unit  # a missing key must not stop the unit
+    exe = shutil.which("sla-agent") or str(Path(sys.executable).parent / "sla-agent")
+    alone, merged = tmp_path / "alone" / "sla-agent.service", tmp_path / "merged" / "sla-agent.service"
+    for path, text in ((alone, unit), (merged, unit + "\n" + drop_in)):
+        path.parent.mkdir()
+        path.write_text(text.replace("/opt/sla-agent/bin/sla-agent", exe))
+    p = run(tool("systemd-analyze"), "verify", str(merged))
+    assert p.returncode == 0, p.stdout + p.stderr
+    before, after = _exposure(alone), _exposure(merged)
+    with capsys.disabled():
+        print(f"\n[systemd-analyze security] sla-agent.service exposure {before}; + signing-key.conf {after}")
+    assert after == before
+
+
 def test_dashboard_covers_what_users_look_at():
     d = json.loads((DEPLOY / "grafana" / "dashboards" / "sla-agent.json").read_text())
     titles = " | ".join(p["title"] for p in d["panels"])

@@ -30,9 +30,27 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     for issue in cfg.warnings:
         print(f"{issue} (warning: `sla-agent run` needs it on this machine; reports do not)", file=sys.stderr)
+    signer = _signer(cfg)
+    if signer is None:
+        return EXIT_INPUT
     print(f"{args.file}: OK: {len(cfg.targets)} targets in services {', '.join(cfg.services)}, "
-          f"{len(cfg.controls)} control checks, timezone {cfg.contract.timezone}")
+          f"{len(cfg.controls)} control checks, timezone {cfg.contract.timezone}{signer}")
     return EXIT_OK
+
+
+def _signer(cfg) -> str | None:
+    """", signed by key ..." when the signing key loads as this user; None after saying why it does not:
+    every report would fail on it later."""
+    from ..report.signing import SigningError, key_id, load_private
+
+    if not cfg.evidence.signing_key_file:
+        return ""
+    try:
+        key = load_private(cfg.evidence.signing_key_file)
+    except SigningError as exc:
+        err(f"evidence.signing_key_file: {exc}")
+        return None
+    return f", reports signed by key {key_id(key.public_key())[:16]}... ({cfg.evidence.signing_key_file})"
 
 
 def _event_loop_policy() -> str:
@@ -115,6 +133,7 @@ def _verify(args: argparse.Namespace, cfg, state: str) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ..calendar import Calendar
     from ..report import ReportError, build_report
+    from ..report.signing import SigningError
 
     if getattr(args, "report_command", None) == "close":
         from .close import cmd_close
@@ -144,7 +163,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             return EXIT_RUNTIME
         else:
             doc = build_report(cfg, state_dir(args, cfg), month, now)
-    except ReportError as exc:
+    except (ReportError, SigningError) as exc:
         err(str(exc))
         return EXIT_RUNTIME
     return write_output(args, doc, month)

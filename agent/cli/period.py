@@ -6,6 +6,7 @@ import argparse
 from ..calendar import Calendar
 from ..config import Config
 from ..report import ReportError
+from ..report.signing import SigningError
 from ..report.period import MAX_MONTHS, build_period_report, months_of, quarter, year
 from ..timeutil import parse_month
 from .common import EXIT_INPUT, EXIT_RUNTIME, err, state_dir, write_output
@@ -66,7 +67,7 @@ def cmd_period(args: argparse.Namespace, cfg: Config, now: float) -> int:
                 refuse_unsealed(cfg, state, missing, month, "report")
                 return EXIT_RUNTIME
         doc = build_period_report(cfg, state, first, last, now)
-    except ReportError as exc:
+    except (ReportError, SigningError) as exc:  # a key this user cannot read
         err(str(exc))
         return EXIT_RUNTIME
     return write_output(args, doc, f"{first} to {last}")

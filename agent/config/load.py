@@ -135,6 +135,40 @@ def _ca_file(r: Reader, node: yaml.Node, path: str) -> object:
     return name
 
 
+def _signing_key_file(r: Reader, node: yaml.Node, path: str) -> object:
+    """The private key, or systemd's copy of it: a service run as a throwaway user (DynamicUser=) cannot
+    read a root-owned key, so the unit passes it with LoadCredential= under the file's own name, and the
+    copy in $CREDENTIALS_DIRECTORY is read instead (deploy/systemd/signing-key.conf)."""
+    name = r.string(node, path)
+    credentials = None if r.offline else r.env.get("CREDENTIALS_DIRECTORY")
+    if name is MISSING or not credentials:
+        return name if name is MISSING else r.existing_file(node, path)
+    copy = Path(credentials) / r.path_of(name).name
+    if not os.path.isfile(copy):
+        return r.existing_file(node, path)
+    public = r.path_of(name).with_suffix(".pub")  # beside every key `evidence keygen` makes, readable by all
+    if _other_key(copy, public):
+        return r.reject(node, path, f"systemd's credential {copy} holds another key than {public} beside "
+                                    f"{r.path_of(name)}: point LoadCredential= at {r.path_of(name)} "
+                                    f"(deploy/systemd/signing-key.conf) and restart the service")
+    return str(copy)
+
+
+def _other_key(private: Path, public: Path) -> bool:
+    """The credential's key and the public key file both load and differ: a key rotated to a new file of
+    the same name while the unit still passes the old one. Without a public key to compare with, the copy
+    is taken; one that does not load is said where the key is checked (check-config, the start)."""
+    from cryptography.hazmat.primitives import serialization as ser
+
+    raw = (ser.Encoding.Raw, ser.PublicFormat.Raw)
+    try:
+        mine = ser.load_pem_private_key(private.read_bytes(), password=None).public_key().public_bytes(*raw)
+        theirs = ser.load_pem_public_key(public.read_bytes()).public_bytes(*raw)
+    except (OSError, ValueError, TypeError):
+        return False
+    return mine != theirs
+
+
 def _timestamping_rule(r: Reader, s: Section, path: str) -> bool:
     tsa, every, timeout = s.values.get("tsa", ()), s.values.get("every", 3600.0), s.values.get("timeout", 30.0)
     twice = [u for i, u in enumerate(tsa) if u in tsa[:i]]
@@ -175,7 +209,7 @@ EVIDENCE_FIELDS = (
     Field("body_bytes", integer(0, 65536)),
     Field("failures_per_minute", integer(1, 10_000)),
     Field("sample_up_every", duration(minimum=0, maximum=86400)),
-    Field("signing_key_file", existing_file()),
+    Field("signing_key_file", _signing_key_file),
     Field("public_key_file", existing_file()),
     Field("witnesses", section(WITNESS_FIELDS, WitnessSettings)),
     Field("timestamping", section(TIMESTAMP_FIELDS, TimestampSettings, _timestamping_rule)),

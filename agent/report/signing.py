@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,14 +32,57 @@ def key_id(public: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def unreadable(path: str | os.PathLike[str], exc: OSError) -> str:
+    """Why the key cannot be read, by whom, and (when it is the permission) what the file's owner and mode
+    are: under systemd's DynamicUser= the service's user is not the one that made the key."""
+    why = f"{path}: cannot be read by user {os.geteuid()} ({exc.strerror or exc})"
+    if isinstance(exc, PermissionError):
+        try:
+            st = os.stat(path)
+            why += f": the file is owned by user {st.st_uid}, group {st.st_gid}, mode {stat.S_IMODE(st.st_mode):04o}"
+        except OSError:
+            pass
+        why += (". As a service, pass it with LoadCredential= (deploy/systemd/signing-key.conf): the agent "
+                "reads it from $CREDENTIALS_DIRECTORY")
+    return why
+
+
 def load_private(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SigningError(unreadable(path, exc)) from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
         raise SigningError(f"{path}: not an unencrypted PEM private key: {exc}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise SigningError(f"{path}: not an Ed25519 key (make one with `sla-agent evidence keygen`)")
     return key
+
+
+class KeyCheck:
+    """Whether the signing key can be read and loaded ("" when it can, else why not), at the agent's start,
+    at a reload and for /readyz: read again only when the path, or the file's inode, contents or mode, changed."""
+
+    def __init__(self) -> None:
+        self._seen: tuple[Any, str] | None = None
+
+    def __call__(self, path: str | None) -> str:
+        if not path:
+            return ""
+        try:
+            st = os.stat(path)
+            mark: Any = (path, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+        except OSError as exc:
+            mark = (path, str(exc))
+        if self._seen is None or self._seen[0] != mark:
+            try:
+                load_private(path)
+                self._seen = (mark, "")
+            except SigningError as exc:
+                self._seen = (mark, f"the signing key is not usable: {exc}")
+        return self._seen[1]
 
 
 def load_public(path: str | os.PathLike[str] | None = None, pem: bytes | None = None) -> Ed25519PublicKey:

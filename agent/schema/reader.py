@@ -10,6 +10,7 @@ import difflib
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -185,9 +186,15 @@ class Reader:
         if name is MISSING:
             return MISSING
         p = self.path_of(name)
-        if not p.is_file() and not self.offline:
-            return self.reject(node, path, f"no such file: {p}")
-        return str(p)
+        if self.offline:
+            return str(p)
+        try:
+            found = stat.S_ISREG(p.stat().st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            found = False
+        except OSError as exc:  # a folder on the way this user may not enter
+            return self.reject(node, path, f"cannot reach {p} as user {os.geteuid()}: {exc.strerror}")
+        return str(p) if found else self.reject(node, path, f"no such file: {p}")
 
     def boolean(self, node: yaml.Node, path: str) -> Any:
         value = self.scalar(node, path)
