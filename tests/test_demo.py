@@ -105,3 +105,16 @@ def test_the_live_table_explains_a_short_outage_by_the_slice_rule():
     assert "degraded: 20 of 60 probes failed" in lines[0] and "below the 50 % rule" in lines[0]
     assert "counts DOWN (40 of 60" in lines[1]
     assert _explain("web-ui", w.closed_with_failures(t0 + 130), agent) == []  # each minute said once
+
+
+def test_the_simulated_month_s_bundle_passes_its_own_offline_check(tmp_path, capsys):
+    """The extract in the bundle dropped the mark that the month is simulated: the report rebuilt from it
+    lost its SIMULATED line, and `evidence verify` found `readings` differing."""
+    cfg = load_config(DEMO)
+    month = write_history(cfg, str(tmp_path / "s"), time.time())
+    bundle = tmp_path / "b.tar.gz"
+    common = ["--config", str(DEMO), "--state-dir", str(tmp_path / "s")]
+    assert main(["evidence", "export", *common, "--month", month, "--output", str(bundle)]) == 0
+    capsys.readouterr()
+    assert main(["evidence", "verify", str(bundle), "--allow-unsigned"]) == 0, capsys.readouterr().err
+    assert "MISMATCH" not in capsys.readouterr().err

@@ -6,6 +6,7 @@ from typing import Any
 
 SCHEMA_VERSION = 9
 DB_NAME = "ledger.db"
+SIMULATED_KEY = "simulated_months"  # meta: the months `sla-agent demo` wrote; their reports say so
 
 # Each entry brings the schema from version i to i+1. Never edit a released step; append a new one.
 MIGRATIONS: list[list[str]] = [

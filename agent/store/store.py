@@ -24,7 +24,7 @@ from ..ledger.journal import Record
 from . import chain, journal, packing, sealing
 from .journal_tables import JournalTables
 from .records import RecordTables
-from .schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION, tx
+from .schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION, SIMULATED_KEY, tx
 from .timestamps import TimestampTables
 
 log = logging.getLogger("sla_agent.store")
@@ -185,13 +185,13 @@ class Store(RecordTables, JournalTables, TimestampTables):
     def simulated_months(self) -> list[str]:
         """Months whose rows `sla-agent demo` wrote (never measured): their reports say so."""
         with self._lock:
-            row = self.conn.execute("SELECT value FROM meta WHERE key='simulated_months'").fetchone()
+            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (SIMULATED_KEY,)).fetchone()
         return json.loads(row[0]) if row else []
 
     def mark_simulated(self, month: str) -> None:
         months = sorted(set(self.simulated_months()) | {month})
         with self._lock, tx(self.conn):
-            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('simulated_months', ?)", (json.dumps(months),))
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (SIMULATED_KEY, json.dumps(months)))
 
     # -- targets ---------------------------------------------------------------------------------
     def _target_id(self, name: str, service: str) -> int:
