@@ -181,11 +181,13 @@ def test_the_period_in_every_format(quarter_state, quarter_doc):
         cells = [row[1:] for row in t["months"][1:] if row[0] == m["month"]]
         assert [c[0] for c in cells] == [str(r["row"]) for r in m["rows"]]
     lines = list(csv.reader(io.StringIO(render(quarter_doc, "csv"))))
-    rows_block = lines[:lines.index([])]
-    own = [line for m in monthly for line in list(csv.reader(io.StringIO(render(m, "csv"))))[1:7]]
-    assert rows_block[0] == ["month", "row", "service", "measure", "objective", "value", "verdict"]
-    assert rows_block[1:19] == own  # the monthly CSV's own lines
-    assert [line[0] for line in rows_block[19:]] == ["2026-07 to 2026-09"] * 6
+    assert lines[0][:8] == ["kind", "month", "row", "service", "measure", "objective", "value", "verdict"]
+    assert all(len(line) == len(lines[0]) for line in lines)  # one table, one header
+    rows_block = [line[:8] for line in lines if line[0] == "row"]
+    own = [line[:8] for m in monthly for line in list(csv.reader(io.StringIO(render(m, "csv"))))[1:7]]
+    assert rows_block[:18] == own  # the monthly CSV's own lines
+    assert [line[1] for line in rows_block[18:]] == ["2026-07 to 2026-09"] * 6
+    assert {line[0] for line in lines[1:]} == {"row", "tickets", "period"}
     assert json.loads(render(quarter_doc, "json"))["period"]["from"] == "2026-07"
     said = "2026-07: SIMULATED: these figures were written by `sla-agent demo`"  # the demo's months say so
     assert said in text and said.replace("`", "\\`") in md and said in unescape(render(quarter_doc, "html"))
@@ -248,7 +250,7 @@ def test_the_cli_flags(quarter_state, quarter_doc, tmp_path, capsys):
     assert _cli(path, state, "--verify", str(out)) == 0
     capsys.readouterr()
     assert _cli(path, state, "--from", "2026-08", "--to", "2026-09", "--format", "csv") == 0
-    assert [line.split(",")[0] for line in capsys.readouterr().out.splitlines()[1:14]] == \
+    assert [line.split(",")[1] for line in capsys.readouterr().out.splitlines()[1:14]] == \
         ["2026-08"] * 6 + ["2026-09"] * 6 + ["2026-08 to 2026-09"]
     assert _cli(path, state, "--year", "2026", "--format", "markdown") == 0
     assert capsys.readouterr().out.startswith("# SLA report 2026-01 to 2026-12\n")

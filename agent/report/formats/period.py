@@ -2,15 +2,13 @@
 totals, each month's rows, each month's 7-day periods, the tickets and the evidence, laid out by format."""
 from __future__ import annotations
 
-import csv as _csv
 import html as _html
-import io
 import textwrap
 from dataclasses import dataclass
 from typing import Any
 
 from .common import FAVICON_LINK, VERDICT_TEXT, evidence_line, ms, pct, row_objective, row_value
-from .csv import ROW_HEADER, cell, row_cells
+from .csv import ROW_HEADER, cell, one_table, row_cells
 from .html import CSS
 from .markdown import Own, md
 
@@ -167,24 +165,21 @@ def html(doc: dict[str, Any]) -> str:
 
 
 def csv(doc: dict[str, Any]) -> str:
-    """The monthly CSV's lines for each month, then the totals (month: `FROM to TO`); after an empty line the
-    ticket counts, after another the 7-day periods."""
-    out = io.StringIO()
-    wr = _csv.writer(out, lineterminator="\n")
+    """One table (formats/csv.py): the monthly CSV's rows for each month, then the totals (month: `FROM to
+    TO`), the ticket counts of each month and priority, and the 7-day periods."""
     span = f"{doc['period']['from']} to {doc['period']['to']}"
-    wr.writerow(ROW_HEADER)
-    wr.writerows(row_cells(rep["month"], r) for rep in doc["reports"] for r in rep["rows"])
-    wr.writerows(row_cells(span, r) for r in doc["period"]["totals"]["rows"])
-    out.write("\n")
-    wr.writerow(["month", "priority", "deadline_h", "total", "met", "missed", "pending", "ratio"])
-    wr.writerows([m, prio, t["deadline_h"], t["total"], t["met"], t["missed"], t["pending"], cell(t["ratio"])]
-                 for m, prio, t in ticket_figures(doc))
-    out.write("\n")
-    wr.writerow(["month", "service", "start", "end", "complete", "count", "below", "verdict"])
-    wr.writerows([rep["month"], p["service"], p["start"], p["end"], p["complete"], p["count"],
-                  cell({t: b["fraction"] for t, b in p["below"].items()}), p["verdict"]]
-                 for rep in doc["reports"] for p in rep["periods"])
-    return out.getvalue()
+    rows = [row_cells(rep["month"], r) for rep in doc["reports"] for r in rep["rows"]]
+    rows += [row_cells(span, r) for r in doc["period"]["totals"]["rows"]]
+    tickets = ([m, prio, t["deadline_h"], t["total"], t["met"], t["missed"], t["pending"], cell(t["ratio"])]
+               for m, prio, t in ticket_figures(doc))
+    periods = ([rep["month"], p["service"], p["start"], p["end"], p["complete"], p["count"],
+                cell({t: b["fraction"] for t, b in p["below"].items()}), p["verdict"]]
+               for rep in doc["reports"] for p in rep["periods"])
+    return one_table([("row", ROW_HEADER, rows),
+                      ("tickets", ["month", "priority", "deadline_h", "total", "met", "missed", "pending", "ratio"],
+                       tickets),
+                      ("period", ["month", "service", "start", "end", "complete", "count", "below", "verdict"],
+                       periods)])
 
 
 RENDERERS = {"text": text, "markdown": markdown, "html": html, "csv": csv}
