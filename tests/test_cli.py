@@ -107,3 +107,37 @@ def test_commands_that_only_read_the_ledger_need_no_chromium(tmp_path, monkeypat
     assert main(["run", *common]) == 2  # the one that probes refuses, as before
     err = capsys.readouterr().err
     assert "targets[1].executable_path: no Chromium found" in err and "warning" not in err
+
+
+def _helpless(parser, path: str) -> list[str]:
+    """Every command without a help line or a description, every option and argument without a help."""
+    import argparse
+
+    out = []
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            helps = {c.dest: c.help for c in a._choices_actions}
+            for name, sub in a.choices.items():
+                out += [f"{path} {name}: no {what}" for what, text in (("help", helps.get(name)),
+                                                                       ("description", sub.description))
+                        if not (text or "").strip()]
+                out += _helpless(sub, f"{path} {name}")
+        elif a.help != argparse.SUPPRESS and not (a.help or "").strip():
+            out.append(f"{path} {'/'.join(a.option_strings) or a.dest}: no help")
+    return out
+
+
+def test_every_command_and_option_has_a_help():
+    from agent.cli import build_parser
+
+    parser = build_parser()
+    assert len([a for a in parser._actions if a.option_strings]) >= 2  # the walk sees the options
+    assert _helpless(parser, "sla-agent") == []
+
+
+def test_tickets_import_help_lists_the_columns(capsys):
+    with pytest.raises(SystemExit):
+        main(["tickets", "import", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert all(c in said for c in ("id", "priority", "opened_at", "responded_at", "workaround_at", "resolved_at",
+                                   "closed_at", "contract.tickets.columns"))

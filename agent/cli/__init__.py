@@ -8,6 +8,7 @@ from typing import Sequence
 
 from .. import __version__
 from ..report import FORMATS
+from ..tickets.model import FIELDS, REQUIRED
 from . import commands, evidence, period, records, timestamps, witness
 from .close import add_close
 from .common import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME
@@ -34,7 +35,7 @@ def _run_and_demo(sub: argparse._SubParsersAction) -> None:
         "finish, the ledger is flushed); SIGHUP reloads the configuration (a bad one is refused and logged)."))
     _config_arg(r)
     r.add_argument("--listen", metavar="HOST:PORT", help="override agent.listen")
-    r.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    r.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="override agent.log_level")
     d = sub.add_parser("demo", help="run the agent against a built-in simulated web UI and API", description=(
         "Start a simulated CRM web interface and API on 127.0.0.1 (lognormal latency with a slow tail, "
         "occasional errors and short outages) and the agent against them. Prints where the metrics and the "
@@ -64,7 +65,8 @@ def _sim_args(p: argparse.ArgumentParser) -> None:
 def _reports(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("check-config", help="validate a configuration file", description=(
         "Validate a configuration file. Every error is printed as FILE:LINE: field.path: message."))
-    c.add_argument("file", metavar="FILE", nargs="?", default=os.environ.get("SLA_AGENT_CONFIG"))
+    c.add_argument("file", metavar="FILE", nargs="?", default=os.environ.get("SLA_AGENT_CONFIG"),
+                   help="the configuration file (default: $SLA_AGENT_CONFIG)")
     rep = sub.add_parser("report", help="write the monthly SLA report", description=(
         "Fill the contract's table with the measured values for a month, with the evidence behind each "
         "row. Works while the daemon runs. A closed month's report is made from rows sealed final only (sealed "
@@ -86,7 +88,8 @@ def _reports(sub: argparse._SubParsersAction) -> None:
         "Generate Prometheus recording and alerting rules, an Alertmanager config and a Grafana dashboard from "
         "the configuration, so the alerts measure exactly what the report measures."))
     _config_arg(ru)
-    ru.add_argument("--output-dir", "-o", metavar="DIR", required=True)
+    ru.add_argument("--output-dir", "-o", metavar="DIR", required=True,
+                    help="written into DIR/prometheus, DIR/alertmanager and DIR/grafana")
 
 
 def _tickets(sub: argparse._SubParsersAction) -> None:
@@ -94,18 +97,23 @@ def _tickets(sub: argparse._SubParsersAction) -> None:
     tsub = t.add_subparsers(dest="tickets_command", metavar="ACTION", parser_class=_Parser)
     ti = tsub.add_parser("import", help="load a support-tool export (CSV or JSON), idempotent by ticket id",
                          description="Load a support-tool export (CSV with a header line, its columns separated by ',', "
-                                     "';' or a tab, or a JSON list). The whole "
+                                     "';' or a tab, or a JSON list of objects). Columns (keys): "
+                                     f"{', '.join(REQUIRED)} required, {', '.join(f for f in FIELDS if f not in REQUIRED)} "
+                                     "when known; times as ISO 8601, read in the contract time zone without an "
+                                     "offset; other names mapped with contract.tickets.columns. The whole "
                                      "file is validated first: one bad line rejects it all, every bad line listed.")
     _config_arg(ti)
     ti.add_argument("export", metavar="EXPORT", help="EXPORT.csv or EXPORT.json")
-    tl = tsub.add_parser("list", help="list stored tickets with their business response time")
+    tl = tsub.add_parser("list", help="list stored tickets with their business response time",
+                         description="List the stored tickets, one a line: id, priority, opened and first response "
+                                     "times, the business hours between them, the priority's limit in hours, state.")
     _config_arg(tl)
-    tl.add_argument("--month", metavar="YYYY-MM")
+    tl.add_argument("--month", metavar="YYYY-MM", help="only the tickets opened in this month (default: all)")
     tr = tsub.add_parser("remove", help="delete stored tickets by id (one imported by mistake)",
                          description="Delete stored tickets by id. Each removal is sealed in the hash chain, so "
                                      "`evidence verify` shows it as a removal. Exit 1 when an id is not stored.")
     _config_arg(tr)
-    tr.add_argument("ids", metavar="ID", nargs="+")
+    tr.add_argument("ids", metavar="ID", nargs="+", help="the tickets' ids, as imported")
 
 
 def _maintenance(sub: argparse._SubParsersAction) -> None:
@@ -114,17 +122,25 @@ def _maintenance(sub: argparse._SubParsersAction) -> None:
         "exclusions (network incident outside the vendor's control, force majeure). Kept in the state "
         "database; the running daemon picks them up within a minute."))
     msub = m.add_subparsers(dest="maintenance_command", metavar="ACTION", parser_class=_Parser)
-    ma = msub.add_parser("add", help="declare a window")
+    ma = msub.add_parser("add", help="declare a window", description=(
+        "Declare a window from --start to --end: maintenance (announced by the vendor) or an exclusion; the "
+        "slices touching it are masked in the report. Prints the window's id."))
     _config_arg(ma)
     ma.add_argument("--start", required=True, help="ISO 8601; without an offset it is read in the contract time zone")
-    ma.add_argument("--end", required=True)
+    ma.add_argument("--end", required=True, help="ISO 8601, after --start; read as --start is")
     ma.add_argument("--reason", required=True, help="why (shown in the report)")
-    ma.add_argument("--kind", choices=("maintenance", "exclusion"), default="maintenance")
-    ml = msub.add_parser("list", help="list declared windows")
+    ma.add_argument("--kind", choices=("maintenance", "exclusion"), default="maintenance",
+                    help="maintenance: announced by the vendor; exclusion: an incident outside its control "
+                         "(default: maintenance)")
+    ml = msub.add_parser("list", help="list declared windows", description=(
+        "List the windows: the config's weekly ones and its own, then the declared ones, one a line: id, kind, "
+        "start -> end (in the contract time zone), reason."))
     _config_arg(ml)
-    mr = msub.add_parser("remove", help="remove a declared window by id")
+    mr = msub.add_parser("remove", help="remove a declared window by id", description=(
+        "Remove a declared window by the id `maintenance list` shows; the removal is sealed in the hash chain. "
+        "Exit 2 when no window has that id."))
     _config_arg(mr)
-    mr.add_argument("id", type=int)
+    mr.add_argument("id", type=int, help="the window's id (maintenance list)")
 
 
 def _locations_args(p: argparse.ArgumentParser) -> None:
@@ -175,7 +191,7 @@ def _evidence(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--month", metavar="YYYY-MM", help="the month (default: the current month)")
     ex.add_argument("--allow-unsealed", action="store_true",
                     help="make the bundle of a closed month although rows of it are not sealed (its check names them)")
-    ex.add_argument("--output", "-o", metavar="FILE.tar.gz", required=True)
+    ex.add_argument("--output", "-o", metavar="FILE.tar.gz", required=True, help="the bundle to write")
     ex.add_argument("--journal-lines", action="store_true",
                     help="carry the journal as JSON lines too (journal.jsonl, checked against ledger.db), as bundles "
                          "did before the journal was packed: a bigger bundle, slower to make and to check; "
@@ -194,7 +210,7 @@ def _evidence(sub: argparse._SubParsersAction) -> None:
                                      "into DIR; point evidence.signing_key_file at the first. Prints the public "
                                      "key's fingerprint: send it to whoever checks your bundles, once, by a way "
                                      "of its own (they give it to `evidence verify --key`).")
-    kg.add_argument("--output", "-o", metavar="DIR", required=True)
+    kg.add_argument("--output", "-o", metavar="DIR", required=True, help="the folder to write the pair into")
 
 
 def build_parser() -> argparse.ArgumentParser:
