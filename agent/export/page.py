@@ -105,17 +105,28 @@ def _targets(w: Any, status: dict[str, Any]) -> None:
     w("</tbody></table>")
 
 
-def _latency(w: Any, status: dict[str, Any]) -> None:
+def _latency(w: Any, status: dict[str, Any], report: dict[str, Any]) -> None:
     w('<h2>Latency, current 7-day period</h2><table id="latency"><tbody>')
     for svc, s in status["services"].items():
         p = s.get("latency", {}).get("period")
         if p is None:
             continue
+        simulated = next((r["simulated"] for r in report["periods"]
+                          if r["service"] == svc and r["start"] == p["start"] and r.get("simulated")), None)
         below = ", ".join(f'{_pct(b["fraction"])} &lt; {_e(t)} s (objective {b["objective"] * 100:g} %)'
                           for t, b in p["below"].items())
         w(f'<tr><td>{_e(svc)}</td><td class="wide">{_e(p["start"][:10])} to {_e(p["end"][:10])}</td><td>{p["count"]} requests'
-          f'</td><td>{below}</td><td><span class="v {p["verdict"]}">{VERDICT_TEXT[p["verdict"]]}</span></td></tr>')
+          f'</td><td>{below}{_simulated_days(simulated)}</td>'
+          f'<td><span class="v {p["verdict"]}">{VERDICT_TEXT[p["verdict"]]}</span></td></tr>')
     w("</tbody></table>")
+
+
+def _simulated_days(months: list[str] | None) -> str:
+    """The current period read across the month's edge into a month the demo simulated: its figures mix them."""
+    if not months:
+        return ""
+    return (f'<br><span class="sim simulated-days">holds the SIMULATED days of {_e(", ".join(months))}: '
+            "not measured</span>")
 
 
 def _incidents(w: Any, report: dict[str, Any]) -> None:
@@ -213,7 +224,7 @@ def render_page(status: dict[str, Any], report: dict[str, Any], next_window: dic
     if history is not None:
         _history(w, status, report, history, states)
     _targets(w, status)
-    _latency(w, status)
+    _latency(w, status, report)
     _incidents(w, report)
     w("<h2>Next maintenance window</h2>")
     w(f'<p id="next-window">{_e(next_window["start"])} to {_e(next_window["end"][11:])}: {_e(next_window["reason"])}'

@@ -4,6 +4,7 @@ the stored ledger, with the sections behind them and the evidence. The same docu
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -124,9 +125,22 @@ def build(cfg: Config, store: Store, month: str, now: float, sign: bool = True) 
         "daily": {s: sections.daily(mc.service(s)) for s in cfg.services},
         "readings": sections.readings(cfg),
     }
-    if doc["month"] in store.simulated_months():
+    simulated = store.simulated_months()
+    if doc["month"] in simulated:
         doc["readings"]["data"] = ("SIMULATED: these figures were written by `sla-agent demo` to show a month's "
                                    "verdict; nothing was measured")
+    _mark_simulated_days(doc["periods"], set(simulated) - {doc["month"]})
     doc["evidence"] = evidence_block(doc, store, cfg, cal, (start, end), until, now,
                                      [w for w in windows if w.source != "weekly"], sign)
     return doc
+
+
+def _mark_simulated_days(periods: list[dict[str, Any]], simulated: set[str]) -> None:
+    """A period read in full across a month's edge holds the other month's days: when that month was
+    simulated, the period says so (its figures mix what was measured with what was not)."""
+    for p in periods:
+        first = dt.datetime.fromisoformat(p["start"])
+        last = dt.datetime.fromisoformat(p["end"]) - dt.timedelta(microseconds=1)
+        months = sorted({f"{d:%Y-%m}" for d in (first, last)} & simulated)
+        if months:
+            p["simulated"] = months

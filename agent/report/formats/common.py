@@ -142,3 +142,20 @@ FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect wi
 FAVICON_LINK = ('<link rel="icon" type="image/svg+xml" href="data:image/svg+xml,'
                 + FAVICON.replace('"', "'").replace("#", "%23").replace("<", "%3C").replace(">", "%3E").replace(":", "%3A")
                 + '">')
+
+
+def period_notes(p: dict[str, Any], doc: dict[str, Any]) -> list[str]:
+    """What a reader must know of a 7-day period beyond its figures: judged on part of its days, or on
+    days a demo simulated."""
+    notes = []
+    if not p["complete"]:
+        notes.append("in progress" if not doc["complete"] else "its days in this month; in full in next month's report")
+    if p.get("simulated"):
+        notes.append(f"holds the SIMULATED days of {', '.join(p['simulated'])}: they were not measured")
+    return notes
+
+
+def noted_periods(doc: dict[str, Any]) -> list[str]:
+    """One line per period with notes: "2026-11-30 to 2026-12-07 api: in progress; holds the SIMULATED ..."."""
+    return [f"{p['start'][:10]} to {p['end'][:10]} {p['service']}: {'; '.join(notes)}"
+            for p in doc["periods"] if (notes := period_notes(p, doc))]

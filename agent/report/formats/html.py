@@ -10,7 +10,8 @@ from typing import Any
 
 from .charts import cdf_svg, daily_svg, legend, location_strip_svg, weekly_svg
 from .common import (FAVICON_LINK, STATE_COLOUR, VERDICT_COLOUR, VERDICT_TEXT, counted, evidence_line, hops_line,
-                     kinds, location_rows, minutes, ms, path_line, pct, record, row_objective, row_value, ticket_rows, unconfirmed_line)
+                     kinds, location_rows, minutes, ms, noted_periods, path_line, pct, record, row_objective, row_value,
+                     ticket_rows, unconfirmed_line)
 
 
 def _e(x: Any) -> str:
@@ -96,6 +97,9 @@ def _latency(w: Any, doc: dict[str, Any]) -> None:
                                    f'<span class="verdict {p["verdict"]}">{VERDICT_TEXT[p["verdict"]]}</span>'])
           + "</tr>")
     w("</tbody></table>")
+    for line in noted_periods(doc):  # beside the table: what a table holds is compared across versions as it is
+        style = ' style="background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px"' if "SIMULATED" in line else ""
+        w(f'<p class="small period-note"{style}>{_e(line)}</p>')
     if any(p["count"] for p in doc["periods"]):
         w(legend(("#0969da", "share of requests faster than the time on the x axis"),
                   ("dash", "the bounds (vertical) and their objectives (horizontal)")))

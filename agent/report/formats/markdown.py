@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from .common import (VERDICT_TEXT, counted, evidence_line, hops_line, kinds, location_rows, minutes, ms,
-                     path_line, pct, record, row_objective, row_value, ticket_rows, unconfirmed_line)
+                     noted_periods, path_line, pct, record, row_objective, row_value, ticket_rows, unconfirmed_line)
 
 # Backslash escapes where CommonMark has them; entities for what an HTML-passing renderer would read as a
 # tag or an entity. `#`, `-`, `+` matter only at a line's start, where no value from data is written.
@@ -94,6 +94,9 @@ def _periods(w: Any, doc: dict[str, Any]) -> None:
         w(_row(f"{p['start'][:10]} to {p['end'][:10]}", p["service"], p["count"],
                *(pct(b["fraction"]) for b in p["below"].values()),
                *(ms(q.get(k)) for k in ("0.5", "0.9", "0.98", "0.99", "0.999")), VERDICT_TEXT[p["verdict"]]))
+    notes = noted_periods(doc)
+    if notes:
+        w("\n" + "".join(f"- {md(line)}\n" for line in notes))
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from .common import (VERDICT_TEXT, counted, evidence_line, hops_line, kinds, location_rows, minutes, ms,
-                     path_line, pct, record, row_objective, row_value, ticket_rows, unconfirmed_line)
+                     path_line, period_notes, pct, record, row_objective, row_value, ticket_rows, unconfirmed_line)
 
 
 def _periods(w: Any, doc: dict[str, Any]) -> None:
@@ -20,9 +20,7 @@ def _periods(w: Any, doc: dict[str, Any]) -> None:
 
 
 def _partial(p: dict[str, Any], doc: dict[str, Any]) -> str:
-    if p["complete"]:
-        return ""
-    return " (in progress)" if not doc["complete"] else " (its days in this month; in full in next month's report)"
+    return "".join(f" ({note})" for note in period_notes(p, doc))
 
 
 def _locations(w: Any, doc: dict[str, Any]) -> None:
