@@ -56,6 +56,7 @@ async def _visit(url: str, shot) -> tuple[dict, list[str], int]:
             noIncident: !!document.querySelector('#no-incidents'),
             legends: document.querySelectorAll('.legend').length,
             targets: document.querySelectorAll('#targets tr.target').length,
+            icon: (document.querySelector('link[rel=icon]') || {href: ''}).href.slice(0, 19),
             text: document.body.innerText,
         })""")
         await page.screenshot(path=str(shot), full_page=True)
@@ -84,6 +85,8 @@ async def test_the_status_page_and_the_report_in_chromium(tmp_path):
             assert resp.status == 200 and f"SLA report {time.strftime('%Y-%m')}" in await resp.text()
         async with aiohttp.ClientSession() as s, s.get(agent.server.url + "/report?month=9999-12") as resp:
             assert resp.status == 400 and "2199-12" in (await resp.json())["error"]
+        async with aiohttp.ClientSession() as s, s.get(agent.server.url + "/favicon.ico") as resp:
+            assert resp.status == 200 and resp.content_type == "image/svg+xml" and b"<svg" in await resp.read()
     finally:
         await agent.stop()
     assert len(page["verdicts"]) == 6 and page["budget"] == 2 and page["targets"] == len(cfg.targets)
@@ -94,6 +97,7 @@ async def test_the_status_page_and_the_report_in_chromium(tmp_path):
     assert len(report["verdicts"]) >= 6 and {"MET", "MISSED"} <= set(report["verdicts"])
     assert report["legends"] == 3 and report["incidents"] >= 5
     assert "SIMULATED" in report["text"]
+    assert page["icon"] == report["icon"] == "data:image/svg+xml,"  # inline: no request, no 404
     for urls in (asked, asked_r):
         assert urls and all(u.startswith(agent.server.url) for u in urls), urls  # nothing leaves the agent
     assert size < 200_000 and size_r < 200_000, (size, size_r)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ..report.formats.common import VERDICT_TEXT, row_objective, row_value
+from ..report.formats.common import FAVICON_LINK, VERDICT_TEXT, row_objective, row_value
 from . import banner, charts
 from .banner import hm
 
@@ -202,7 +202,7 @@ def render_page(status: dict[str, Any], report: dict[str, Any], next_window: dic
     month = report["month"]
     w(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
       f'content="width=device-width,initial-scale=1"><meta http-equiv="refresh" content="{REFRESH_S}">'
-      f"<title>SLA {_e(month)}: status</title><style>{CSS}{PAGE_CSS}</style></head><body>")
+      f"<title>SLA {_e(month)}: status</title>{FAVICON_LINK}<style>{CSS}{PAGE_CSS}</style></head><body>")
     w(f'<h1>SLA status, {_e(month)}</h1><p class="small">Now {_e(status["now"])} (contract time '
       f'{_e(status["timezone"])}); figures of {_e(status["evaluated_at"])}; this page reloads every {REFRESH_S} s. '
       f'<a href="report?month={_e(month)}">The month\'s report</a> · <a href="metrics">/metrics</a> · '
