@@ -12,5 +12,9 @@ if [ ! -x .venv/bin/python ]; then
         echo "$PY cannot make a virtual environment: install python3-venv (sudo apt-get install python3-venv)" >&2
         exit 1; }
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check .
+# The browser extra (playwright, which drives the system's Chromium; no browser is downloaded) lets the
+# demo run its browser check; where it cannot be installed the demo runs without that check and says so.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check '.[browser]' || {
+    echo "the browser extra (playwright) did not install: the demo runs without its browser check" >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check .; }
 exec .venv/bin/sla-agent demo "$@"
