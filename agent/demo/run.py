@@ -10,19 +10,18 @@ import signal
 import sys
 import time
 from collections import deque
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from ..app import Agent
+from ..calendar import Calendar
 from ..daemon import tune_gc
 from ..config import Config, parse_config
 from ..probes.browser.spec import find_chromium
 from ..report.archive import Archive
 from . import SimSettings, Simulator
-
-SIM_PORT = 9811
+from .hints import SIM_PORT, STATE_DIR, config_file, demo_text, packaged_config, pip_browser, program, shown
 
 
 class _Window:
@@ -84,8 +83,9 @@ async def run_simulator(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"sla-agent: cannot listen on 127.0.0.1:{args.port}: {exc.strerror} (a demo running?)", file=sys.stderr)
         return 1
+    cfg_file = config_file(demo_text(port), Path(STATE_DIR), f"demo-{port}.yaml")
     print(f"simulated CRM web UI and API on http://127.0.0.1:{port}/ ; in another shell: "
-          f"sla-agent run --config config/demo.yaml", flush=True)
+          f"{program()} run --config {shown(cfg_file)}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -105,18 +105,18 @@ def _settings(args: argparse.Namespace) -> SimSettings:
         "slow_share": args.slow_share, "seed": args.seed}.items() if v is not None})
 
 
-def _config(port: int, out) -> tuple[Path, Config]:
-    """The packaged demo config, pointed at the simulator's port; without its browser check when this
-    machine cannot run one."""
-    path = Path(str(resources.files("agent") / "data" / "demo.yaml"))
-    text = path.read_text(encoding="utf-8").replace(f"127.0.0.1:{SIM_PORT}/", f"127.0.0.1:{port}/")
+def _config(port: int, out) -> tuple[str, Config]:
+    """The packaged demo config (its text and its reading), pointed at the simulator's port; without its
+    browser check when this machine cannot run one."""
+    text = demo_text(port)
     missing = browser_missing()
     if missing:
         print(f"browser check left out: {missing}", file=out)
         doc = yaml.safe_load(text)
         doc["targets"] = [t for t in doc["targets"] if t.get("type") != "browser"]
         text = yaml.safe_dump(doc, sort_keys=False)
-    return path, parse_config(text, str(path), base_dir=path.parent)
+    path = packaged_config()
+    return text, parse_config(text, str(path), base_dir=path.parent)
 
 
 def browser_missing() -> str:
@@ -124,7 +124,7 @@ def browser_missing() -> str:
     if find_chromium() is None:
         return "no Chromium found (apt-get install chromium)"
     if importlib.util.find_spec("playwright") is None:
-        return "the playwright package is not installed (pip install 'sla-agent[browser]')"
+        return f"the playwright package is not installed ({pip_browser()})"
     return ""
 
 
@@ -145,16 +145,18 @@ async def _start_agent(cfg: Config, state_dir: str, listen) -> Agent:
     return agent
 
 
-def _banner(out, agent: Agent, port: int, cfg_path: Path, state_dir: str, duration: float | None) -> None:
+def _banner(out, agent: Agent, port: int, cfg_file: Path, state_dir: str, duration: float | None) -> None:
     url = agent.server.url if agent.server else "?"
     month = dt.datetime.now(agent.cal.tz).strftime("%Y-%m")
     print(f"sla-agent demo: simulated CRM web UI and API on http://127.0.0.1:{port}/", file=out)
+    print(f"  status page  {url}/", file=out)
     print(f"  metrics      {url}/metrics", file=out)
-    print(f"  status       {url}/api/v1/status", file=out)
+    print(f"  status API   {url}/api/v1/status", file=out)
     print(f"  report       {url}/report?month={month}   (JSON: {url}/api/v1/report?month={month})", file=out)
     print(f"  reports      {url}/reports   (closed months: the simulated one, once archived)", file=out)
     print(f"  ledger       {Path(state_dir).resolve()}/ledger.db", file=out)
-    print(f"  afterwards   sla-agent report --config {cfg_path} --state-dir {state_dir} --month {month}", file=out)
+    print(f"  afterwards   {program()} report --config {shown(cfg_file)} --state-dir {shown(state_dir)} "
+          f"--month {month}", file=out)
     print("Ctrl-C stops." if duration is None else f"Stops by itself after {duration:g}s.", file=out)
     out.flush()
 
@@ -206,8 +208,9 @@ async def _live(out, agent: Agent, windows: dict[str, _Window], args: argparse.N
 
 async def run_demo(args: argparse.Namespace) -> int:
     sim, port = await _start_sim(args)
-    cfg_path, cfg = _config(port, sys.stdout)
-    state_dir = args.state_dir or "./sla-demo-state"
+    text, cfg = _config(port, sys.stdout)
+    state_dir = args.state_dir or STATE_DIR
+    cfg_file = config_file(text, Path(state_dir), "demo.yaml")  # the config `report` needs is the one run here
     history = await asyncio.to_thread(_previous_month, cfg, state_dir, sys.stdout)
     windows: dict[str, _Window] = {t.name: _Window() for t in cfg.targets}
 
@@ -219,7 +222,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     agent = await _start_agent(cfg, state_dir, listen)
     out = sys.stdout
     print(f"  the simulated month's report, served live: {agent.server.url}/report?month={history}", file=out)
-    _banner(out, agent, port, cfg_path, state_dir, args.duration)
+    _banner(out, agent, port, cfg_file, state_dir, args.duration)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, agent.request_stop)
@@ -233,9 +236,9 @@ async def run_demo(args: argparse.Namespace) -> int:
         url = agent.server.url
         await agent.stop()
         await sim.stop()
-    print("\nmonth to date:", file=out)
+    print(f"\nthe month so far ({dt.datetime.fromtimestamp(snap.now, agent.cal.tz):%Y-%m}):", file=out)
     for svc in cfg.services:
-        print(_month_line(svc, snap), file=out)
+        print("\n".join(_figures(svc, snap, agent.cal, history)), file=out)
     print(f"\nledger kept in {Path(state_dir).resolve()}", file=out)
     _closed(out, Archive(state_dir), history, url)
     return 0
@@ -274,13 +277,20 @@ def _previous_month(cfg: Config, state_dir: str, out) -> str:
     return month
 
 
-def _month_line(svc: str, snap) -> str:
+def _figures(svc: str, snap, cal: Calendar, simulated: str) -> list[str]:
+    """The service's month so far, then its latency over the current 7-day period, which is named: near a
+    month's start that period holds days of the month before, in the demo the simulated one."""
     a = snap.of("availability", svc).get("month")
     line = f"  {svc:<5} availability " + ("-" if a is None or a.ratio is None else f"{a.ratio * 100:.3f} %")
     if a is not None:
         line += f" ({a.verdict}, coverage " + ("-" if a.coverage is None else f"{a.coverage * 100:.1f} %") + ")"
+    out = [line]
     lat = snap.of("latency", svc).get("period")
-    if lat is not None and lat.count:
-        line += "; latency " + ", ".join(
+    if lat is not None:
+        ps, pe = cal.period_bounds(snap.now)
+        first, last = cal.local_date(ps), cal.local_date(pe - 1)
+        part = f", its days in {simulated} simulated" if f"{first:%Y-%m}" == simulated else ""
+        out.append(f"  {svc:<5} latency in the 7-day period {first} to {last}{part}: " + (", ".join(
             f"{f * 100:.2f} % < {t:g}s" for t, f in zip(lat.thresholds, lat.fractions()) if f is not None)
-    return line
+            if lat.count else "no request measured yet"))
+    return out
