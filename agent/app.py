@@ -96,7 +96,6 @@ class Agent:
         if self.delivery is not None:  # a revision is delivered with its report document (rows, signature)
             self.closer.deliver = lambda rev, _: self.delivery.deliver(rev, json.loads((rev / "report.json").read_text()))
         self._last_compact = 0.0
-        self._seen: dict[str, int] = {}  # counts kept elsewhere, as last added to their metric
         self.signing = KeyCheck()  # a key the service's user cannot read fails every report: said at once
 
     def _record(self, r: ProbeResult, masked: bool) -> None:
@@ -315,12 +314,15 @@ class Agent:
             self.metrics.write_errors.inc()
             return False
         finally:
-            self._add("lost", self.metrics.ledger_lost, self.flusher.renewed)
-            self._add("rows", self.metrics.refused.labels("row"), self.flusher.refused)
-            self._add("results", self.metrics.refused.labels("result"), self.ledger.refused_final)
-            if self.journal is not None:
-                self._add("bodies", self.metrics.journal_dropped.labels("body"), self.journal.bodies_dropped)
-                self._add("records", self.metrics.journal_dropped.labels("record"), self.journal.records_dropped)
+            m, j = self.metrics, self.journal
+            m.catch_up("lost", m.ledger_lost, self.flusher.renewed)
+            m.catch_up("rows", m.refused.labels("row"), self.flusher.refused)
+            m.catch_up("results", m.refused.labels("result"), self.ledger.refused_final)
+            if j is not None:
+                m.catch_up("bodies", m.journal_dropped.labels("body"), j.bodies_dropped)
+                m.catch_up("records", m.journal_dropped.labels("record"), j.records_dropped)
+                m.catch_up("traced", m.paths.labels("traced"), self.paths.traced)
+                m.catch_up("not traced", m.paths.labels("not_traced"), self.paths.busy)
             self.ready()  # the gauge follows a write failing, and succeeding again, at once
         self.metrics.flushes.inc()
         self.metrics.last_flush.set(now)
@@ -340,13 +342,7 @@ class Agent:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(self.store.prune, now - self.cfg.agent.retention_days * 86400)
             self.metrics.in_flight.set(self.scheduler.in_flight)
-            self._add("throttle", self.metrics.throttle_waits, self.scheduler.throttle_waits)
-
-    def _add(self, key: str, counter: Any, total: int) -> None:
-        """Brings a metric up to a count kept elsewhere."""
-        if total > self._seen.get(key, 0):
-            counter.inc(total - self._seen.get(key, 0))
-            self._seen[key] = total
+            self.metrics.catch_up("throttle", self.metrics.throttle_waits, self.scheduler.throttle_waits)
 
     async def evaluate_now(self) -> Snapshot:
         tickets = self.store.tickets if self.store is not None else None

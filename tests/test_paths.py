@@ -290,3 +290,26 @@ def test_a_path_that_goes_silent_is_said_to_get_no_answer_after_its_last_hop_not
     assert summary(doc) == "no answer after hop 2 (10.77.2.2); 10.77.3.2 not reached"
     doc["path"]["hops"][1]["reply"] = "host_unreachable"
     assert summary(doc) == "stopped at hop 2 (10.77.2.2, which answered host unreachable); 10.77.3.2 not reached"
+
+
+async def test_the_agent_counts_the_paths_it_traced_in_its_metrics(tmp_path):
+    import aiohttp
+
+    from agent.app import Agent
+
+    from .servers import closed_port
+    from .test_daemon import wait_for
+
+    cfg = parse_config(f'agent: {{listen: "127.0.0.1:0"}}\ntargets: [{{name: api, service: api, '
+                       f'url: "http://127.0.0.1:{closed_port()}/", interval: 1s, timeout: 2s}}]')
+    agent = Agent(cfg, state_dir=str(tmp_path))
+    await agent.start()
+    try:
+        await wait_for(lambda: agent.paths.traced >= 1, "a path traced to the refused target")
+        assert await agent.flush()
+        async with aiohttp.ClientSession() as s, s.get(agent.server.url + "/metrics") as resp:
+            text = await resp.text()
+    finally:
+        await agent.stop()
+    assert 'sla_agent_paths_total{result="traced"} 1.0' in text
+    assert 'sla_agent_paths_total{result="not_traced"} 0.0' in text

@@ -137,6 +137,7 @@ class LiveMetrics:
         info = Gauge("sla_agent_build_info", "Version of the agent.", ("version", "python") + extra, registry=registry)
         info.labels(__version__, platform.python_version(), *self.extra_values).set(1)
         self._bound: dict[str, _Bound] = {}
+        self._caught: dict[str, int] = {}  # counts kept elsewhere (catch_up), as last added to their metric
         # Each target's version moves after every change of its series (observe), to a value never
         # used before: the exposition formats a target's lines again only then (exposition.Family).
         self.versions: dict[str, int] = {}
@@ -152,9 +153,15 @@ class LiveMetrics:
         # the agent's own few series change all the time: formatted at each render, with no versions
         for metric in (self.slices, self.loop_lag, self.in_flight, self.throttle_waits, self.write_errors,
                        self.flushes, self.last_flush, self.integrity_failures, self.ledger_lost, self.clock_steps,
-                       self.clock_ahead, self.journal_dropped, self.journal_held, self.refused, self.reloads,
-                       self.ready, info):
+                       self.clock_ahead, self.journal_dropped, self.journal_held, self.paths, self.refused,
+                       self.reloads, self.ready, info):
             registry.prebuild(metric, Family(metric, None).parts)
+
+    def catch_up(self, key: str, counter: Any, total: int) -> None:
+        """Brings a counter up to a count kept elsewhere (the journal's drops, the paths traced...)."""
+        if total > self._caught.get(key, 0):
+            counter.inc(total - self._caught.get(key, 0))
+            self._caught[key] = total
 
     def _state(self, registry: CollectorRegistry) -> None:
         """The agent's own clock and the ledger's database."""
@@ -177,6 +184,9 @@ class LiveMetrics:
                                        registry=registry)
         self.journal_held = Gauge("sla_state_journal_held_bytes", "Bytes of journal records waiting to be written.",
                                   registry=registry)
+        self.paths = Counter("sla_agent_paths", "Paths to failing targets traced into the journal (result=traced), "
+                             "and failures not traced because a trace was under way or had just begun "
+                             "(result=not_traced).", ("result",), registry=registry)
         self.refused = Counter("sla_state_sealed_refused", "Probe results (part=result) and stored rows (part=row) "
                                "refused because their minute was sealed already.", ("part",), registry=registry)
 
