@@ -140,7 +140,9 @@ class Served:
         upcoming = [w for w in a.cal.windows(now, now + 8 * 86400) if w.kind == "maintenance" and w.end > now]
         nxt = upcoming[0].to_dict(a.cal.tz) if upcoming else None
         closed = await asyncio.to_thread(self._last_closed)
-        return render_page(status_document(AgentView(a)), self._page_report[2], nxt, closed, self._page_report[3])
+        status = status_document(AgentView(a))  # the live state, read on the loop that keeps it
+        # a month of strips for many targets is hundreds of kB of markup: written beside the loop, not on it
+        return await asyncio.to_thread(render_page, status, self._page_report[2], nxt, closed, self._page_report[3])
 
     def _last_closed(self) -> tuple[str, str] | None:
         """The last closed month and its latest revision, for the status page's link."""
