@@ -2,7 +2,7 @@
 an agent of each tree holding the demo's simulated month (and the month after it, live) serves `/` and the
 month's `/report`, and headless Chromium (Debian's) reads each at 360x740 and 1280x900: the page's width
 against the window's (wider: it scrolls sideways), its bytes, and the requests that failed (a 404 for an
-icon...).
+icon...); and the bytes `/` sends with and without gzip.
 
     python bench/pages.py --root TREE [--root TREE ...]
 
@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +98,12 @@ def measure(tree: Path) -> None:
             except OSError:
                 time.sleep(0.2)
         time.sleep(12)  # a first evaluation of the month, as a person arriving after the start sees it
+        for enc in ("identity", "gzip"):  # what travels: urllib leaves a gzip'd body as it came
+            req = urllib.request.Request(base + "/", headers={"Accept-Encoding": enc, "Accept": "text/html"})
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                sent, how = len(resp.read()), resp.headers.get("Content-Encoding") or "none"
+            print(f"{tree.name:<12} / asked with Accept-Encoding {enc}: {sent} bytes sent (Content-Encoding {how})",
+                  flush=True)
         for path in ("/", f"/report?month={month}"):
             for size, width, window, got, failed in asyncio.run(read(base + path)):
                 print(f"{tree.name:<12} {path:<22} {size:>9}: page {width:5d} px in a {window:4d} px window "
