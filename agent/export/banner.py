@@ -1,5 +1,5 @@
 """The status page's headline: per row of the contract's table, where the month is heading, from the
-projections the engine already makes (docs/configuration.md, "The status page"). It never replaces the
+projections the engine already makes (docs/metrics.md, "The status page"). It never replaces the
 verdict column, which stays the contract's: the banner reads ahead, the verdict judges what is observed."""
 from __future__ import annotations
 
