@@ -82,6 +82,30 @@ class Capture:
 SECRET_SLACK = 1024  # a body is redacted before it is cut, so that no secret is kept cut in two
 
 
+class FirstUp:
+    """A probe's side of Capture: is this up result the first of its span of `up_every`? (The journal keeps
+    those, and every failure.)"""
+
+    def __init__(self, capture: Capture | None) -> None:
+        self.capture = capture
+        self._span = -1  # the span whose first up result was captured
+
+    def __call__(self, wall: float) -> bool:
+        span = self.capture.up_bucket(wall) if self.capture is not None else -1
+        if span < 0 or span == self._span:
+            return False
+        self._span = span
+        return True
+
+
+class Failed(Exception):
+    """A failure whose kind the probe already knows (an unexpected answer, a peer that closed)."""
+
+    def __init__(self, kind: str, text: str) -> None:
+        super().__init__(text)
+        self.kind = kind
+
+
 @dataclass(frozen=True, slots=True)
 class Detail:
     """The facts of one probe a journal record keeps beside its outcome (not yet redacted)."""

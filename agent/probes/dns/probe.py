@@ -23,7 +23,8 @@ import dns.resolver
 
 from ...clock import Clock
 from ...redact import Redactor
-from ..base import DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, Detail, ProbeResult, Target, address_text
+from ..base import (DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, Detail, Failed, FirstUp, ProbeResult,
+                    Target, address_text)
 from ..offloop import OffLoop, inline
 from .spec import DnsOptions
 
@@ -31,14 +32,6 @@ PHASES = ("query",)
 RESOLV_CONF = "/etc/resolv.conf"
 EDNS_PAYLOAD = 1232  # what stub resolvers offer since DNS Flag Day 2020: larger answers come over tcp
 now = time.monotonic
-
-
-class _Failed(Exception):
-    """A failure with its kind already known (an rcode or records other than expected)."""
-
-    def __init__(self, kind: str, text: str) -> None:
-        super().__init__(text)
-        self.kind = kind
 
 
 @dataclass
@@ -56,7 +49,7 @@ class DnsProbe:
         self.clock = clock
         self.redact = redactor or Redactor()
         self.capture = capture
-        self._sampled = -1
+        self.first_up = FirstUp(capture)
         self.off_loop = OffLoop()
         self._qname = dns.name.from_text(self.o.query)
         self._rdtype = dns.rdatatype.from_text(self.o.record)
@@ -98,13 +91,8 @@ class DnsProbe:
 
     def _detail(self, run: _Run, kind: str, wall: float) -> Detail | None:
         """For the journal: every failure, and the first up result of each `capture.up_every`."""
-        if self.capture is None:
+        if self.capture is None or (not kind and not self.first_up(wall)):
             return None
-        if not kind:
-            bucket = self.capture.up_bucket(wall)
-            if bucket < 0 or bucket == self._sampled:
-                return None
-            self._sampled = bucket
         body = answer_text(run.response).encode() if run.response is not None else b""
         return Detail(run.address, body=body[:self.capture.body_bytes + SECRET_SLACK],
                       body_bytes=self.capture.body_bytes)
@@ -167,14 +155,14 @@ class DnsProbe:
     async def _check(self, run: _Run) -> None:
         o, resp = self.o, run.response
         if resp is None:
-            raise _Failed("dns", f"no answer for {o.query} {o.record} from {run.address}")
+            raise Failed("dns", f"no answer for {o.query} {o.record} from {run.address}")
         rcode = dns.rcode.to_text(resp.rcode())
         if rcode not in o.expect_rcode:
-            raise _Failed("dns", f"{rcode} from {run.address} for {o.query} {o.record}, "
+            raise Failed("dns", f"{rcode} from {run.address} for {o.query} {o.record}, "
                                  f"expected {' or '.join(o.expect_rcode)}")
         records = [rd.to_text() for rrset in resp.answer if rrset.rdtype == self._rdtype for rd in rrset]
         if len(records) < o.min_answers:
-            raise _Failed("assertion", f"{len(records)} {o.record} record(s) for {o.query}, "
+            raise Failed("assertion", f"{len(records)} {o.record} record(s) for {o.query}, "
                                        f"at least {o.min_answers} expected")
         if o.expect_answers:
             size = sum(len(r) for r in records)
@@ -182,7 +170,7 @@ class DnsProbe:
                                                 o.expect_answers, records)
             if unmatched:
                 shown = ", ".join(records) if size <= 200 else ", ".join(records)[:200] + "..."
-                raise _Failed("assertion", f"no {o.record} record of {o.query} matches /{unmatched[0].pattern}/ "
+                raise Failed("assertion", f"no {o.record} record of {o.query} matches /{unmatched[0].pattern}/ "
                                            f"(got: {shown or 'none'})")
 
 
@@ -207,7 +195,7 @@ def answer_text(resp: dns.message.Message) -> str:
 
 def classify(exc: BaseException) -> tuple[str, str]:
     text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, _Failed):
+    if isinstance(exc, Failed):
         return exc.kind, str(exc)
     if isinstance(exc, dns.resolver.NoResolverConfiguration):
         return "agent_error", text

@@ -18,8 +18,8 @@ from yarl import URL
 
 from ...clock import Clock
 from ...redact import MASK, Redactor
-from ..base import (DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, Detail, ProbeResult, Target,
-                    TokenRequest)
+from ..base import (DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, Detail, FirstUp, ProbeResult,
+                    Target, TokenRequest)
 from ..offloop import OffLoop, inline
 from ..tls import cert_not_after, client_context, fingerprint, probe_context
 from .body import read_limited
@@ -67,7 +67,7 @@ class HttpProbe:
         self._per_host = per_host_concurrency
         self._tokens: dict[OAuth2Options, TokenSource] = {}
         self.capture = capture
-        self._sampled = -1  # the span whose first up result was captured
+        self.first_up = FirstUp(capture)
         self.off_loop = OffLoop()
         if isinstance(self.o, HttpOptions):
             self._body = self.o.body.encode() if self.o.body is not None else None
@@ -178,7 +178,7 @@ class HttpProbe:
                 answer, searches = Answer(resp.status, a.body), len(o.body_regex) + len(o.body_not_regex)
                 a.kind, a.error, a.failed = await self.off_loop.run(inline(len(a.body), searches), run_checks,
                                                                     o.checks, answer)
-            if a.rec.capture and (a.kind or (sample and self._first_up(a.wall))):
+            if a.rec.capture and (a.kind or (sample and self.first_up(a.wall))):
                 a.detail = self.captured(a)
 
     def private_headers(self, o: HttpOptions) -> frozenset[str]:
@@ -190,14 +190,6 @@ class HttpProbe:
         c = self.capture
         return Detail(a.rec.address, tuple((h, v) for h in c.headers if (v := a.headers.get(h))),  # type: ignore
                       a.body[:c.body_bytes + SECRET_SLACK], fingerprint(a.rec.peer_cert), c.body_bytes)  # type: ignore
-
-    def _first_up(self, wall: float) -> bool:
-        """The first up result of each span is captured too: the journal's proof of health."""
-        bucket = self.capture.up_bucket(wall)  # type: ignore[union-attr]
-        if bucket < 0 or bucket == self._sampled:
-            return False
-        self._sampled = bucket
-        return True
 
     def _result(self, a: Attempt, run: Run, *, fail: Attempt | None = None, label: str = "",
                 counted: bool = True) -> ProbeResult:

@@ -18,7 +18,7 @@ from icmplib.utils import unique_identifier
 
 from ...clock import Clock
 from ...redact import Redactor
-from ..base import DOWN, ERROR_KINDS, SECRET_SLACK, UP, Capture, Detail, ProbeResult, Target
+from ..base import DOWN, ERROR_KINDS, SECRET_SLACK, UP, Capture, Detail, FirstUp, ProbeResult, Target
 from . import access as access_
 from .spec import IcmpOptions
 
@@ -63,7 +63,7 @@ class IcmpProbe:
         self.clock = clock
         self.redact = redactor or Redactor()
         self.capture = capture
-        self._sampled = -1
+        self.first_up = FirstUp(capture)
         # "" (the default): chosen here, once; tests name DATAGRAM, RAW, or None for no access
         self.access = access_.choose() if access == "" else access
 
@@ -112,13 +112,8 @@ class IcmpProbe:
 
     def _detail(self, e: _Echoes, kind: str, wall: float) -> Detail | None:
         """For the journal: every failure, and the first up result of each up_every."""
-        if self.capture is None:
+        if self.capture is None or (not kind and not self.first_up(wall)):
             return None
-        if not kind:
-            bucket = self.capture.up_bucket(wall)
-            if bucket < 0 or bucket == self._sampled:
-                return None
-            self._sampled = bucket
         body = e.line().encode() if e.address else b""
         return Detail(e.address, body=body[:self.capture.body_bytes + SECRET_SLACK], body_bytes=self.capture.body_bytes)
 

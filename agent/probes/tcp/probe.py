@@ -13,8 +13,8 @@ import aiohappyeyeballs
 
 from ...clock import Clock
 from ...redact import Redactor
-from ..base import (DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, Detail, ProbeResult, Target,
-                    address_text)
+from ..base import (DOWN, ERROR_KINDS, INCONCLUSIVE, SECRET_SLACK, UP, Capture, Detail, Failed, FirstUp, ProbeResult,
+                    Target, address_text)
 from ..offloop import OffLoop, inline
 from ..tls import cert_not_after, fingerprint, probe_context
 from .spec import TcpOptions
@@ -23,14 +23,6 @@ PHASES = ("dns", "connect", "tls", "response")
 MAX_LINE = 4096  # the first line is read up to this many bytes
 now = time.monotonic
 _FAMILY = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
-
-
-class _Failed(Exception):
-    """A failure with its kind already known (an unexpected line, a peer that closed)."""
-
-    def __init__(self, kind: str, text: str) -> None:
-        super().__init__(text)
-        self.kind = kind
 
 
 @dataclass
@@ -65,7 +57,7 @@ class TcpProbe:
         self._ssl = probe_context(self.o.tls) if self.o.tls else None
         self._send = self.o.send.encode() if self.o.send is not None else None
         self.capture = capture
-        self._sampled = -1
+        self.first_up = FirstUp(capture)
         self.off_loop = OffLoop()
 
     async def close(self) -> None:
@@ -103,13 +95,8 @@ class TcpProbe:
 
     def _detail(self, run: _Run, kind: str, wall: float) -> Detail | None:
         """For the journal: every failure, and the first up result of each minute."""
-        if self.capture is None:
+        if self.capture is None or (not kind and not self.first_up(wall)):
             return None
-        if not kind:
-            bucket = self.capture.up_bucket(wall)
-            if bucket < 0 or bucket == self._sampled:
-                return None
-            self._sampled = bucket
         return Detail(run.address, body=run.line[:self.capture.body_bytes + SECRET_SLACK],
                       cert_sha256=fingerprint(run.cert), body_bytes=self.capture.body_bytes)
 
@@ -153,7 +140,7 @@ class TcpProbe:
         line = run.line.decode("utf-8", errors="replace").rstrip("\r\n")
         if not await self.off_loop.run(inline(len(line), 1), self.o.expect.search, line):
             shown = line if len(line) <= 200 else line[:200] + "..."
-            raise _Failed("assertion", f"first line {shown!r} does not match /{self.o.expect.pattern}/")
+            raise Failed("assertion", f"first line {shown!r} does not match /{self.o.expect.pattern}/")
 
 
 async def _first_line(reader: asyncio.StreamReader) -> bytes:
@@ -161,7 +148,7 @@ async def _first_line(reader: asyncio.StreamReader) -> bytes:
         return await reader.readuntil(b"\n")
     except asyncio.IncompleteReadError as exc:
         if not exc.partial:
-            raise _Failed("reset", "the peer closed the connection before sending a line") from None
+            raise Failed("reset", "the peer closed the connection before sending a line") from None
         return exc.partial
     except asyncio.LimitOverrunError:
         return await reader.read(MAX_LINE)
@@ -177,7 +164,7 @@ def _timeout_kind(phase: str, timeout: float) -> tuple[str, str]:
 
 def classify(exc: BaseException) -> tuple[str, str]:
     text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, _Failed):
+    if isinstance(exc, Failed):
         return exc.kind, str(exc)
     if isinstance(exc, socket.gaierror):
         return "dns", text
