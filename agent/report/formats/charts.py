@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any
+from typing import Any, Callable
 
 from .common import VERDICT_COLOUR
 
@@ -98,6 +98,18 @@ def cdf_curve(p: dict[str, Any], floor: float) -> list[tuple[float, float]]:
     return pts[k:]
 
 
+def share_axis(ylo: float, left: float, right: float, top: float,
+               base: float) -> tuple[Callable[[float], float], str]:
+    """A share axis from `ylo` to 100 %, `top` to `base` in y: its scale, and its three labelled gridlines."""
+    def Y(f: float) -> float:
+        return top + (1 - (f - ylo) / (1 - ylo)) * (base - top)
+
+    grid = "".join(f'<line x1="{left}" x2="{right}" y1="{Y(f):.1f}" y2="{Y(f):.1f}" stroke="#eee"/>'
+                   f'<text x="2" y="{Y(f) + 4:.1f}" font-size="9">{f * 100:g}%</text>'
+                   for f in (ylo, (ylo + 1) / 2, 1.0))
+    return Y, grid
+
+
 def cdf_svg(p: dict[str, Any]) -> str:
     w, h, left, bottom, top = 360, 200, 44, 30, 8
     xmin, xmax = math.log10(0.01), math.log10(5.0)
@@ -107,14 +119,10 @@ def cdf_svg(p: dict[str, Any]) -> str:
     def X(sec: float) -> float:
         return left + (math.log10(sec) - xmin) / (xmax - xmin) * (w - left - 8)
 
-    def Y(f: float) -> float:
-        return top + (1 - (f - ylo) / (1 - ylo)) * (h - top - bottom)
-
+    Y, grid = share_axis(ylo, left, w - 8, top, h - bottom)
     parts = [f'<svg class="chart cdf" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
              f'height="{h}" role="img" aria-label="latency CDF {_e(p["start"][:10])}">']
-    for f in (ylo, (ylo + 1) / 2, 1.0):
-        parts.append(f'<line x1="{left}" x2="{w - 8}" y1="{Y(f):.1f}" y2="{Y(f):.1f}" stroke="#eee"/>'
-                     f'<text x="2" y="{Y(f) + 4:.1f}" font-size="9">{f * 100:g}%</text>')
+    parts.append(grid)
     for sec, label in ((0.01, "10ms"), (0.1, "100ms"), (1.0, "1s"), (5.0, "5s")):
         anchor = "end" if sec == 5.0 else "middle"  # the last one kept inside the chart
         parts.append(f'<text x="{X(sec) + (4 if sec == 5.0 else 0):.1f}" y="{h - 12}" font-size="9" '
@@ -146,14 +154,10 @@ def weekly_svg(periods: list[dict[str, Any]]) -> str:
     ylo = share_floor([v for p in periods for b in p["below"].values() for v in (b["fraction"], b["objective"])])
     gw = (w - left - 8) / n
 
-    def Y(f: float) -> float:
-        return top + (1 - (f - ylo) / (1 - ylo)) * (h - top - bottom)
-
+    Y, grid = share_axis(ylo, left, w - 8, top, h - bottom)
     parts = [f'<svg class="chart weekly" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
              f'height="{h}" role="img" aria-label="weekly latency compliance">']
-    for f in (ylo, (ylo + 1) / 2, 1.0):
-        parts.append(f'<line x1="{left}" x2="{w - 8}" y1="{Y(f):.1f}" y2="{Y(f):.1f}" stroke="#eee"/>'
-                     f'<text x="2" y="{Y(f) + 4:.1f}" font-size="9">{f * 100:g}%</text>')
+    parts.append(grid)
     for i, p in enumerate(periods):
         items = list(p["below"].items())
         bw = gw / (len(items) + 1)
