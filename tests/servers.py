@@ -190,3 +190,13 @@ class Mailbox:
             return self.refuse
         self.messages.append(envelope.content)
         return "250 kept"
+
+
+def ipv6_loopback() -> bool:
+    """Whether this machine has ::1 (a container may not)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False

@@ -26,6 +26,7 @@ from agent.report.formats import render
 from agent.report.paths import owner_of
 
 from . import netns
+from .servers import ipv6_loopback
 
 REPO = Path(__file__).resolve().parent.parent
 NO_NETNS = netns.unavailable()
@@ -207,18 +208,7 @@ def test_the_name_resolved_again_is_the_host_each_type_probes():
     assert _host("dns:api.example.com?type=A") == ""  # the system's resolver: its address is the probe's
 
 
-def _ipv6_loopback() -> bool:
-    import socket
-
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback")
 def test_an_address_with_a_scope_id_is_reached_as_without():
     path = trace("::1%1", wait=2)  # the scope a link-local peer's address carries (fe80::1%eth0)
     assert path["reached"] and path["stopped_at"] is None and path["hops"][0]["reply"] == "port_unreachable"

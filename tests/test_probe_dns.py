@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 from collections import Counter
 from typing import AsyncIterator
 
@@ -27,7 +26,7 @@ from agent.probes import Capture, make_probe
 from agent.probes.dns import probe as dns_probe
 
 from .conftest import FakeClock
-from .servers import closed_port
+from .servers import closed_port, ipv6_loopback
 
 SOA = "ns1.test. hostmaster.test. 2024010101 3600 600 86400 300"
 BIG = [f'"record number {i} of a TXT set larger than one UDP answer of 512 bytes"' for i in range(20)]
@@ -254,16 +253,7 @@ def test_on_uvloop_an_answer_and_a_closed_port_refused():
     assert (up.outcome, refused.outcome, refused.error_kind) == ("up", "down", "connect_refused")
 
 
-def _ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _ipv6(), reason="no ::1 on this machine")
+@pytest.mark.skipif(not ipv6_loopback(), reason="no ::1 on this machine")
 async def test_a_server_on_ipv6_loopback():
     async with dns_server("::1") as (port, _):
         t = dns_target(at(port, "api.test", host="::1"))

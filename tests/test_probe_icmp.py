@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,8 @@ from agent.clock import SystemClock
 from agent.config import ConfigError, parse_config
 from agent.probes import Capture, make_probe
 from agent.probes.icmp import access
+
+from .servers import ipv6_loopback
 
 ROOT = Path(__file__).resolve().parent.parent
 CAN_RAW = access.has_cap(Path("/proc/self/status").read_text())
@@ -36,18 +37,9 @@ async def probe(target, how=access.RAW):
         await p.close()
 
 
-def has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
 @pytest.mark.skipif(not CAN_RAW, reason="raw ICMP sockets need CAP_NET_RAW")
 @pytest.mark.parametrize("host", ["127.0.0.1", pytest.param("::1", marks=pytest.mark.skipif(
-    not has_ipv6_loopback(), reason="no IPv6 loopback here"))])
+    not ipv6_loopback(), reason="no IPv6 loopback here"))])
 async def test_echoes_to_the_loopback_are_up_with_their_rtt(host):
     r = await probe(icmp_target(host, ", packets: 3, spacing: 10ms"))
     assert (r.outcome, r.error_kind, r.error) == ("up", "", "")

@@ -26,3 +26,12 @@ def check_url(url: str) -> str | None:
     if port == 0:
         return "port 0 is not a valid port"
     return None
+
+
+def is_ip(host: str) -> bool:
+    """An IP literal (no name to resolve): 192.0.2.1, 2001:db8::1."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False

@@ -2,7 +2,6 @@
 apart, and the share of them that may be lost before the probe is down."""
 from __future__ import annotations
 
-import ipaddress
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -11,7 +10,7 @@ import yaml
 
 from ...schema import MISSING, Field, Reader, Section, choice, duration, integer, string
 from ...timeutil import parse_duration
-from ..addresses import HOST_NAME
+from ..addresses import HOST_NAME, is_ip
 from ..base import Target
 
 
@@ -31,20 +30,11 @@ class IcmpOptions:
 
     @property
     def literal(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host)
-            return True
-        except ValueError:
-            return False
+        return is_ip(self.host)
 
 
 def _host(value: str) -> str | None:
-    try:
-        ipaddress.ip_address(value)
-        return None
-    except ValueError:
-        pass
-    return None if HOST_NAME.fullmatch(value) else \
+    return None if is_ip(value) or HOST_NAME.fullmatch(value) else \
         f"must be a host name or an IP address such as api.example.com, 192.0.2.1 or 2001:db8::1, got {value!r}"
 
 

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import yaml
 
 from ...schema import MISSING, Field, Reader, Regex, Section, choice, regex, string
-from ..addresses import HOST_NAME
+from ..addresses import HOST_NAME, is_ip
 from ..tls import TLSOptions, read_tls
 
 _ADDRESS = re.compile(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9_.-]+):(\d{1,5})")
@@ -34,11 +34,7 @@ class TcpOptions:
 
     @property
     def literal(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host)
-            return True
-        except ValueError:
-            return False
+        return is_ip(self.host)
 
 
 def split_address(value: str) -> tuple[str, int] | None:
