@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from ..clock import Clock
 from ..config.model import PathSettings
 from ..ledger.journal import Record
+from ..probes.addresses import is_ip
 from ..probes.base import CONTROL_SERVICE, DOWN, Detail, ProbeResult, Target
 from .trace import trace
 
@@ -119,11 +120,8 @@ def follow(where: str, used: str, failed_at: float, settings: PathSettings) -> d
 def resolve(host: str) -> dict[str, Any]:
     if not host:
         return {"name": ""}
-    try:
-        ipaddress.ip_address(host)
+    if is_ip(host):
         return {"name": host, "addresses": [host]}
-    except ValueError:
-        pass
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError as exc:
